@@ -1,0 +1,140 @@
+/* sluice.h — the embeddable API of sluice, a Server-Sent Events hub speaking Mercure.
+ *
+ * This header is the whole contract of libsluice. A hub owns its worker threads (one libuv loop
+ * each), its listeners and its history. Every function returns 0 or a negative errno-style code;
+ * sl_strerror() turns a code into text. Unless a function says otherwise it may be called from
+ * any thread.
+ *
+ * Typical use:
+ *   sl_config_t cfg; sl_config_init(&cfg);
+ *   cfg.jwt_key = "secret";
+ *   sl_hub_t *hub; sl_hub_new(&cfg, &hub); sl_hub_start(hub);
+ *   ... sl_hub_publish(hub, &update, id, sizeof id) ...
+ *   sl_hub_shutdown(hub, 25.0, on_drained, NULL);   // drains every stream, then calls back
+ *   sl_hub_wait(hub); sl_hub_free(hub);
+ */
+#ifndef SLUICE_H
+#define SLUICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SL_BUILDING_LIBRARY)
+#define SL_EXTERN __attribute__((visibility("default")))
+#else
+#define SL_EXTERN
+#endif
+
+#define SL_VERSION_MAJOR 0
+#define SL_VERSION_MINOR 1
+#define SL_VERSION_PATCH 0
+
+#define SL_MAX_LISTEN 16
+
+/* Defaults of sl_config_t, each in the unit its field names. */
+#define SL_DEFAULT_LISTEN           "127.0.0.1:8080"
+#define SL_DEFAULT_HISTORY_SIZE     10000        /* events kept for resume */
+#define SL_DEFAULT_HEARTBEAT        15.0         /* seconds between keep-alive comments */
+#define SL_DEFAULT_MAX_QUEUE        4194304      /* bytes queued per subscriber */
+#define SL_DEFAULT_MAX_BODY         1048576      /* bytes of one publish body */
+#define SL_DEFAULT_WRITE_TIMEOUT    30.0         /* seconds a stalled write may last */
+#define SL_DEFAULT_HEADER_TIMEOUT   10.0         /* seconds to receive a request's headers */
+#define SL_DEFAULT_IDLE_TIMEOUT     60.0         /* seconds an idle keep-alive connection lives */
+#define SL_DEFAULT_DRAIN_DELAY      0.0          /* seconds of full service after a shutdown request */
+#define SL_DEFAULT_SHUTDOWN_TIMEOUT 25.0         /* seconds before remaining streams are forced */
+#define SL_DEFAULT_RECONNECT_SPREAD 5.0          /* seconds over which clients are told to come back */
+#define SL_DEFAULT_LINGER           2.0          /* seconds to wait for a client's FIN after ours */
+
+typedef struct sl_hub_s sl_hub_t;
+
+/* Configuration. Strings are borrowed: they must outlive sl_hub_new() only (the hub copies them). */
+typedef struct sl_config_s {
+  const char *listen[SL_MAX_LISTEN];  /* "HOST:PORT" or "[V6]:PORT"; none = SL_DEFAULT_LISTEN */
+  unsigned listen_count;
+  unsigned workers;                   /* loop threads; 0 = number of online cores */
+  const char *jwt_key;                /* HS256 key for publishers and subscribers */
+  const char *publisher_jwt_key;      /* overrides jwt_key for publishers */
+  const char *subscriber_jwt_key;     /* overrides jwt_key for subscribers */
+  const char *jwt_audience;           /* required "aud" member; NULL = not checked */
+  const char *jwt_issuer;             /* required "iss"; NULL = not checked */
+  int anonymous;                      /* 1: subscribers need no token */
+  size_t history_size;                /* events kept in memory for resume */
+  double heartbeat;                   /* seconds; 0 = no keep-alive comments */
+  size_t max_queue;                   /* bytes queued for one subscriber before it is cut */
+  size_t max_body;                    /* bytes of a publish body */
+  double write_timeout;               /* seconds a subscriber may stall a started write */
+  double header_timeout;              /* seconds to receive request headers (408 after) */
+  double idle_timeout;                /* seconds a keep-alive connection may sit idle */
+  double drain_delay;                 /* seconds of full service after shutdown begins */
+  double shutdown_timeout;            /* seconds before remaining streams are forced closed */
+  double reconnect_spread;            /* seconds: the final retry: is jittered over this */
+  double linger;                      /* seconds to wait for the client's FIN after ours */
+} sl_config_t;
+
+/* One update to publish. Strings are borrowed for the duration of the call. */
+typedef struct sl_update_s {
+  const char *const *topics;  /* first = canonical topic, others alternate; at least one */
+  size_t topic_count;
+  const char *data;           /* may be NULL */
+  size_t data_len;
+  const char *id;             /* NULL = the hub generates urn:uuid:... */
+  const char *type;           /* SSE event type, or NULL */
+  const char *retry;          /* ASCII digits, or NULL */
+  int is_private;             /* 1: only authorised subscribers receive it */
+} sl_update_t;
+
+/* What a drain did, passed to the shutdown callback. */
+typedef struct sl_drain_report_s {
+  uint64_t streams_drained;   /* subscribers that received the close frame and ended cleanly */
+  uint64_t connections_closed;/* all connections that ended during the drain */
+  uint64_t updates_flushed;   /* frames written during the drain */
+  uint64_t forced;            /* connections closed hard at the timeout */
+  double seconds;             /* from the shutdown request to the end */
+} sl_drain_report_t;
+
+/* Called once, on a hub thread, when the drain ended. Must not call sl_hub_free/sl_hub_wait. */
+typedef void (*sl_shutdown_cb)(sl_hub_t *hub, const sl_drain_report_t *report, void *arg);
+
+/* Fills *cfg with the SL_DEFAULT_* values. */
+SL_EXTERN void sl_config_init(sl_config_t *cfg);
+
+/* Creates a hub (nothing listens yet). -EINVAL with a bad configuration. */
+SL_EXTERN int sl_hub_new(const sl_config_t *cfg, sl_hub_t **hub);
+
+/* Binds the listeners (SO_REUSEPORT, one per worker) and starts the worker threads. */
+SL_EXTERN int sl_hub_start(sl_hub_t *hub);
+
+/* The port a started hub's listener i is bound to (useful with port 0), or a negative code. */
+SL_EXTERN int sl_hub_port(sl_hub_t *hub, unsigned i);
+
+/* Publishes an update, as a POST would. On success writes the id (NUL-terminated) into id.
+ * -EINVAL: the update breaks a protocol rule; -ESHUTDOWN: the hub is draining and takes no more
+ * updates; -ENOSPC: id_cap is too small. */
+SL_EXTERN int sl_hub_publish(sl_hub_t *hub, const sl_update_t *update, char *id, size_t id_cap);
+
+/* Starts the graceful drain: readiness goes down at once, after drain_delay the listeners close,
+ * every accepted update is delivered, each subscriber gets the final close frame and a clean end.
+ * Connections still open after timeout seconds are closed hard. cb (may be NULL) runs once when
+ * it is over. A second call forces the end at once. */
+SL_EXTERN int sl_hub_shutdown(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void *arg);
+
+/* Blocks until every worker thread has ended (after a shutdown). Returns 0 when no connection had
+ * to be forced, 1 when some were. */
+SL_EXTERN int sl_hub_wait(sl_hub_t *hub);
+
+/* Frees a hub that was never started or that sl_hub_wait() returned for. */
+SL_EXTERN void sl_hub_free(sl_hub_t *hub);
+
+/* Text for an error code returned by this API. */
+SL_EXTERN const char *sl_strerror(int err);
+
+SL_EXTERN const char *sl_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLUICE_H */

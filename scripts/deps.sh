@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what sluice needs from Debian packages (and npm for the browser/client tests),
+# only when missing: `dpkg -s` first, then one `apt-get install`. Groups: build, test, bench.
+set -euo pipefail
+want=(cmake pkg-config libuv1-dev node-llhttp libjwt-dev libjansson-dev libsystemd-dev curl)
+for g in "$@"; do
+  case "$g" in
+    build) ;;
+    test) want+=(libcmocka-dev nginx chromium iproute2 procps) ;;
+    bench) want+=(nginx libnginx-mod-nchan pushpin golang-go gnuplot-nox procps) ;;
+    *) echo "deps.sh: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${want[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The npm clients used by tests (eventsource, playwright-core), pinned by tests/package-lock.json.
+for g in "$@"; do
+  if [ "$g" = test ] && [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then
+    (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

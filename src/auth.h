@@ -1,0 +1,62 @@
+/* auth.h — JWT verification and minting (libjwt + jansson; the only files that know them are
+ * auth.c and this header). Verifies HMAC-signed tokens against the configured keys and extracts
+ * the topic selectors a token grants for publishing and subscribing, from the legacy
+ * {"mercure":{"publish":[...],"subscribe":[...]}} claim and from RFC 9396 authorization_details
+ * entries of type "https://mercure.rocks/authorization-detail".
+ */
+#ifndef SL_AUTH_H
+#define SL_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { SL_ROLE_PUBLISHER = 0, SL_ROLE_SUBSCRIBER = 1 } sl_role_t;
+
+typedef enum { SL_MATCH_EXACT = 0, SL_MATCH_ANY = 1 } sl_match_type_t;
+
+/* One topic selector a token grants: "*" becomes SL_MATCH_ANY. */
+typedef struct sl_selector_s {
+  sl_match_type_t type;
+  char *match;        /* owned, NUL-terminated */
+  size_t len;
+} sl_selector_t;
+
+/* What a verified token grants. Owns its arrays and strings. */
+typedef struct sl_claims_s {
+  sl_selector_t *publish;
+  size_t publish_count;
+  sl_selector_t *subscribe;
+  size_t subscribe_count;
+  int64_t exp;        /* seconds since the epoch; 0 when the token has none */
+} sl_claims_t;
+
+typedef struct sl_auth_s sl_auth_t;
+
+/* Keys may be NULL (that role then cannot authenticate). audience/issuer NULL = not checked.
+ * Copies every string. 0 or -ENOMEM. */
+int sl_auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
+                const char *audience, const char *issuer);
+void sl_auth_free(sl_auth_t *auth);
+
+/* Verifies token (len bytes, not NUL-terminated) for role at time now (seconds since the epoch).
+ * 0 and *claims filled; -EACCES for any invalid token (bad signature, alg not HS256/HS384/HS512,
+ * typ other than JWT/at+jwt/application/at+jwt when present, expired, not yet valid (nbf), wrong
+ * aud/iss when configured, malformed claims, unsupported match_type) with *why a short reason for
+ * logs; -ENOKEY when no key is configured for role. */
+int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
+                   int64_t now, sl_claims_t *claims, const char **why);
+
+void sl_claims_free(sl_claims_t *claims);
+
+/* 1 when one of the n selectors matches topic (exact bytes, or "*"). */
+int sl_selectors_match(const sl_selector_t *sel, size_t n, const char *topic, size_t topic_len);
+
+/* Mints an HS256 token ("typ":"at+jwt") granting publish on publish[] and subscribe on
+ * subscribe[] (as authorization_details and, for older clients, the legacy mercure claim), with
+ * iat, exp = now + exp_seconds (0 = no exp), sub, jti, and aud/iss when given. *out is malloc'ed.
+ * 0, -EINVAL or -ENOMEM. */
+int sl_token_mint(const char *key, const char *const *publish, size_t npublish,
+                  const char *const *subscribe, size_t nsubscribe, int64_t exp_seconds,
+                  const char *audience, const char *issuer, char **out);
+
+#endif
