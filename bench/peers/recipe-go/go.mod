@@ -1,0 +1,3 @@
+module sluice/bench/recipe
+
+go 1.19
