@@ -1,6 +1,7 @@
 /* validate.h — the character and value rules of the Mercure protocol for topics, matchers, ids,
- * event types and retry values. Pure functions; each returns 0 or -EINVAL and, on -EINVAL, points
- * *why at a static sentence a user can act on (e.g. "topic contains a control character").
+ * event types and retry values. Pure functions; each returns 0 or a negative errno (-EINVAL unless
+ * said otherwise) and then points *why at a static sentence a user can act on (e.g. "topic
+ * contains a control or format character").
  */
 #ifndef SL_VALIDATE_H
 #define SL_VALIDATE_H
@@ -15,9 +16,12 @@ int sl_utf8_valid(const char *s, size_t len);
 int sl_check_text(const char *s, size_t len, const char **why);
 
 /* A topic to publish to: non-empty, sl_check_text, not exactly "*", and not addressing the
- * reserved hub namespace: resolved against "/.well-known/mercure" as the base URL, with
- * dot-segments removed and percent-encoded unreserved characters decoded, its path must not be
- * "/.well-known/mercure" nor begin with "/.well-known/mercure/". */
+ * reserved hub namespace: resolved against "https://<hub>/.well-known/mercure" as the base URL
+ * (WHATWG URL parsing, as far as the path), with dot-segments removed and percent-encoded
+ * unreserved characters decoded, its path must not be "/.well-known/mercure" nor begin with
+ * "/.well-known/mercure/". So "mercure/x", "?q" and "#f" are refused (they resolve to the hub's
+ * path or under it) and "urn:uuid:..." is accepted. -ENOMEM (only long topics allocate) is
+ * not the topic's fault. */
 int sl_check_topic(const char *s, size_t len, const char **why);
 
 /* A subscription matcher value (the "match"/"topic" query parameter): non-empty, sl_check_text. */
@@ -29,7 +33,8 @@ int sl_check_id(const char *s, size_t len, const char **why);
 /* An event type: sl_check_text, not "mercure" (reserved for the hub). */
 int sl_check_type(const char *s, size_t len, const char **why);
 
-/* A retry value: one or more ASCII digits, at most 10. */
+/* A retry value: one or more ASCII digits (else -EINVAL), at most 10 of them (else -E2BIG: the
+ * spec answers a field over an implementation limit with 413, not 400). */
 int sl_check_retry(const char *s, size_t len, const char **why);
 
 #endif
