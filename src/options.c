@@ -168,12 +168,14 @@ static int own(sl_options_t *opt, const char *s, size_t len, const char **out) {
   return 0;
 }
 
-/* Digits only, no sign, no spaces: strtoull would accept " -1" and wrap it. */
+/* Digits only, no sign, no spaces: strtoull would accept " -1" and wrap it. -EINVAL for a
+ * non-number (checked first, so "999...9x" is called what it is), -ERANGE above max. */
 static int parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out) {
   uint64_t v = 0;
   if (len == 0) return -EINVAL;
-  for (size_t i = 0; i < len; i++) {
+  for (size_t i = 0; i < len; i++)
     if (s[i] < '0' || s[i] > '9') return -EINVAL;
+  for (size_t i = 0; i < len; i++) {
     unsigned d = (unsigned)(s[i] - '0');
     if (v > (UINT64_MAX - d) / 10) return -ERANGE;
     v = v * 10 + d;
@@ -742,19 +744,22 @@ void sl_options_usage(FILE *out) {
     print_wrapped(out, left, text);
   }
   fputs("\n"
-        "SECONDS may have decimals (0.5). BYTES is an integer with an optional K, M or G suffix\n"
-        "(powers of 1024). Every flag except --help and --version can also be set:\n"
-        "  - in the environment as SLUICE_<NAME>, the flag's name in capitals with '-' as '_'\n"
+        "SECONDS may have decimals (0.5). BYTES is an integer with an optional K, M or G\n"
+        "suffix (powers of 1024). Every flag but --help and --version can also be set:\n"
+        "  - in the environment as SLUICE_<NAME>, the name in capitals with '-' as '_'\n"
         "    (SLUICE_JWT_KEY, SLUICE_HISTORY_SIZE); an empty variable counts as unset;\n"
-        "  - in the config file (--config FILE or SLUICE_CONFIG), one 'name = value' or\n"
-        "    'name value' per line, the name being the flag without dashes (jwt-key = secret);\n"
-        "    lines starting with # are comments; quotes around a value are removed.\n"
-        "On/off settings take 1/0, true/false, yes/no or on/off there. Listen addresses may be\n"
-        "comma-separated. Flags win over the environment, which wins over the config file.\n"
+        "  - in the config file (--config FILE or SLUICE_CONFIG): one 'name = value' or\n"
+        "    'name value' per line, the name being the flag without dashes\n"
+        "    (jwt-key = secret); lines starting with # are comments; quotes around a\n"
+        "    value are removed.\n"
+        "On/off settings take 1/0, true/false, yes/no or on/off there. Listen addresses\n"
+        "may be comma-separated. Flags win over the environment, which wins over the\n"
+        "config file.\n"
         "\n"
         "sluice token: print a signed token for testing and development.\n"
-        "  --key KEY            signing key (default: $SLUICE_PUBLISHER_JWT_KEY for publish,\n"
-        "                       $SLUICE_SUBSCRIBER_JWT_KEY for subscribe, else $SLUICE_JWT_KEY)\n"
+        "  --key KEY            signing key (default: $SLUICE_PUBLISHER_JWT_KEY when\n"
+        "                       publishing is granted, $SLUICE_SUBSCRIBER_JWT_KEY when\n"
+        "                       only subscribing is, else $SLUICE_JWT_KEY)\n"
         "  --publish TOPIC      grant publishing to TOPIC (\"*\" = any); repeatable\n"
         "  --subscribe TOPIC    grant subscribing to TOPIC (\"*\" = any); repeatable\n"
         "  --exp SECONDS        lifetime; 0 = never expires (default 3600)\n"
