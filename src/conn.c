@@ -1,0 +1,409 @@
+/* conn.c — one client connection: reading into the worker's shared buffer and feeding the HTTP
+ * parser, the output queue of frame references written with one sendmsg per loop turn, slow
+ * consumer eviction, timeouts, and the clean end (whole frames, chunked terminator, FIN, then
+ * wait for the client's FIN so it never sees a reset). A connection is freed only in its poll
+ * handle's close callback. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "hub.h"
+#include "log.h"
+#include "server.h"
+
+#define IOV_BATCH 1024               /* frames per sendmsg */
+#define READS_PER_TURN 16
+#define PIPELINE_QUEUE_LIMIT (1 << 20) /* stop reading a client that does not read its answers */
+
+enum {
+  SL_CONN_POLL_R = 1 << 16,
+  SL_CONN_POLL_W = 1 << 17,
+  SL_CONN_TERMINATED = 1 << 18,  /* the chunked terminator is queued */
+  SL_CONN_READ_EOF = 1 << 19,    /* the client half-closed */
+};
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static void conn_poll_update(sl_conn_t *c) {
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  int want = 0;
+  if (!(c->flags & (SL_CONN_READ_PAUSED | SL_CONN_READ_EOF)))
+    want |= UV_READABLE;
+  if (c->flags & SL_CONN_WANT_WRITE)
+    want |= UV_WRITABLE;
+  int have = ((c->flags & SL_CONN_POLL_R) ? UV_READABLE : 0) |
+             ((c->flags & SL_CONN_POLL_W) ? UV_WRITABLE : 0);
+  if (want == have)
+    return;
+  c->flags &= ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W);
+  if (want == 0) {
+    uv_poll_stop(&c->poll);
+    return;
+  }
+  c->flags |= ((want & UV_READABLE) ? SL_CONN_POLL_R : 0) | ((want & UV_WRITABLE) ? SL_CONN_POLL_W : 0);
+  uv_poll_start(&c->poll, want, on_poll);
+}
+
+void sl_conn_accept(sl_worker_t *w, int fd) {
+  sl_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL || uv_poll_init_socket(&w->loop, &c->poll, fd)) {
+    sl_log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", w->index);
+    free(c);
+    close(fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->poll.data = c;
+  c->worker = w;
+  c->fd = fd;
+  c->last_write = sl_worker_now(w);
+  c->deadline = c->last_write + (uint64_t)(w->hub->cfg.header_timeout * 1000);
+  sl__http_conn_init(c);
+  c->next = w->conns;
+  if (w->conns)
+    w->conns->prev = c;
+  w->conns = c;
+  w->conn_count++;
+  sl_metric_add(&w->metrics.connections, 1);
+  sl_metric_add(&w->metrics.accepted_total, 1);
+  conn_poll_update(c);
+}
+
+static void on_closed(uv_handle_t *h) {
+  sl_conn_t *c = h->data;
+  sl_worker_t *w = c->worker;
+  close(c->fd);
+  for (uint32_t i = 0; i < c->q_len; i++)
+    sl_frame_unref(c->q[(c->q_head + i) % c->q_cap]);
+  free(c->q);
+  sl__http_request_free(c);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    w->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  w->conn_count--;
+  sl_metric_sub(&w->metrics.connections, 1);
+  free(c);
+  sl__worker_conn_gone(w);
+}
+
+void sl_conn_close(sl_conn_t *c) {
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  c->flags |= SL_CONN_CLOSING;
+  if (c->sub) {
+    sl_broker_remove(&c->worker->broker, c->sub);
+    c->sub = NULL;
+    sl_metric_sub(&c->worker->metrics.subscribers, 1);
+  }
+  if ((c->flags & SL_CONN_HARD_CLOSE) && c->q_len > 0) {
+    /* Unsent output: reset rather than leave the client a truncated frame it might trust. */
+    struct linger lg = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  uv_close((uv_handle_t *)&c->poll, on_closed);
+}
+
+static void flush_list_add(sl_conn_t *c) {
+  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_WANT_WRITE | SL_CONN_CLOSING))
+    return;
+  c->flags |= SL_CONN_IN_FLUSH;
+  c->next_flush = c->worker->flush_head;
+  c->worker->flush_head = c;
+}
+
+static int queue_push(sl_conn_t *c, sl_frame_t *f) {
+  if (c->q_len == c->q_cap) {
+    uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
+    sl_frame_t **q = malloc(cap * sizeof *q);
+    if (q == NULL)
+      return -ENOMEM;
+    for (uint32_t i = 0; i < c->q_len; i++)
+      q[i] = c->q[(c->q_head + i) % c->q_cap];
+    free(c->q);
+    c->q = q;
+    c->q_cap = cap;
+    c->q_head = 0;
+  }
+  c->q[(c->q_head + c->q_len) % c->q_cap] = sl_frame_ref(f);
+  c->q_len++;
+  size_t len;
+  sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
+  c->q_bytes += len;
+  flush_list_add(c);
+  return 0;
+}
+
+/* Slow consumer: drop what it has not started to receive, finish the frame it is in the middle
+ * of, then end the stream; it resumes from history with its Last-Event-ID. */
+static void conn_evict(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
+  uint32_t keep = (c->q_len > 0 && c->q_off > 0) ? 1 : 0;
+  for (uint32_t i = keep; i < c->q_len; i++) {
+    sl_frame_t *f = c->q[(c->q_head + i) % c->q_cap];
+    size_t len;
+    sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
+    c->q_bytes -= len;
+    sl_frame_unref(f);
+  }
+  c->q_len = keep;
+  c->flags |= SL_CONN_EVICTED;
+  sl_metric_add(&w->metrics.slow_disconnects_total, 1);
+  sl_log(SL_LOG_INFO, "worker %u: slow subscriber cut at --max-queue %zu bytes; it can resume "
+         "with its Last-Event-ID", w->index, w->hub->cfg.max_queue);
+  sl_conn_end(c);
+}
+
+int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
+  if (c->flags & (SL_CONN_CLOSING | SL_CONN_EVICTED | SL_CONN_TERMINATED | SL_CONN_FIN_SENT))
+    return -EPIPE;
+  if ((c->flags & SL_CONN_STREAM) && f->seq > 0) {
+    size_t len;
+    sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
+    if (c->q_bytes + len > c->worker->hub->cfg.max_queue) {
+      conn_evict(c);
+      return -ENOBUFS;
+    }
+  }
+  if (queue_push(c, f)) {
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl_conn_close(c);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
+  sl_frame_t *f = sl_frame_raw(bytes, len);
+  if (f == NULL) {
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl_conn_close(c);
+    return -ENOMEM;
+  }
+  int r = sl_conn_send(c, f);
+  sl_frame_unref(f);
+  return r;
+}
+
+/* Everything queued is written. */
+static void conn_queue_empty(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
+  if (c->flags & SL_CONN_CLOSE_AFTER) {
+    if (c->flags & SL_CONN_FIN_SENT)
+      return;
+    c->flags |= SL_CONN_FIN_SENT | SL_CONN_PARSER_PAUSED;
+    if ((c->flags & (SL_CONN_DRAINING | SL_CONN_STREAM)) == (SL_CONN_DRAINING | SL_CONN_STREAM))
+      sl_metric_add(&w->metrics.drained_total, 1);
+    if (c->flags & SL_CONN_READ_EOF) {
+      sl_conn_close(c);
+      return;
+    }
+    /* Our FIN now; the socket is closed when the client's FIN arrives or the linger passes. */
+    shutdown(c->fd, SHUT_WR);
+    c->flags &= ~(uint32_t)SL_CONN_READ_PAUSED;
+    c->deadline = sl_worker_now(w) + (uint64_t)(w->hub->cfg.linger * 1000);
+    conn_poll_update(c);
+    return;
+  }
+  if (!(c->flags & SL_CONN_STREAM) && (c->flags & SL_CONN_READ_PAUSED)) {
+    c->flags &= ~(uint32_t)SL_CONN_READ_PAUSED;
+    conn_poll_update(c);
+  }
+}
+
+/* One sendmsg of as many queued frames as fit in one iovec batch. */
+static void conn_write(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
+  struct iovec iov[IOV_BATCH];
+  int chunked = (c->flags & SL_CONN_CHUNKED) != 0;
+  uint32_t n = c->q_len < IOV_BATCH ? c->q_len : IOV_BATCH;
+  for (uint32_t i = 0; i < n; i++) {
+    size_t len;
+    const char *p = sl_frame_bytes(c->q[(c->q_head + i) % c->q_cap], chunked, &len);
+    if (i == 0) {
+      p += c->q_off;
+      len -= c->q_off;
+    }
+    iov[i].iov_base = (void *)p;
+    iov[i].iov_len = len;
+  }
+  struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+  ssize_t sent;
+  do
+    sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      c->flags |= SL_CONN_WANT_WRITE;
+      conn_poll_update(c);
+      return;
+    }
+    /* The client is gone (EPIPE, ECONNRESET): nothing more can reach it. */
+    sl_conn_close(c);
+    return;
+  }
+  size_t left = (size_t)sent;
+  uint64_t delivered = 0;
+  c->q_bytes -= left;
+  sl_metric_add(&w->metrics.bytes_out_total, left);
+  while (left > 0) {
+    sl_frame_t *f = c->q[c->q_head];
+    size_t len;
+    sl_frame_bytes(f, chunked, &len);
+    size_t rest = len - c->q_off;
+    if (left < rest) {
+      c->q_off += (uint32_t)left;
+      break;
+    }
+    left -= rest;
+    c->q_off = 0;
+    if (f->seq > 0)
+      delivered++;
+    sl_frame_unref(f);
+    c->q_head = (c->q_head + 1) % c->q_cap;
+    c->q_len--;
+  }
+  if (delivered) {
+    sl_metric_add(&w->metrics.delivered_total, delivered);
+    if (w->draining)
+      sl_metric_add(&w->drain_flushed, delivered);
+  }
+  c->last_write = sl_worker_now(w);
+  if (c->q_len > 0) {
+    /* Kernel buffer full, or more than one batch: the rest goes when the socket is writable. */
+    c->flags |= SL_CONN_WANT_WRITE;
+    conn_poll_update(c);
+    return;
+  }
+  if (c->flags & SL_CONN_WANT_WRITE) {
+    c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
+    conn_poll_update(c);
+  }
+  conn_queue_empty(c);
+}
+
+void sl_worker_flush(sl_worker_t *w) {
+  while (w->flush_head) {
+    sl_conn_t *c = w->flush_head;
+    w->flush_head = c->next_flush;
+    c->next_flush = NULL;
+    c->flags &= ~(uint32_t)SL_CONN_IN_FLUSH;
+    if (c->flags & (SL_CONN_CLOSING | SL_CONN_WANT_WRITE))
+      continue;
+    if (c->q_len > 0)
+      conn_write(c);
+    else
+      conn_queue_empty(c);
+  }
+}
+
+void sl_conn_end(sl_conn_t *c) {
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  c->flags |= SL_CONN_CLOSE_AFTER | SL_CONN_PARSER_PAUSED;
+  if ((c->flags & (SL_CONN_STREAM | SL_CONN_CHUNKED)) == (SL_CONN_STREAM | SL_CONN_CHUNKED) &&
+      !(c->flags & SL_CONN_TERMINATED)) {
+    queue_push(c, &sl_frame_terminator);
+    c->flags |= SL_CONN_TERMINATED;
+  }
+  flush_list_add(c);
+}
+
+static void conn_read(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
+  for (int i = 0; i < READS_PER_TURN; i++) {
+    ssize_t n = recv(c->fd, w->read_buf, 64 * 1024, 0);
+    if (n > 0) {
+      if (c->flags & (SL_CONN_PARSER_PAUSED | SL_CONN_FIN_SENT))
+        continue; /* a stream's client has nothing more to say; waiting for its FIN */
+      sl__http_feed(c, w->read_buf, (size_t)n);
+      if (c->flags & SL_CONN_CLOSING)
+        return;
+      if (!(c->flags & SL_CONN_STREAM) && c->q_bytes > PIPELINE_QUEUE_LIMIT) {
+        c->flags |= SL_CONN_READ_PAUSED;
+        conn_poll_update(c);
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      /* The client's FIN. After ours, or on a stream, the connection is over; a request
+       * half-closed by its client still gets its answer first. */
+      if ((c->flags & (SL_CONN_FIN_SENT | SL_CONN_STREAM)) || (c->q_len == 0 && c->req == NULL)) {
+        sl_conn_close(c);
+        return;
+      }
+      c->flags |= SL_CONN_READ_EOF;
+      sl__http_feed_eof(c);
+      if (!(c->flags & SL_CONN_CLOSING))
+        sl_conn_end(c);
+      conn_poll_update(c);
+      return;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      sl_conn_close(c);
+    return;
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  sl_conn_t *c = h->data;
+  sl_worker_t *w = c->worker;
+  if (status < 0) {
+    sl_conn_close(c);
+  } else {
+    if ((events & UV_WRITABLE) && (c->flags & SL_CONN_WANT_WRITE)) {
+      c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
+      if (c->q_len > 0)
+        conn_write(c);
+      else
+        conn_queue_empty(c);
+    }
+    if ((events & (UV_READABLE | UV_DISCONNECT)) && !(c->flags & SL_CONN_CLOSING))
+      conn_read(c);
+  }
+  sl_worker_flush(w);
+}
+
+void sl_conn_sweep(sl_conn_t *c, uint64_t now) {
+  const sl_config_t *cfg = &c->worker->hub->cfg;
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  if (c->flags & SL_CONN_FIN_SENT) {
+    if (now >= c->deadline)
+      sl_conn_close(c);
+    return;
+  }
+  if ((c->flags & SL_CONN_WANT_WRITE) && cfg->write_timeout > 0 &&
+      now - c->last_write > (uint64_t)(cfg->write_timeout * 1000)) {
+    sl_log(SL_LOG_INFO, "worker %u: closing a connection whose writes stalled for %.0f s",
+           c->worker->index, cfg->write_timeout);
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl_conn_close(c);
+    return;
+  }
+  if (c->flags & SL_CONN_STREAM) {
+    if (c->token_exp && now >= c->token_exp && !(c->flags & SL_CONN_CLOSE_AFTER)) {
+      sl_conn_end(c); /* the token expired: the client must come back with a fresh one */
+      return;
+    }
+    if (cfg->heartbeat > 0 && c->q_len == 0 && !(c->flags & SL_CONN_CLOSE_AFTER) &&
+        now - c->last_write >= (uint64_t)(cfg->heartbeat * 1000))
+      sl_conn_send(c, &sl_frame_heartbeat);
+    return;
+  }
+  if (c->deadline && now >= c->deadline && !(c->flags & SL_CONN_CLOSE_AFTER))
+    sl__http_timeout(c);
+}

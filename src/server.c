@@ -1,0 +1,432 @@
+/* server.c — worker threads: one libuv loop each, with its own SO_REUSEPORT listeners, the accept
+ * loop, the inbox that brings published frames in global order, the periodic sweep (timeouts,
+ * heartbeats) and the worker's part of a graceful drain. Connection I/O itself is in conn.c. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hub.h"
+#include "log.h"
+
+#define READ_BUF_SIZE (64 * 1024)
+#define ACCEPTS_PER_TURN 256
+#define SWEEP_MS 250
+
+static void drain_begin(sl_worker_t *w);
+static void worker_check_done(sl_worker_t *w);
+
+uint64_t sl_worker_now(const sl_worker_t *w) {
+  return uv_now(&w->loop);
+}
+
+/* "HOST:PORT", "[V6]:PORT" or "localhost:PORT" into a socket address. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss) {
+  char host[128];
+  const char *colon = strrchr(spec, ':');
+  if (colon == NULL || colon == spec)
+    return -EINVAL;
+  size_t hlen = (size_t)(colon - spec);
+  if (hlen >= sizeof host)
+    return -EINVAL;
+  memcpy(host, spec, hlen);
+  host[hlen] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535)
+    return -EINVAL;
+  if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+    host[hlen - 1] = '\0';
+    return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) ? -EINVAL : 0;
+  }
+  if (strcmp(host, "localhost") == 0)
+    strcpy(host, "127.0.0.1");
+  return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) ? -EINVAL : 0;
+}
+
+static int bind_listener(struct sockaddr_storage *ss, char *err, size_t errlen, const char *spec) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    goto fail;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one))
+    goto fail_fd;
+  if (ss->ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  if (bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096))
+    goto fail_fd;
+  /* With port 0 the first worker's port is what every other worker binds. */
+  if (getsockname(fd, (struct sockaddr *)ss, &len))
+    goto fail_fd;
+  return fd;
+fail_fd:;
+  int e = errno;
+  close(fd);
+  errno = e;
+fail:
+  snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(errno));
+  return -errno;
+}
+
+static void on_accept(uv_poll_t *h, int status, int events) {
+  sl_worker_t *w = h->loop->data;
+  (void)events;
+  if (status < 0)
+    return;
+  int fd = -1;
+  for (int n = 0; n < ACCEPTS_PER_TURN; n++) {
+    fd = accept4(*(int *)h->data, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      sl_conn_accept(w, fd);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+      continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      /* Keep serving the connections we have; try again at the next sweep. */
+      sl_metric_add(&w->metrics.emfile_total, 1);
+      if (!w->emfile_logged)
+        sl_log(SL_LOG_WARN, "worker %u: accept: %s; pausing accept, existing connections keep "
+               "being served (raise the open-files limit)", w->index, strerror(errno));
+      w->emfile_logged = 1;
+      w->accept_paused = 1;
+      for (unsigned i = 0; i < w->listen_count; i++)
+        uv_poll_stop(&w->listeners[i]);
+    }
+    break;
+  }
+  sl_worker_flush(w);
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, size_t errlen) {
+  memset(w, 0, sizeof *w);
+  w->hub = hub;
+  w->index = index;
+  for (unsigned i = 0; i < SL_MAX_LISTEN; i++)
+    w->listen_fds[i] = -1;
+  int r = uv_loop_init(&w->loop);
+  if (r)
+    goto fail;
+  w->loop.data = w;
+  r = -ENOMEM;
+  w->read_buf = malloc(READ_BUF_SIZE);
+  if (w->read_buf == NULL || sl_broker_init(&w->broker))
+    goto fail_loop;
+  if ((r = uv_mutex_init(&w->inbox_lock)))
+    goto fail_loop;
+  if ((r = uv_async_init(&w->loop, &w->wakeup, NULL)))
+    goto fail_mutex;
+  if ((r = uv_timer_init(&w->loop, &w->sweep)))
+    goto fail_mutex;
+  for (unsigned i = 0; i < hub->cfg.listen_count; i++) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (parse_listen(hub->cfg.listen[i], &ss)) {
+      snprintf(err, errlen, "bad listen address '%s' (want HOST:PORT or [V6]:PORT)", hub->cfg.listen[i]);
+      r = -EINVAL;
+      goto fail_mutex;
+    }
+    if (index > 0) {
+      /* Bind to the port worker 0 got (differs from the spec only with port 0). */
+      int port = sl_worker_port(&hub->workers[0], i);
+      if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+      else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    }
+    int fd = bind_listener(&ss, err, errlen, hub->cfg.listen[i]);
+    if (fd < 0) {
+      r = fd;
+      goto fail_mutex;
+    }
+    w->listen_fds[i] = fd;
+    w->listen_count = i + 1;
+    if ((r = uv_poll_init_socket(&w->loop, &w->listeners[i], fd)))
+      goto fail_mutex;
+    w->listeners[i].data = &w->listen_fds[i];
+  }
+  w->listeners_open = 1;
+  return 0;
+fail_mutex:
+  uv_mutex_destroy(&w->inbox_lock);
+fail_loop:
+  for (unsigned i = 0; i < w->listen_count; i++)
+    if (w->listen_fds[i] >= 0)
+      close(w->listen_fds[i]);
+  w->listen_count = 0;
+  /* Handles initialised on the loop must be closed before the loop can be. */
+  uv_walk(&w->loop, close_walk, NULL);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&w->loop);
+  sl_broker_destroy(&w->broker);
+  free(w->read_buf);
+  w->read_buf = NULL;
+fail:
+  if (!err[0])
+    snprintf(err, errlen, "worker %u: %s", index, uv_strerror(r));
+  return r;
+}
+
+int sl_worker_port(const sl_worker_t *w, unsigned i) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (i >= w->listen_count || getsockname(w->listen_fds[i], (struct sockaddr *)&ss, &len))
+    return -EINVAL;
+  if (ss.ss_family == AF_INET6)
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int sl_worker_post(sl_worker_t *w, sl_msg_kind_t kind, sl_frame_t *frame) {
+  uv_mutex_lock(&w->inbox_lock);
+  if (w->inbox_len == w->inbox_cap) {
+    size_t cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
+    sl_msg_t *m = realloc(w->inbox, cap * sizeof *m);
+    if (m == NULL) {
+      uv_mutex_unlock(&w->inbox_lock);
+      return -ENOMEM;
+    }
+    w->inbox = m;
+    w->inbox_cap = cap;
+  }
+  int was_empty = w->inbox_len == 0;
+  w->inbox[w->inbox_len].kind = kind;
+  w->inbox[w->inbox_len].frame = frame;
+  w->inbox_len++;
+  uv_mutex_unlock(&w->inbox_lock);
+  return was_empty;
+}
+
+void sl_worker_wake(sl_worker_t *w) {
+  uv_async_send(&w->wakeup);
+}
+
+static void deliver(sl_sub_t *sub, sl_frame_t *f, void *arg) {
+  (void)arg;
+  sl_conn_send(sub->conn, f);
+}
+
+static void force_close_all(sl_worker_t *w) {
+  for (sl_conn_t *c = w->conns; c; c = c->next) {
+    if (c->flags & SL_CONN_CLOSING)
+      continue;
+    atomic_fetch_add(&w->hub->shutdown.forced, 1);
+    sl_metric_add(&w->metrics.forced_total, 1);
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl_conn_close(c);
+  }
+}
+
+static void on_wakeup(uv_async_t *h) {
+  sl_worker_t *w = h->loop->data;
+  uv_mutex_lock(&w->inbox_lock);
+  sl_msg_t *msgs = w->inbox;
+  size_t n = w->inbox_len;
+  size_t cap = w->inbox_cap;
+  w->inbox = w->spare;
+  w->inbox_cap = w->spare_cap;
+  w->inbox_len = 0;
+  uv_mutex_unlock(&w->inbox_lock);
+
+  int drain = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].kind == SL_MSG_DRAIN) {
+      drain = 1;
+      continue;
+    }
+    sl_frame_t *f = msgs[i].frame;
+    w->dispatched_seq = f->seq;
+    sl_broker_dispatch(&w->broker, f, deliver, NULL);
+    sl_frame_unref(f);
+  }
+  w->spare = msgs;
+  w->spare_cap = cap;
+  if (drain && !w->draining)
+    drain_begin(w);
+  if (atomic_load(&w->hub->shutdown.force_requested) && !w->stopping)
+    force_close_all(w);
+  sl_worker_flush(w);
+  if (w->draining)
+    worker_check_done(w);
+}
+
+static void on_sweep(uv_timer_t *t) {
+  sl_worker_t *w = t->loop->data;
+  uint64_t now = uv_now(&w->loop);
+  sl_conn_t *next;
+  for (sl_conn_t *c = w->conns; c; c = next) {
+    next = c->next;
+    sl_conn_sweep(c, now);
+  }
+  if (w->accept_paused && w->listeners_open) {
+    w->accept_paused = 0;
+    for (unsigned i = 0; i < w->listen_count; i++)
+      uv_poll_start(&w->listeners[i], UV_READABLE, on_accept);
+  }
+  if (now - w->resume_window_start >= 1000) {
+    uint64_t total = sl_metric_get(&w->metrics.resumes_total);
+    atomic_store_explicit(&w->metrics.resumes_last_second, total - w->resume_window_base,
+                          memory_order_relaxed);
+    w->resume_window_base = total;
+    w->resume_window_start = now;
+  }
+  sl_worker_flush(w);
+}
+
+static void close_listeners(sl_worker_t *w) {
+  if (!w->listeners_open)
+    return;
+  w->listeners_open = 0;
+  for (unsigned i = 0; i < w->listen_count; i++)
+    uv_close((uv_handle_t *)&w->listeners[i], NULL);
+}
+
+static void on_listener_closed_fds(sl_worker_t *w) {
+  for (unsigned i = 0; i < w->listen_count; i++) {
+    if (w->listen_fds[i] >= 0)
+      close(w->listen_fds[i]);
+    w->listen_fds[i] = -1;
+  }
+}
+
+/* The hub stopped taking updates and every accepted one is already dispatched (the drain message
+ * came after them): close the listeners, give each stream its final frame, end idle connections. */
+static void drain_begin(sl_worker_t *w) {
+  w->draining = 1;
+  close_listeners(w);
+  double spread = w->hub->cfg.reconnect_spread;
+  sl_conn_t *next;
+  for (sl_conn_t *c = w->conns; c; c = next) {
+    next = c->next;
+    if (c->flags & SL_CONN_CLOSING)
+      continue;
+    if (c->flags & SL_CONN_STREAM) {
+      if (!(c->flags & SL_CONN_EVICTED)) {
+        /* Jitter the reconnect over the spread so clients do not all come back at once. */
+        unsigned ms = 0;
+        if (spread > 0)
+          ms = (unsigned)((double)(rand_r(&w->jitter_seed) % 1000000) / 1000000.0 * spread * 1000.0) + 1;
+        char buf[96];
+        int len = snprintf(buf, sizeof buf, "retry: %u\nevent: close\ndata: server_shutdown\n\n", ms);
+        sl_frame_t *f = sl_frame_chunk(buf, (size_t)len);
+        c->flags |= SL_CONN_DRAINING;
+        if (f) {
+          sl_conn_send(c, f);
+          sl_frame_unref(f);
+        }
+      }
+      sl_conn_end(c);
+    } else if (c->req == NULL && c->q_len == 0) {
+      sl_conn_end(c);
+    } else {
+      c->flags |= SL_CONN_CLOSE_AFTER;
+    }
+  }
+}
+
+static void stop_handles(sl_worker_t *w) {
+  if (w->stopping)
+    return;
+  w->stopping = 1;
+  close_listeners(w);
+  uv_close((uv_handle_t *)&w->sweep, NULL);
+  uv_close((uv_handle_t *)&w->wakeup, NULL);
+}
+
+/* Called when a connection ends or a drain step ran: the worker is done once draining and empty. */
+static void worker_check_done(sl_worker_t *w) {
+  if (!w->draining || w->done || w->conn_count > 0)
+    return;
+  w->done = 1;
+  sl__shutdown_worker_done(w->hub);
+}
+
+void sl__worker_conn_gone(sl_worker_t *w) {
+  if (w->draining)
+    worker_check_done(w);
+}
+
+static void on_stop_request(sl_worker_t *w) {
+  if (atomic_load(&w->hub->shutdown.state) == SL_SHUTDOWN_DONE && w->done)
+    stop_handles(w);
+}
+
+static void worker_main(void *arg) {
+  sl_worker_t *w = arg;
+  char name[16];
+  snprintf(name, sizeof name, "sluice-w%u", w->index);
+  pthread_setname_np(pthread_self(), name);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  on_listener_closed_fds(w);
+}
+
+static void on_wakeup_or_stop(uv_async_t *h) {
+  sl_worker_t *w = h->loop->data;
+  on_wakeup(h);
+  on_stop_request(w);
+}
+
+int sl_worker_start(sl_worker_t *w) {
+  int r;
+  w->wakeup.async_cb = on_wakeup_or_stop;
+  w->resume_window_start = uv_now(&w->loop);
+  w->jitter_seed = (unsigned)(uv_hrtime() ^ (w->index * 2654435761u));
+  for (unsigned i = 0; i < w->listen_count; i++)
+    if ((r = uv_poll_start(&w->listeners[i], UV_READABLE, on_accept)))
+      return r;
+  if ((r = uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS)))
+    return r;
+  if ((r = uv_thread_create(&w->thread, worker_main, w)))
+    return r;
+  w->thread_started = 1;
+  return 0;
+}
+
+void sl_worker_join(sl_worker_t *w) {
+  if (w->thread_started) {
+    uv_thread_join(&w->thread);
+    w->thread_started = 0;
+  }
+}
+
+void sl_worker_destroy(sl_worker_t *w) {
+  if (w->read_buf == NULL)
+    return;
+  if (!w->stopping) {
+    /* Never started, or the hub is freed without a shutdown: close what is left here. */
+    sl_conn_t *next;
+    for (sl_conn_t *c = w->conns; c; c = next) {
+      next = c->next;
+      c->flags |= SL_CONN_HARD_CLOSE;
+      sl_conn_close(c);
+    }
+    stop_handles(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    on_listener_closed_fds(w);
+  }
+  uv_loop_close(&w->loop);
+  for (size_t i = 0; i < w->inbox_len; i++)
+    if (w->inbox[i].frame)
+      sl_frame_unref(w->inbox[i].frame);
+  free(w->inbox);
+  free(w->spare);
+  uv_mutex_destroy(&w->inbox_lock);
+  sl_broker_destroy(&w->broker);
+  free(w->read_buf);
+  w->read_buf = NULL;
+}
