@@ -115,8 +115,10 @@ void sl_conn_close(sl_conn_t *c) {
 }
 
 static void flush_list_add(sl_conn_t *c) {
-  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_WANT_WRITE | SL_CONN_CLOSING))
+  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
     return;
+  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
+    return; /* written when the socket turns writable */
   c->flags |= SL_CONN_IN_FLUSH;
   c->next_flush = c->worker->flush_head;
   c->worker->flush_head = c;
@@ -176,8 +178,9 @@ int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
     }
   }
   if (queue_push(c, f)) {
-    c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
+    /* Closed at the flush, not here: this may run inside the broker's dispatch loop. */
+    c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;
+    flush_list_add(c);
     return -ENOMEM;
   }
   return 0;
@@ -186,8 +189,8 @@ int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
   sl_frame_t *f = sl_frame_raw(bytes, len);
   if (f == NULL) {
-    c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
+    c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;
+    flush_list_add(c);
     return -ENOMEM;
   }
   int r = sl_conn_send(c, f);
@@ -298,9 +301,13 @@ void sl_worker_flush(sl_worker_t *w) {
     w->flush_head = c->next_flush;
     c->next_flush = NULL;
     c->flags &= ~(uint32_t)SL_CONN_IN_FLUSH;
-    if (c->flags & (SL_CONN_CLOSING | SL_CONN_WANT_WRITE))
+    if (c->flags & SL_CONN_CLOSING)
       continue;
-    if (c->q_len > 0)
+    if (c->flags & SL_CONN_HARD_CLOSE)
+      sl_conn_close(c);
+    else if (c->flags & SL_CONN_WANT_WRITE)
+      continue;
+    else if (c->q_len > 0)
       conn_write(c);
     else
       conn_queue_empty(c);
