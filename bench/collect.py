@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Turns one benchmark invocation's records (bench/results/<run>/runs/*.json, written by
+bench/lib.sh) into what people read: summary.md (Markdown tables, one per workload, medians with
+the spread over rounds, ready to paste into BENCHMARKS.md), data/*.dat files for gnuplot, and,
+with --plots, the PNGs drawn by bench/plot/*.gp.
+
+Usage: collect.py RUN_DIR [--plots PLOT_SCRIPTS_DIR] [--publish DIR]
+Exit status: 0 when every run produced a result (whatever its verdict), 1 otherwise.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+PEER_ORDER = ["sluice", "recipe", "nchan", "pushpin"]
+
+
+def load_runs(run_dir):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "runs", "*.json"))):
+        with open(path) as f:
+            runs.append(json.load(f))
+    return runs
+
+
+def get(rec, path):
+    v = rec.get("result") or {}
+    for k in path.split("."):
+        v = v.get(k) if isinstance(v, dict) else None
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def label_key(label):
+    """Sorts labels like c1000 < c10000 and r200 < r1000 by their number."""
+    digits = "".join(ch for ch in label if ch.isdigit())
+    return (int(digits) if digits else 0, label)
+
+
+def peer_key(peer):
+    return (PEER_ORDER.index(peer) if peer in PEER_ORDER else len(PEER_ORDER), peer)
+
+
+class Group:
+    """All rounds of one (workload, peer, label)."""
+
+    def __init__(self, recs):
+        self.recs = recs
+
+    def values(self, path):
+        return [v for v in (get(r, path) for r in self.recs) if v is not None]
+
+    def median(self, path):
+        vals = self.values(path)
+        return statistics.median(vals) if vals else None
+
+    def cell(self, path, scale=1.0, fmt="%.0f"):
+        """Median, and [min–max] when there were several rounds."""
+        vals = self.values(path)
+        if not vals:
+            return "–"
+        text = fmt % (statistics.median(vals) * scale)
+        if len(vals) > 1 and min(vals) != max(vals):
+            text += " [" + fmt % (min(vals) * scale) + "–" + fmt % (max(vals) * scale) + "]"
+        return text
+
+    def exits(self):
+        return ",".join(str(r["exit_code"]) for r in self.recs)
+
+    def extra(self, key):
+        vals = [(r.get("extra") or {}).get(key) for r in self.recs]
+        vals = [v for v in vals if isinstance(v, (int, float))]
+        return statistics.median(vals) if vals else None
+
+
+def groups(runs, workload):
+    out = {}
+    for r in runs:
+        if r["workload"] == workload:
+            out.setdefault((r["peer"], r["label"]), []).append(r)
+    keys = sorted(out, key=lambda k: (peer_key(k[0]), label_key(k[1])))
+    return [(k[0], k[1], Group(out[k])) for k in keys]
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+MS = 1e-3  # latency_us → milliseconds
+
+
+def lat_cells(g):
+    return [g.cell("latency_us.p50", MS, "%.2f"), g.cell("latency_us.p99", MS, "%.2f"),
+            g.cell("latency_us.p999", MS, "%.2f"), g.cell("latency_us.max", MS, "%.1f")]
+
+
+def loss_cell(g):
+    return "%s/%s/%s" % (g.cell("lost"), g.cell("duplicates"), g.cell("out_of_order"))
+
+
+def section_w1(runs):
+    rows = [[p, l[1:], g.cell("connected"), g.cell("rss_per_conn_bytes"),
+             g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.cell("connect_rate"), g.exits()]
+            for p, l, g in groups(runs, "W1")]
+    return table(["peer", "connections", "connected", "RSS/conn (B)", "RSS (MiB)",
+                  "connects/s", "exit"], rows)
+
+
+def section_broadcast(runs, workload):
+    rows = [[p, l, "%s/%s" % (g.cell("delivered"), g.cell("expected")), loss_cell(g),
+             *lat_cells(g), g.cell("deliveries_per_sec"), g.cell("cpu_us_per_delivery", 1, "%.2f"),
+             g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.exits()]
+            for p, l, g in groups(runs, workload)]
+    return table(["peer", "run", "delivered/expected", "lost/dup/ooo", "p50 ms", "p99 ms",
+                  "p99.9 ms", "max ms", "deliveries/s", "CPU µs/delivery", "RSS (MiB)", "exit"],
+                 rows)
+
+
+def saturation(runs):
+    """Per peer: the highest rate that met the criterion, and the most deliveries/s seen there."""
+    out = {}
+    for p, l, g in groups(runs, "W3"):
+        rate = label_key(l)[0]
+        p99, lost = g.median("latency_us.p99"), g.median("lost")
+        ok = (p99 is not None and p99 < 100000 and not lost and
+              all(r["exit_code"] == 0 for r in g.recs))
+        best = out.setdefault(p, {"rate": None, "dps": None, "first_bad": None})
+        if ok and best["first_bad"] is None:
+            best["rate"], best["dps"] = rate, g.median("deliveries_per_sec")
+        elif not ok and best["first_bad"] is None:
+            best["first_bad"] = rate
+    return out
+
+
+def section_w3(runs):
+    rows = [[p, l[1:], "%s/%s" % (g.cell("delivered"), g.cell("expected")), loss_cell(g),
+             *lat_cells(g)[:3], g.cell("deliveries_per_sec"),
+             g.cell("cpu_us_per_delivery", 1, "%.2f"), g.exits()]
+            for p, l, g in groups(runs, "W3")]
+    text = table(["peer", "events/s", "delivered/expected", "lost/dup/ooo", "p50 ms", "p99 ms",
+                  "p99.9 ms", "deliveries/s", "CPU µs/delivery", "exit"], rows)
+    sat = saturation(runs)
+    rows = [[p, s["rate"] or "–", "%.0f" % s["dps"] if s["dps"] else "–", s["first_bad"] or "–"]
+            for p, s in sorted(sat.items(), key=lambda kv: peer_key(kv[0]))]
+    return text + "\n\nSaturation (last step with p99 < 100 ms, no loss, clean exit):\n\n" + table(
+        ["peer", "sustained events/s", "deliveries/s there", "first failing step"], rows)
+
+
+def section_w5(runs):
+    w2 = {p: g for p, l, g in groups(runs, "W2")}
+    rows = []
+    for p, l, g in groups(runs, "W5"):
+        base = w2.get(p)
+        rows.append([p, loss_cell(g), g.cell("latency_us.p50", MS, "%.2f"),
+                     g.cell("latency_us.p99", MS, "%.2f"),
+                     base.cell("latency_us.p99", MS, "%.2f") if base else "–",
+                     "%s/%s" % (fmt_num(g.extra("connected")), fmt_num(g.extra("slow_connections"))),
+                     fmt_num(g.extra("events")), fmt_num(g.extra("closed_by_server")),
+                     fmt_num(g.extra("reset_by_server")), fmt_num(g.extra("still_open")),
+                     g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.exits()])
+    return table(["peer", "fast lost/dup/ooo", "fast p50 ms", "fast p99 ms", "W2 p99 ms",
+                  "slow connected", "slow events read", "slow closed", "slow reset",
+                  "slow still open", "RSS (MiB)", "exit"], rows)
+
+
+def fmt_num(v):
+    return "–" if v is None else "%.0f" % v
+
+
+def section_w6(runs):
+    rows = [[p, l, g.cell("connected"), g.cell("connect_rate"), loss_cell(g),
+             "%s/%s" % (g.cell("delivered"), g.cell("expected")),
+             g.cell("latency_us.p99", MS, "%.2f"), g.cell("cpu_us_per_delivery", 1, "%.2f"),
+             g.exits()]
+            for p, l, g in groups(runs, "W6")]
+    return table(["peer", "run", "connected", "connects/s", "lost/dup/ooo", "delivered/expected",
+                  "p99 ms", "CPU µs/delivery", "exit"], rows)
+
+
+def section_w7(runs):
+    rows = [[p, l, g.cell("connected"), g.cell("ended_clean"), g.cell("ended_reset"),
+             g.cell("ended_timeout"), g.cell("partial_frames"), g.cell("close_frames"),
+             g.cell("drain_seconds", 1, "%.2f"), loss_cell(g), g.exits()]
+            for p, l, g in groups(runs, "W7")]
+    return table(["peer", "run", "connected", "ended clean", "reset", "timed out",
+                  "partial frames", "close frames", "drain s", "lost/dup/ooo", "exit"], rows)
+
+
+def section_w8(runs):
+    rows = []
+    for p, l, g in groups(runs, "W8"):
+        rates = [a / d for a, d in ((get(r, "acked"), get(r, "duration_seconds")) for r in g.recs)
+                 if a and d]
+        rows.append([p, g.cell("published"), g.cell("acked"),
+                     "%.0f" % statistics.median(rates) if rates else "–", loss_cell(g),
+                     g.cell("latency_us.p99", MS, "%.2f"), g.cell("server_cpu_seconds", 1, "%.2f"),
+                     g.exits()])
+    return table(["peer", "published", "acked", "publishes/s", "lost/dup/ooo", "p99 ms",
+                  "server CPU s", "exit"], rows)
+
+
+SECTIONS = [
+    ("W1", "Idle connections: memory per connection", section_w1),
+    ("W2", "Broadcast: 1000 subscribers, 100-byte events", lambda r: section_broadcast(r, "W2")),
+    ("W3", "Rate sweep: 1000 subscribers", section_w3),
+    ("W4", "Many topics: subscribers spread over 1000 topics", lambda r: section_broadcast(r, "W4")),
+    ("W5", "Slow consumers among fast ones", section_w5),
+    ("W6", "Churn with Last-Event-ID resume", section_w6),
+    ("W7", "Drain under load", section_w7),
+    ("W8", "Publish throughput", section_w8),
+]
+
+
+def write_summary(run_dir, runs, machine):
+    out = ["# Benchmark run %s" % os.path.basename(os.path.normpath(run_dir)), ""]
+    out.append("Machine: %s × %s, %.1f GiB, kernel %s; open-file limit %s%s." % (
+        machine.get("nproc"), machine.get("cpu_model"), machine.get("mem_total_kb", 0) / 2**20,
+        machine.get("kernel"), machine.get("open_files_limit"),
+        " — QUICK subset" if machine.get("quick") else ""))
+    out.append("Versions: sluice %s (commit %s); %s; nchan %s; %s; pushpin %s." % (
+        machine.get("sluice"), machine.get("sluice_commit"), machine.get("nginx"),
+        machine.get("nchan"), machine.get("go"), machine.get("pushpin")))
+    out.append("")
+    out.append("Cells are medians over rounds, with [min–max] when rounds differ. 'exit' lists "
+               "sluice-bench's exit code per round: 0 clean, 1 loss/duplicates/reordering seen, "
+               "125 the peer did not start, 124 timed out, anything else an error.")
+    for w, title, fn in SECTIONS:
+        if any(r["workload"] == w for r in runs):
+            out += ["", "## %s — %s" % (w, title), "", fn(runs)]
+    with open(os.path.join(run_dir, "summary.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def num(v, scale=1.0):
+    return "?" if v is None else "%g" % (v * scale)
+
+
+def write_data(run_dir, runs):
+    """Writes data/*.dat; returns the peers present per plot input."""
+    data = os.path.join(run_dir, "data")
+    os.makedirs(data, exist_ok=True)
+    have = {}
+
+    w1 = groups(runs, "W1")
+    if w1:
+        peers = sorted({p for p, _, _ in w1}, key=peer_key)
+        counts = sorted({label_key(l)[0] for _, l, _ in w1})
+        by = {(p, label_key(l)[0]): g for p, l, g in w1}
+        with open(os.path.join(data, "w1_rss.dat"), "w") as f:
+            f.write("connections " + " ".join(peers) + "\n")
+            for n in counts:
+                f.write("%d %s\n" % (n, " ".join(
+                    num(by[(p, n)].median("rss_per_conn_bytes"), 1 / 1024) if (p, n) in by else "?"
+                    for p in peers)))
+        have["w1"] = peers
+
+    w2 = groups(runs, "W2")
+    if w2:
+        with open(os.path.join(data, "w2_cpu.dat"), "w") as f:
+            f.write("peer median min max\n")
+            for p, _, g in w2:
+                v = g.values("cpu_us_per_delivery")
+                if v:
+                    f.write("%s %g %g %g\n" % (p, statistics.median(v), min(v), max(v)))
+        have["w2"] = [p for p, _, g in w2 if g.values("cpu_us_per_delivery")]
+
+    w3 = groups(runs, "W3")
+    if w3:
+        peers = []
+        for peer in sorted({p for p, _, _ in w3}, key=peer_key):
+            rows = [(label_key(l)[0], g) for p, l, g in w3 if p == peer]
+            with open(os.path.join(data, "w3_%s.dat" % peer), "w") as f:
+                f.write("rate p50 p90 p99 p999 deliveries_per_sec lost\n")
+                for rate, g in rows:
+                    f.write("%d %s %s %s %s %s %s\n" % (
+                        rate, num(g.median("latency_us.p50"), MS), num(g.median("latency_us.p90"), MS),
+                        num(g.median("latency_us.p99"), MS), num(g.median("latency_us.p999"), MS),
+                        num(g.median("deliveries_per_sec")), num(g.median("lost"))))
+            if any(g.median("latency_us.p99") is not None for _, g in rows):
+                peers.append(peer)
+        have["w3"] = peers
+
+    w7 = groups(runs, "W7")
+    if w7:
+        with open(os.path.join(data, "w7_end.dat"), "w") as f:
+            f.write("peer clean reset timeout\n")
+            for p, _, g in w7:
+                f.write("%s %s %s %s\n" % (p, num(g.median("ended_clean")),
+                                           num(g.median("ended_reset")),
+                                           num(g.median("ended_timeout"))))
+        hist_peers = []
+        for p, _, g in w7:
+            hist = merge_hist([(r.get("result") or {}).get("retry_ms_hist") for r in g.recs])
+            if hist:
+                with open(os.path.join(data, "w7_retry_%s.dat" % p), "w") as f:
+                    f.write("retry_ms clients\n")
+                    for ms, n in hist:
+                        f.write("%g %g\n" % (ms, n / len(g.recs)))
+                hist_peers.append(p)
+        have["w7"] = [p for p, _, g in w7 if g.values("ended_clean") or g.values("ended_reset")]
+        have["w7_retry"] = hist_peers
+    return have
+
+
+def merge_hist(hists):
+    """retry_ms_hist may be {"ms": count}, [[ms, count]] or [{"ms":, "count":}]; sums rounds."""
+    total = {}
+    for h in hists:
+        if isinstance(h, dict):
+            items = h.items()
+        elif isinstance(h, list):
+            items = [(e.get("ms", e.get("le")), e.get("count")) if isinstance(e, dict) else tuple(e[:2])
+                     for e in h if isinstance(e, (dict, list, tuple))]
+        else:
+            continue
+        for k, v in items:
+            try:
+                total[float(k)] = total.get(float(k), 0) + float(v)
+            except (TypeError, ValueError):
+                continue
+    return sorted(total.items())
+
+
+PLOTS = {  # script → (input key in `have`, output PNG)
+    "w1_memory.gp": ("w1", "w1_memory.png"),
+    "w2_cpu.gp": ("w2", "w2_cpu.png"),
+    "w3_latency.gp": ("w3", "w3_latency.png"),
+    "w7_drain.gp": ("w7", "w7_drain.png"),
+}
+
+
+def draw(run_dir, have, scripts, publish):
+    out_dir = os.path.join(run_dir, "plots")
+    os.makedirs(out_dir, exist_ok=True)
+    ok = True
+    for script, (key, png) in PLOTS.items():
+        peers = have.get(key)
+        if not peers:
+            continue
+        target = os.path.join(out_dir, png)
+        expr = "datadir='%s'; out='%s'; peers='%s'; retry_peers='%s'" % (
+            os.path.join(run_dir, "data"), target, " ".join(peers), " ".join(have.get("w7_retry", [])))
+        proc = subprocess.run(["gnuplot", "-e", expr, os.path.join(scripts, script)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not os.path.exists(target):
+            sys.stderr.write("collect: %s failed:\n%s" % (script, proc.stderr))
+            ok = False
+            continue
+        if publish:
+            os.makedirs(publish, exist_ok=True)
+            shutil.copy(target, os.path.join(publish, png))
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--plots", metavar="SCRIPTS_DIR", help="draw PNGs with the gnuplot scripts here")
+    ap.add_argument("--publish", metavar="DIR", help="also copy the PNGs here")
+    args = ap.parse_args()
+    runs = load_runs(args.run_dir)
+    if not runs:
+        sys.stderr.write("collect: no records in %s/runs\n" % args.run_dir)
+        return 1
+    try:
+        with open(os.path.join(args.run_dir, "machine.json")) as f:
+            machine = json.load(f)
+    except (OSError, ValueError):
+        machine = {}
+    write_summary(args.run_dir, runs, machine)
+    have = write_data(args.run_dir, runs)
+    ok = True
+    if args.plots:
+        if shutil.which("gnuplot"):
+            ok = draw(args.run_dir, have, args.plots, args.publish)
+        else:
+            sys.stderr.write("collect: gnuplot is not installed; no plots\n")
+    missing = [r for r in runs if not r.get("result")]
+    for r in missing:
+        sys.stderr.write("collect: no result from %s %s %s round %d (exit %d)\n" % (
+            r["workload"], r["peer"], r["label"], r["round"], r["exit_code"]))
+    return 0 if ok and not missing else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

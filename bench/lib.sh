@@ -1,0 +1,332 @@
+# shellcheck shell=bash
+# bench/lib.sh — shared by bench/run.sh and bench/workloads/*.sh: building, starting and stopping
+# the peers (sluice, the Go recipe, nginx+nchan, Pushpin), running one sluice-bench measurement
+# against a peer and storing it as one JSON record, and recording the machine. Sourced, not run.
+#
+# Every peer listens on 127.0.0.1 only, is started in its own session (setsid) so that stopping it
+# stops all of its processes, and is stopped by bench_cleanup on any exit. A run is bounded twice:
+# by sluice-bench's own --timeout and by timeout(1) around it.
+#
+# Expects from the caller: BUILD (absolute build dir), SRC (repository root), RUN_DIR (where this
+# invocation's records go), QUICK (0/1).
+
+PEER_PIDS=()          # session leaders this shell started; bench_cleanup stops them
+PEER_ARGS=()          # sluice-bench arguments that point it at the running peer
+PEER_SERVER_PIDS=()   # processes whose CPU and memory are the peer's cost
+PEER_SIGNAL_PID=""    # the process a graceful shutdown is asked of
+PEER_SUB_URL=""       # subscribe URL template ({topic}), for helpers other than sluice-bench
+PEER_DIR=""           # the peer's temporary prefix
+PORT_NEXT=${BENCH_PORT_BASE:-18400}
+# The topic sluice-bench publishes to when --topics is 1; helpers that subscribe beside it use it.
+BENCH_TOPIC=${BENCH_TOPIC:-bench-0}
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Sets the variable named $1 to a fresh loopback port, so that TIME_WAIT left by the previous
+# run's 19k connections never shares a 4-tuple with the next run. (Not in a subshell: it
+# advances PORT_NEXT.)
+next_port() {
+  local base=${BENCH_PORT_BASE:-18400} p
+  for _ in $(seq 1 400); do
+    p=$PORT_NEXT
+    PORT_NEXT=$((PORT_NEXT + 1))
+    [ "$PORT_NEXT" -ge $((base + 400)) ] && PORT_NEXT=$base
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      printf -v "$1" '%s' "$p"
+      return 0
+    fi
+  done
+  echo "bench: no free loopback port in $base..$((base + 399))" >&2
+  return 1
+}
+
+# Waits until an HTTP server answers on 127.0.0.1:$1 (any status), at most 15 s.
+wait_http() {
+  local deadline=$((SECONDS + 15))
+  while [ $SECONDS -lt $deadline ]; do
+    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; then return 0; fi
+    sleep 0.1
+  done
+  echo "bench: nothing answered on 127.0.0.1:$1 within 15 s" >&2
+  return 1
+}
+
+# Builds the Go recipe into $BUILD/bench-peers/recipe, offline, with Go's caches in the build dir.
+build_recipe() {
+  local out="$BUILD/bench-peers/recipe"
+  [ -x "$out" ] && [ "$out" -nt "$SRC/bench/peers/recipe-go/main.go" ] && return 0
+  mkdir -p "$BUILD/bench-peers" "$BUILD/go"
+  (cd "$SRC/bench/peers/recipe-go" &&
+    GOPATH="$BUILD/go/path" GOCACHE="$BUILD/go/cache" GOFLAGS=-mod=mod GOPROXY=off \
+      go build -o "$out" .)
+}
+
+have_peer() {
+  case "$1" in
+    sluice) [ -x "$BUILD/sluice" ] ;;
+    recipe) command -v go >/dev/null ;;
+    nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
+    pushpin) command -v pushpin >/dev/null && command -v condure >/dev/null && command -v zurl >/dev/null ;;
+    *) return 1 ;;
+  esac
+}
+
+nchan_module() {
+  local m
+  for m in /usr/lib/nginx/modules/ngx_nchan_module.so /usr/lib64/nginx/modules/ngx_nchan_module.so; do
+    [ -f "$m" ] && { echo "$m"; return 0; }
+  done
+  return 0
+}
+
+# Starts a session leader in the background; its pid lands in PEER_PIDS and in $LAST_PID.
+spawn() {
+  local logfile=$1; shift
+  setsid "$@" >"$logfile" 2>&1 < /dev/null &
+  LAST_PID=$!
+  PEER_PIDS+=("$LAST_PID")
+}
+
+peer_start() {
+  local name=$1 port
+  next_port port || return 1
+  PEER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-$name.XXXXXX")
+  PEER_SERVER_PIDS=()
+  case "$name" in
+    sluice)
+      local key token
+      key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
+      token=$("$BUILD/sluice" token --key "$key" --publish '*') || return 1
+      spawn "$PEER_DIR/sluice.log" "$BUILD/sluice" --listen "127.0.0.1:$port" --jwt-key "$key" \
+        --anonymous --workers 2
+      PEER_SERVER_PIDS=("$LAST_PID")
+      PEER_SIGNAL_PID=$LAST_PID
+      PEER_ARGS=(--url "http://127.0.0.1:$port/.well-known/mercure" --jwt "$token")
+      PEER_SUB_URL="http://127.0.0.1:$port/.well-known/mercure?topic={topic}"
+      ;;
+    recipe)
+      build_recipe || return 1
+      spawn "$PEER_DIR/recipe.log" "$BUILD/bench-peers/recipe" -listen "127.0.0.1:$port" \
+        -shutdown-timeout 25s
+      PEER_SERVER_PIDS=("$LAST_PID")
+      PEER_SIGNAL_PID=$LAST_PID
+      PEER_SUB_URL="http://127.0.0.1:$port/events?topic={topic}"
+      PEER_ARGS=(--sub-url "$PEER_SUB_URL" --pub-url "http://127.0.0.1:$port/publish?topic={topic}"
+        --pub-mode form)
+      ;;
+    nchan)
+      local user_line=""
+      [ "$(id -u)" -eq 0 ] && user_line="user root;"
+      sed -e "s|@USER_LINE@|$user_line|" -e "s|@MODULE@|$(nchan_module)|" -e "s|@WORKERS@|2|" \
+        -e "s|@PREFIX@|$PEER_DIR|g" -e "s|@PORT@|$port|" \
+        "$SRC/bench/peers/nchan/nginx.conf.in" >"$PEER_DIR/nginx.conf"
+      spawn "$PEER_DIR/nginx.out" nginx -p "$PEER_DIR" -c "$PEER_DIR/nginx.conf" -g 'daemon off;'
+      PEER_SIGNAL_PID=$LAST_PID
+      PEER_SUB_URL="http://127.0.0.1:$port/sub?id={topic}"
+      PEER_ARGS=(--sub-url "$PEER_SUB_URL" --pub-url "http://127.0.0.1:$port/pub?id={topic}"
+        --pub-mode nchan)
+      ;;
+    pushpin)
+      local origin grip push_in push_sub command
+      next_port origin && next_port grip && next_port push_in && next_port push_sub &&
+        next_port command || return 1
+      mkdir -p "$PEER_DIR/run" "$PEER_DIR/log"
+      echo "* 127.0.0.1:$origin" >"$PEER_DIR/routes"
+      sed -e "s|@PREFIX@|$PEER_DIR|g" -e "s|@PORT@|$port|" -e "s|@PORT_GRIP@|$grip|" \
+        -e "s|@PORT_PUSH_IN@|$push_in|" -e "s|@PORT_PUSH_SUB@|$push_sub|" \
+        -e "s|@PORT_COMMAND@|$command|" \
+        "$SRC/bench/peers/pushpin/pushpin.conf.in" >"$PEER_DIR/pushpin.conf"
+      spawn "$PEER_DIR/origin.log" python3 "$SRC/bench/peers/pushpin/origin.py" \
+        --listen "127.0.0.1:$origin" --grip "127.0.0.1:$grip"
+      local origin_pid=$LAST_PID
+      spawn "$PEER_DIR/pushpin.log" pushpin --config "$PEER_DIR/pushpin.conf" --merge-output
+      PEER_SIGNAL_PID=$LAST_PID
+      wait_http "$grip" || return 1
+      PEER_SERVER_PIDS=("$origin_pid")
+      PEER_SUB_URL="http://127.0.0.1:$port/events?topic={topic}"
+      PEER_ARGS=(--sub-url "$PEER_SUB_URL" --pub-url "http://127.0.0.1:$origin/publish?topic={topic}"
+        --pub-mode form)
+      ;;
+    *)
+      echo "bench: unknown peer '$name' (sluice, recipe, nchan, pushpin)" >&2
+      return 2
+      ;;
+  esac
+  wait_http "$port" || { peer_stop; return 1; }
+  # nginx and Pushpin do their work in child processes: count those (and the leader's own).
+  if [ "$name" = nchan ] || [ "$name" = pushpin ]; then
+    local child
+    PEER_SERVER_PIDS+=("$PEER_SIGNAL_PID")
+    for child in $(pgrep -P "$PEER_SIGNAL_PID"); do PEER_SERVER_PIDS+=("$child"); done
+  fi
+}
+
+# Stops every process the current peer started: a polite TERM to each session, then KILL.
+peer_stop() {
+  local pid
+  for pid in "${PEER_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${PEER_PIDS[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${PEER_PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  PEER_PIDS=()
+  [ -n "$PEER_DIR" ] && [ -d "$PEER_DIR" ] && rm -rf "$PEER_DIR"
+  PEER_DIR=""
+}
+
+bench_cleanup() {
+  peer_stop
+  local pid
+  for pid in "${HELPER_PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
+}
+
+server_pid_args() {
+  local pid
+  for pid in "${PEER_SERVER_PIDS[@]}"; do printf -- '--server-pid\n%s\n' "$pid"; done
+}
+
+# The run's JSON record: what ran, against what, how it ended, and sluice-bench's own JSON.
+# Usage: write_record FILE WORKLOAD PEER LABEL ROUND EXIT RESULT_FILE [EXTRA_JSON_FILE] -- ARGS...
+write_record() {
+  python3 - "$@" <<'EOF'
+import json, sys
+out, workload, peer, label, rnd, rc, result_file = sys.argv[1:8]
+rest = sys.argv[8:]
+extra_file = None
+if rest and rest[0] != "--":
+    extra_file = rest.pop(0)
+args = rest[1:] if rest and rest[0] == "--" else rest
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return json.loads(text.splitlines()[-1]) if text else None
+    except (OSError, ValueError):
+        return None
+rec = {"workload": workload, "peer": peer, "label": label, "round": int(rnd),
+       "exit_code": int(rc), "args": args, "result": load(result_file)}
+if extra_file:
+    rec["extra"] = load(extra_file)
+with open(out, "w") as f:
+    json.dump(rec, f, indent=1)
+EOF
+}
+
+# Prints one line per run: the numbers that matter most, or why there are none.
+summarize_record() {
+  python3 - "$1" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+res = r.get("result") or {}
+lat = res.get("latency_us") or {}
+def g(k, fmt="%g"):
+    v = res.get(k)
+    return fmt % v if isinstance(v, (int, float)) else "-"
+parts = ["%-3s %-8s %-12s r%d rc=%d" % (r["workload"], r["peer"], r["label"], r["round"], r["exit_code"])]
+if not res:
+    parts.append("no result (see the run's .err file)")
+else:
+    parts.append("conn=%s deliv=%s lost=%s dup=%s ooo=%s" % (g("connected"), g("delivered"), g("lost"),
+                 g("duplicates"), g("out_of_order")))
+    if lat:
+        parts.append("p50=%sus p99=%sus" % (lat.get("p50", "-"), lat.get("p99", "-")))
+    parts.append("dps=%s cpu/dl=%sus rss/conn=%sB" % (g("deliveries_per_sec", "%.0f"),
+                 g("cpu_us_per_delivery", "%.2f"), g("rss_per_conn_bytes", "%.0f")))
+    if "drain_seconds" in res:
+        parts.append("clean=%s reset=%s drain=%ss" % (g("ended_clean"), g("ended_reset"),
+                     g("drain_seconds", "%.2f")))
+print("  ".join(parts))
+EOF
+}
+
+# Runs sluice-bench once against a freshly started peer and stores the record.
+# Usage: bench_run WORKLOAD PEER LABEL ROUND [sluice-bench args...]
+# Optional environment: BENCH_PRE_HOOK, a function called once the peer is up (it may start
+# helpers); BENCH_POST_HOOK, called when sluice-bench is done, before the peer stops;
+# BENCH_EXTRA_FILE, a JSON file the hooks wrote, stored in the record as "extra".
+# Sets RUN_RECORD to the record's path. Returns 0 when a record was written, whatever the verdict.
+bench_run() {
+  local workload=$1 peer=$2 label=$3 round=$4; shift 4
+  local base="$RUN_DIR/runs/$workload-$peer-$label-r$round"
+  local limit=${RUN_TIMEOUT:-300}
+  mkdir -p "$RUN_DIR/runs"
+  RUN_RECORD="$base.json"
+  if ! peer_start "$peer" 2>"$base.err"; then
+    peer_stop
+    echo "peer $peer did not start" >>"$base.err"
+    write_record "$RUN_RECORD" "$workload" "$peer" "$label" "$round" 125 /dev/null \
+      ${BENCH_EXTRA_FILE:+"$BENCH_EXTRA_FILE"} -- "$@"
+    summarize_record "$RUN_RECORD"
+    return 0
+  fi
+  local sargs=()
+  mapfile -t sargs < <(server_pid_args)
+  local rc=0
+  [ -n "${BENCH_PRE_HOOK:-}" ] && "$BENCH_PRE_HOOK"
+  timeout --kill-after=10 "$((limit + 30))" "$BUILD/sluice-bench" "${PEER_ARGS[@]}" "${sargs[@]}" \
+    --json --timeout "$limit" "$@" >"$base.out" 2>>"$base.err" || rc=$?
+  [ -n "${BENCH_POST_HOOK:-}" ] && "$BENCH_POST_HOOK"
+  peer_stop
+  write_record "$RUN_RECORD" "$workload" "$peer" "$label" "$round" "$rc" "$base.out" \
+    ${BENCH_EXTRA_FILE:+"$BENCH_EXTRA_FILE"} -- "$@"
+  summarize_record "$RUN_RECORD"
+  return 0
+}
+
+# Reads a number out of a record's result ("latency_us.p99"); prints nothing when absent.
+record_get() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1])).get("result") or {}
+for k in sys.argv[2].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+if isinstance(v, (int, float)):
+    print(v)
+EOF
+}
+
+record_exit() {
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["exit_code"])' "$1"
+}
+
+machine_info() {
+  local out=$1
+  local sluice_v nginx_v nchan_v go_v pushpin_v
+  sluice_v=$("$BUILD/sluice" --version 2>&1 | head -1 || true)
+  nginx_v=$(nginx -v 2>&1 | head -1 || true)
+  nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || true)
+  go_v=$(go version 2>/dev/null || true)
+  pushpin_v=$(pushpin --version 2>/dev/null | head -1 || true)
+  python3 - "$out" "$sluice_v" "$nginx_v" "$nchan_v" "$go_v" "$pushpin_v" "$QUICK" <<'EOF'
+import json, os, platform, subprocess, sys, time
+out, sluice_v, nginx_v, nchan_v, go_v, pushpin_v, quick = sys.argv[1:]
+model = ""
+with open("/proc/cpuinfo") as f:
+    for line in f:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+mem_kb = 0
+with open("/proc/meminfo") as f:
+    for line in f:
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+except OSError:
+    commit = ""
+info = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "nproc": os.cpu_count(),
+        "cpu_model": model, "mem_total_kb": mem_kb, "kernel": platform.release(),
+        "sluice": sluice_v, "sluice_commit": commit, "nginx": nginx_v, "nchan": nchan_v,
+        "go": go_v, "pushpin": pushpin_v, "python": platform.python_version(),
+        "open_files_limit": int(subprocess.run(["sh", "-c", "ulimit -n"], capture_output=True,
+                                               text=True).stdout.strip() or 0),
+        "quick": quick == "1"}
+with open(out, "w") as f:
+    json.dump(info, f, indent=1)
+EOF
+}
