@@ -4,15 +4,17 @@
 Owns one thing: turning the example configuration into one that an nginx started by a test (or
 by validate.sh's `nginx -t`) can run under a temporary prefix, in the foreground, on loopback
 ports. Only the host-specific lines change (listen ports, the upstream address, pid, log and temp
-paths, the worker user); every proxy setting is taken from the example verbatim, so the tests
-exercise the configuration users copy. If the example's shape changes so that a substitution no
-longer matches, rendering fails loudly instead of silently testing something else.
+paths, the worker user and process count, the open-files limit); every proxy setting is taken
+from the example verbatim, so the tests exercise the configuration users copy. If the example's
+shape changes so that a substitution no longer matches, rendering fails loudly instead of
+silently testing something else.
 
 CLI: nginx_local.py EXAMPLE PREFIX LISTEN_PORT UPSTREAM_PORT  -> writes PREFIX/nginx.conf, prints
 its path. As a module: render(), start(), stop().
 """
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -36,6 +38,11 @@ def render(example_text, prefix, listen_port, upstream_port):
     t = _sub(r"^pid\s+\S+;", f"pid {prefix}/nginx.pid;", t, 1)
     t = _sub(r"^error_log\s+\S+(\s+\w+)?;", "error_log stderr warn;", t, 1)
     t = _sub(r"^worker_processes\s+\S+;", "worker_processes 1;", t, 1)
+    # Only a privileged master may raise the hard limit; stay under the one this process has.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY:
+        t = _sub(r"^worker_rlimit_nofile\s+(\d+);",
+                 lambda m: f"worker_rlimit_nofile {min(int(m.group(1)), hard)};", t, 1)
     t = _sub(r"^(\s*)access_log\s+\S+;", rf"\1access_log {prefix}/access.log;", t, 1)
     t = _sub(r"^(\s*)server\s+127\.0\.0\.1:\d+;", rf"\g<1>server 127.0.0.1:{upstream_port};", t, 1)
     t = _sub(r"^(\s*)listen\s+80;", rf"\1listen 127.0.0.1:{listen_port};", t, 1)
