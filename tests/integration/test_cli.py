@@ -1,0 +1,186 @@
+"""test_cli — the daemon's command line as a user meets it: --help (exit 0, every flag
+described), --version, exit 2 with one line naming the culprit for a bad flag or value (from a
+flag, the environment or the config file), settings from SLUICE_* environment variables and from
+--config FILE with their precedence (flag over environment over file), and `sluice token`,
+whose tokens the hub accepts for exactly the topics they grant.
+"""
+
+import base64
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hubtest as ht  # noqa: E402
+
+t = ht.Checker("test_cli")
+
+FLAGS = ["--listen", "--jwt-key", "--anonymous", "--workers", "--history-size", "--heartbeat",
+         "--max-queue", "--max-body", "--header-timeout", "--idle-timeout", "--write-timeout",
+         "--config", "--help", "--version", "--publisher-jwt-key", "--subscriber-jwt-key",
+         "--log-file", "--verbose"]
+
+
+def clean_env(**extra):
+    env = ht.base_env()
+    env.update(extra)
+    return env
+
+
+def project_version():
+    with open(os.path.join(ht.SOURCE, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(sluice VERSION (\d+\.\d+\.\d+)", f.read())
+    return m.group(1) if m else None
+
+
+def test_help_version():
+    r = ht.run_cli("--help", env=clean_env())
+    t.eq(r.returncode, 0, "--help exits 0")
+    for flag in FLAGS:
+        t.check(re.search(re.escape(flag) + r"\b", r.stdout), f"--help describes {flag}",
+                r.stdout[:300])
+    t.check("token" in r.stdout, "--help mentions the token subcommand")
+    r = ht.run_cli("--version", env=clean_env())
+    version = project_version()
+    t.eq(r.returncode, 0, "--version exits 0")
+    t.check(version and version in r.stdout, f"--version prints {version}", r.stdout)
+
+
+def one_line_error(r, what, *words):
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    t.eq(r.returncode, 2, f"{what}: exit 2")
+    t.check(len(lines) == 1 and all(w in lines[0] for w in words),
+            f"{what}: one line naming {' and '.join(words)}", r.stderr)
+
+
+def test_bad_usage():
+    env = clean_env()
+    one_line_error(ht.run_cli("--no-such-flag", env=env), "unknown flag", "--no-such-flag")
+    one_line_error(ht.run_cli("--jwt-key", "k", "--history-size", "abc", env=env),
+                   "--history-size abc", "history-size", "abc")
+    one_line_error(ht.run_cli("--jwt-key", "k", "--heartbeat", "soon", env=env),
+                   "--heartbeat soon", "heartbeat", "soon")
+    one_line_error(ht.run_cli("--jwt-key", "k", "--max-body", "lots", env=env),
+                   "--max-body lots", "max-body", "lots")
+    one_line_error(ht.run_cli("--jwt-key", "k", "--workers", "-3", env=env),
+                   "--workers -3", "workers")
+    one_line_error(ht.run_cli("--jwt-key", "k", "stray", env=env), "stray argument", "stray")
+    one_line_error(ht.run_cli("--jwt-key", "k", "--history-size", env=env),
+                   "--history-size without a value", "history-size")
+    one_line_error(ht.run_cli("--jwt-key", "k", env=clean_env(SLUICE_HISTORY_SIZE="many")),
+                   "SLUICE_HISTORY_SIZE=many", "SLUICE_HISTORY_SIZE", "many")
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write("# sluice test\njwt-key = k\nno-such-setting = 1\n")
+    one_line_error(ht.run_cli("--config", f.name, env=env), "unknown setting in the config file",
+                   f.name, "3", "no-such-setting")
+    os.unlink(f.name)
+    one_line_error(ht.run_cli("--config", "/nonexistent/sluice.conf", env=env),
+                   "missing config file", "/nonexistent/sluice.conf")
+
+
+def retained(hub, topic, n):
+    """Publishes n updates on topic and returns how many an 'earliest' subscriber replays."""
+    pub = ht.Publisher(hub.port, ht.mint_token(key=hub.key))
+    for i in range(n):
+        pub.must(topic, data=str(i), id=f"{topic}-{i}")
+    pub.close()
+    s = ht.SSEStream(hub.port, ht.sub_query([topic]), headers={"Last-Event-ID": "earliest"},
+                     token=ht.mint_token(publish=(), subscribe=("*",), key=hub.key))
+    s.wait_id(f"{topic}-{n - 1}", 10)
+    count = len(s.events)
+    s.close()
+    return count
+
+
+def test_env_key():
+    key = "key-from-the-environment-0123456789abcdef"
+    hub = ht.start_hub(key=None, env=clean_env(SLUICE_JWT_KEY=key))
+    hub.key = key
+    resp = ht.publish(hub.port, ht.mint_token(key=key), "urn:cli:env", data="x")
+    t.eq(resp.status, 200, "SLUICE_JWT_KEY: token signed with it publishes (200)")
+    resp = ht.publish(hub.port, ht.mint_token(key=ht.KEY), "urn:cli:env", data="x")
+    t.eq(resp.status, 401, "SLUICE_JWT_KEY: token signed with another key is refused (401)")
+    t.stop_hub(hub)
+
+
+def test_config_file():
+    key = "key-from-the-config-file-0123456789abcdef"
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write(f"# written by test_cli\n\njwt-key = \"{key}\"\nanonymous = true\n"
+                "history-size 3\n")
+    try:
+        hub = ht.start_hub(key=None, config=f.name, env=clean_env())
+        hub.key = key
+        s = ht.SSEStream(hub.port, ht.sub_query(["urn:cli:conf"]))
+        t.eq(s.status, 200, "--config: 'anonymous = true' lets a subscriber in without a token")
+        s.close()
+        resp = ht.publish(hub.port, ht.mint_token(key=key), "urn:cli:conf", data="x")
+        t.eq(resp.status, 200, "--config: jwt-key (quoted) is the signing key")
+        t.eq(retained(hub, "urn:cli:conf3", 5), 3, "--config: 'history-size 3' keeps 3 updates")
+        t.stop_hub(hub)
+
+        hub = ht.start_hub(key=None, config=f.name, env=clean_env(SLUICE_HISTORY_SIZE="4"))
+        hub.key = key
+        t.eq(retained(hub, "urn:cli:env4", 6), 4, "environment wins over the config file")
+        t.stop_hub(hub)
+
+        hub = ht.start_hub(key=None, config=f.name, history_size=2,
+                           env=clean_env(SLUICE_HISTORY_SIZE="4"))
+        hub.key = key
+        t.eq(retained(hub, "urn:cli:flag2", 6), 2, "a flag wins over the environment")
+        t.stop_hub(hub)
+    finally:
+        os.unlink(f.name)
+
+
+def b64json(part):
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_token():
+    key = "key-for-token-command-0123456789abcdef"
+    r = ht.run_cli("token", "--key", key, "--publish", "urn:cli:a", "--subscribe", "urn:cli:a",
+                   env=clean_env())
+    tok = r.stdout.strip()
+    t.eq(r.returncode, 0, "sluice token exits 0")
+    parts = tok.split(".")
+    t.check(len(parts) == 3 and all(re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in parts),
+            "prints one compact JWS (three base64url parts)", r.stdout)
+    if len(parts) == 3:
+        head, claims = b64json(parts[0]), b64json(parts[1])
+        t.eq(head.get("alg"), "HS256", "token header alg is HS256")
+        t.check(claims.get("exp", 0) > time.time(), "token has an exp in the future", claims)
+    hub = ht.start_hub(key=key)
+    resp = ht.publish(hub.port, tok, "urn:cli:a", data="x")
+    t.eq(resp.status, 200, "hub accepts the token for the topic it grants (200)")
+    resp = ht.publish(hub.port, tok, "urn:cli:b", data="x")
+    t.eq(resp.status, 403, "hub refuses the token for another topic (403)")
+    short = ht.run_cli("token", "--key", key, "--publish", "*", "--exp", "1", env=clean_env())
+    t.eq(short.returncode, 0, "sluice token --exp 1 exits 0")
+    time.sleep(2.5)
+    resp = ht.publish(hub.port, short.stdout.strip(), "urn:cli:a", data="x")
+    t.eq(resp.status, 401, "a token minted with --exp 1 is refused 2.5s later (401)")
+    t.stop_hub(hub)
+
+    r = ht.run_cli("token", "--key", key, env=clean_env())
+    t.eq(r.returncode, 2, "sluice token without --publish/--subscribe exits 2")
+    r = ht.run_cli("token", "--publish", "*", env=clean_env())
+    t.eq(r.returncode, 2, "sluice token without a key exits 2")
+    r = ht.run_cli("token", "--publish", "*", env=clean_env(SLUICE_JWT_KEY=key))
+    t.eq(r.returncode, 0, "sluice token takes the key from SLUICE_JWT_KEY")
+
+
+def main():
+    t.section("--help and --version", test_help_version)
+    t.section("bad usage exits 2", test_bad_usage)
+    t.section("SLUICE_JWT_KEY", test_env_key)
+    t.section("--config FILE and precedence", test_config_file)
+    t.section("sluice token", test_token)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
