@@ -13,12 +13,12 @@
 PEER_PIDS=()          # session leaders this shell started; bench_cleanup stops them
 PEER_ARGS=()          # sluice-bench arguments that point it at the running peer
 PEER_SERVER_PIDS=()   # processes whose CPU and memory are the peer's cost
-PEER_SIGNAL_PID=""    # the process a graceful shutdown is asked of
+PEER_SIGNAL_PID=""    # gets sluice-bench's SIGTERM (the first --server-pid): the peer, or a relay
 PEER_SUB_URL=""       # subscribe URL template ({topic}), for helpers other than sluice-bench
 PEER_DIR=""           # the peer's temporary prefix
 PORT_NEXT=${BENCH_PORT_BASE:-18400}
 # The topic sluice-bench publishes to when --topics is 1; helpers that subscribe beside it use it.
-BENCH_TOPIC=${BENCH_TOPIC:-bench-0}
+BENCH_TOPIC=${BENCH_TOPIC:-https://bench.sluice.test/t/0}
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -121,7 +121,14 @@ peer_start() {
         -e "s|@PREFIX@|$PEER_DIR|g" -e "s|@PORT@|$port|" \
         "$SRC/bench/peers/nchan/nginx.conf.in" >"$PEER_DIR/nginx.conf"
       spawn "$PEER_DIR/nginx.out" nginx -p "$PEER_DIR" -c "$PEER_DIR/nginx.conf" -g 'daemon off;'
+      local master=$LAST_PID
+      # nginx stops gracefully on SIGQUIT (SIGTERM is its abortive stop); sluice-bench sends
+      # SIGTERM, so a relay that sleeps in wait(2) turns one into the other.
+      # shellcheck disable=SC2016  # $0 is expanded by the relay's shell: the master's pid
+      spawn "$PEER_DIR/relay.out" bash -c 'trap "kill -QUIT $0; exit 0" TERM; sleep 86400 & wait' \
+        "$master"
       PEER_SIGNAL_PID=$LAST_PID
+      PEER_SERVER_PIDS=("$master")
       PEER_SUB_URL="http://127.0.0.1:$port/sub?id={topic}"
       PEER_ARGS=(--sub-url "$PEER_SUB_URL" --pub-url "http://127.0.0.1:$port/pub?id={topic}"
         --pub-mode nchan)
@@ -141,8 +148,8 @@ peer_start() {
       local origin_pid=$LAST_PID
       spawn "$PEER_DIR/pushpin.log" pushpin --config "$PEER_DIR/pushpin.conf" --merge-output
       PEER_SIGNAL_PID=$LAST_PID
-      wait_http "$grip" || return 1
-      PEER_SERVER_PIDS=("$origin_pid")
+      wait_http "$origin" && wait_http "$grip" || return 1
+      PEER_SERVER_PIDS=("$LAST_PID" "$origin_pid")
       PEER_SUB_URL="http://127.0.0.1:$port/events?topic={topic}"
       PEER_ARGS=(--sub-url "$PEER_SUB_URL" --pub-url "http://127.0.0.1:$origin/publish?topic={topic}"
         --pub-mode form)
@@ -153,11 +160,10 @@ peer_start() {
       ;;
   esac
   wait_http "$port" || { peer_stop; return 1; }
-  # nginx and Pushpin do their work in child processes: count those (and the leader's own).
+  # nginx and Pushpin do their work in child processes of the one started: count those too.
   if [ "$name" = nchan ] || [ "$name" = pushpin ]; then
     local child
-    PEER_SERVER_PIDS+=("$PEER_SIGNAL_PID")
-    for child in $(pgrep -P "$PEER_SIGNAL_PID"); do PEER_SERVER_PIDS+=("$child"); done
+    for child in $(pgrep -P "${PEER_SERVER_PIDS[0]}"); do PEER_SERVER_PIDS+=("$child"); done
   fi
 }
 
@@ -183,9 +189,13 @@ bench_cleanup() {
   for pid in "${HELPER_PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
 }
 
+# --server-pid for each of the peer's processes, the one that gets SIGTERM first.
 server_pid_args() {
   local pid
-  for pid in "${PEER_SERVER_PIDS[@]}"; do printf -- '--server-pid\n%s\n' "$pid"; done
+  printf -- '--server-pid\n%s\n' "$PEER_SIGNAL_PID"
+  for pid in "${PEER_SERVER_PIDS[@]}"; do
+    [ "$pid" != "$PEER_SIGNAL_PID" ] && printf -- '--server-pid\n%s\n' "$pid"
+  done
 }
 
 # The run's JSON record: what ran, against what, how it ended, and sluice-bench's own JSON.

@@ -8,7 +8,7 @@ workload_desc_W1() { echo "idle connections, memory per connection"; }
 w1_one() {
   local peer=$1 round=$2 n
   for n in $W1_COUNTS; do
-    bench_run W1 "$peer" "c$n" "$round" --subscribers "$n" --events 0 --idle "$W1_IDLE"
+    bench_run W1 "$peer" "c$n" "$round" --subscribers "$n" --idle "$W1_IDLE"
   done
 }
 
