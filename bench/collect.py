@@ -160,11 +160,11 @@ def section_w5(runs):
                      g.cell("latency_us.p99", MS, "%.2f"),
                      base.cell("latency_us.p99", MS, "%.2f") if base else "–",
                      "%s/%s" % (fmt_num(g.extra("connected")), fmt_num(g.extra("slow_connections"))),
-                     fmt_num(g.extra("events")), fmt_num(g.extra("closed_by_server")),
+                     fmt_num(g.extra("frames")), fmt_num(g.extra("closed_by_server")),
                      fmt_num(g.extra("reset_by_server")), fmt_num(g.extra("still_open")),
                      g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.exits()])
     return table(["peer", "fast lost/dup/ooo", "fast p50 ms", "fast p99 ms", "W2 p99 ms",
-                  "slow connected", "slow events read", "slow closed", "slow reset",
+                  "slow connected", "slow frames read", "slow closed", "slow reset",
                   "slow still open", "RSS (MiB)", "exit"], rows)
 
 

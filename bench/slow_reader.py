@@ -2,7 +2,7 @@
 """Slow SSE subscribers for workload W5: they connect like any subscriber, then read at a trickle
 through a small receive buffer, so the server's queue for them grows while fast subscribers
 (driven by sluice-bench) measure whether they are held back. Prints one JSON object: how many
-slow readers connected, what they received, and how many the server closed or reset (a hub that
+slow readers connected, what they received (bytes, and SSE frames, comments included), and how many the server closed or reset (a hub that
 cuts a subscriber whose queue overflowed closes it; one that drops events keeps it open). It
 stops after --seconds or on SIGTERM, and reports either way.
 
@@ -54,7 +54,7 @@ async def reader(url, rate, stats):
                 if head.split(b"\r\n", 1)[0].split(b" ")[1:2] == [b"200"]:
                     stats["status_ok"] += 1
             if in_body and b"\n\n" in buf:
-                stats["events"] += buf.count(b"\n\n")
+                stats["frames"] += buf.count(b"\n\n")
                 buf = buf[buf.rfind(b"\n\n") + 2:]
             await asyncio.sleep(0.1)
     except OSError:
@@ -76,7 +76,7 @@ async def main():
     url = args.url.replace("{topic}", urllib.parse.quote(args.topic, safe=""))
     if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         ap.error("loopback targets only")
-    stats = dict(slow_connections=args.connections, connected=0, status_ok=0, bytes=0, events=0,
+    stats = dict(slow_connections=args.connections, connected=0, status_ok=0, bytes=0, frames=0,
                  closed_by_server=0, reset_by_server=0, connect_errors=0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
