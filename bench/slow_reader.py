@@ -2,9 +2,10 @@
 """Slow SSE subscribers for workload W5: they connect like any subscriber, then read at a trickle
 through a small receive buffer, so the server's queue for them grows while fast subscribers
 (driven by sluice-bench) measure whether they are held back. Prints one JSON object: how many
-slow readers connected, what they received (bytes, and SSE frames, comments included), and how many the server closed or reset (a hub that
-cuts a subscriber whose queue overflowed closes it; one that drops events keeps it open). It
-stops after --seconds or on SIGTERM, and reports either way.
+slow readers connected, what they received (bytes, and SSE frames, comments included), and how
+many the server closed or reset (a hub that cuts a subscriber whose queue overflowed closes it;
+one that drops events keeps it open). It stops after --seconds or on SIGTERM, and reports either
+way.
 
 Loopback only; bounded by --seconds. Usage:
   slow_reader.py --url 'http://127.0.0.1:PORT/path?topic={topic}' --topic T [--connections N]
