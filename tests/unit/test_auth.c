@@ -419,6 +419,15 @@ static void test_structure(void **state) {
   snprintf(buf, sizeof(buf), "%s", good);
   buf[3] = '+';
   expect(auth, SL_ROLE_PUBLISHER, buf, NOW, -EACCES, "malformed header", NULL);
+  /* A 16-byte header leaves 4 unused bits in its last character: set, they give a second
+   * spelling of the same header, which a strict decoder refuses. */
+  char *canonical = assemble("{\"alg\":\"HS256\" }", "{}", "AAAA");
+  expect(auth, SL_ROLE_PUBLISHER, canonical, NOW, -EACCES, "bad signature", NULL);
+  char *last = strchr(canonical, '.') - 1;
+  assert_int_equal(*last, 'Q');   /* the base64url digit 16: low 4 bits clear */
+  *last = 'R';
+  expect(auth, SL_ROLE_PUBLISHER, canonical, NOW, -EACCES, "malformed header", NULL);
+  free(canonical);
 
   /* Overlong tokens are refused before any parsing. */
   size_t big = 20000;
@@ -493,6 +502,7 @@ static void test_audience_issuer(void **state) {
   } cases[] = {
     {"{\"aud\":\"" AUDIENCE "\",\"iss\":\"" ISSUER "\"}", 0, NULL},
     {"{\"aud\":[\"https://other.example\",\"" AUDIENCE "\"],\"iss\":\"" ISSUER "\"}", 0, NULL},
+    {"{\"aud\":[\"" AUDIENCE "\",\"https://other.example\"],\"iss\":\"" ISSUER "\"}", 0, NULL},
     {"{\"aud\":\"https://other.example\",\"iss\":\"" ISSUER "\"}", -EACCES, "audience mismatch"},
     {"{\"aud\":[\"https://other.example\"],\"iss\":\"" ISSUER "\"}", -EACCES,
      "audience mismatch"},
@@ -646,6 +656,14 @@ static void test_legacy_claim(void **state) {
   assert_int_equal(c.subscribe_count, 1);
   assert_string_equal(c.publish[0].match, "https://example.com/a");
   assert_string_equal(c.subscribe[0].match, "https://example.com/b");
+  sl_claims_free(&c);
+
+  /* Only "*" itself is the wildcard. */
+  expect_claims("{\"mercure\":{\"publish\":[\"*x\",\"**\"]}}", 0, NULL, &c);
+  assert_int_equal(c.publish_count, 2);
+  assert_int_equal(c.publish[0].type, SL_MATCH_EXACT);
+  assert_int_equal(c.publish[1].type, SL_MATCH_EXACT);
+  assert_false(sl_selectors_match(c.publish, c.publish_count, "https://example.com/a", 21));
   sl_claims_free(&c);
 
   expect_claims("{\"mercure\":{}}", 0, NULL, &c);
