@@ -1,0 +1,88 @@
+/* bench_hist.c — histogram arithmetic for the load generator (see bench_hist.h). Recording is a
+ * count-leading-zeros and two shifts, so it costs nothing next to parsing the event it measures.
+ */
+#include "bench_hist.h"
+
+#include <math.h>
+
+unsigned bench_hist_index(uint64_t v) {
+  if (v < BENCH_HIST_LINEAR)
+    return (unsigned)v;
+  unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+  unsigned shift = msb - BENCH_HIST_SUB_BITS;           /* >= 1 */
+  unsigned mant = (unsigned)(v >> shift);                /* in [64, 127] */
+  return BENCH_HIST_LINEAR + (shift - 1) * BENCH_HIST_HALF + (mant - BENCH_HIST_HALF);
+}
+
+uint64_t bench_hist_upper(unsigned index) {
+  if (index < BENCH_HIST_LINEAR)
+    return index;
+  unsigned rel = index - BENCH_HIST_LINEAR;
+  unsigned shift = rel / BENCH_HIST_HALF + 1;
+  uint64_t mant = rel % BENCH_HIST_HALF + BENCH_HIST_HALF;
+  if (shift + BENCH_HIST_SUB_BITS + 1 >= 64 && mant == 2 * BENCH_HIST_HALF - 1)
+    return UINT64_MAX;
+  return ((mant + 1) << shift) - 1;
+}
+
+void bench_hist_record(bench_hist_t *h, uint64_t v) {
+  h->buckets[bench_hist_index(v)]++;
+  h->count++;
+  h->sum += v;
+  if (v > h->max)
+    h->max = v;
+}
+
+void bench_hist_merge(bench_hist_t *dst, const bench_hist_t *src) {
+  for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+    dst->buckets[i] += src->buckets[i];
+  dst->count += src->count;
+  dst->sum += src->sum;
+  if (src->max > dst->max)
+    dst->max = src->max;
+}
+
+uint64_t bench_hist_quantile(const bench_hist_t *h, double q) {
+  if (h->count == 0)
+    return 0;
+  uint64_t rank = (uint64_t)ceil(q * (double)h->count);
+  if (rank < 1)
+    rank = 1;
+  if (rank > h->count)
+    rank = h->count;
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++) {
+    seen += h->buckets[i];
+    if (seen >= rank) {
+      uint64_t up = bench_hist_upper(i);
+      return up < h->max ? up : h->max;
+    }
+  }
+  return h->max;
+}
+
+static const uint64_t msh_bounds[BENCH_MSH_BUCKETS - 1] = {
+  0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 60000, 600000,
+};
+
+void bench_msh_record(bench_msh_t *h, uint64_t ms) {
+  unsigned i = 0;
+  while (i < BENCH_MSH_BUCKETS - 1 && ms > msh_bounds[i])
+    i++;
+  h->buckets[i]++;
+  h->count++;
+  if (ms > h->max)
+    h->max = ms;
+}
+
+void bench_msh_merge(bench_msh_t *dst, const bench_msh_t *src) {
+  for (unsigned i = 0; i < BENCH_MSH_BUCKETS; i++)
+    dst->buckets[i] += src->buckets[i];
+  dst->count += src->count;
+  if (src->max > dst->max)
+    dst->max = src->max;
+}
+
+uint64_t bench_msh_upper(const bench_msh_t *h, unsigned i) {
+  return i < BENCH_MSH_BUCKETS - 1 ? msh_bounds[i] : h->max;
+}
