@@ -482,7 +482,9 @@ int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, siz
   /* Compact JWS: three base64url segments. Five would be a JWE, which we do not decrypt. */
   const char *dot1 = token ? memchr(token, '.', len) : NULL;
   const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-  if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token))) {
+  /* A NUL inside would make libjwt see a shorter token than the one whose header we read. */
+  if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) ||
+      memchr(token, '\0', len)) {
     *why = "not a compact JWS";
     return -EACCES;
   }
@@ -495,17 +497,13 @@ int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, siz
   size_t body_len = (size_t)(dot2 - body);
   /* One block: the NUL-terminated token for libjwt, then the decoded payload. */
   char *copy = malloc(len + 1 + b64url_decoded_len(body_len));
-  if (!copy)
+  if (!copy) {
+    *why = "out of memory";
     return -ENOMEM;
+  }
   memcpy(copy, token, len);
   copy[len] = '\0';
   json_t *payload = NULL;
-  /* A NUL inside would make libjwt see a shorter token than the one whose header we read. */
-  if (memchr(token, '\0', len)) {
-    *why = "not a compact JWS";
-    err = -EACCES;
-    goto out;
-  }
   err = check_signature(auth, role, copy, alg, why);
   if (err < 0)
     goto out;
@@ -527,6 +525,8 @@ int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, siz
 out:
   json_decref(payload);
   free(copy);
+  if (err == -ENOMEM)
+    *why = "out of memory";
   return err;
 }
 

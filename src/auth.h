@@ -32,8 +32,8 @@ typedef struct sl_claims_s {
 
 typedef struct sl_auth_s sl_auth_t;
 
-/* Keys may be NULL (that role then cannot authenticate). audience/issuer NULL = not checked.
- * Copies every string. 0 or -ENOMEM. */
+/* Keys may be NULL or "" (that role then cannot authenticate). audience/issuer NULL = not
+ * checked. Copies every string. 0, -EINVAL (a key longer than INT_MAX) or -ENOMEM. */
 int sl_auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
                 const char *audience, const char *issuer);
 void sl_auth_free(sl_auth_t *auth);
@@ -42,7 +42,7 @@ void sl_auth_free(sl_auth_t *auth);
  * 0 and *claims filled; -EACCES for any invalid token (bad signature, alg not HS256/HS384/HS512,
  * typ other than JWT/at+jwt/application/at+jwt when present, expired, not yet valid (nbf), wrong
  * aud/iss when configured, malformed claims, unsupported match_type) with *why a short reason for
- * logs; -ENOKEY when no key is configured for role. */
+ * logs; -ENOKEY when no key is configured for role; -ENOMEM. On any error *claims is empty. */
 int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
                    int64_t now, sl_claims_t *claims, const char **why);
 
@@ -51,10 +51,11 @@ void sl_claims_free(sl_claims_t *claims);
 /* 1 when one of the n selectors matches topic (exact bytes, or "*"). */
 int sl_selectors_match(const sl_selector_t *sel, size_t n, const char *topic, size_t topic_len);
 
-/* Mints an HS256 token ("typ":"at+jwt") granting publish on publish[] and subscribe on
+/* Mints an HS256 token granting publish on publish[] and subscribe on
  * subscribe[] (as authorization_details and, for older clients, the legacy mercure claim), with
- * iat, exp = now + exp_seconds (0 = no exp), sub, jti, and aud/iss when given. *out is malloc'ed.
- * 0, -EINVAL or -ENOMEM. */
+ * iat, exp = now + exp_seconds (0 = no exp), sub, client_id, jti, and aud/iss when given. Its
+ * header says "typ":"JWT", not "at+jwt": libjwt 1.10 overrides any typ it is given. *out is
+ * malloc'ed. 0, -EINVAL or -ENOMEM. */
 int sl_token_mint(const char *key, const char *const *publish, size_t npublish,
                   const char *const *subscribe, size_t nsubscribe, int64_t exp_seconds,
                   const char *audience, const char *issuer, char **out);
