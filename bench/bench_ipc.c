@@ -4,11 +4,22 @@
 #include "bench_ipc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define MAX_MESSAGE (1u << 30)
+
+/* libuv's uv_poll_init makes the descriptor non-blocking; a message is still read and written
+ * whole, by waiting for the descriptor whenever it would block. */
+static int wait_fd(int fd, short events) {
+  struct pollfd p = {.fd = fd, .events = events};
+  while (poll(&p, 1, -1) < 0)
+    if (errno != EINTR)
+      return -errno;
+  return 0;
+}
 
 static int write_all(int fd, const void *p, size_t n) {
   const char *s = p;
@@ -17,6 +28,12 @@ static int write_all(int fd, const void *p, size_t n) {
     if (k < 0) {
       if (errno == EINTR)
         continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int rc = wait_fd(fd, POLLOUT);
+        if (rc < 0)
+          return rc;
+        continue;
+      }
       return -errno;
     }
     s += k;
@@ -34,6 +51,12 @@ static int read_all(int fd, void *p, size_t n) {
     if (k < 0) {
       if (errno == EINTR)
         continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        int rc = wait_fd(fd, POLLIN);
+        if (rc < 0)
+          return rc;
+        continue;
+      }
       return -errno;
     }
     s += k;

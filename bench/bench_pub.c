@@ -73,6 +73,12 @@ static int on_message_complete(llhttp_t *h) {
   return 0;
 }
 
+static void on_retry_timer(uv_timer_t *t) {
+  bench_pub_t *p = t->data;
+  if (!p->done && !p->stopping)
+    pub_connect(p);
+}
+
 static void on_close(uv_handle_t *h) {
   bench_pub_t *p = h->data;
   p->state = P_CLOSED;
@@ -87,7 +93,10 @@ static void on_close(uv_handle_t *h) {
     maybe_done(p);
     return;
   }
-  pub_connect(p);
+  if (p->drop_error)
+    uv_timer_start(&p->retry_timer, on_retry_timer, RECONNECT_DELAY_MS, 0);
+  else
+    pub_connect(p);
 }
 
 /* The connection is unusable (error) or closed by the server after a response: requests still
@@ -273,9 +282,9 @@ int bench_pub_init(bench_pub_t *p, uv_loop_t *loop, const bench_config_t *cfg,
   p->settings.on_status_complete = on_status_complete;
   p->settings.on_body = on_body;
   p->settings.on_message_complete = on_message_complete;
-  if (uv_timer_init(loop, &p->timer) < 0)
+  if (uv_timer_init(loop, &p->timer) < 0 || uv_timer_init(loop, &p->retry_timer) < 0)
     goto fail;
-  p->timer.data = p;
+  p->timer.data = p->retry_timer.data = p;
   p->state = P_IDLE;
   return 0;
 fail:
@@ -308,6 +317,8 @@ void bench_pub_close(bench_pub_t *p) {
   }
   if (!uv_is_closing((uv_handle_t *)&p->timer))
     uv_close((uv_handle_t *)&p->timer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&p->retry_timer))
+    uv_close((uv_handle_t *)&p->retry_timer, NULL);
 }
 
 void bench_pub_free(bench_pub_t *p) {

@@ -44,7 +44,8 @@ struct bench_pub_s {
   bench_pub_cb on_done;          /* once: every event sent and answered, or publishing stopped */
   uv_tcp_t tcp;
   uv_connect_t connect_req;
-  uv_timer_t timer;              /* pacing under --rate; reconnection delay */
+  uv_timer_t timer;              /* pacing under --rate */
+  uv_timer_t retry_timer;        /* delay before reconnecting after an error */
   llhttp_t http;
   llhttp_settings_t settings;
   bench_pub_slot_t *slots;
