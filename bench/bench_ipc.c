@@ -114,6 +114,8 @@ void bench_result_merge(bench_result_t *d, const bench_result_t *s) {
   d->http_errors += s->http_errors;
   if (d->first_bad_status == 0)
     d->first_bad_status = s->first_bad_status;
+  if (d->first_connect_error == 0)
+    d->first_connect_error = s->first_connect_error;
   take_max(&d->t_connected_ns, s->t_connected_ns);
   d->delivered += s->delivered;
   d->expected += s->expected;

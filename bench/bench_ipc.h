@@ -50,6 +50,7 @@ typedef struct bench_result_s {
   uint64_t connect_failed;
   uint64_t http_errors;       /* subscription answered with a status other than 200 */
   uint64_t first_bad_status;
+  int64_t first_connect_error;  /* libuv error code of the first failed connect, or 0 */
   uint64_t t_connected_ns;
   uint64_t delivered;         /* distinct (subscriber, event) pairs received */
   uint64_t expected;          /* acked events × subscribers of their topic */

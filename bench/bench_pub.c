@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench_payload.h"
+#include "bench_report.h"
 
 #define MAX_RECONNECTS 10
 #define RECONNECT_DELAY_MS 100
@@ -67,7 +68,7 @@ static int on_message_complete(llhttp_t *h) {
     if (p->first_bad_status == 0) {
       p->first_bad_status = p->status;
       p->err_body[p->err_body_len] = '\0';
-      fprintf(stderr, "\nsluice-bench: publish answered HTTP %d: %s\n", p->status, p->err_body);
+      bench_warn("publish answered HTTP %d: %s", p->status, p->err_body);
     }
   }
   return 0;
@@ -87,7 +88,7 @@ static void on_close(uv_handle_t *h) {
     return;
   }
   if (p->drop_error && p->reconnects++ >= MAX_RECONNECTS) {
-    fprintf(stderr, "\nsluice-bench: publish connection lost %d times, giving up\n",
+    bench_warn("publish connection lost %d times, giving up",
             MAX_RECONNECTS);
     p->stopping = 1;
     maybe_done(p);
@@ -126,12 +127,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread < 0) {
     if (nread != UV_EOF && !p->no_reconnect)
-      fprintf(stderr, "\nsluice-bench: publish connection: %s\n", uv_strerror((int)nread));
+      bench_warn("publish connection: %s", uv_strerror((int)nread));
     drop_connection(p, 1);
     return;
   }
   if (llhttp_execute(&p->http, buf->base, (size_t)nread) != HPE_OK) {
-    fprintf(stderr, "\nsluice-bench: bad publish response: %s\n",
+    bench_warn("bad publish response: %s",
             llhttp_get_error_reason(&p->http));
     drop_connection(p, 1);
     return;
@@ -217,7 +218,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (status == UV_ECANCELED || p->state != P_CONNECTING)
     return;
   if (status < 0) {
-    fprintf(stderr, "\nsluice-bench: publish connect: %s\n", uv_strerror(status));
+    bench_warn("publish connect: %s", uv_strerror(status));
     drop_connection(p, 1);
     return;
   }
@@ -245,7 +246,7 @@ static void pub_connect(bench_pub_t *p) {
   p->state = P_CONNECTING;
   int rc = uv_tcp_connect(&p->connect_req, &p->tcp, (const struct sockaddr *)&a->ss, on_connect);
   if (rc < 0) {
-    fprintf(stderr, "\nsluice-bench: publish connect: %s\n", uv_strerror(rc));
+    bench_warn("publish connect: %s", uv_strerror(rc));
     drop_connection(p, 1);
   }
 }

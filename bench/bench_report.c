@@ -5,6 +5,18 @@
 #include "bench_report.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
+#include <unistd.h>
+#include <uv.h>
+
+void bench_warn(const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "%ssluice-bench: %s\n", isatty(STDERR_FILENO) ? "\r\033[K" : "", msg);
+}
 
 static double per_sec(uint64_t n, double seconds) {
   return seconds > 0 ? (double)n / seconds : 0;
@@ -44,6 +56,8 @@ void bench_report_json(FILE *out, const bench_report_t *p) {
           ",\"connect_seconds\":%.6f,\"connect_rate\":%.1f,",
           r->connected, r->connect_failed, r->http_errors, p->connect_seconds,
           per_sec(r->connected, p->connect_seconds));
+  if (r->first_connect_error)
+    fprintf(out, "\"first_connect_error\":\"%s\",", uv_err_name((int)r->first_connect_error));
   fprintf(out, "\"published\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"publish_errors\":%" PRIu64
           ",\"publish_seconds\":%.6f,",
           p->published, p->acked, p->pub_errors, p->publish_seconds);
@@ -111,6 +125,10 @@ void bench_report_text(FILE *out, const bench_report_t *p) {
           " failed, %" PRIu64 " bad status\n",
           r->connected, r->subscribers, p->connect_seconds,
           per_sec(r->connected, p->connect_seconds), r->connect_failed, r->http_errors);
+  if (r->first_connect_error)
+    fprintf(out, "              first connect error: %s\n", uv_strerror((int)r->first_connect_error));
+  if (r->first_bad_status)
+    fprintf(out, "              first bad status: HTTP %" PRIu64 "\n", r->first_bad_status);
   if (p->cfg->mode == BENCH_MODE_RUN) {
     fprintf(out, "published     %" PRIu64 ", acked %" PRIu64 ", errors %" PRIu64
             " in %.3f s (%.0f acks/s)\n",

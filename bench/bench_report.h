@@ -33,6 +33,11 @@ typedef struct bench_report_s {
 
 void bench_report_json(FILE *out, const bench_report_t *rep);
 void bench_report_text(FILE *out, const bench_report_t *rep);
+/* Prints "sluice-bench: <message>" on stderr, first clearing the progress bar's line when stderr
+ * is a terminal. */
+__attribute__((format(printf, 1, 2)))
+void bench_warn(const char *fmt, ...);
+
 /* 0 for a clean run; 1 when events were lost, duplicated or reordered, subscriptions failed,
  * streams did not end (--signal-after), a worker died or the deadline cut the run short. */
 int bench_report_exit_code(const bench_report_t *rep);

@@ -35,6 +35,7 @@
 #define PROGRESS_MS 250
 
 enum { PH_CONNECT, PH_PUBLISH, PH_IDLE, PH_DRAIN, PH_COLLECT, PH_DONE };
+static const char *phase_names[] = {"connect", "publish", "idle", "drain", "collect", "done"};
 
 typedef struct worker_ref_s {
   pid_t pid;
@@ -93,7 +94,6 @@ static void raise_nofile(rlim_t *limit) {
 /* --- progress bar ---------------------------------------------------------------------------- */
 
 static void draw_progress(run_t *r, int final) {
-  static const char *names[] = {"connect", "publish", "idle", "drain", "collect", "done"};
   uint64_t conn = 0, deliv = 0, ended = 0, churned = 0;
   for (uint32_t i = 0; i < r->nworkers; i++) {
     conn += r->w[i].progress.connected;
@@ -110,7 +110,7 @@ static void draw_progress(run_t *r, int final) {
     fprintf(stderr, "\r\033[K[%5.1fs] churn: %llu accepted", t, (unsigned long long)churned);
   else
     fprintf(stderr, "\r\033[K[%5.1fs] %-7s conn %llu/%llu  pub %llu/%llu  ack %llu  deliv %llu%s",
-            t, names[r->phase], (unsigned long long)conn,
+            t, phase_names[r->phase], (unsigned long long)conn,
             (unsigned long long)r->cfg->subscribers, (unsigned long long)r->pub.published,
             (unsigned long long)r->cfg->events, (unsigned long long)r->pub.acked,
             (unsigned long long)deliv, r->signaled ? "  [SIGTERM sent]" : "");
@@ -195,8 +195,8 @@ static void on_deadline(uv_timer_t *t) {
     return;
   }
   r->timed_out = 1;
-  fprintf(stderr, "\nsluice-bench: deadline (--timeout %.0f s) reached in phase %d\n",
-          r->cfg->timeout, r->phase);
+  bench_warn("deadline (--timeout %.0f s) reached in the %s phase", r->cfg->timeout,
+             phase_names[r->phase]);
   enter_collect(r, 1);
 }
 
@@ -210,7 +210,7 @@ static void on_ack(bench_pub_t *p) {
   r->sigterm_ns = uv_hrtime();
   p->no_reconnect = 1;
   if (kill(r->cfg->server_pids[0], SIGTERM) < 0)
-    fprintf(stderr, "\nsluice-bench: SIGTERM to %d: %s\n", (int)r->cfg->server_pids[0],
+    bench_warn("SIGTERM to %d: %s", (int)r->cfg->server_pids[0],
             strerror(errno));
   bench_msg_signaled_t m = {r->sigterm_ns};
   send_all(r, BENCH_MSG_SIGNALED, &m, sizeof m, NULL, 0);
@@ -234,6 +234,17 @@ static void all_connected(run_t *r) {
   if (r->cfg->mode == BENCH_MODE_IDLE) {
     r->phase = PH_IDLE;
     uv_timer_start(&r->phase_timer, on_phase_timer, (uint64_t)(r->cfg->idle_seconds * 1000), 0);
+    return;
+  }
+  uint64_t connected = 0, failed = 0;
+  for (uint32_t i = 0; i < r->nworkers; i++) {
+    connected += r->w[i].conn.connected;
+    failed += r->w[i].conn.failed;
+  }
+  if (r->cfg->subscribers > 0 && connected == 0) {
+    bench_warn("none of the %llu subscriptions succeeded; not publishing",
+               (unsigned long long)failed);
+    enter_collect(r, 0);
     return;
   }
   r->phase = PH_PUBLISH;
@@ -261,7 +272,7 @@ static void on_worker(uv_poll_t *p, int status, int events) {
   size_t len = 0;
   if (status < 0 || bench_ipc_recv(w->fd, &type, &body, &len) < 0) {
     if (!w->reported)
-      fprintf(stderr, "\nsluice-bench: worker %d ended without a result\n", (int)w->pid);
+      bench_warn("worker %d ended without a result", (int)w->pid);
     w->alive = 0;
     uv_poll_stop(p);
     check_connected(r);

@@ -15,6 +15,7 @@
 
 #include "bench_ipc.h"
 #include "bench_payload.h"
+#include "bench_report.h"
 #include "bench_seqset.h"
 #include "bench_stream.h"
 
@@ -275,6 +276,8 @@ static void on_connect(uv_connect_t *req, int status) {
   if (status == UV_ECANCELED || s->state != S_CONNECTING)
     return;
   if (status < 0) {
+    if (s->initial && s->w->r.first_connect_error == 0)
+      s->w->r.first_connect_error = status;
     attempt_failed(s);
     return;
   }
@@ -349,8 +352,11 @@ static void sub_connect(sub_t *s) {
   rc = bind_source(s, which);
   if (rc == 0)
     rc = uv_tcp_connect(&s->connect_req, &s->tcp, (const struct sockaddr *)&addr->ss, on_connect);
-  if (rc < 0)
+  if (rc < 0) {
+    if (s->initial && w->r.first_connect_error == 0)
+      w->r.first_connect_error = rc;
     attempt_failed(s);
+  }
 }
 
 /* --- closing and reconnecting ---------------------------------------------------------------- */
@@ -432,7 +438,7 @@ static void account_losses(worker_t *w) {
   size_t len = (size_t)((u + 1) * k);
   uint32_t *pre = malloc(len * sizeof *pre);
   if (pre == NULL) {
-    fprintf(stderr, "sluice-bench: out of memory counting losses\n");
+    bench_warn("out of memory counting losses");
     w->r.tracking_oom++;
     return;
   }
