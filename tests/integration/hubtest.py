@@ -47,7 +47,7 @@ def sanitized():
     """True when the daemon was built with AddressSanitizer (timeouts and memory bounds differ)."""
     try:
         with open(BIN, "rb") as f:
-            return b"AddressSanitizer" in f.read()
+            return b"__asan_init" in f.read()
     except OSError:
         return False
 
