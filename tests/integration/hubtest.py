@@ -563,7 +563,8 @@ class Publisher:
         """Publishes and returns the id; raises when the hub does not answer 200."""
         resp = self.publish(*args, **kwargs)
         if resp.status != 200:
-            raise AssertionError(f"publish {args} {kwargs} -> {resp.status} {resp.text!r}")
+            raise AssertionError(f"publish {short((args, kwargs), 200)} -> {resp.status} "
+                                 f"{resp.text!r}")
         return resp.text
 
     def close(self):

@@ -342,6 +342,56 @@ def test_connections(hub, token):
             "pipelining: three requests in one write, three responses in order", got)
     conn.close()
 
+    # A subscription pipelined behind an ordinary request becomes a live stream.
+    conn = ht.HTTPConn(hub.port)
+    conn.send(conn.build("GET", "/healthz")
+              + conn.build("GET", ht.sub_query(["urn:err:pipesub"]),
+                           {"Authorization": f"Bearer {token}"}))
+    first = conn.read_response()
+    head = conn.read_head()
+    t.check(first.status == 200 and head.status == 200
+            and (head.header("content-type") or "").startswith("text/event-stream"),
+            "pipelining: GET /healthz then a subscription: 200, then an event stream",
+            (first, head))
+    ht.publish(hub.port, token, "urn:err:pipesub", data="p", id="pipesub-1")
+    dec, parser = ht.ChunkedDecoder(), ht.SSEParser()
+    events = []
+    deadline = time.monotonic() + 10 * ht.SLOW
+    while not any(e.id == "pipesub-1" for e in events) and time.monotonic() < deadline:
+        if conn.buf:
+            events += parser.feed(dec.feed(bytes(conn.buf)))
+            conn.buf.clear()
+        elif not conn._fill(deadline):
+            break
+    t.check(any(e.id == "pipesub-1" for e in events), "the pipelined subscription receives updates",
+            events)
+    conn.close()
+
+    # A chunked publish within the limit, and one with Expect: 100-continue (as curl sends).
+    body = ht.form([("topic", "urn:err:chunked"), ("id", "chunked-1"), ("data", "z" * 1500)])
+    conn = ht.HTTPConn(hub.port)
+    conn.send(conn.build("POST", ht.HUB_PATH, publish_headers(token, {"Transfer-Encoding": "chunked"}))
+              + b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 500]), body[i:i + 500])
+                         for i in range(0, len(body), 500)) + b"0\r\n\r\n")
+    resp = conn.read_response()
+    t.eq((resp.status, resp.text), (200, "chunked-1"), "chunked publish body within --max-body: 200")
+    conn.close()
+    conn = ht.HTTPConn(hub.port)
+    body = ht.form([("topic", "urn:err:expect"), ("id", "expect-1"), ("data", "e" * 1500)])
+    conn.send(conn.build("POST", ht.HUB_PATH, publish_headers(
+        token, {"Expect": "100-continue", "Content-Length": str(len(body))})))
+    interim = None
+    try:
+        interim = conn.read_head(timeout=1.0 * ht.SLOW)
+    except OSError:
+        pass  # no interim response: the client sends the body after its own wait
+    conn.send(body)
+    resp = conn.read_response() if interim is None or interim.status == 100 else interim
+    t.check(interim is None or interim.status == 100,
+            "Expect: 100-continue: the interim response, if any, is 100 Continue", interim)
+    t.eq((resp.status, resp.text), (200, "expect-1"), "publish with Expect: 100-continue: 200")
+    conn.close()
+
     conn = ht.HTTPConn(hub.port)
     resp = conn.request("GET", "/healthz", {"Connection": "close"})
     t.eq(resp.status, 200, "Connection: close request answered")

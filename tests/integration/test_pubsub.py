@@ -131,14 +131,14 @@ def sync(stream, pub, topic, tag):
 
 
 def test_dedup(hub, pub):
-    s = ht.SSEStream(hub.port, ht.sub_query(["urn:pubsub:a", "urn:pubsub:b", "*"]))
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:pubsub:a", "urn:pubsub:a", "urn:pubsub:b", "*"]))
     s.wait_open(10)
     pub.must(["urn:pubsub:a", "urn:pubsub:b"], data="both", id="dedup-1")
     pub.must("urn:pubsub:a", data="a-only", id="dedup-2")
     t.check(sync(s, pub, "urn:pubsub:a", "dedup"), "sync marker arrived", s.events)
     ids = s.ids()
     t.eq(ids.count("dedup-1"), 1,
-         "update with topics a and b, subscriber matching a, b and '*': delivered once")
+         "update with topics a and b, subscriber matching a (twice), b and '*': delivered once")
     t.eq(ids.count("dedup-2"), 1, "update matching two of the selectors: delivered once")
     s.close()
 
@@ -162,6 +162,19 @@ def test_filter(hub, pub):
             "legacy 'topic=' parameter filters like 'match='", legacy.ids())
     for s in (only, star, legacy):
         s.close()
+
+
+def test_large_and_unicode(hub, pub):
+    topic = "urn:pubsub:caf\u00e9/\u6771\u4eac"
+    s = ht.SSEStream(hub.port, ht.sub_query([topic]))
+    s.wait_open(10)
+    big = "\n".join(f"{i:05d} " + "\u00e9\u6771" * 40 for i in range(500))
+    pub.must(topic, data=big, id="big-\u00e9 1", type="t\u00e9")
+    ev = s.wait_id("big-\u00e9 1", 20)
+    t.check(ev is not None and ev.data == big and ev.type == "t\u00e9",
+            f"{len(big.encode())}-byte multi-line UTF-8 update on a UTF-8 topic arrives intact",
+            ev)
+    s.close()
 
 
 def test_private(hub, pub):
@@ -230,6 +243,7 @@ def main():
     t.section("framing seen by curl", test_framing, hub, pub)
     t.section("one delivery per update", test_dedup, hub, pub)
     t.section("topic filter, '*', legacy topic=", test_filter, hub, pub)
+    t.section("large UTF-8 update", test_large_and_unicode, hub, pub)
     t.section("private updates", test_private, hub, pub)
     pub.close()
     t.stop_hub(hub)
