@@ -1,6 +1,7 @@
 /* test_history.c — history.c, the in-memory ring behind resume: replay after an id up to a seq,
  * the found flag, "earliest" and unknown ids, eviction when full, duplicate ids resolving to the
- * earliest retained occurrence, capacity 0 and 1. Frame reference counts show what the ring keeps: a
+ * earliest retained occurrence, capacity 0 and 1, and heavy churn with colliding ids checked step
+ * by step against a plain reference model. Frame reference counts show what the ring keeps: a
  * retained frame has the ring's reference plus the test's, an evicted one only the test's; ASan
  * reports anything destroy() leaves behind.
  */
@@ -244,6 +245,130 @@ static void test_destroy_releases_every_frame(void **state) {
   }
 }
 
+/* Reference model: every id ever appended, by seq; the last `capacity` are retained. */
+typedef struct model_s {
+  char (*ids)[16];
+  uint64_t count; /* seqs 1..count were appended */
+  size_t capacity;
+} model_t;
+
+static uint64_t model_first(const model_t *m) {
+  return m->count > m->capacity ? m->count - m->capacity + 1 : 1;
+}
+
+/* The replay the protocol asks for: after the earliest retained occurrence of after, if any. */
+static void model_replay(const model_t *m, const char *after, uint64_t upto, int *found,
+                         uint64_t *first, uint64_t *last) {
+  uint64_t lo = model_first(m);
+  *found = 0;
+  *first = lo;
+  if (m->capacity == 0 || m->count == 0) {
+    *last = 0;
+    *first = 1;
+    return;
+  }
+  if (after != NULL && strcmp(after, "earliest") != 0) {
+    for (uint64_t s = lo; s <= m->count; s++) {
+      if (strcmp(m->ids[s], after) == 0) {
+        *found = 1;
+        *first = s + 1;
+        break;
+      }
+    }
+  }
+  *last = upto < m->count ? upto : m->count;
+}
+
+typedef struct churn_visit_s {
+  const model_t *model;
+  uint64_t next;     /* seq the next visit should have */
+  size_t n;
+  int out_of_order;  /* a visit was not the next seq, or not the frame appended with it */
+} churn_visit_t;
+
+static void churn_record(sl_frame_t *f, void *arg) {
+  churn_visit_t *v = arg;
+  if (f->seq != v->next || f->seq > v->model->count || strcmp(f->id, v->model->ids[f->seq]) != 0)
+    v->out_of_order = 1;
+  v->next++;
+  v->n++;
+}
+
+static void churn(size_t capacity, uint64_t appends, unsigned pool, unsigned seed) {
+  model_t m = {calloc(appends + 1, sizeof *m.ids), 0, capacity};
+  assert_non_null(m.ids);
+  sl_history_t *h = new_history(capacity);
+  srand(seed);
+  char after[16];
+  for (uint64_t s = 1; s <= appends; s++) {
+    /* Mostly ids from a pool a little larger than the ring (frequent collisions), some unique. */
+    if (rand() % 8 == 0)
+      snprintf(m.ids[s], sizeof m.ids[s], "u%llu", (unsigned long long)s);
+    else
+      snprintf(m.ids[s], sizeof m.ids[s], "p%u", (unsigned)rand() % pool);
+    append_owned(h, m.ids[s], s);
+    m.count = s;
+    if (s % 7 != 0 && s > 64)
+      continue;
+
+    const char *cursor = after;
+    int pick = rand() % 10;
+    if (pick == 0)
+      cursor = NULL;
+    else if (pick == 1)
+      cursor = "earliest";
+    else if (pick == 2)
+      snprintf(after, sizeof after, "x%d", rand()); /* never published */
+    else if (pick < 6)
+      snprintf(after, sizeof after, "%s", m.ids[s - (uint64_t)rand() % (s < 2000 ? s : 2000)]);
+    else
+      snprintf(after, sizeof after, "p%u", (unsigned)rand() % pool);
+    uint64_t upto = rand() % 4 == 0 ? s - (uint64_t)rand() % (capacity + 2) : UINT64_MAX;
+    if (upto > s && upto != UINT64_MAX)
+      upto = 0; /* wrapped below zero */
+
+    int want_found = 0;
+    uint64_t first = 0, last = 0;
+    model_replay(&m, cursor, upto, &want_found, &first, &last);
+    churn_visit_t v = {&m, first, 0, 0};
+    int found = -1;
+    assert_int_equal(h->ops->replay(h, cursor, upto, churn_record, &v, &found), 0);
+    if (found != want_found || v.out_of_order || v.n != (last >= first ? last - first + 1 : 0))
+      fail_msg("after %llu appends (capacity %zu): replay after \"%s\" upto %llu: found %d, "
+               "%zu frames%s; expected found %d, seqs %llu..%llu",
+               (unsigned long long)s, capacity, cursor ? cursor : "(null)",
+               (unsigned long long)upto, found, v.n, v.out_of_order ? " (not in order)" : "", want_found, (unsigned long long)first,
+               (unsigned long long)last);
+  }
+  h->ops->destroy(h);
+  free(m.ids);
+}
+
+static void test_churn_against_model(void **state) {
+  (void)state;
+  churn(1000, 100000, 1500, 1);
+  churn(1000, 100000, 200, 2);   /* far more duplicates than distinct ids */
+  churn(3, 20000, 5, 3);
+  churn(1, 5000, 3, 4);
+  churn(0, 1000, 10, 5);
+}
+
+/* Several updates share an id and the earliest is evicted: the id must still resolve, to the
+ * earliest occurrence that is still retained. */
+static void test_duplicate_id_survives_eviction_of_earliest(void **state) {
+  (void)state;
+  sl_history_t *h = new_history(3);
+  append_owned(h, "A", 1);
+  append_owned(h, "B", 2);
+  append_owned(h, "A", 3);
+  append_owned(h, "C", 4); /* evicts A@1; A@3 is retained */
+  expect_replay(h, "A", UINT64_MAX, 1, 4, 4);
+  append_owned(h, "A", 5); /* evicts B@2; retained A@3, C@4, A@5 */
+  expect_replay(h, "A", UINT64_MAX, 1, 4, 5);
+  expect_replay(h, "B", UINT64_MAX, 0, 3, 5);
+  h->ops->destroy(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_empty),
@@ -255,6 +380,8 @@ int main(void) {
     cmocka_unit_test(test_capacity_one),
     cmocka_unit_test(test_large_sequence_numbers),
     cmocka_unit_test(test_destroy_releases_every_frame),
+    cmocka_unit_test(test_duplicate_id_survives_eviction_of_earliest),
+    cmocka_unit_test(test_churn_against_model),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
