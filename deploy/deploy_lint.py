@@ -90,7 +90,11 @@ def last(entries, key):
 
 
 def lint_conf(c):
-    conf = parse_conf(read("sluice.conf"))
+    try:
+        conf = parse_conf(read("sluice.conf"))
+    except ValueError as e:
+        c.check(False, "sluice.conf parses as `name = value` lines", str(e))
+        return
     c.check(True, "sluice.conf parses as `name = value` lines")
     unknown = set(conf) - (KNOWN_OPTIONS - {"config"})
     c.check(not unknown, "sluice.conf names only known options", f"unknown: {sorted(unknown)}")
@@ -102,7 +106,10 @@ def lint_service(c):
     unit = parse_unit(read("sluice.service"))
     svc = unit.get("Service", [])
     c.check(bool(svc), "sluice.service has a [Service] section")
-    conf = parse_conf(read("sluice.conf"))
+    try:
+        conf = parse_conf(read("sluice.conf"))
+    except ValueError:
+        conf = {}  # reported by the conf check
     timeout = float(conf.get("shutdown-timeout", 25))
     want = {
         "Type": "notify",
@@ -311,7 +318,8 @@ def lint_dockerfile(c):
     if not have_apt_lists():
         print("skip Debian package names: no apt lists here (apt-get update fills them)")
     else:
-        missing = [p for p in build_pkgs + runtime if not apt_known(p)]
+        known = apt_known(build_pkgs + runtime)
+        missing = [p for p in build_pkgs + runtime if p not in known]
         c.check(not missing, "every package the Dockerfile installs exists in Debian (apt-cache)",
                 f"unknown: {missing}")
 
@@ -340,15 +348,16 @@ def have_apt_lists():
     return os.path.isdir(d) and any("_Packages" in f for f in os.listdir(d))
 
 
-def apt_known(pkg):
-    """Whether the local apt lists (no network) know the package."""
-    r = subprocess.run(["apt-cache", "show", "--no-all-versions", pkg],
-                       capture_output=True, text=True)
-    return r.returncode == 0 and "Package:" in r.stdout
+def apt_known(pkgs):
+    """The packages the local apt lists (no network) have an installable version of."""
+    r = subprocess.run(["apt-cache", "policy", *pkgs], capture_output=True, text=True)
+    known = re.findall(r"^(\S+):\n\s+Installed: .*\n\s+Candidate: (\S+)", r.stdout, re.M)
+    return {name for name, cand in known if cand != "(none)"}
 
 
-def apt_depends(pkg):
-    r = subprocess.run(["apt-cache", "depends", "--no-recommends", "--no-suggests", pkg],
+def apt_depends(pkgs):
+    """The direct dependencies of all the packages, together."""
+    r = subprocess.run(["apt-cache", "depends", "--no-recommends", "--no-suggests", *pkgs],
                        capture_output=True, text=True)
     return set(re.findall(r"^\s*\|?Depends: (\S+)", r.stdout, re.M))
 
@@ -362,12 +371,17 @@ def lint_runtime_libs(c, binary):
         sys.exit(3)
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", r.stdout)
     runtime = set(runtime_packages())
-    allowed = {"libc6"} | runtime
-    for p in runtime:
-        allowed |= apt_depends(p)
+    allowed = {"libc6"} | runtime | apt_depends(sorted(runtime))
+    q = subprocess.run(["dpkg", "-S", *(f"*/{lib}" for lib in needed)], capture_output=True,
+                       text=True)
+    owners_of = {}
+    for line in q.stdout.splitlines():
+        pkgs, sep, path = line.partition(": /")
+        if sep:
+            owners = {p.strip().split(":")[0] for p in pkgs.split(",")}
+            owners_of.setdefault(os.path.basename(path), set()).update(owners)
     for lib in needed:
-        q = subprocess.run(["dpkg", "-S", f"*/{lib}"], capture_output=True, text=True)
-        owners = {line.split(":")[0] for line in q.stdout.splitlines() if ":" in line}
+        owners = owners_of.get(lib, set())
         c.check(bool(owners & allowed), f"runtime image provides {lib}",
                 f"owned by {sorted(owners) or 'no package'}, runtime stage has {sorted(runtime)}")
 

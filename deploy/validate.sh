@@ -11,11 +11,17 @@
 # Prints one line per check: `ok`, `FAIL <why>` or `skip <why>`, then a count. Exit status 1 if
 # anything failed. A skip is never silent: it names the missing tool and the package bringing it.
 # With SLUICE_BIN set (a built daemon) it also checks that the runtime image has its libraries.
+# SLUICE_DEPLOY_DIR checks the files of another directory (the tests use it to see rules fail).
+# Arguments pick sections (service conf kubernetes dockerfile nginx); none = all.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+files="${SLUICE_DEPLOY_DIR:-$here}"
+export SLUICE_DEPLOY_DIR="$files"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0 skip=0
+sections=" $* "
+want() { [ "$sections" = "  " ] || [[ "$sections" == *" $1 "* ]]; }
 
 count() {  # reads check lines on stdin, echoes them, adds them up
   local line
@@ -38,6 +44,7 @@ lint() {  # deploy_lint.py with its exit status 3 (missing module) already repor
   fi
 }
 
+if want service; then
 echo "== sluice.service"
 lint service
 if command -v systemd-analyze >/dev/null; then
@@ -46,7 +53,7 @@ if command -v systemd-analyze >/dev/null; then
   root="$tmp/root"
   mkdir -p "$root/etc/systemd/system" "$root/usr/local/bin" "$root/bin" "$root/usr/lib/systemd"
   cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
-  cp "$here/sluice.service" "$root/etc/systemd/system/sluice.service"
+  cp "$files/sluice.service" "$root/etc/systemd/system/sluice.service"
   printf '#!/bin/sh\nexit 0\n' >"$root/usr/local/bin/sluice"
   cp /bin/kill "$root/bin/kill"
   chmod +x "$root/usr/local/bin/sluice"
@@ -68,13 +75,19 @@ if command -v systemd-analyze >/dev/null; then
 else
   count <<<"skip systemd-analyze verify: not installed (Debian package systemd); lint above only"
 fi
+fi
 
+if want conf; then
 echo "== sluice.conf"
 lint conf
+fi
 
+if want kubernetes; then
 echo "== kubernetes.yaml"
 lint kubernetes
+fi
 
+if want dockerfile; then
 echo "== Dockerfile (linted only: no Docker engine here, docker build is not run)"
 lint dockerfile
 if [ -n "${SLUICE_BIN:-}" ] && [ -x "${SLUICE_BIN}" ]; then
@@ -82,10 +95,12 @@ if [ -n "${SLUICE_BIN:-}" ] && [ -x "${SLUICE_BIN}" ]; then
 else
   count <<<"skip runtime libraries of the binary: SLUICE_BIN is not set to a built daemon"
 fi
+fi
 
+if want nginx; then
 echo "== nginx.conf"
 if [ -x /usr/sbin/nginx ]; then
-  conf="$(python3 "$here/nginx_local.py" "$here/nginx.conf" "$tmp" 18080 18081 2>&1)"; rc=$?
+  conf="$(python3 "$here/nginx_local.py" "$files/nginx.conf" "$tmp" 18080 18081 2>&1)"; rc=$?
   if [ $rc -ne 0 ]; then
     count <<<"FAIL render nginx.conf for a temporary prefix: $conf"
   else
@@ -98,6 +113,7 @@ if [ -x /usr/sbin/nginx ]; then
   fi
 else
   count <<<"skip nginx -t: nginx is not installed (Debian package nginx)"
+fi
 fi
 
 echo "validate: $pass passed, $fail failed, $skip skipped"
