@@ -83,7 +83,9 @@ static void on_retry_timer(uv_timer_t *t) {
 static void on_close(uv_handle_t *h) {
   bench_pub_t *p = h->data;
   p->state = P_CLOSED;
-  if (p->done || p->stopping || p->no_reconnect || p->next_seq >= p->cfg->events) {
+  if (p->no_reconnect)
+    p->stopping = 1;
+  if (p->done || p->stopping || p->next_seq >= p->cfg->events) {
     maybe_done(p);
     return;
   }
