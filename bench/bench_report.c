@@ -121,10 +121,11 @@ void bench_report_text(FILE *out, const bench_report_t *p) {
   const bench_hist_t *h = &r->latency;
   fprintf(out, "mode          %s, %u worker(s), %u source address(es)\n", mode_name(p->cfg),
           p->workers, p->sources ? p->sources : 1);
-  fprintf(out, "connected     %" PRIu64 " of %" PRIu64 " in %.3f s (%.0f conn/s), %" PRIu64
-          " failed, %" PRIu64 " bad status\n",
-          r->connected, r->subscribers, p->connect_seconds,
-          per_sec(r->connected, p->connect_seconds), r->connect_failed, r->http_errors);
+  if (p->cfg->mode != BENCH_MODE_CHURN)
+    fprintf(out, "connected     %" PRIu64 " of %" PRIu64 " in %.3f s (%.0f conn/s), %" PRIu64
+            " failed, %" PRIu64 " bad status\n",
+            r->connected, r->subscribers, p->connect_seconds,
+            per_sec(r->connected, p->connect_seconds), r->connect_failed, r->http_errors);
   if (r->first_connect_error)
     fprintf(out, "              first connect error: %s\n", uv_strerror((int)r->first_connect_error));
   if (r->first_bad_status)
