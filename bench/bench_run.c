@@ -327,7 +327,9 @@ static int fork_workers(run_t *r) {
         .nsources = r->nsources, .run_id = r->run_id, .fd = sv[1], .progress = r->progress,
         .t_start_ns = r->t_start_ns,
       };
-      _exit(bench_worker_main(&a));
+      /* exit(), not _exit(): stdio was flushed before fork, and the sanitizers check the
+       * worker at exit like any process. */
+      exit(bench_worker_main(&a));
     }
     close(sv[1]);
     r->w[i].pid = pid;

@@ -21,7 +21,8 @@
 
 #define TICK_MS 50
 #define PROGRESS_NS 250000000ull
-#define MAX_RECONNECTS 100  /* attempts per subscriber under --resume */
+#define MAX_RECONNECTS 1000   /* attempts per subscriber under --resume */
+#define RETRY_FLOOR_MS 50     /* least delay after a failed reconnection attempt */
 #define READ_BUF (256 * 1024)
 
 enum { S_IDLE, S_CONNECTING, S_WAIT_HEAD, S_STREAMING, S_CLOSING, S_WAIT_RETRY, S_DONE };
@@ -379,6 +380,10 @@ static void schedule_retry(sub_t *s) {
   int64_t delay = w->cfg->reconnect_now ? 0 : s->stream.sse.retry_ms;
   if (delay < 0)
     delay = BENCH_DEFAULT_RETRY_MS;
+  /* A hub that is still restarting refuses at once; a retry: of a few ms must not use up the
+   * attempts before it is back. */
+  if (s->attempts > 0 && delay < RETRY_FLOOR_MS)
+    delay = RETRY_FLOOR_MS;
   if (s->retry_timer == NULL) {
     s->retry_timer = malloc(sizeof *s->retry_timer);
     if (s->retry_timer == NULL || uv_timer_init(&w->loop, s->retry_timer) < 0) {
