@@ -145,8 +145,10 @@ static int sub_head(const char *tmpl, const char *enc, const bench_config_t *cfg
   int n = asprintf(head, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
                    "Cache-Control: no-cache\r\n%s", url.path, url.host, auth);
   free(url.path);
-  if (n < 0)
+  if (n < 0) {
+    *head = NULL;  /* asprintf leaves it undefined on failure */
     return fail(err, errlen, "out of memory");
+  }
   *head_len = (size_t)n;
   return 0;
 }
@@ -174,13 +176,17 @@ static int pub_parts(bench_topic_t *tp, const char *tmpl, const char *topic_enc,
   int n = asprintf(&tp->pub_head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n%s"
                    "Content-Length: ", url.path, url.host, ctype, auth);
   free(url.path);
-  if (n < 0)
+  if (n < 0) {
+    tp->pub_head = NULL;  /* asprintf leaves it undefined on failure */
     return fail(err, errlen, "out of memory");
+  }
   tp->pub_head_len = (size_t)n;
   n = form ? asprintf(&tp->pub_body_prefix, "topic=%s&data=", topic_enc)
            : asprintf(&tp->pub_body_prefix, "%s", "");
-  if (n < 0)
+  if (n < 0) {
+    tp->pub_body_prefix = NULL;
     return fail(err, errlen, "out of memory");
+  }
   tp->pub_body_prefix_len = (size_t)n;
   return 0;
 }
