@@ -67,6 +67,7 @@ struct worker_s {
   uint64_t sigterm_ns;
   uint64_t last_activity_ns;
   uint64_t last_progress_ns;
+  uint64_t streams_unended;  /* subscribers whose first stream has not ended yet */
   uint8_t *acked;           /* FINISH's bitmap, or NULL */
   uint64_t *acked_per_topic;
   uint64_t published;
@@ -177,6 +178,7 @@ static void stream_ended(sub_t *s, int reason) {
   worker_t *w = s->w;
   if (s->end_reason == BENCH_END_NONE && !s->resumed) {
     s->end_reason = (uint8_t)reason;
+    w->streams_unended--;
     switch (reason) {
     case BENCH_END_CLEAN: w->r.ended_clean++; break;
     case BENCH_END_PARTIAL: w->r.ended_partial++; break;
@@ -223,6 +225,7 @@ static void on_head(bench_stream_t *st, int status) {
   if (!s->ever_connected) {
     s->ever_connected = 1;
     w->r.connected++;
+    w->streams_unended++;
   }
   if (s->initial) {
     s->initial = 0;
@@ -411,8 +414,9 @@ static void on_close(uv_handle_t *h) {
     w->now_ns = uv_hrtime();
     if (w->now_ns < w->churn_end_ns)
       sub_connect(s);
+    else
+      check_done(w);  /* the last churner to close ends the run without waiting for a tick */
   }
-  check_done(w);
 }
 
 static void sub_close(sub_t *s, int after) {
@@ -544,14 +548,9 @@ static void check_done(worker_t *w) {
     return;
   if (w->sigterm_ns) {
     uint64_t end_deadline = w->sigterm_ns + (uint64_t)(w->cfg->end_timeout * 1e9);
-    int open = 0;
-    for (uint64_t i = 0; i < w->n && !open; i++) {
-      const sub_t *s = &w->subs[i];
-      open = s->ever_connected && s->end_reason == BENCH_END_NONE;
-    }
-    if (open && w->now_ns < end_deadline)
+    if (w->streams_unended > 0 && w->now_ns < end_deadline)
       return;
-    if (open) {
+    if (w->streams_unended > 0) {
       for (uint64_t i = 0; i < w->n; i++) {
         sub_t *s = &w->subs[i];
         if (s->ever_connected && s->end_reason == BENCH_END_NONE)
