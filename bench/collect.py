@@ -67,6 +67,10 @@ class Group:
             text += " [" + fmt % (min(vals) * scale) + "–" + fmt % (max(vals) * scale) + "]"
         return text
 
+    def client_cpu(self):
+        vals = [r["client_cpu_seconds"] for r in self.recs if "client_cpu_seconds" in r]
+        return "%.1f" % statistics.median(vals) if vals else "–"
+
     def exits(self):
         return ",".join(str(r["exit_code"]) for r in self.recs)
 
@@ -114,11 +118,11 @@ def section_w1(runs):
 def section_broadcast(runs, workload):
     rows = [[p, l, "%s/%s" % (g.cell("delivered"), g.cell("expected")), loss_cell(g),
              *lat_cells(g), g.cell("deliveries_per_sec"), g.cell("cpu_us_per_delivery", 1, "%.2f"),
-             g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.exits()]
+             g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.client_cpu(), g.exits()]
             for p, l, g in groups(runs, workload)]
     return table(["peer", "run", "delivered/expected", "lost/dup/ooo", "p50 ms", "p99 ms",
-                  "p99.9 ms", "max ms", "deliveries/s", "CPU µs/delivery", "RSS (MiB)", "exit"],
-                 rows)
+                  "p99.9 ms", "max ms", "deliveries/s", "CPU µs/delivery", "RSS (MiB)",
+                  "client CPU s", "exit"], rows)
 
 
 def saturation(runs):
@@ -140,10 +144,10 @@ def saturation(runs):
 def section_w3(runs):
     rows = [[p, l[1:], "%s/%s" % (g.cell("delivered"), g.cell("expected")), loss_cell(g),
              *lat_cells(g)[:3], g.cell("deliveries_per_sec"),
-             g.cell("cpu_us_per_delivery", 1, "%.2f"), g.exits()]
+             g.cell("cpu_us_per_delivery", 1, "%.2f"), g.client_cpu(), g.exits()]
             for p, l, g in groups(runs, "W3")]
     text = table(["peer", "events/s", "delivered/expected", "lost/dup/ooo", "p50 ms", "p99 ms",
-                  "p99.9 ms", "deliveries/s", "CPU µs/delivery", "exit"], rows)
+                  "p99.9 ms", "deliveries/s", "CPU µs/delivery", "client CPU s", "exit"], rows)
     sat = saturation(runs)
     rows = [[p, s["rate"] or "–", "%.0f" % s["dps"] if s["dps"] else "–", s["first_bad"] or "–"]
             for p, s in sorted(sat.items(), key=lambda kv: peer_key(kv[0]))]
@@ -173,22 +177,32 @@ def fmt_num(v):
 
 
 def section_w6(runs):
-    rows = [[p, l, g.cell("connected"), g.cell("connect_rate"), loss_cell(g),
-             "%s/%s" % (g.cell("delivered"), g.cell("expected")),
-             g.cell("latency_us.p99", MS, "%.2f"), g.cell("cpu_us_per_delivery", 1, "%.2f"),
-             g.exits()]
+    rows = [[p, l[1:], g.cell("churn_accepted"), g.cell("churn_per_sec"), g.cell("churn_errors"),
+             g.cell("cpu_us_per_connection", 1, "%.1f"), g.cell("server_rss_kb", 1 / 1024, "%.1f"),
+             g.client_cpu(), g.exits()]
             for p, l, g in groups(runs, "W6")]
-    return table(["peer", "run", "connected", "connects/s", "lost/dup/ooo", "delivered/expected",
-                  "p99 ms", "CPU µs/delivery", "exit"], rows)
+    return table(["peer", "in flight", "subscriptions", "per second", "errors",
+                  "CPU µs/connection", "RSS (MiB)", "client CPU s", "exit"], rows)
 
 
 def section_w7(runs):
-    rows = [[p, l, g.cell("connected"), g.cell("ended_clean"), g.cell("ended_reset"),
-             g.cell("ended_timeout"), g.cell("partial_frames"), g.cell("close_frames"),
-             g.cell("drain_seconds", 1, "%.2f"), loss_cell(g), g.exits()]
+    rows = [[p, l, g.cell("connected"), g.cell("ended_clean"), g.cell("ended_partial"),
+             g.cell("ended_reset"), g.cell("ended_timeout"), g.cell("close_frames"),
+             g.cell("drain_seconds", 1, "%.2f"), "%s/%s" % (g.cell("acked"), g.cell("published")),
+             loss_cell(g), retry_cell(g), g.exits()]
             for p, l, g in groups(runs, "W7")]
-    return table(["peer", "run", "connected", "ended clean", "reset", "timed out",
-                  "partial frames", "close frames", "drain s", "lost/dup/ooo", "exit"], rows)
+    return table(["peer", "run", "connected", "ended clean", "cut mid-frame", "reset",
+                  "timed out", "close frames", "drain s", "acked/published", "lost/dup/ooo",
+                  "retry: told", "exit"], rows)
+
+
+def retry_cell(g):
+    """How many clients were told a retry: and over what span, from the merged histogram."""
+    hist = merge_hist([(r.get("result") or {}).get("retry_ms_hist") for r in g.recs])
+    told = sum(n for _, n in hist) / max(1, len(g.recs))
+    if not told:
+        return "none"
+    return "%.0f, up to %g ms" % (told, max(ms for ms, n in hist if n))
 
 
 def section_w8(runs):
@@ -210,7 +224,7 @@ SECTIONS = [
     ("W3", "Rate sweep: 1000 subscribers", section_w3),
     ("W4", "Many topics: subscribers spread over 1000 topics", lambda r: section_broadcast(r, "W4")),
     ("W5", "Slow consumers among fast ones", section_w5),
-    ("W6", "Churn with Last-Event-ID resume", section_w6),
+    ("W6", "Connection churn", section_w6),
     ("W7", "Drain under load", section_w7),
     ("W8", "Publish throughput", section_w8),
 ]
@@ -288,19 +302,24 @@ def write_data(run_dir, runs):
     w7 = groups(runs, "W7")
     if w7:
         with open(os.path.join(data, "w7_end.dat"), "w") as f:
-            f.write("peer clean reset timeout\n")
+            f.write("peer clean partial reset timeout\n")
             for p, _, g in w7:
-                f.write("%s %s %s %s\n" % (p, num(g.median("ended_clean")),
-                                           num(g.median("ended_reset")),
-                                           num(g.median("ended_timeout"))))
+                f.write("%s %s %s %s %s\n" % (p, num(g.median("ended_clean")),
+                                              num(g.median("ended_partial")),
+                                              num(g.median("ended_reset")),
+                                              num(g.median("ended_timeout"))))
         hist_peers = []
         for p, _, g in w7:
             hist = merge_hist([(r.get("result") or {}).get("retry_ms_hist") for r in g.recs])
             if hist:
+                # Cumulative share of the clients told to wait at most ms: a spread uniform over
+                # a window is a straight line up to the window's end.
+                total, seen = sum(n for _, n in hist), 0.0
                 with open(os.path.join(data, "w7_retry_%s.dat" % p), "w") as f:
-                    f.write("retry_ms clients\n")
+                    f.write("retry_ms_at_most share\n0 0\n")
                     for ms, n in hist:
-                        f.write("%g %g\n" % (ms, n / len(g.recs)))
+                        seen += n
+                        f.write("%g %g\n" % (ms, seen / total))
                 hist_peers.append(p)
         have["w7"] = [p for p, _, g in w7 if g.values("ended_clean") or g.values("ended_reset")]
         have["w7_retry"] = hist_peers
@@ -308,21 +327,12 @@ def write_data(run_dir, runs):
 
 
 def merge_hist(hists):
-    """retry_ms_hist may be {"ms": count}, [[ms, count]] or [{"ms":, "count":}]; sums rounds."""
+    """Sums rounds of retry_ms_hist, which sluice-bench writes as [[upper bound in ms, clients]]."""
     total = {}
     for h in hists:
-        if isinstance(h, dict):
-            items = h.items()
-        elif isinstance(h, list):
-            items = [(e.get("ms", e.get("le")), e.get("count")) if isinstance(e, dict) else tuple(e[:2])
-                     for e in h if isinstance(e, (dict, list, tuple))]
-        else:
-            continue
-        for k, v in items:
-            try:
-                total[float(k)] = total.get(float(k), 0) + float(v)
-            except (TypeError, ValueError):
-                continue
+        for e in h if isinstance(h, list) else []:
+            if isinstance(e, list) and len(e) >= 2:
+                total[float(e[0])] = total.get(float(e[0]), 0) + float(e[1])
     return sorted(total.items())
 
 

@@ -79,6 +79,7 @@ alternate() {
 }
 
 started=$SECONDS
+for w in "${WORKLOADS[@]}"; do "params_$w"; done
 for w in "${WORKLOADS[@]}"; do
   log "== $w: $("workload_desc_$w")"
   "workload_$w"

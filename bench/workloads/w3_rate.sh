@@ -1,8 +1,16 @@
 # shellcheck shell=bash
-# W3 — rate sweep: 1000 subscribers of one topic, publish rate raised step by step until the peer
-# saturates: p99 latency at or above 100 ms, any loss, a failed run, or deliveries per second
+# W3 — rate sweep: 1000 subscribers of one topic, the publish rate doubled step by step until the
+# peer saturates: p99 latency at or above 100 ms, any loss, a failed run, or deliveries per second
 # below 90% of what was asked. The last step below that is the peer's sustainable rate.
-workload_desc_W3() { echo "rate sweep, 1000 subscribers, until p99 >= 100 ms or loss"; }
+params_W3() {
+  W3_SUBS=${W3_SUBS:-1000}
+  if [ "$QUICK" = 1 ]; then W3_RATES=${W3_RATES:-25 50 100 200}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-2}
+  else W3_RATES=${W3_RATES:-25 50 100 200 400 800}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-4}; fi
+}
+
+workload_desc_W3() {
+  echo "rate sweep ($W3_RATES events/s), $W3_SUBS subscribers, until p99 >= 100 ms or loss"
+}
 
 w3_one() {
   local peer=$1 round=$2 rate rec p99 lost dps rc
@@ -23,9 +31,4 @@ w3_one() {
   done
 }
 
-workload_W3() {
-  W3_SUBS=${W3_SUBS:-1000}
-  if [ "$QUICK" = 1 ]; then W3_RATES=${W3_RATES:-100 200 500 1000}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-2}
-  else W3_RATES=${W3_RATES:-100 200 500 1000 2000 5000}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-5}; fi
-  alternate w3_one 1
-}
+workload_W3() { alternate w3_one 1; }

@@ -3,12 +3,18 @@
 # read 1 KiB/s through a 4 KiB receive buffer (bench/slow_reader.py). The fast subscribers'
 # latency and loss, against W2's, show whether the slow ones hold the others back; the slow
 # readers' own report shows what the peer did with them (kept, cut, or silently dropped events).
-workload_desc_W5() { echo "W2 plus 200 slow readers on the same topic"; }
+params_W5() {
+  params_W2
+  W5_SLOW=${W5_SLOW:-200}
+  W5_SECONDS=$((W2_EVENTS / W2_RATE + 120))
+}
+
+workload_desc_W5() { echo "W2 plus $W5_SLOW slow readers on the same topic"; }
 
 # Started once the peer is up, so the slow readers are subscribed before the first event.
 w5_start_slow() {
   python3 "$SRC/bench/slow_reader.py" --url "$PEER_SUB_URL" --topic "$BENCH_TOPIC" \
-    --connections "$W5_SLOW" --bytes-per-sec 1024 --seconds "$RUN_TIMEOUT_W5" \
+    --connections "$W5_SLOW" --bytes-per-sec 1024 --seconds "$W5_SECONDS" \
     >"$BENCH_EXTRA_FILE" 2>"$BENCH_EXTRA_FILE.err" &
   W5_SLOW_PID=$!
   HELPER_PIDS+=("$W5_SLOW_PID")
@@ -28,10 +34,4 @@ w5_one() {
     --events "$W2_EVENTS" --size 100 --rate "$W2_RATE" --topics 1
 }
 
-workload_W5() {
-  W2_RATE=${W2_RATE:-200}
-  W5_SLOW=${W5_SLOW:-200}
-  if [ "$QUICK" = 1 ]; then W2_EVENTS=${W2_EVENTS:-1000}; else W2_EVENTS=${W2_EVENTS:-2000}; fi
-  RUN_TIMEOUT_W5=$((W2_EVENTS / W2_RATE + 120))
-  alternate w5_one 1
-}
+workload_W5() { alternate w5_one 1; }
