@@ -31,7 +31,7 @@ w5_one() {
   local peer=$1 round=$2
   BENCH_EXTRA_FILE="$RUN_DIR/runs/W5-$peer-slow-r$round.slow" BENCH_PRE_HOOK=w5_start_slow \
     BENCH_POST_HOOK=w5_stop_slow bench_run W5 "$peer" "slow" "$round" --subscribers 1000 \
-    --events "$W2_EVENTS" --size 100 --rate "$W2_RATE" --topics 1
+    --events "$W2_EVENTS" --size 100 --rate "$W2_RATE" --topics 1 --drain-wait 5
 }
 
 workload_W5() { alternate w5_one 1; }
