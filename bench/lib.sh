@@ -323,7 +323,8 @@ machine_info() {
   nchan_v=$(dpkg-query -W -f '${Version}' libnginx-mod-nchan 2>/dev/null || true)
   go_v=$(go version 2>/dev/null || true)
   pushpin_v=$(pushpin --version 2>/dev/null | head -1 || true)
-  python3 - "$out" "$sluice_v" "$nginx_v" "$nchan_v" "$go_v" "$pushpin_v" "$QUICK" <<'EOF'
+  # From the source tree, so that the commit recorded is the one measured.
+  (cd "$SRC" && python3 - "$out" "$sluice_v" "$nginx_v" "$nchan_v" "$go_v" "$pushpin_v" "$QUICK") <<'EOF'
 import json, os, platform, subprocess, sys, time
 out, sluice_v, nginx_v, nchan_v, go_v, pushpin_v, quick = sys.argv[1:]
 model = ""
@@ -338,7 +339,7 @@ with open("/proc/meminfo") as f:
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
 try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                             text=True).stdout.strip()
 except OSError:
     commit = ""
