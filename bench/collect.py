@@ -231,7 +231,7 @@ SECTIONS = [
 
 
 def write_summary(run_dir, runs, machine):
-    out = ["# Benchmark run %s" % os.path.basename(os.path.normpath(run_dir)), ""]
+    out = ["# Benchmark run %s" % os.path.basename(os.path.realpath(run_dir)), ""]
     out.append("Machine: %s × %s, %.1f GiB, kernel %s; open-file limit %s%s." % (
         machine.get("nproc"), machine.get("cpu_model"), machine.get("mem_total_kb", 0) / 2**20,
         machine.get("kernel"), machine.get("open_files_limit"),
