@@ -16,6 +16,7 @@ PEER_SERVER_PIDS=()   # processes whose CPU and memory are the peer's cost
 PEER_SIGNAL_PID=""    # gets sluice-bench's SIGTERM (the first --server-pid): the peer, or a relay
 PEER_SUB_URL=""       # subscribe URL template ({topic}), for helpers other than sluice-bench
 PEER_DIR=""           # the peer's temporary prefix
+BENCH_CHILD=""        # the running load generator (its timeout(1) wrapper)
 PORT_NEXT=${BENCH_PORT_BASE:-18400}
 # The topic sluice-bench publishes to when --topics is 1; helpers that subscribe beside it use it.
 BENCH_TOPIC=${BENCH_TOPIC:-https://bench.sluice.test/t/0}
@@ -186,6 +187,10 @@ peer_stop() {
 }
 
 bench_cleanup() {
+  if [ -n "${BENCH_CHILD:-}" ]; then
+    kill -TERM "$BENCH_CHILD" 2>/dev/null
+    wait "$BENCH_CHILD" 2>/dev/null
+  fi
   peer_stop
   local pid
   for pid in "${HELPER_PIDS[@]:-}"; do [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; done
@@ -289,8 +294,13 @@ bench_run() {
   # not the peer, was the limit.
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -f '{"user": %U, "system": %S}' -o "$base.client")
   [ -n "${BENCH_PRE_HOOK:-}" ] && "$BENCH_PRE_HOOK"
+  # In the background and waited for, so that an interrupt reaches the trap at once (bash runs
+  # traps only between foreground commands) and bench_cleanup can stop the run.
   timeout --kill-after=10 "$((limit + 30))" "${timer[@]}" "$BUILD/sluice-bench" "${PEER_ARGS[@]}" \
-    "${sargs[@]}" --json --quiet --timeout "$limit" "$@" >"$base.out" 2>>"$base.err" || rc=$?
+    "${sargs[@]}" --json --quiet --timeout "$limit" "$@" >"$base.out" 2>>"$base.err" &
+  BENCH_CHILD=$!
+  wait "$BENCH_CHILD" || rc=$?
+  BENCH_CHILD=""
   [ -n "${BENCH_POST_HOOK:-}" ] && "$BENCH_POST_HOOK"
   peer_stop
   write_record "$RUN_RECORD" "$workload" "$peer" "$label" "$round" "$rc" "$base.out" \
