@@ -330,9 +330,13 @@ def main():
         published, refused = [], []
         for i in range(UPDATES):
             data, status, uid, _, _ = via_nginx.publish(f"update-{i}")
-            (published if status == 200 else refused).append((data, uid if status == 200 else status))
+            if status == 200:
+                published.append((data, uid))
+            else:
+                refused.append((data, status))
         via_nginx.conn.close()
-        expect(not refused, f"all {UPDATES} publishes through nginx are 200", f"refused {refused[:5]}")
+        expect(not refused, f"all {UPDATES} publishes through nginx are 200",
+               f"refused {refused[:5]}")
 
         # A publish whose body is still on its way when the listeners close: the hub must answer
         # it 503 with Retry-After and Connection: close, not drop the connection.
@@ -383,21 +387,22 @@ def main():
                "the listeners close after the drain delay, not before",
                f"at {time.monotonic() - t_term:.3f} s")
         held.sendall(held_body[5:])
-        held_reply = b""
+        held_reply, held_end = b"", "no EOF within the bound"
         try:
             while len(held_reply) < 65536:
                 chunk = held.recv(4096)
                 if not chunk:
+                    held_end = "EOF"
                     break
                 held_reply += chunk
         except OSError as e:
-            held_reply += f"<{type(e).__name__}>".encode()
+            held_end = f"{type(e).__name__}: {e}"
         held.close()
         head = held_reply.split(b"\r\n\r\n")[0].decode("latin-1").lower()
         expect(head.startswith("http/1.1 503") and "\r\nretry-after:" in head
-               and "\r\nconnection: close" in head,
+               and "\r\nconnection: close" in head and held_end == "EOF",
                "a publish completed after the listeners closed is 503 with Retry-After and "
-               "Connection: close, then EOF", f"reply {held_reply[:300]!r}")
+               "Connection: close, then EOF", f"reply {held_reply[:300]!r}, then {held_end}")
 
         try:
             code = hub.wait(EXIT_WITHIN)
