@@ -15,6 +15,7 @@ typedef struct id_slot_s {
 typedef struct memory_history_s {
   sl_history_t base;
   sl_frame_t **ring;
+  unsigned char *later_dup; /* per ring slot: a later retained frame has the same id */
   size_t capacity;
   size_t count;
   uint64_t first_seq;   /* seq of the oldest retained frame */
@@ -68,11 +69,26 @@ static int memory_append(sl_history_t *h, sl_frame_t *f) {
   if (m->count == m->capacity) {
     sl_frame_t *old = ring_at(m, m->first_seq);
     size_t i = slot_find(m, old->id);
+    int reindex = m->slots[i].id != NULL && m->slots[i].seq == old->seq &&
+                  m->later_dup[m->first_seq % m->capacity];
     if (m->slots[i].id != NULL && m->slots[i].seq == old->seq)
       slot_delete(m, i);
-    sl_frame_unref(old);
+    m->later_dup[m->first_seq % m->capacity] = 0;
     m->first_seq++;
     m->count--;
+    /* A reused id now resolves to its earliest retained copy; only ids known to repeat pay
+     * for this scan. */
+    for (uint64_t s = m->first_seq; reindex && s < m->first_seq + m->count; s++) {
+      sl_frame_t *g = ring_at(m, s);
+      if (strcmp(g->id, old->id) == 0) {
+        size_t k = slot_find(m, g->id);
+        m->slots[k].id = g->id;
+        m->slots[k].seq = g->seq;
+        m->later_dup[s % m->capacity] = 1; /* conservative: later copies may follow */
+        break;
+      }
+    }
+    sl_frame_unref(old);
   }
   if (m->count == 0)
     m->first_seq = f->seq;
@@ -82,6 +98,8 @@ static int memory_append(sl_history_t *h, sl_frame_t *f) {
   if (m->slots[i].id == NULL) {
     m->slots[i].id = f->id;
     m->slots[i].seq = f->seq;
+  } else {
+    m->later_dup[m->slots[i].seq % m->capacity] = 1;
   }
   return 0;
 }
@@ -113,6 +131,7 @@ static void memory_destroy(sl_history_t *h) {
   for (size_t i = 0; i < m->count; i++)
     sl_frame_unref(ring_at(m, m->first_seq + i));
   free(m->ring);
+  free(m->later_dup);
   free(m->slots);
   free(m);
 }
@@ -129,9 +148,11 @@ int sl_history_memory_new(sl_history_t **out, size_t capacity) {
   m->base.ops = &memory_ops;
   m->capacity = capacity;
   m->ring = calloc(capacity ? capacity : 1, sizeof *m->ring);
+  m->later_dup = calloc(capacity ? capacity : 1, 1);
   m->slots = calloc(slots, sizeof *m->slots);
   m->slot_mask = slots - 1;
-  if (m->ring == NULL || m->slots == NULL) {
+  if (m->ring == NULL || m->slots == NULL || m->later_dup == NULL) {
+    free(m->later_dup);
     free(m->ring);
     free(m->slots);
     free(m);
