@@ -288,12 +288,20 @@ static void on_sweep(uv_timer_t *t) {
   sl_worker_flush(w);
 }
 
+/* The socket goes with its handle, so new connections are refused at once, not queued. */
+static void on_listener_closed(uv_handle_t *h) {
+  int *fd = h->data;
+  if (*fd >= 0)
+    close(*fd);
+  *fd = -1;
+}
+
 static void close_listeners(sl_worker_t *w) {
   if (!w->listeners_open)
     return;
   w->listeners_open = 0;
   for (unsigned i = 0; i < w->listen_count; i++)
-    uv_close((uv_handle_t *)&w->listeners[i], NULL);
+    uv_close((uv_handle_t *)&w->listeners[i], on_listener_closed);
 }
 
 static void on_listener_closed_fds(sl_worker_t *w) {
