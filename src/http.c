@@ -105,10 +105,19 @@ static int on_url(llhttp_t *p, const char *at, size_t n) {
   return append(&r->url, &r->url_len, &r->url_cap, at, n) ? reject(r, 500, "out of memory") : 0;
 }
 
+static int is_tchar(unsigned char ch) {
+  return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   sl_request_t *r = conn_of(p)->req;
   if (count_header_bytes(r, n))
     return -1;
+  /* llhttp's lenient build lets "Name : value" through; RFC 9112 5.1 says reject it. */
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)at[i]))
+      return reject(r, 400, "invalid character in a header name");
   if (r->field_len + n < sizeof r->field) {
     memcpy(r->field + r->field_len, at, n);
     r->field_len += n;
