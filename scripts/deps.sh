@@ -6,7 +6,7 @@ want=(cmake pkg-config libuv1-dev node-llhttp libjwt-dev libjansson-dev libsyste
 for g in "$@"; do
   case "$g" in
     build) ;;
-    test) want+=(libcmocka-dev nginx chromium iproute2 procps) ;;
+    test) want+=(libcmocka-dev nginx chromium iproute2 procps python3-yaml systemd) ;;
     bench) want+=(nginx libnginx-mod-nchan pushpin golang-go gnuplot-nox procps) ;;
     *) echo "deps.sh: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
   esac
