@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "hub.h"
 #include "log.h"
@@ -295,6 +296,39 @@ const char *sl__http_token(const sl_request_t *r, size_t *len, int *malformed) {
     }
   }
   return NULL;
+}
+
+int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present) {
+  static const char *const names[] = {"publisher", "subscriber"};
+  static const char *const flags[] = {"--publisher-jwt-key", "--subscriber-jwt-key"};
+  size_t len = 0;
+  int malformed;
+  char what[160];
+  const char *tok = sl__http_token(c->req, &len, &malformed);
+  *present = 0;
+  if (malformed) {
+    sl__http_error(c, 400, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n",
+                   "the Authorization header must be \"Bearer <token>\"");
+    return -1;
+  }
+  if (tok == NULL)
+    return 0;
+  *present = 1;
+  const char *why = "invalid token";
+  int r = sl_auth_verify(c->worker->hub->auth, role, tok, len, (int64_t)time(NULL), claims, &why);
+  if (r == -ENOKEY) {
+    snprintf(what, sizeof what, "this hub has no %s key configured (--jwt-key or %s)",
+             names[role], flags[role]);
+    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", what);
+    return -1;
+  }
+  if (r) {
+    sl_log(SL_LOG_DEBUG, "%s token rejected: %s", names[role], why);
+    snprintf(what, sizeof what, "the %s token is not valid", names[role]);
+    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", what);
+    return -1;
+  }
+  return 0;
 }
 
 static int path_is(const char *path, size_t len, const char *want) {

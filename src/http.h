@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "server.h"
 
 #define SL_HTTP_MAX_HEADER 8192   /* bytes of request line + headers (431 / 414 past it) */
@@ -60,5 +61,10 @@ void sl__handle_publish(sl_conn_t *c);
 
 /* The bearer token of a request (Authorization header, else the mercure cookie), or NULL. */
 const char *sl__http_token(const sl_request_t *r, size_t *len, int *malformed);
+
+/* Verifies the request's token for role. Returns 0 with *present 0 when there is none (the caller
+ * decides whether that is allowed), 0 with *present 1 and claims filled when it is valid, or -1
+ * after answering 400 (malformed presentation) or 401 (invalid token, no key for the role). */
+int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present);
 
 #endif

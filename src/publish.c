@@ -29,31 +29,12 @@ static int is_form(const char *ct) {
 
 /* 0 with claims, or an answer was sent. */
 static int publisher_auth(sl_conn_t *c, sl_claims_t *claims) {
-  sl_hub_t *hub = c->worker->hub;
-  size_t len = 0;
-  int malformed;
-  const char *tok = sl__http_token(c->req, &len, &malformed);
-  if (malformed) {
-    sl__http_error(c, 400, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n",
-                   "the Authorization header must be \"Bearer <token>\"");
+  int present;
+  if (sl__http_authenticate(c, SL_ROLE_PUBLISHER, claims, &present))
     return -1;
-  }
-  if (tok == NULL) {
+  if (!present) {
     sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n",
                    "publishing needs a token: Authorization: Bearer <JWT> (see `sluice token`)");
-    return -1;
-  }
-  const char *why = "invalid token";
-  int r = sl_auth_verify(hub->auth, SL_ROLE_PUBLISHER, tok, len, (int64_t)time(NULL), claims, &why);
-  if (r == -ENOKEY) {
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n",
-                   "this hub has no publisher key configured (--jwt-key or --publisher-jwt-key)");
-    return -1;
-  }
-  if (r) {
-    sl_log(SL_LOG_DEBUG, "publisher token rejected: %s", why);
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n",
-                   "the publisher token is not valid");
     return -1;
   }
   return 0;

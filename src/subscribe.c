@@ -55,38 +55,14 @@ static int is_matcher_name(const char *name) {
 
 /* Authenticates the subscriber. 0 and claims filled (has_token set), or an answer was sent. */
 static int subscriber_auth(sl_conn_t *c, sl_claims_t *claims, int *has_token) {
-  sl_hub_t *hub = c->worker->hub;
-  size_t len = 0;
-  int malformed;
-  const char *tok = sl__http_token(c->req, &len, &malformed);
-  *has_token = 0;
-  if (malformed) {
-    sl__http_error(c, 400, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n",
-                   "the Authorization header must be \"Bearer <token>\"");
+  if (sl__http_authenticate(c, SL_ROLE_SUBSCRIBER, claims, has_token))
     return -1;
-  }
-  if (tok == NULL) {
-    if (hub->cfg.anonymous)
-      return 0;
+  if (!*has_token && !c->worker->hub->cfg.anonymous) {
     sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n",
                    "this hub needs a subscriber token (Authorization: Bearer, or the "
                    "mercureAuthorization cookie)");
     return -1;
   }
-  const char *why = "invalid token";
-  int r = sl_auth_verify(hub->auth, SL_ROLE_SUBSCRIBER, tok, len, (int64_t)time(NULL), claims, &why);
-  if (r == -ENOKEY) {
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n",
-                   "this hub has no subscriber key configured (--jwt-key or --subscriber-jwt-key)");
-    return -1;
-  }
-  if (r) {
-    sl_log(SL_LOG_DEBUG, "subscriber token rejected: %s", why);
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n",
-                   "the subscriber token is not valid");
-    return -1;
-  }
-  *has_token = 1;
   return 0;
 }
 
