@@ -48,6 +48,7 @@ extern "C" {
 #define SL_DEFAULT_SHUTDOWN_TIMEOUT 25.0         /* seconds before remaining streams are forced */
 #define SL_DEFAULT_RECONNECT_SPREAD 5.0          /* seconds over which clients are told to come back */
 #define SL_DEFAULT_LINGER           2.0          /* seconds to wait for a client's FIN after ours */
+#define SL_DEFAULT_FLUSH_WINDOW     0.010        /* seconds over which a busy worker gathers updates */
 
 typedef struct sl_hub_s sl_hub_t;
 
@@ -73,6 +74,8 @@ typedef struct sl_config_s {
   double shutdown_timeout;            /* seconds before remaining streams are forced closed */
   double reconnect_spread;            /* seconds: the final retry: is jittered over this */
   double linger;                      /* seconds to wait for the client's FIN after ours */
+  double flush_window;                /* seconds: updates arriving closer together than this
+                                         reach a subscriber in one write; 0 = every update at once */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

@@ -97,9 +97,21 @@ static void on_closed(uv_handle_t *h) {
   sl__worker_conn_gone(w);
 }
 
+/* The fan-out list outlives a loop turn, so a connection that closes must leave it. */
+static void fanout_list_remove(sl_conn_t *c) {
+  *c->pprev_flush = c->next_flush;
+  if (c->next_flush)
+    c->next_flush->pprev_flush = c->pprev_flush;
+  c->next_flush = NULL;
+  c->pprev_flush = NULL;
+  c->flags &= ~(uint32_t)(SL_CONN_IN_FLUSH | SL_CONN_IN_FANOUT);
+}
+
 void sl_conn_close(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
+  if (c->flags & SL_CONN_IN_FANOUT)
+    fanout_list_remove(c);
   c->flags |= SL_CONN_CLOSING;
   if (c->sub) {
     sl_broker_remove(&c->worker->broker, c->sub);
@@ -124,7 +136,21 @@ static void flush_list_add(sl_conn_t *c) {
   c->worker->flush_head = c;
 }
 
-static int queue_push(sl_conn_t *c, sl_frame_t *f) {
+static void fanout_list_add(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
+  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
+    return; /* already on a list: written this turn or when the window ends */
+  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
+    return;
+  c->flags |= SL_CONN_IN_FLUSH | SL_CONN_IN_FANOUT;
+  c->next_flush = w->fanout_head;
+  if (w->fanout_head)
+    w->fanout_head->pprev_flush = &c->next_flush;
+  c->pprev_flush = &w->fanout_head;
+  w->fanout_head = c;
+}
+
+static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
   if (c->q_len == c->q_cap) {
     uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
     sl_frame_t **q = malloc(cap * sizeof *q);
@@ -142,7 +168,10 @@ static int queue_push(sl_conn_t *c, sl_frame_t *f) {
   size_t len;
   sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
   c->q_bytes += len;
-  flush_list_add(c);
+  if (fanout)
+    fanout_list_add(c);
+  else
+    flush_list_add(c);
   return 0;
 }
 
@@ -166,7 +195,7 @@ static void conn_evict(sl_conn_t *c) {
   sl_conn_end(c);
 }
 
-int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
+static int conn_send(sl_conn_t *c, sl_frame_t *f, int fanout) {
   if (c->flags & (SL_CONN_CLOSING | SL_CONN_EVICTED | SL_CONN_TERMINATED | SL_CONN_FIN_SENT))
     return -EPIPE;
   if ((c->flags & SL_CONN_STREAM) && f->seq > 0) {
@@ -177,13 +206,21 @@ int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
       return -ENOBUFS;
     }
   }
-  if (queue_push(c, f)) {
+  if (queue_push(c, f, fanout)) {
     /* Closed at the flush, not here: this may run inside the broker's dispatch loop. */
     c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;
     flush_list_add(c);
     return -ENOMEM;
   }
   return 0;
+}
+
+int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
+  return conn_send(c, f, 0);
+}
+
+int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f) {
+  return conn_send(c, f, 1);
 }
 
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
@@ -314,13 +351,33 @@ void sl_worker_flush(sl_worker_t *w) {
   }
 }
 
+void sl_worker_flush_fanout(sl_worker_t *w) {
+  sl_conn_t *head = w->fanout_head, *last = NULL;
+  w->fanout_head = NULL;
+  for (sl_conn_t *c = head; c; c = c->next_flush) {
+    c->flags &= ~(uint32_t)SL_CONN_IN_FANOUT; /* stays IN_FLUSH: it moves to the flush list */
+    c->pprev_flush = NULL;
+    last = c;
+  }
+  if (last) {
+    last->next_flush = w->flush_head;
+    w->flush_head = head;
+  }
+  w->fanout_last = uv_hrtime();
+  if (w->fanout_armed) {
+    uv_timer_stop(&w->fanout_timer);
+    w->fanout_armed = 0;
+  }
+  sl_worker_flush(w);
+}
+
 void sl_conn_end(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
   c->flags |= SL_CONN_CLOSE_AFTER | SL_CONN_PARSER_PAUSED;
   if ((c->flags & (SL_CONN_STREAM | SL_CONN_CHUNKED)) == (SL_CONN_STREAM | SL_CONN_CHUNKED) &&
       !(c->flags & SL_CONN_TERMINATED)) {
-    queue_push(c, &sl_frame_terminator);
+    queue_push(c, &sl_frame_terminator, 0);
     c->flags |= SL_CONN_TERMINATED;
   }
   flush_list_add(c);

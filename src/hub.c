@@ -28,6 +28,7 @@ void sl_config_init(sl_config_t *cfg) {
   cfg->shutdown_timeout = SL_DEFAULT_SHUTDOWN_TIMEOUT;
   cfg->reconnect_spread = SL_DEFAULT_RECONNECT_SPREAD;
   cfg->linger = SL_DEFAULT_LINGER;
+  cfg->flush_window = SL_DEFAULT_FLUSH_WINDOW;
 }
 
 const char *sl_version(void) {
@@ -57,7 +58,7 @@ static int check_config(const sl_config_t *c) {
   if (c->listen_count > SL_MAX_LISTEN || c->max_queue < 1024 || c->max_body < 1 ||
       c->heartbeat < 0 || c->write_timeout < 0 || c->header_timeout <= 0 || c->idle_timeout <= 0 ||
       c->drain_delay < 0 || c->shutdown_timeout < 0 || c->reconnect_spread < 0 || c->linger < 0 ||
-      c->workers > 256)
+      c->flush_window < 0 || c->flush_window > 1 || c->workers > 256)
     return -EINVAL;
   return 0;
 }

@@ -55,6 +55,7 @@ typedef struct {
   size_t offset;        /* of the field in sl_options_t */
   int sources;          /* FROM_* bits */
   int positive;         /* KIND_SECONDS: 0 is refused because it would end every connection */
+  double max;           /* KIND_SECONDS: the largest value allowed; 0 = MAX_SECONDS */
   const char *metavar;  /* the value's placeholder in --help, NULL for bare flags */
   const char *help;
 } option_def_t;
@@ -63,54 +64,57 @@ typedef struct {
 #define OPT(field) offsetof(sl_options_t, field)
 
 static const option_def_t options[] = {
-  {"listen", KIND_LISTEN, HUB(listen), FROM_ALL, 0, "HOST:PORT",
+  {"listen", KIND_LISTEN, HUB(listen), FROM_ALL, 0, 0, "HOST:PORT",
    "address to accept connections on; repeatable"},
-  {"workers", KIND_WORKERS, HUB(workers), FROM_ALL, 0, "N",
+  {"workers", KIND_WORKERS, HUB(workers), FROM_ALL, 0, 0, "N",
    "event-loop threads, 1-256; 0 = one per online core"},
-  {"jwt-key", KIND_STRING, HUB(jwt_key), FROM_ALL, 0, "KEY",
+  {"jwt-key", KIND_STRING, HUB(jwt_key), FROM_ALL, 0, 0, "KEY",
    "HS256 key that publisher and subscriber tokens are signed with"},
-  {"publisher-jwt-key", KIND_STRING, HUB(publisher_jwt_key), FROM_ALL, 0, "KEY",
+  {"publisher-jwt-key", KIND_STRING, HUB(publisher_jwt_key), FROM_ALL, 0, 0, "KEY",
    "key for publisher tokens (overrides --jwt-key)"},
-  {"subscriber-jwt-key", KIND_STRING, HUB(subscriber_jwt_key), FROM_ALL, 0, "KEY",
+  {"subscriber-jwt-key", KIND_STRING, HUB(subscriber_jwt_key), FROM_ALL, 0, 0, "KEY",
    "key for subscriber tokens (overrides --jwt-key)"},
-  {"jwt-audience", KIND_STRING, HUB(jwt_audience), FROM_ALL, 0, "AUD",
+  {"jwt-audience", KIND_STRING, HUB(jwt_audience), FROM_ALL, 0, 0, "AUD",
    "tokens must carry this \"aud\""},
-  {"jwt-issuer", KIND_STRING, HUB(jwt_issuer), FROM_ALL, 0, "ISS",
+  {"jwt-issuer", KIND_STRING, HUB(jwt_issuer), FROM_ALL, 0, 0, "ISS",
    "tokens must carry this \"iss\""},
-  {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, NULL,
+  {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
-  {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, "N",
+  {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, 0, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
-  {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, "SECONDS",
+  {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, 0, "SECONDS",
    "interval of keep-alive comments; 0 = none"},
-  {"max-queue", KIND_BYTES, HUB(max_queue), FROM_ALL, 0, "BYTES",
+  {"max-queue", KIND_BYTES, HUB(max_queue), FROM_ALL, 0, 0, "BYTES",
    "bytes queued for one slow subscriber before it is disconnected"},
-  {"max-body", KIND_BYTES, HUB(max_body), FROM_ALL, 0, "BYTES",
+  {"max-body", KIND_BYTES, HUB(max_body), FROM_ALL, 0, 0, "BYTES",
    "largest publish request body"},
-  {"write-timeout", KIND_SECONDS, HUB(write_timeout), FROM_ALL, 1, "SECONDS",
+  {"write-timeout", KIND_SECONDS, HUB(write_timeout), FROM_ALL, 1, 0, "SECONDS",
    "how long a subscriber may stall a started write"},
-  {"header-timeout", KIND_SECONDS, HUB(header_timeout), FROM_ALL, 1, "SECONDS",
+  {"header-timeout", KIND_SECONDS, HUB(header_timeout), FROM_ALL, 1, 0, "SECONDS",
    "time allowed to send request headers (408 after)"},
-  {"idle-timeout", KIND_SECONDS, HUB(idle_timeout), FROM_ALL, 1, "SECONDS",
+  {"idle-timeout", KIND_SECONDS, HUB(idle_timeout), FROM_ALL, 1, 0, "SECONDS",
    "how long an idle keep-alive connection stays open"},
-  {"drain-delay", KIND_SECONDS, HUB(drain_delay), FROM_ALL, 0, "SECONDS",
+  {"drain-delay", KIND_SECONDS, HUB(drain_delay), FROM_ALL, 0, 0, "SECONDS",
    "full service kept after SIGTERM before listeners close (readiness goes down at once)"},
-  {"shutdown-timeout", KIND_SECONDS, HUB(shutdown_timeout), FROM_ALL, 0, "SECONDS",
+  {"shutdown-timeout", KIND_SECONDS, HUB(shutdown_timeout), FROM_ALL, 0, 0, "SECONDS",
    "time the drain may take before remaining connections are closed hard"},
-  {"reconnect-spread", KIND_SECONDS, HUB(reconnect_spread), FROM_ALL, 0, "SECONDS",
+  {"reconnect-spread", KIND_SECONDS, HUB(reconnect_spread), FROM_ALL, 0, 0, "SECONDS",
    "window over which drained clients are told to reconnect"},
-  {"linger", KIND_SECONDS, HUB(linger), FROM_ALL, 0, "SECONDS",
+  {"linger", KIND_SECONDS, HUB(linger), FROM_ALL, 0, 0, "SECONDS",
    "wait for a client's FIN after closing a stream"},
+  {"flush-window", KIND_SECONDS, HUB(flush_window), FROM_ALL, 0, 1.0, "SECONDS",
+   "when updates come closer together than this, gather them into one write per subscriber; "
+   "0 = write each at once"},
   /* A config file naming another config file would be a second, hidden precedence level. */
-  {"config", KIND_CONFIG, OPT(config_file), FROM_FLAG | FROM_ENV, 0, "FILE",
+  {"config", KIND_CONFIG, OPT(config_file), FROM_FLAG | FROM_ENV, 0, 0, "FILE",
    "read settings from FILE"},
-  {"log-file", KIND_STRING, OPT(log_file), FROM_ALL, 0, "PATH",
+  {"log-file", KIND_STRING, OPT(log_file), FROM_ALL, 0, 0, "PATH",
    "append the log to PATH, reopened on SIGHUP"},
-  {"verbose", KIND_BOOL, OPT(verbose), FROM_ALL, 0, NULL, "log every connection"},
+  {"verbose", KIND_BOOL, OPT(verbose), FROM_ALL, 0, 0, NULL, "log every connection"},
   /* Never from the environment: a variable left in a service's environment must not turn the
    * daemon into a program that prints and exits. */
-  {"help", KIND_HELP, OPT(show_help), FROM_FLAG, 0, NULL, "print this help and exit"},
-  {"version", KIND_VERSION, OPT(show_version), FROM_FLAG, 0, NULL, "print the version and exit"},
+  {"help", KIND_HELP, OPT(show_help), FROM_FLAG, 0, 0, NULL, "print this help and exit"},
+  {"version", KIND_VERSION, OPT(show_version), FROM_FLAG, 0, 0, NULL, "print the version and exit"},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])
@@ -402,6 +406,11 @@ static int apply(parser_t *p, const option_def_t *def, const char *where, const 
         set_error(p->err, p->errlen,
                   "%s: '%s' is not a non-negative number of seconds (e.g. 30 or 0.5)", where,
                   shown(value, buf, sizeof buf));
+        return -EINVAL;
+      }
+      if (def->max > 0 && d > def->max) {
+        set_error(p->err, p->errlen, "%s: '%s' is too large (at most %g seconds)", where,
+                  shown(value, buf, sizeof buf), def->max);
         return -EINVAL;
       }
       if (def->positive && d == 0.0) {

@@ -131,8 +131,9 @@ int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, siz
     goto fail_loop;
   if ((r = uv_async_init(&w->loop, &w->wakeup, NULL)))
     goto fail_mutex;
-  if ((r = uv_timer_init(&w->loop, &w->sweep)))
+  if ((r = uv_timer_init(&w->loop, &w->sweep)) || (r = uv_timer_init(&w->loop, &w->fanout_timer)))
     goto fail_mutex;
+  w->fanout_window = (uint64_t)(hub->cfg.flush_window * 1e9);
   for (unsigned i = 0; i < hub->cfg.listen_count; i++) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -218,7 +219,28 @@ void sl_worker_wake(sl_worker_t *w) {
 
 static void deliver(sl_sub_t *sub, sl_frame_t *f, void *arg) {
   (void)arg;
-  sl_conn_send(sub->conn, f);
+  sl_conn_send_update(sub->conn, f);
+}
+
+static void on_fanout_timer(uv_timer_t *t) {
+  sl_worker_t *w = t->loop->data;
+  w->fanout_armed = 0;
+  sl_worker_flush_fanout(w);
+}
+
+/* Updates just queued: write them now when the last fan-out is a window old (a quiet stream is
+ * not delayed), else when the window ends, by which time more updates may share the write. */
+static void fanout_schedule(sl_worker_t *w) {
+  if (w->fanout_head == NULL || w->fanout_armed)
+    return;
+  uint64_t now = uv_hrtime();
+  if (now - w->fanout_last >= w->fanout_window) {
+    sl_worker_flush_fanout(w);
+    return;
+  }
+  uint64_t ms = (w->fanout_last + w->fanout_window - now + 999999) / 1000000;
+  uv_timer_start(&w->fanout_timer, on_fanout_timer, ms, 0);
+  w->fanout_armed = 1;
 }
 
 static void force_close_all(sl_worker_t *w) {
@@ -256,6 +278,7 @@ static void on_wakeup(uv_async_t *h) {
   }
   w->spare = msgs;
   w->spare_cap = cap;
+  fanout_schedule(w);
   if (drain && !w->draining)
     drain_begin(w);
   if (atomic_load(&w->hub->shutdown.force_requested) && !w->stopping)
@@ -316,6 +339,7 @@ static void on_listener_closed_fds(sl_worker_t *w) {
  * came after them): close the listeners, give each stream its final frame, end idle connections. */
 static void drain_begin(sl_worker_t *w) {
   w->draining = 1;
+  sl_worker_flush_fanout(w); /* every accepted update goes before the final frames */
   close_listeners(w);
   double spread = w->hub->cfg.reconnect_spread;
   sl_conn_t *next;
@@ -353,6 +377,7 @@ static void stop_handles(sl_worker_t *w) {
   w->stopping = 1;
   close_listeners(w);
   uv_close((uv_handle_t *)&w->sweep, NULL);
+  uv_close((uv_handle_t *)&w->fanout_timer, NULL);
   uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
 

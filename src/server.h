@@ -34,6 +34,7 @@ enum {
   SL_CONN_READ_PAUSED = 1 << 9, /* too much output queued for a pipelining client */
   SL_CONN_PARSER_PAUSED = 1 << 10, /* request parsing stopped (stream started or error) */
   SL_CONN_HARD_CLOSE = 1 << 11, /* close without waiting for anything */
+  SL_CONN_IN_FANOUT = 1 << 12,  /* on the worker's fan-out list (flushed when the window ends) */
 };
 
 /* One client connection. Owned by its worker; freed in the poll handle's close callback. */
@@ -41,7 +42,8 @@ struct sl_conn_s {
   uv_poll_t poll;               /* poll.data = this */
   sl_worker_t *worker;
   sl_conn_t *prev, *next;       /* the worker's connection list */
-  sl_conn_t *next_flush;        /* the worker's flush list */
+  sl_conn_t *next_flush;        /* the worker's flush list or fan-out list */
+  sl_conn_t **pprev_flush;      /* on the fan-out list: the pointer that points here */
   int fd;
   uint32_t flags;               /* SL_CONN_* */
   /* Output: a ring of frame references; off bytes of the first one are already written. */
@@ -86,6 +88,14 @@ struct sl_worker_s {
   sl_conn_t *conns;              /* every open connection */
   size_t conn_count;
   sl_conn_t *flush_head;         /* connections with output to write this turn */
+  /* Updates coalesce here: a subscriber's new updates wait at most --flush-window, so that when
+   * they come fast each subscriber gets many in one write; after a quiet window the next update
+   * is written at once. */
+  sl_conn_t *fanout_head;        /* subscribers with updates waiting for the window's end */
+  uv_timer_t fanout_timer;
+  int fanout_armed;
+  uint64_t fanout_last;          /* uv_hrtime() of the last fan-out flush */
+  uint64_t fanout_window;        /* --flush-window in nanoseconds */
   char *read_buf;                /* shared by every connection of this worker */
   sl_metrics_t metrics;
   /* Shutdown, owned by the worker thread once the hub sent SL_MSG_DRAIN. */
@@ -121,10 +131,15 @@ uint64_t sl_worker_now(const sl_worker_t *w);
 /* Queues a frame reference (taken here) for writing; the write happens at the end of this loop
  * turn. Returns 0, or -ENOBUFS when a stream passed --max-queue (it is then evicted). */
 int sl_conn_send(sl_conn_t *c, sl_frame_t *f);
+/* Queues an update for a subscriber on the fan-out list: it is written when the flush window
+ * ends (sl_worker_flush_fanout). Same results as sl_conn_send. */
+int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f);
 /* Copies bytes into a raw frame and queues it. */
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len);
 /* Writes every connection on the flush list: one sendmsg each. */
 void sl_worker_flush(sl_worker_t *w);
+/* Writes every subscriber on the fan-out list, then the flush list. */
+void sl_worker_flush_fanout(sl_worker_t *w);
 /* Ends the connection now; safe from its own callbacks (the memory goes in the close callback). */
 void sl_conn_close(sl_conn_t *c);
 /* Ends a connection cleanly: once its queue is written, FIN, then wait for the client's FIN. */

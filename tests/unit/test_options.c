@@ -101,6 +101,7 @@ static const setting_t settings[] = {
   {"shutdown-timeout", "0", T_DOUBLE, HUB(shutdown_timeout), NULL, 0},
   {"reconnect-spread", "9", T_DOUBLE, HUB(reconnect_spread), NULL, 9},
   {"linger", "0.125", T_DOUBLE, HUB(linger), NULL, 0.125},
+  {"flush-window", "0.02", T_DOUBLE, HUB(flush_window), NULL, 0.02},
   {"log-file", "/var/log/sluice.log", T_STR, OPT(log_file), "/var/log/sluice.log", 0},
   {"verbose", "yes", T_INT, OPT(verbose), NULL, 1},
 };
@@ -407,6 +408,7 @@ static void test_bad_values(void **state) {
     {{"--heartbeat", "inf"}, "--heartbeat: 'inf' is not"},
     {{"--heartbeat", "."}, "--heartbeat: '.' is not"},
     {{"--linger", "1000000001"}, "--linger: '1000000001' is too large"},
+    {{"--flush-window", "1.5"}, "--flush-window: '1.5' is too large (at most 1 seconds)"},
     {{"--write-timeout", "0"}, "--write-timeout: must be greater than 0"},
     {{"--header-timeout=0.0"}, "--header-timeout: must be greater than 0"},
     {{"--idle-timeout", "0"}, "--idle-timeout: must be greater than 0"},
