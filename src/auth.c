@@ -539,6 +539,53 @@ void sl_claims_free(sl_claims_t *claims) {
   memset(claims, 0, sizeof(*claims));
 }
 
+/* One role's selectors copied into a single block: the array, then each string NUL-terminated.
+ * *out is NULL when n is 0. 0 or -ENOMEM. */
+static int copy_selectors(sl_selector_t **out, const sl_selector_t *sel, size_t n) {
+  *out = NULL;
+  if (!n)
+    return 0;
+  if (n > SIZE_MAX / sizeof(sl_selector_t))
+    return -ENOMEM;
+  size_t size = n * sizeof(sl_selector_t);
+  for (size_t i = 0; i < n; i++) {
+    assert(sel[i].match || !sel[i].len);
+    if (sel[i].len >= SIZE_MAX - size)
+      return -ENOMEM;
+    size += sel[i].len + 1;
+  }
+  sl_selector_t *copy = malloc(size);
+  if (!copy)
+    return -ENOMEM;
+  char *next = (char *)(copy + n);
+  for (size_t i = 0; i < n; i++) {
+    copy[i].type = sel[i].type;
+    copy[i].match = next;
+    copy[i].len = sel[i].len;
+    if (sel[i].len)
+      memcpy(next, sel[i].match, sel[i].len);
+    next[sel[i].len] = '\0';
+    next += sel[i].len + 1;
+  }
+  *out = copy;
+  return 0;
+}
+
+int sl_claims_copy(sl_claims_t *dst, const sl_claims_t *src) {
+  assert(dst && src && dst != src);
+  memset(dst, 0, sizeof(*dst));
+  if (copy_selectors(&dst->publish, src->publish, src->publish_count) < 0)
+    return -ENOMEM;
+  if (copy_selectors(&dst->subscribe, src->subscribe, src->subscribe_count) < 0) {
+    sl_claims_free(dst);
+    return -ENOMEM;
+  }
+  dst->publish_count = src->publish_count;
+  dst->subscribe_count = src->subscribe_count;
+  dst->exp = src->exp;
+  return 0;
+}
+
 int sl_selectors_match(const sl_selector_t *sel, size_t n, const char *topic, size_t topic_len) {
   for (size_t i = 0; i < n; i++) {
     if (sel[i].type == SL_MATCH_ANY)

@@ -48,6 +48,11 @@ int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, siz
 
 void sl_claims_free(sl_claims_t *claims);
 
+/* A deep copy of src into dst, laid out as sl_auth_verify lays claims out (one block per role:
+ * the selector array, then its strings), so sl_claims_free frees it. dst and src must differ.
+ * 0, or -ENOMEM with dst empty. */
+int sl_claims_copy(sl_claims_t *dst, const sl_claims_t *src);
+
 /* 1 when one of the n selectors matches topic (exact bytes, or "*"). */
 int sl_selectors_match(const sl_selector_t *sel, size_t n, const char *topic, size_t topic_len);
 
