@@ -278,9 +278,12 @@ static void conn_write(sl_conn_t *c) {
     iov[i].iov_len = len;
   }
   struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+  /* The last write before our FIN: MSG_MORE holds the segment back, and the shutdown() that
+   * follows sets FIN on it, so the client gets the end of the stream in one segment. */
+  int more = n == c->q_len && (c->flags & (SL_CONN_CLOSE_AFTER | SL_CONN_FIN_SENT)) == SL_CONN_CLOSE_AFTER;
   ssize_t sent;
   do
-    sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
   while (sent < 0 && errno == EINTR);
   if (sent < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
