@@ -19,6 +19,7 @@
 #define READ_BUF_SIZE (64 * 1024)
 #define ACCEPTS_PER_TURN 256
 #define SWEEP_MS 250
+#define AUTH_CACHE_SLOTS 256
 
 static void drain_begin(sl_worker_t *w);
 static void worker_check_done(sl_worker_t *w);
@@ -125,7 +126,8 @@ int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, siz
   w->loop.data = w;
   r = -ENOMEM;
   w->read_buf = malloc(READ_BUF_SIZE);
-  if (w->read_buf == NULL || sl_broker_init(&w->broker))
+  w->auth_cache = sl_auth_cache_new(AUTH_CACHE_SLOTS);
+  if (w->read_buf == NULL || w->auth_cache == NULL || sl_broker_init(&w->broker))
     goto fail_loop;
   if ((r = uv_mutex_init(&w->inbox_lock)))
     goto fail_loop;
@@ -175,6 +177,8 @@ fail_loop:
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
   sl_broker_destroy(&w->broker);
+  sl_auth_cache_free(w->auth_cache);
+  w->auth_cache = NULL;
   free(w->read_buf);
   w->read_buf = NULL;
 fail:
@@ -460,6 +464,8 @@ void sl_worker_destroy(sl_worker_t *w) {
   free(w->spare);
   uv_mutex_destroy(&w->inbox_lock);
   sl_broker_destroy(&w->broker);
+  sl_auth_cache_free(w->auth_cache);
+  w->auth_cache = NULL;
   free(w->read_buf);
   w->read_buf = NULL;
 }

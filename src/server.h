@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <llhttp.h>
 
+#include "auth_cache.h"
 #include "broker.h"
 #include "frame.h"
 #include "metrics.h"
@@ -97,6 +98,7 @@ struct sl_worker_s {
   uint64_t fanout_last;          /* uv_hrtime() of the last fan-out flush */
   uint64_t fanout_window;        /* --flush-window in nanoseconds */
   char *read_buf;                /* shared by every connection of this worker */
+  sl_auth_cache_t *auth_cache;   /* tokens this worker verified (publishers reuse theirs) */
   sl_metrics_t metrics;
   /* Shutdown, owned by the worker thread once the hub sent SL_MSG_DRAIN. */
   int draining;
