@@ -23,14 +23,17 @@ SOURCE = os.path.dirname(HERE)
 # The files checked; the tests point this at altered copies to see each rule fail.
 FILES = os.environ.get("SLUICE_DEPLOY_DIR", HERE)
 
-# The daemon's settings (src/options.c): flag names without dashes, config file keys, and
-# SLUICE_<NAME> environment variables with _ for -. `config` is not a config file key.
-KNOWN_OPTIONS = {
-    "listen", "workers", "jwt-key", "publisher-jwt-key", "subscriber-jwt-key", "jwt-audience",
-    "jwt-issuer", "anonymous", "history-size", "heartbeat", "max-queue", "max-body",
-    "write-timeout", "header-timeout", "idle-timeout", "drain-delay", "shutdown-timeout",
-    "reconnect-spread", "linger", "config", "log-file", "verbose",
-}
+# The daemon's settings, read from its option table in src/options.c so that this list cannot
+# fall behind: flag names without dashes, config file keys, and SLUICE_<NAME> environment
+# variables with _ for -. `config` is not a config file key; help and version are flags only.
+def _known_options():
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "options.c")
+    with open(src, encoding="utf-8") as f:
+        names = set(re.findall(r'^\s*\{"([a-z0-9-]+)", KIND_', f.read(), re.M))
+    return names - {"help", "version"}
+
+
+KNOWN_OPTIONS = _known_options()
 SHUTDOWN_MARGIN = 10  # seconds a supervisor waits beyond --shutdown-timeout before SIGKILL
 
 
