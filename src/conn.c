@@ -5,7 +5,6 @@
  * handle's close callback. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,8 +58,7 @@ void sl_conn_accept(sl_worker_t *w, int fd) {
     close(fd);
     return;
   }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* TCP_NODELAY comes from the listener: Linux copies it into every accepted socket. */
   c->poll.data = c;
   c->worker = w;
   c->fd = fd;
@@ -389,7 +387,7 @@ void sl_conn_end(sl_conn_t *c) {
 static void conn_read(sl_conn_t *c) {
   sl_worker_t *w = c->worker;
   for (int i = 0; i < READS_PER_TURN; i++) {
-    ssize_t n = recv(c->fd, w->read_buf, 64 * 1024, 0);
+    ssize_t n = recv(c->fd, w->read_buf, SL_READ_BUF_SIZE, 0);
     if (n > 0) {
       if (c->flags & (SL_CONN_PARSER_PAUSED | SL_CONN_FIN_SENT))
         continue; /* a stream's client has nothing more to say; waiting for its FIN */
@@ -401,6 +399,8 @@ static void conn_read(sl_conn_t *c) {
         conn_poll_update(c);
         return;
       }
+      if ((size_t)n < SL_READ_BUF_SIZE)
+        return; /* the socket is empty: the (level-triggered) poll says when more arrives */
       continue;
     }
     if (n == 0) {

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 #include "hub.h"
 #include "log.h"
 
-#define READ_BUF_SIZE (64 * 1024)
 #define ACCEPTS_PER_TURN 256
 #define SWEEP_MS 250
 #define AUTH_CACHE_SLOTS 256
@@ -62,6 +62,10 @@ static int bind_listener(struct sockaddr_storage *ss, char *err, size_t errlen, 
     goto fail_fd;
   if (ss->ss_family == AF_INET6)
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  /* Inherited by accepted sockets (one setsockopt per listener, not per connection): frames
+   * are whole when written, so Nagle would only delay them. */
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one))
+    goto fail_fd;
   socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
   if (bind(fd, (struct sockaddr *)ss, len) || listen(fd, 4096))
     goto fail_fd;
@@ -125,7 +129,7 @@ int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, siz
     goto fail;
   w->loop.data = w;
   r = -ENOMEM;
-  w->read_buf = malloc(READ_BUF_SIZE);
+  w->read_buf = malloc(SL_READ_BUF_SIZE);
   w->auth_cache = sl_auth_cache_new(AUTH_CACHE_SLOTS);
   if (w->read_buf == NULL || w->auth_cache == NULL || sl_broker_init(&w->broker))
     goto fail_loop;

@@ -17,6 +17,8 @@
 #include "frame.h"
 #include "metrics.h"
 
+#define SL_READ_BUF_SIZE (64 * 1024) /* one per worker, shared by its connections */
+
 typedef struct sl_worker_s sl_worker_t;
 typedef struct sl_conn_s sl_conn_t;
 typedef struct sl_request_s sl_request_t;
