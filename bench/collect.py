@@ -59,13 +59,7 @@ class Group:
 
     def cell(self, path, scale=1.0, fmt="%.0f"):
         """Median, and [min–max] when there were several rounds."""
-        vals = self.values(path)
-        if not vals:
-            return "–"
-        text = fmt % (statistics.median(vals) * scale)
-        if len(vals) > 1 and min(vals) != max(vals):
-            text += " [" + fmt % (min(vals) * scale) + "–" + fmt % (max(vals) * scale) + "]"
-        return text
+        return spread(self.values(path), scale, fmt)
 
     def client_cpu(self):
         vals = [r["client_cpu_seconds"] for r in self.recs if "client_cpu_seconds" in r]
@@ -78,6 +72,16 @@ class Group:
         vals = [(r.get("extra") or {}).get(key) for r in self.recs]
         vals = [v for v in vals if isinstance(v, (int, float))]
         return statistics.median(vals) if vals else None
+
+
+def spread(vals, scale=1.0, fmt="%.0f"):
+    """A table cell for per-round values: the median, and [min–max] when rounds differ."""
+    if not vals:
+        return "–"
+    text = fmt % (statistics.median(vals) * scale)
+    if len(vals) > 1 and min(vals) != max(vals):
+        text += " [" + fmt % (min(vals) * scale) + "–" + fmt % (max(vals) * scale) + "]"
+    return text
 
 
 def groups(runs, workload):
@@ -125,6 +129,81 @@ def section_broadcast(runs, workload):
                   "client CPU s", "exit"], rows)
 
 
+def record_rate(rec, default=50):
+    """The publish rate (events/s, 0 = as fast as acknowledged) a record ran at: the r<N> part of
+    its label (W2 labels are s1000-r<N>), else the --rate of its sluice-bench arguments (records
+    written before W2 ran several rates are labelled s1000 only), else `default`."""
+    last = rec.get("label", "").split("-")[-1]
+    if len(last) > 1 and last[0] == "r" and last[1:].isdigit():
+        return int(last[1:])
+    args = rec.get("args") or []
+    for i, a in enumerate(args[:-1]):
+        if a == "--rate":
+            try:
+                return int(float(args[i + 1]))
+            except ValueError:
+                break
+    return default
+
+
+def rate_key(rate):
+    """Unpaced (0) first, then the fastest paced rate to the slowest, as W2_RATES lists them."""
+    return (rate != 0, -rate)
+
+
+def rate_name(rate):
+    return "max" if rate == 0 else str(rate)
+
+
+def w2_groups(runs):
+    """W2's rounds grouped by (rate, peer), rates in rate_key order, peers in PEER_ORDER."""
+    out = {}
+    for r in runs:
+        if r["workload"] == "W2":
+            out.setdefault((record_rate(r), r["peer"]), []).append(r)
+    keys = sorted(out, key=lambda k: (rate_key(k[0]), peer_key(k[1])))
+    return [(k[0], k[1], Group(out[k])) for k in keys]
+
+
+def acked_rate(g):
+    """Events acknowledged per second of publishing, per round: what an unpaced run reached."""
+    return [a / s for a, s in ((get(r, "acked"), get(r, "publish_seconds")) for r in g.recs)
+            if a and s]
+
+
+def section_w2(runs):
+    """One row group per publish rate; then, per rate, each peer's CPU per delivery over sluice's."""
+    w2 = w2_groups(runs)
+    rows = [[rate_name(rate), p, spread(acked_rate(g)),
+             "%s/%s" % (g.cell("delivered"), g.cell("expected")), loss_cell(g), *lat_cells(g),
+             g.cell("deliveries_per_sec"), g.cell("cpu_us_per_delivery", 1, "%.2f"),
+             g.cell("server_rss_kb", 1 / 1024, "%.1f"), g.client_cpu(), g.exits()]
+            for rate, p, g in w2]
+    text = table(["events/s asked", "peer", "events/s acked", "delivered/expected",
+                  "lost/dup/ooo", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "deliveries/s",
+                  "CPU µs/delivery", "RSS (MiB)", "client CPU s", "exit"], rows)
+    text += ("\n\n%s'events/s acked' is acknowledged events over the publishing time. CPU per "
+             "delivery counts delivered events only: a peer that drops events is not charged for "
+             "them." % ("'max': published as fast as acknowledged, one request in flight. "
+                        if any(rate == 0 for rate, _, _ in w2) else ""))
+    cpu = {(rate, p): g.median("cpu_us_per_delivery") for rate, p, g in w2}
+    peers = sorted({p for _, p, _ in w2 if p != "sluice"}, key=peer_key)
+    rates = sorted({rate for rate, _, _ in w2}, key=rate_key)
+    if peers and any(p == "sluice" for _, p, _ in w2):
+        rows = []
+        for rate in rates:
+            base = cpu.get((rate, "sluice"))
+            row = [rate_name(rate), "%.2f" % base if base else "–"]
+            for p in peers:
+                v = cpu.get((rate, p))
+                row.append("%.2f (%.1f×)" % (v, v / base) if v and base else "–")
+            rows.append(row)
+        text += ("\n\nCPU per delivery by rate, median µs, with the peer's over sluice's in "
+                 "brackets (above 1×, sluice spends less per delivery):\n\n" +
+                 table(["events/s asked", "sluice"] + peers, rows))
+    return text
+
+
 def saturation(runs):
     """Per peer: the highest rate that met the criterion, and the most deliveries/s seen there."""
     out = {}
@@ -156,10 +235,11 @@ def section_w3(runs):
 
 
 def section_w5(runs):
-    w2 = {p: g for p, l, g in groups(runs, "W2")}
+    # The baseline is W2 at the rate W5 ran at (W5 publishes at W2_RATE).
+    w2 = {(rate, p): g for rate, p, g in w2_groups(runs)}
     rows = []
     for p, l, g in groups(runs, "W5"):
-        base = w2.get(p)
+        base = w2.get((record_rate(g.recs[0]), p))
         rows.append([p, loss_cell(g), g.cell("latency_us.p50", MS, "%.2f"),
                      g.cell("latency_us.p99", MS, "%.2f"),
                      base.cell("latency_us.p99", MS, "%.2f") if base else "–",
@@ -220,7 +300,7 @@ def section_w8(runs):
 
 SECTIONS = [
     ("W1", "Idle connections: memory per connection", section_w1),
-    ("W2", "Broadcast: 1000 subscribers, 100-byte events", lambda r: section_broadcast(r, "W2")),
+    ("W2", "Broadcast: 1000 subscribers, 100-byte events, by publish rate", section_w2),
     ("W3", "Rate sweep: 1000 subscribers", section_w3),
     ("W4", "Many topics: subscribers spread over 1000 topics", lambda r: section_broadcast(r, "W4")),
     ("W5", "Slow consumers among fast ones", section_w5),
@@ -273,15 +353,25 @@ def write_data(run_dir, runs):
                     for p in peers)))
         have["w1"] = peers
 
-    w2 = groups(runs, "W2")
+    w2 = [(rate, p, g) for rate, p, g in w2_groups(runs) if g.values("cpu_us_per_delivery")]
     if w2:
+        # One cluster of bars per rate, one bar per peer, a gap between clusters; x is the bar's
+        # position. w2_xtics.gp names the clusters under their middle.
+        peers = sorted({p for _, p, _ in w2}, key=peer_key)
+        rates = sorted({rate for rate, _, _ in w2}, key=rate_key)
+        width = len(peers) + 1
         with open(os.path.join(data, "w2_cpu.dat"), "w") as f:
-            f.write("peer median min max\n")
-            for p, _, g in w2:
+            f.write("x rate peer median min max\n")
+            for rate, p, g in w2:
                 v = g.values("cpu_us_per_delivery")
-                if v:
-                    f.write("%s %g %g %g\n" % (p, statistics.median(v), min(v), max(v)))
-        have["w2"] = [p for p, _, g in w2 if g.values("cpu_us_per_delivery")]
+                x = rates.index(rate) * width + peers.index(p)
+                f.write("%d %d %s %g %g %g\n" % (x, rate, p, statistics.median(v), min(v), max(v)))
+        with open(os.path.join(data, "w2_xtics.gp"), "w") as f:
+            f.write("set xtics (%s)\n" % ", ".join(
+                "'%s' %g" % ("as fast as acked" if rate == 0 else "%d events/s" % rate,
+                             i * width + (len(peers) - 1) / 2) for i, rate in enumerate(rates)))
+            f.write("set xrange [-0.7:%g]\n" % (len(rates) * width - 1.3))
+        have["w2"] = peers
 
     w3 = groups(runs, "W3")
     if w3:
