@@ -1,12 +1,14 @@
 /* conn.c — one client connection: reading into the worker's shared buffer and feeding the HTTP
  * parser, the output queue of frame references written with one sendmsg per loop turn, slow
  * consumer eviction, timeouts, and the clean end (whole frames, chunked terminator, FIN, then
- * wait for the client's FIN so it never sees a reset). A connection is freed only in its poll
- * handle's close callback. */
+ * wait for the client's FIN so it never sees a reset). Readiness comes from the worker's epoll
+ * set (server.c), level-triggered; a closed connection's socket is closed at once but its memory
+ * is freed by the worker's reaper after the loop turn, when nothing points to it any more. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,39 +29,38 @@ enum {
   SL_CONN_READ_EOF = 1 << 19,    /* the client half-closed */
 };
 
-static void on_poll(uv_poll_t *h, int status, int events);
-
-static void conn_poll_update(sl_conn_t *c) {
+/* Brings the socket's registration in the worker's epoll set in line with what the connection
+ * waits for. A socket waiting for nothing leaves the set: epoll reports hang-ups even to an
+ * empty interest mask. 0 or a negative errno. */
+static int conn_poll_update(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
-    return;
-  int want = 0;
+    return 0;
+  uint32_t want = 0;
   if (!(c->flags & (SL_CONN_READ_PAUSED | SL_CONN_READ_EOF)))
-    want |= UV_READABLE;
+    want |= SL_CONN_POLL_R;
   if (c->flags & SL_CONN_WANT_WRITE)
-    want |= UV_WRITABLE;
-  int have = ((c->flags & SL_CONN_POLL_R) ? UV_READABLE : 0) |
-             ((c->flags & SL_CONN_POLL_W) ? UV_WRITABLE : 0);
+    want |= SL_CONN_POLL_W;
+  uint32_t have = c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W);
   if (want == have)
-    return;
-  c->flags &= ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W);
-  if (want == 0) {
-    uv_poll_stop(&c->poll);
-    return;
-  }
-  c->flags |= ((want & UV_READABLE) ? SL_CONN_POLL_R : 0) | ((want & UV_WRITABLE) ? SL_CONN_POLL_W : 0);
-  uv_poll_start(&c->poll, want, on_poll);
+    return 0;
+  struct epoll_event ev = {.events = ((want & SL_CONN_POLL_R) ? EPOLLIN : 0) |
+                                     ((want & SL_CONN_POLL_W) ? EPOLLOUT : 0),
+                           .data.ptr = c};
+  int op = have == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+  if (epoll_ctl(c->worker->epfd, op, c->fd, &ev))
+    return -errno;
+  c->flags = (c->flags & ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W)) | want;
+  return 0;
 }
 
 void sl_conn_accept(sl_worker_t *w, int fd) {
   sl_conn_t *c = calloc(1, sizeof *c);
-  if (c == NULL || uv_poll_init_socket(&w->loop, &c->poll, fd)) {
+  if (c == NULL) {
     sl_log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", w->index);
-    free(c);
     close(fd);
     return;
   }
   /* TCP_NODELAY comes from the listener: Linux copies it into every accepted socket. */
-  c->poll.data = c;
   c->worker = w;
   c->fd = fd;
   c->last_write = sl_worker_now(w);
@@ -72,13 +73,17 @@ void sl_conn_accept(sl_worker_t *w, int fd) {
   w->conn_count++;
   sl_metric_add(&w->metrics.connections, 1);
   sl_metric_add(&w->metrics.accepted_total, 1);
-  conn_poll_update(c);
+  int r = conn_poll_update(c);
+  if (r) {
+    sl_log(SL_LOG_ERROR, "worker %u: cannot watch a new connection: %s", w->index, strerror(-r));
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl_conn_close(c);
+  }
 }
 
-static void on_closed(uv_handle_t *h) {
-  sl_conn_t *c = h->data;
+/* Frees one closed connection: called by the worker's reaper, after the loop turn. */
+static void conn_free(sl_conn_t *c) {
   sl_worker_t *w = c->worker;
-  close(c->fd);
   for (uint32_t i = 0; i < c->q_len; i++)
     sl_frame_unref(c->q[(c->q_head + i) % c->q_cap]);
   free(c->q);
@@ -105,7 +110,16 @@ static void fanout_list_remove(sl_conn_t *c) {
   c->flags &= ~(uint32_t)(SL_CONN_IN_FLUSH | SL_CONN_IN_FANOUT);
 }
 
+void sl_worker_reap(sl_worker_t *w) {
+  while (w->closed_head) {
+    sl_conn_t *c = w->closed_head;
+    w->closed_head = c->next_closed;
+    conn_free(c);
+  }
+}
+
 void sl_conn_close(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
   if (c->flags & SL_CONN_CLOSING)
     return;
   if (c->flags & SL_CONN_IN_FANOUT)
@@ -121,7 +135,13 @@ void sl_conn_close(sl_conn_t *c) {
     struct linger lg = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  uv_close((uv_handle_t *)&c->poll, on_closed);
+  /* Closing the socket takes it out of the epoll set; an event for it already fetched in this
+   * turn finds the connection CLOSING and is skipped. */
+  close(c->fd);
+  c->fd = -1;
+  c->next_closed = w->closed_head;
+  w->closed_head = c;
+  sl__worker_reap_soon(w);
 }
 
 static void flush_list_add(sl_conn_t *c) {
@@ -425,23 +445,21 @@ static void conn_read(sl_conn_t *c) {
   }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  sl_conn_t *c = h->data;
-  sl_worker_t *w = c->worker;
-  if (status < 0) {
-    sl_conn_close(c);
-  } else {
-    if ((events & UV_WRITABLE) && (c->flags & SL_CONN_WANT_WRITE)) {
-      c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
-      if (c->q_len > 0)
-        conn_write(c);
-      else
-        conn_queue_empty(c);
-    }
-    if ((events & (UV_READABLE | UV_DISCONNECT)) && !(c->flags & SL_CONN_CLOSING))
-      conn_read(c);
+void sl_conn_io(sl_conn_t *c, uint32_t events) {
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  /* An error or hang-up is seen by the next write or read, which then closes the connection. */
+  if (events & (EPOLLERR | EPOLLHUP))
+    events |= EPOLLIN | EPOLLOUT;
+  if ((events & EPOLLOUT) && (c->flags & SL_CONN_WANT_WRITE)) {
+    c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
+    if (c->q_len > 0)
+      conn_write(c);
+    else
+      conn_queue_empty(c);
   }
-  sl_worker_flush(w);
+  if ((events & EPOLLIN) && (c->flags & SL_CONN_POLL_R) && !(c->flags & SL_CONN_CLOSING))
+    conn_read(c);
 }
 
 void sl_conn_sweep(sl_conn_t *c, uint64_t now) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #define ACCEPTS_PER_TURN 256
 #define SWEEP_MS 250
 #define AUTH_CACHE_SLOTS 256
+#define EPOLL_BATCH 256
 
 static void drain_begin(sl_worker_t *w);
 static void worker_check_done(sl_worker_t *w);
@@ -118,10 +120,38 @@ static void close_walk(uv_handle_t *h, void *arg) {
     uv_close(h, NULL);
 }
 
+/* The connections' epoll set is readable: hand each ready socket to its connection, then write
+ * what the turn queued. */
+static void on_epoll(uv_poll_t *h, int status, int events) {
+  sl_worker_t *w = h->loop->data;
+  struct epoll_event ev[EPOLL_BATCH];
+  (void)status;
+  (void)events;
+  int n;
+  do
+    n = epoll_wait(w->epfd, ev, EPOLL_BATCH, 0);
+  while (n < 0 && errno == EINTR);
+  for (int i = 0; i < n; i++)
+    sl_conn_io(ev[i].data.ptr, ev[i].events);
+  sl_worker_flush(w);
+}
+
+static void on_reap(uv_check_t *h) {
+  sl_worker_t *w = h->loop->data;
+  uv_check_stop(h);
+  sl_worker_reap(w);
+}
+
+void sl__worker_reap_soon(sl_worker_t *w) {
+  if (!w->stopping && !uv_is_active((uv_handle_t *)&w->reaper))
+    uv_check_start(&w->reaper, on_reap);
+}
+
 int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, size_t errlen) {
   memset(w, 0, sizeof *w);
   w->hub = hub;
   w->index = index;
+  w->epfd = -1;
   for (unsigned i = 0; i < SL_MAX_LISTEN; i++)
     w->listen_fds[i] = -1;
   int r = uv_loop_init(&w->loop);
@@ -137,7 +167,15 @@ int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, siz
     goto fail_loop;
   if ((r = uv_async_init(&w->loop, &w->wakeup, NULL)))
     goto fail_mutex;
-  if ((r = uv_timer_init(&w->loop, &w->sweep)) || (r = uv_timer_init(&w->loop, &w->fanout_timer)))
+  if ((r = uv_timer_init(&w->loop, &w->sweep)) || (r = uv_timer_init(&w->loop, &w->fanout_timer)) ||
+      (r = uv_check_init(&w->loop, &w->reaper)))
+    goto fail_mutex;
+  w->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (w->epfd < 0) {
+    r = -errno;
+    goto fail_mutex;
+  }
+  if ((r = uv_poll_init(&w->loop, &w->epoll_watch, w->epfd)))
     goto fail_mutex;
   w->fanout_window = (uint64_t)(hub->cfg.flush_window * 1e9);
   for (unsigned i = 0; i < hub->cfg.listen_count; i++) {
@@ -180,6 +218,9 @@ fail_loop:
   uv_walk(&w->loop, close_walk, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
+  if (w->epfd >= 0)
+    close(w->epfd);
+  w->epfd = -1;
   sl_broker_destroy(&w->broker);
   sl_auth_cache_free(w->auth_cache);
   w->auth_cache = NULL;
@@ -386,6 +427,8 @@ static void stop_handles(sl_worker_t *w) {
   close_listeners(w);
   uv_close((uv_handle_t *)&w->sweep, NULL);
   uv_close((uv_handle_t *)&w->fanout_timer, NULL);
+  uv_close((uv_handle_t *)&w->epoll_watch, NULL);
+  uv_close((uv_handle_t *)&w->reaper, NULL);
   uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
 
@@ -413,6 +456,7 @@ static void worker_main(void *arg) {
   snprintf(name, sizeof name, "sluice-w%u", w->index);
   pthread_setname_np(pthread_self(), name);
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  sl_worker_reap(w); /* nothing should be left; if something is, it is not leaked */
   on_listener_closed_fds(w);
 }
 
@@ -430,7 +474,8 @@ int sl_worker_start(sl_worker_t *w) {
   for (unsigned i = 0; i < w->listen_count; i++)
     if ((r = uv_poll_start(&w->listeners[i], UV_READABLE, on_accept)))
       return r;
-  if ((r = uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS)))
+  if ((r = uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS)) ||
+      (r = uv_poll_start(&w->epoll_watch, UV_READABLE, on_epoll)))
     return r;
   if ((r = uv_thread_create(&w->thread, worker_main, w)))
     return r;
@@ -456,11 +501,15 @@ void sl_worker_destroy(sl_worker_t *w) {
       c->flags |= SL_CONN_HARD_CLOSE;
       sl_conn_close(c);
     }
+    sl_worker_reap(w);
     stop_handles(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     on_listener_closed_fds(w);
   }
   uv_loop_close(&w->loop);
+  if (w->epfd >= 0)
+    close(w->epfd);
+  w->epfd = -1;
   for (size_t i = 0; i < w->inbox_len; i++)
     if (w->inbox[i].frame)
       sl_frame_unref(w->inbox[i].frame);

@@ -1,9 +1,10 @@
 /* server.h — workers and connections. A worker is one thread running one libuv loop with its
  * own listeners (SO_REUSEPORT), its own broker, its connections and an inbox through which the
- * hub hands it every published frame in global order. A connection is a non-blocking socket
- * watched by one uv_poll_t, with a queue of frame references written by one sendmsg (writev) per
- * loop turn. The only files that call libuv are server.c (loop, threads, listeners, timers,
- * inbox) and conn.c (per-connection poll). */
+ * hub hands it every published frame in global order. A connection is a non-blocking socket in
+ * the worker's epoll set (itself watched by one uv_poll_t: a libuv handle per connection would
+ * cost 160 bytes and four extra system calls per connection), with a queue of frame references
+ * written by one sendmsg (writev) per loop turn. The only file that calls libuv's loop is
+ * server.c (loop, threads, listeners, timers, inbox, the epoll set, the reaper). */
 #ifndef SL_SERVER_H
 #define SL_SERVER_H
 
@@ -42,11 +43,11 @@ enum {
 
 /* One client connection. Owned by its worker; freed in the poll handle's close callback. */
 struct sl_conn_s {
-  uv_poll_t poll;               /* poll.data = this */
   sl_worker_t *worker;
   sl_conn_t *prev, *next;       /* the worker's connection list */
   sl_conn_t *next_flush;        /* the worker's flush list or fan-out list */
   sl_conn_t **pprev_flush;      /* on the fan-out list: the pointer that points here */
+  sl_conn_t *next_closed;       /* closed, waiting for the reaper */
   int fd;
   uint32_t flags;               /* SL_CONN_* */
   /* Output: a ring of frame references; off bytes of the first one are already written. */
@@ -82,6 +83,10 @@ struct sl_worker_s {
   int accept_paused;             /* out of descriptors: listeners stopped until the next sweep */
   uv_async_t wakeup;             /* inbox has messages, or the hub asks for something */
   uv_timer_t sweep;              /* timeouts, heartbeats, token expiry */
+  int epfd;                      /* epoll set of every connection's socket */
+  uv_poll_t epoll_watch;         /* the loop's watch on epfd */
+  uv_check_t reaper;             /* frees closed connections after the loop turn */
+  sl_conn_t *closed_head;
   /* Inbox: filled by publishers under inbox_lock, swapped out by the worker. */
   uv_mutex_t inbox_lock;
   sl_msg_t *inbox, *spare;
@@ -150,9 +155,15 @@ void sl_conn_close(sl_conn_t *c);
 void sl_conn_end(sl_conn_t *c);
 /* Accepts fd as a new connection of w. */
 void sl_conn_accept(sl_worker_t *w, int fd);
+/* What the worker's epoll set reported for c (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP). */
+void sl_conn_io(sl_conn_t *c, uint32_t events);
+/* Frees every closed connection (server.c's reaper, and teardown). */
+void sl_worker_reap(sl_worker_t *w);
 /* Timeouts, heartbeat and expiry of one connection, at loop time now. */
 void sl_conn_sweep(sl_conn_t *c, uint64_t now);
 /* A connection of w was freed (conn.c tells server.c, which may finish the drain). */
 void sl__worker_conn_gone(sl_worker_t *w);
+/* A connection of w was closed: free it once the loop turn is over. */
+void sl__worker_reap_soon(sl_worker_t *w);
 
 #endif
