@@ -4,8 +4,8 @@
 # below 90% of what was asked. The last step below that is the peer's sustainable rate.
 params_W3() {
   W3_SUBS=${W3_SUBS:-1000}
-  if [ "$QUICK" = 1 ]; then W3_RATES=${W3_RATES:-25 50 100 200}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-2}
-  else W3_RATES=${W3_RATES:-25 50 100 200 400 800}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-4}; fi
+  if [ "$QUICK" = 1 ]; then W3_RATES=${W3_RATES:-50 200 800 1600}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-2}
+  else W3_RATES=${W3_RATES:-25 50 100 200 400 800 1600 3200}; W3_STEP_SECONDS=${W3_STEP_SECONDS:-4}; fi
 }
 
 workload_desc_W3() {
