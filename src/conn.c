@@ -31,10 +31,10 @@ enum {
 
 /* Brings the socket's registration in the worker's epoll set in line with what the connection
  * waits for. A socket waiting for nothing leaves the set: epoll reports hang-ups even to an
- * empty interest mask. 0 or a negative errno. */
-static int conn_poll_update(sl_conn_t *c) {
+ * empty interest mask. A connection that cannot be watched could never finish: it is closed. */
+static void conn_poll_update(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
-    return 0;
+    return;
   uint32_t want = 0;
   if (!(c->flags & (SL_CONN_READ_PAUSED | SL_CONN_READ_EOF)))
     want |= SL_CONN_POLL_R;
@@ -42,15 +42,19 @@ static int conn_poll_update(sl_conn_t *c) {
     want |= SL_CONN_POLL_W;
   uint32_t have = c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W);
   if (want == have)
-    return 0;
+    return;
   struct epoll_event ev = {.events = ((want & SL_CONN_POLL_R) ? EPOLLIN : 0) |
                                      ((want & SL_CONN_POLL_W) ? EPOLLOUT : 0),
                            .data.ptr = c};
   int op = have == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-  if (epoll_ctl(c->worker->epfd, op, c->fd, &ev))
-    return -errno;
+  if (epoll_ctl(c->worker->epfd, op, c->fd, &ev)) {
+    sl_log(SL_LOG_ERROR, "worker %u: cannot watch a connection: %s; closing it", c->worker->index,
+           strerror(errno));
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl_conn_close(c);
+    return;
+  }
   c->flags = (c->flags & ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W)) | want;
-  return 0;
 }
 
 void sl_conn_accept(sl_worker_t *w, int fd) {
@@ -73,12 +77,7 @@ void sl_conn_accept(sl_worker_t *w, int fd) {
   w->conn_count++;
   sl_metric_add(&w->metrics.connections, 1);
   sl_metric_add(&w->metrics.accepted_total, 1);
-  int r = conn_poll_update(c);
-  if (r) {
-    sl_log(SL_LOG_ERROR, "worker %u: cannot watch a new connection: %s", w->index, strerror(-r));
-    c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
-  }
+  conn_poll_update(c);
 }
 
 /* Frees one closed connection: called by the worker's reaper, after the loop turn. */
@@ -135,8 +134,11 @@ void sl_conn_close(sl_conn_t *c) {
     struct linger lg = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  /* Closing the socket takes it out of the epoll set; an event for it already fetched in this
-   * turn finds the connection CLOSING and is skipped. */
+  /* Out of the epoll set explicitly: close() alone would leave it there while another process
+   * (a fork of an embedding program) still holds the socket, with a pointer about to be freed.
+   * An event for it already fetched in this turn finds the connection CLOSING and is skipped. */
+  if (c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W))
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   c->fd = -1;
   c->next_closed = w->closed_head;
@@ -186,10 +188,14 @@ static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
   size_t len;
   sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
   c->q_bytes += len;
-  if (fanout)
+  /* The window must not make a fast reader look slow: past half of --max-queue, write now. */
+  if (fanout && c->q_bytes <= c->worker->hub->cfg.max_queue / 2) {
     fanout_list_add(c);
-  else
+  } else {
+    if (c->flags & SL_CONN_IN_FANOUT)
+      fanout_list_remove(c);
     flush_list_add(c);
+  }
   return 0;
 }
 
@@ -256,6 +262,8 @@ int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
 /* Everything queued is written. */
 static void conn_queue_empty(sl_conn_t *c) {
   sl_worker_t *w = c->worker;
+  if (c->flags & SL_CONN_CLOSING)
+    return;
   if (c->flags & SL_CONN_CLOSE_AFTER) {
     if (c->flags & SL_CONN_FIN_SENT)
       return;
@@ -427,6 +435,8 @@ static void conn_read(sl_conn_t *c) {
       /* The client's FIN. After ours, or on a stream, the connection is over; a request
        * half-closed by its client still gets its answer first. */
       if ((c->flags & (SL_CONN_FIN_SENT | SL_CONN_STREAM)) || (c->q_len == 0 && c->req == NULL)) {
+        if (c->q_off > 0)
+          c->flags |= SL_CONN_HARD_CLOSE; /* a frame is half out: a reset, never a clean cut */
         sl_conn_close(c);
         return;
       }
@@ -452,11 +462,15 @@ void sl_conn_io(sl_conn_t *c, uint32_t events) {
   if (events & (EPOLLERR | EPOLLHUP))
     events |= EPOLLIN | EPOLLOUT;
   if ((events & EPOLLOUT) && (c->flags & SL_CONN_WANT_WRITE)) {
-    c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
-    if (c->q_len > 0)
+    /* conn_write keeps WANT_WRITE (and EPOLLOUT) while it is still blocked and drops both once
+     * the queue is out: a writable socket left in the set would wake the loop every turn. */
+    if (c->q_len > 0) {
       conn_write(c);
-    else
+    } else {
+      c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
+      conn_poll_update(c);
       conn_queue_empty(c);
+    }
   }
   if ((events & EPOLLIN) && (c->flags & SL_CONN_POLL_R) && !(c->flags & SL_CONN_CLOSING))
     conn_read(c);
@@ -489,6 +503,8 @@ void sl_conn_sweep(sl_conn_t *c, uint64_t now) {
       sl_conn_send(c, &sl_frame_heartbeat);
     return;
   }
-  if (c->deadline && now >= c->deadline && !(c->flags & SL_CONN_CLOSE_AFTER))
+  /* A request still arriving keeps its deadline even when the connection is to close after it
+   * (a drain began): a stalled client must not hold the drain until --shutdown-timeout. */
+  if (c->deadline && now >= c->deadline && (!(c->flags & SL_CONN_CLOSE_AFTER) || c->req != NULL))
     sl__http_timeout(c);
 }

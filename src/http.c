@@ -173,7 +173,9 @@ static int on_headers_complete(llhttp_t *p) {
   if (r->hv[SL_H_EXPECT]) {
     if (strcasecmp(r->hv[SL_H_EXPECT], "100-continue") != 0)
       return reject(r, 417, "only Expect: 100-continue is supported");
-    if (p->http_major == 1 && p->http_minor >= 1)
+    /* Not while draining: the body would only be answered 503, and "100" followed by the end
+     * of the connection would leave the client guessing. */
+    if (p->http_major == 1 && p->http_minor >= 1 && !c->worker->draining)
       sl_conn_send_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   }
   return 0;
@@ -450,6 +452,12 @@ void sl__http_feed(sl_conn_t *c, const char *data, size_t len) {
   if (err == HPE_OK)
     return;
   c->flags |= SL_CONN_PARSER_PAUSED;
+  if (err == HPE_PAUSED_UPGRADE && !(c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING))) {
+    /* Upgrade or CONNECT: answered as plain HTTP/1.1; what follows would be another protocol,
+     * so the connection ends after the answer instead of waiting with its parser stopped. */
+    sl_conn_end(c);
+    return;
+  }
   if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE || (c->flags & SL_CONN_CLOSING))
     return;
   sl_request_t *r = c->req;

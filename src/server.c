@@ -136,15 +136,17 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
   sl_worker_flush(w);
 }
 
-static void on_reap(uv_check_t *h) {
+/* An idle handle, not a check: while it is active the loop's poll does not block, so a
+ * connection closed in a timer callback is freed in the same turn, not after the next wake. */
+static void on_reap(uv_idle_t *h) {
   sl_worker_t *w = h->loop->data;
-  uv_check_stop(h);
+  uv_idle_stop(h);
   sl_worker_reap(w);
 }
 
 void sl__worker_reap_soon(sl_worker_t *w) {
   if (!w->stopping && !uv_is_active((uv_handle_t *)&w->reaper))
-    uv_check_start(&w->reaper, on_reap);
+    uv_idle_start(&w->reaper, on_reap);
 }
 
 int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, size_t errlen) {
@@ -168,7 +170,7 @@ int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, siz
   if ((r = uv_async_init(&w->loop, &w->wakeup, NULL)))
     goto fail_mutex;
   if ((r = uv_timer_init(&w->loop, &w->sweep)) || (r = uv_timer_init(&w->loop, &w->fanout_timer)) ||
-      (r = uv_check_init(&w->loop, &w->reaper)))
+      (r = uv_idle_init(&w->loop, &w->reaper)))
     goto fail_mutex;
   w->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (w->epfd < 0) {

@@ -85,7 +85,7 @@ struct sl_worker_s {
   uv_timer_t sweep;              /* timeouts, heartbeats, token expiry */
   int epfd;                      /* epoll set of every connection's socket */
   uv_poll_t epoll_watch;         /* the loop's watch on epfd */
-  uv_check_t reaper;             /* frees closed connections after the loop turn */
+  uv_idle_t reaper;              /* frees closed connections after the loop turn */
   sl_conn_t *closed_head;
   /* Inbox: filled by publishers under inbox_lock, swapped out by the worker. */
   uv_mutex_t inbox_lock;
