@@ -832,7 +832,10 @@ class SSEStream:
 class AsyncSubscriber:
     """A non-blocking subscriber driven by a Swarm: connect, send the GET, parse the head, then
     decode the stream. on_event(sub, event) is called for each event (default: appended to
-    .events). .state: connecting | head | stream | closed; .error explains a failure."""
+    .events). .state: connecting | head | stream | closed; .error explains a failure.
+
+    A subclass may override the hooks on_head, on_last_chunk and on_end (below) to refuse a
+    stream, to keep reading after the chunked terminator, or to tell how the socket ended."""
 
     def __init__(self, port, path, token=None, on_event=None, rcvbuf=None):
         self.port = port
@@ -891,10 +894,10 @@ class AsyncSubscriber:
         except BlockingIOError:
             return
         except OSError as e:
-            self.fail(f"recv: {e}")
+            self.on_end(e)
             return
         if not data:
-            self.fail("end of stream")
+            self.on_end(None)
             return
         self.bytes += len(data)
         if self.state == "head":
@@ -913,6 +916,9 @@ class AsyncSubscriber:
                 return
             if "chunked" in (self.response.header("transfer-encoding") or "").lower():
                 self.decoder = ChunkedDecoder()
+            self.on_head()
+            if self.state == "closed":
+                return
             self.state = "stream"
             data = rest
             if not data:
@@ -931,7 +937,24 @@ class AsyncSubscriber:
                 else:
                     self.events.append(ev)
         if self.decoder and self.decoder.done:
-            self.fail("last chunk received")
+            self.on_last_chunk()
+
+    # Hooks for subclasses. The defaults: any 200 stream is read, it ends at the terminator.
+
+    def on_head(self):
+        """Called once the head of a 200 response is parsed (.response and, for a chunked
+        stream, .decoder are set); a subclass may refuse the stream here with fail()."""
+
+    def on_last_chunk(self):
+        """Called after each read once the chunked terminator has arrived. By default the
+        subscriber is done and closes its socket; a subclass that keeps reading finds every
+        byte received after the terminator in .decoder.pending (the decoder decodes no more)."""
+        self.fail("last chunk received")
+
+    def on_end(self, error):
+        """Called when the socket ends while the subscriber still reads it: error is None at
+        end-of-stream (recv returned b''), else the OSError that recv raised."""
+        self.fail("end of stream" if error is None else f"recv: {error}")
 
 
 class Swarm:

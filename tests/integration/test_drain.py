@@ -144,91 +144,64 @@ def local_port(addr):
 class DrainSub(ht.AsyncSubscriber):
     """A non-blocking subscriber (for ht.Swarm) that, unlike AsyncSubscriber, keeps reading
     after the chunked terminator until the hub's FIN, so that bytes after the terminator and a
-    reset instead of a clean end-of-stream are seen. It keeps the update ids (and a count of
-    data that did not match the id) rather than every event, to stay small at 1000 streams.
+    reset instead of a clean end-of-stream are seen, and that refuses a stream that is not
+    chunked. It keeps the update ids (and a count of data that did not match the id) rather
+    than every event, to stay small at 1000 streams. The reading and decoding are
+    AsyncSubscriber's; this class only fills in its hooks.
 
-    .end: 'eof' (recv returned b''), 'reset', or what else ended the stream
+    .end: 'eof' (recv returned b''), 'reset', or what else ended the stream (= .error)
     .ids: ids of the non-close events; .closes: the close events; .after_close: events after it
     .terminated: the last chunk arrived; .trailing: bytes after it; .close_at: when (monotonic)
     """
 
     def __init__(self, port, path, token=None, rcvbuf=None):
-        super().__init__(port, path, token=token, rcvbuf=rcvbuf)
-        self.end = None
+        super().__init__(port, path, token=token, rcvbuf=rcvbuf, on_event=DrainSub._record)
         self.ids = []
         self.bad_data = 0
         self.closes = []
         self.after_close = 0
-        self.terminated = False
-        self.trailing = b""
         self.close_at = None
 
-    def _end(self, how):
-        if self.end is None:
-            self.end = how
-        self.fail(how)
+    @property
+    def end(self):
+        return self.error
 
-    def on_readable(self):
-        try:
-            data = self.sock.recv(262144)
-        except BlockingIOError:
+    @property
+    def terminated(self):
+        return self.decoder is not None and self.decoder.done
+
+    @property
+    def trailing(self):
+        # Once done, the decoder keeps every byte fed to it in .pending, decoding none.
+        return bytes(self.decoder.pending) if self.terminated else b""
+
+    def _record(self, ev):
+        """on_event: called by AsyncSubscriber for each event, in order."""
+        if self.closes:
+            self.after_close += 1
+        if ev.type == "close":
+            self.closes.append(ev)
+            if self.close_at is None:
+                self.close_at = time.monotonic()
             return
-        except ConnectionResetError:
-            self._end("reset")
-            return
-        except OSError as e:
-            self._end(f"recv: {e}")
-            return
-        if not data:
-            self._end("eof")
-            return
-        self.bytes += len(data)
-        if self.terminated:
-            self.trailing += data
-            return
-        if self.state == "head":
-            self.buf += data
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-            data = bytes(self.buf[end + 4:])
-            self.buf = bytearray()
-            m = re.match(r"HTTP/\d\.\d (\d{3})", head[0])
-            headers = [(k, v.strip()) for k, _, v in (h.partition(":") for h in head[1:])]
-            self.response = ht.Response("HTTP/1.1", int(m.group(1)) if m else 0, "", headers)
-            if self.response.status != 200:
-                self._end(f"status {head[0]!r}")
-                return
-            if "chunked" not in (self.response.header("transfer-encoding") or "").lower():
-                self._end("stream not chunked")
-                return
-            self.decoder = ht.ChunkedDecoder()
-            self.state = "stream"
-            if not data:
-                return
-        try:
-            payload = self.decoder.feed(data)
-        except ValueError as e:
-            self._end(f"chunked framing: {e}")
-            return
-        if payload:
-            self.opened = True
-            for ev in self.parser.feed(payload):
-                self.count += 1
-                if self.closes:
-                    self.after_close += 1
-                if ev.type == "close":
-                    self.closes.append(ev)
-                    if self.close_at is None:
-                        self.close_at = time.monotonic()
-                    continue
-                self.ids.append(ev.id)
-                if ev.id is None or ev.data != "u" + ev.id[1:]:
-                    self.bad_data += 1
-        if self.decoder.done:
-            self.terminated = True
-            self.trailing += bytes(self.decoder.pending)
+        self.ids.append(ev.id)
+        if ev.id is None or ev.data != "u" + ev.id[1:]:
+            self.bad_data += 1
+
+    def on_head(self):
+        if self.decoder is None:
+            self.fail("stream not chunked")
+
+    def on_last_chunk(self):
+        pass  # keep reading: what follows the terminator lands in .trailing, then the FIN
+
+    def on_end(self, error):
+        if error is None:
+            self.fail("eof")
+        elif isinstance(error, ConnectionResetError):
+            self.fail("reset")
+        else:
+            self.fail(f"recv: {error}")
 
 
 def judge_streams(subs, expected, maybe, spread_ms, not_before=None, label="subscribers"):
