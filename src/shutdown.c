@@ -28,6 +28,18 @@ static void wake_workers(sl_hub_t *hub) {
   uv_mutex_unlock(&hub->publish_lock);
 }
 
+/* Connections open now plus every one accepted so far: what has ended since is this sum's growth
+ * minus the open count's. */
+static uint64_t connections_seen(sl_hub_t *hub, uint64_t *open) {
+  uint64_t seen = 0;
+  *open = 0;
+  for (unsigned i = 0; i < hub->worker_count; i++) {
+    *open += sl_metric_get(&hub->workers[i].metrics.connections);
+    seen += sl_metric_get(&hub->workers[i].metrics.accepted_total);
+  }
+  return seen;
+}
+
 static uint64_t streams_open(sl_hub_t *hub) {
   uint64_t n = 0;
   for (unsigned i = 0; i < hub->worker_count; i++)
@@ -75,13 +87,18 @@ static void finish(sl_hub_t *hub) {
     rep->streams_drained += sl_metric_get(&hub->workers[i].metrics.drained_total);
     rep->updates_flushed += sl_metric_get(&hub->workers[i].drain_flushed);
   }
+  uint64_t open;
+  uint64_t accepted = connections_seen(hub, &open);
+  /* open at the start + accepted since - still open (none, unless a worker failed to end) */
+  rep->connections_closed = s->open_at_start + (accepted - s->accepted_at_start) - open;
   rep->forced = atomic_load(&s->forced);
   rep->seconds = (double)(uv_hrtime() - s->started_ns) / 1e9;
   atomic_store(&s->state, SL_SHUTDOWN_DONE);
   sl_log(rep->forced ? SL_LOG_WARN : SL_LOG_INFO,
-         "drain: done in %.3f s: %llu streams drained, %llu updates flushed, %llu connections forced",
-         rep->seconds, (unsigned long long)rep->streams_drained,
-         (unsigned long long)rep->updates_flushed, (unsigned long long)rep->forced);
+         "drain: done in %.3f s: %llu streams drained, %llu updates flushed, %llu connections "
+         "forced, %llu connections ended in all", rep->seconds,
+         (unsigned long long)rep->streams_drained, (unsigned long long)rep->updates_flushed,
+         (unsigned long long)rep->forced, (unsigned long long)rep->connections_closed);
   if (s->cb)
     s->cb(hub, rep, s->cb_arg);
   wake_workers(hub); /* they see DONE and close their handles */
@@ -134,6 +151,7 @@ int sl__shutdown_request(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void 
   s->cb = cb;
   s->cb_arg = arg;
   s->started_ns = uv_hrtime();
+  s->accepted_at_start = connections_seen(hub, &s->open_at_start);
   atomic_store(&hub->ready, 0);
   if ((r = uv_loop_init(&s->loop)))
     goto out;

@@ -38,6 +38,8 @@ typedef struct sl_shutdown_s {
   uv_timer_t deadline_timer;
   double timeout;                /* seconds */
   uint64_t started_ns;
+  uint64_t open_at_start;        /* connections open when the shutdown was asked for */
+  uint64_t accepted_at_start;    /* connections accepted until then */
   sl_shutdown_cb cb;
   void *cb_arg;
   sl_drain_report_t report;
