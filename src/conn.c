@@ -188,8 +188,13 @@ static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
   size_t len;
   sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
   c->q_bytes += len;
-  /* The window must not make a fast reader look slow: past half of --max-queue, write now. */
-  if (fanout && c->q_bytes <= c->worker->hub->cfg.max_queue / 2) {
+  /* An update waits for the window only when this subscriber was written to less than a window
+   * ago: one that has been quiet (a topic of its own, a sparse stream) gets it this turn, as it
+   * would gain nothing from waiting. And the window must not make a fast reader look slow: past
+   * half of --max-queue, write now. */
+  sl_worker_t *w = c->worker;
+  if (fanout && (sl_worker_now(w) - c->last_write) * 1000000 < w->fanout_window &&
+      c->q_bytes <= w->hub->cfg.max_queue / 2) {
     fanout_list_add(c);
   } else {
     if (c->flags & SL_CONN_IN_FANOUT)
