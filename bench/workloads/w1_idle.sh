@@ -17,4 +17,4 @@ w1_one() {
   done
 }
 
-workload_W1() { alternate w1_one 1; }
+workload_W1() { alternate w1_one "$ROUNDS"; }

@@ -31,4 +31,4 @@ w3_one() {
   done
 }
 
-workload_W3() { alternate w3_one 1; }
+workload_W3() { alternate w3_one "$ROUNDS"; }

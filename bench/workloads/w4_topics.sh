@@ -14,4 +14,4 @@ w4_one() {
     --events "$W4_EVENTS" --size 100 --rate "$W4_RATE"
 }
 
-workload_W4() { alternate w4_one 1; }
+workload_W4() { alternate w4_one "$ROUNDS"; }

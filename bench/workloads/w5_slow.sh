@@ -34,4 +34,4 @@ w5_one() {
     --events "$W2_EVENTS" --size 100 --rate "$W2_RATE" --topics 1 --drain-wait 5
 }
 
-workload_W5() { alternate w5_one 1; }
+workload_W5() { alternate w5_one "$ROUNDS"; }

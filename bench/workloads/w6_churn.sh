@@ -13,4 +13,4 @@ w6_one() {
   bench_run W6 "$1" "i$W6_INFLIGHT" "$2" --subscribers "$W6_INFLIGHT" --churn "$W6_SECONDS"
 }
 
-workload_W6() { alternate w6_one 1; }
+workload_W6() { alternate w6_one "$ROUNDS"; }

@@ -14,4 +14,4 @@ w8_one() {
     --pipeline "$W8_PIPELINE" --topics 1
 }
 
-workload_W8() { alternate w8_one 1; }
+workload_W8() { alternate w8_one "$ROUNDS"; }
