@@ -61,15 +61,48 @@ uint64_t bench_hist_quantile(const bench_hist_t *h, double q) {
   return h->max;
 }
 
-static const uint64_t msh_bounds[BENCH_MSH_BUCKETS - 1] = {
-  0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 60000, 600000,
+/* Past the exact bounds 0..10: segments of equal steps, each ending at `upto`. */
+#define MSH_EXACT 10
+static const struct {
+  uint64_t upto, step;
+} msh_segments[] = {
+  {1000, 10}, {10000, 50}, {60000, 1000}, {600000, 540000},
 };
+#define MSH_NSEGMENTS (sizeof msh_segments / sizeof *msh_segments)
+
+unsigned bench_msh_index(uint64_t ms) {
+  if (ms <= MSH_EXACT)
+    return (unsigned)ms;
+  unsigned base = MSH_EXACT + 1;
+  uint64_t lo = MSH_EXACT;
+  for (unsigned k = 0; k < MSH_NSEGMENTS; k++) {
+    uint64_t step = msh_segments[k].step;
+    if (ms <= msh_segments[k].upto)
+      return base + (unsigned)((ms - lo + step - 1) / step) - 1;
+    base += (unsigned)((msh_segments[k].upto - lo) / step);
+    lo = msh_segments[k].upto;
+  }
+  return BENCH_MSH_BUCKETS - 1;
+}
+
+uint64_t bench_msh_bound(unsigned i) {
+  if (i <= MSH_EXACT)
+    return i;
+  unsigned base = MSH_EXACT + 1;
+  uint64_t lo = MSH_EXACT;
+  for (unsigned k = 0; k < MSH_NSEGMENTS; k++) {
+    uint64_t step = msh_segments[k].step;
+    unsigned n = (unsigned)((msh_segments[k].upto - lo) / step);
+    if (i < base + n)
+      return lo + (uint64_t)(i - base + 1) * step;
+    base += n;
+    lo = msh_segments[k].upto;
+  }
+  return UINT64_MAX;
+}
 
 void bench_msh_record(bench_msh_t *h, uint64_t ms) {
-  unsigned i = 0;
-  while (i < BENCH_MSH_BUCKETS - 1 && ms > msh_bounds[i])
-    i++;
-  h->buckets[i]++;
+  h->buckets[bench_msh_index(ms)]++;
   h->count++;
   if (ms > h->max)
     h->max = ms;
@@ -84,5 +117,24 @@ void bench_msh_merge(bench_msh_t *dst, const bench_msh_t *src) {
 }
 
 uint64_t bench_msh_upper(const bench_msh_t *h, unsigned i) {
-  return i < BENCH_MSH_BUCKETS - 1 ? msh_bounds[i] : h->max;
+  return i < BENCH_MSH_BUCKETS - 1 ? bench_msh_bound(i) : h->max;
+}
+
+uint64_t bench_msh_quantile(const bench_msh_t *h, double q) {
+  if (h->count == 0)
+    return 0;
+  uint64_t rank = (uint64_t)ceil(q * (double)h->count);
+  if (rank < 1)
+    rank = 1;
+  if (rank > h->count)
+    rank = h->count;
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < BENCH_MSH_BUCKETS; i++) {
+    seen += h->buckets[i];
+    if (seen >= rank) {
+      uint64_t up = bench_msh_upper(h, i);
+      return up < h->max ? up : h->max;
+    }
+  }
+  return h->max;
 }

@@ -143,5 +143,6 @@ void bench_result_merge(bench_result_t *d, const bench_result_t *s) {
   d->tracking_oom += s->tracking_oom;
   bench_hist_merge(&d->latency, &s->latency);
   bench_msh_merge(&d->retry_ms, &s->retry_ms);
+  bench_msh_merge(&d->end_ms, &s->end_ms);
   bench_msh_merge(&d->reconnect_ms, &s->reconnect_ms);
 }

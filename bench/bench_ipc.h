@@ -78,6 +78,7 @@ typedef struct bench_result_s {
   uint64_t tracking_oom;      /* receipts that could not be recorded for lack of memory */
   bench_hist_t latency;       /* ns from publish to receipt */
   bench_msh_t retry_ms;       /* retry: values announced in close frames */
+  bench_msh_t end_ms;         /* SIGTERM → end, per stream open at the SIGTERM (not timed out) */
   bench_msh_t reconnect_ms;   /* stream end → new stream's 200 */
 } bench_result_t;
 

@@ -103,6 +103,8 @@ void bench_report_json(FILE *out, const bench_report_t *p) {
             r->ended_timeout, r->partial_frames, r->partial_bytes, r->close_frames,
             p->drain_seconds);
     msh_json(out, &r->retry_ms);
+    fputs(",\"end_ms_hist\":", out);
+    msh_json(out, &r->end_ms);
     fputc(',', out);
   }
   if (p->cfg->resume) {
@@ -153,10 +155,21 @@ void bench_report_text(FILE *out, const bench_report_t *p) {
             ", timeout %" PRIu64 "; %" PRIu64 " close frames, drain %.3f s\n",
             r->ended_clean, r->ended_partial, r->ended_reset, r->ended_timeout, r->close_frames,
             p->drain_seconds);
+    if (r->end_ms.count)
+      fprintf(out, "              ended after SIGTERM (ms): half by %" PRIu64 ", 90 %% by %" PRIu64
+              ", all by %" PRIu64 "\n",
+              bench_msh_quantile(&r->end_ms, 0.5), bench_msh_quantile(&r->end_ms, 0.9),
+              r->end_ms.max);
   }
-  if (p->cfg->resume)
+  if (p->cfg->resume) {
     fprintf(out, "resume        %" PRIu64 " reconnected, %" PRIu64 " failed attempts, %" PRIu64
             " events recovered\n", r->reconnected, r->reconnect_failed, r->recovered);
+    if (r->reconnect_ms.count)
+      fprintf(out, "              stream end to new 200 (ms): p50 %" PRIu64 ", p90 %" PRIu64
+              ", max %" PRIu64 "\n",
+              bench_msh_quantile(&r->reconnect_ms, 0.5), bench_msh_quantile(&r->reconnect_ms, 0.9),
+              r->reconnect_ms.max);
+  }
   if (p->have_server)
     fprintf(out, "server        cpu %.3f s (%.3f us/delivery), rss %" PRIu64 " kB (%.0f B/conn)\n",
             p->server_cpu_seconds,

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "bench_hist.h"
+#include "bench_ipc.h"
 #include "bench_payload.h"
+#include "bench_report.h"
 #include "bench_seqset.h"
 #include "bench_sse.h"
 #include "bench_stream.h"
@@ -273,10 +275,100 @@ static void test_hist(void) {
   bench_msh_t m = {0};
   bench_msh_record(&m, 0);
   bench_msh_record(&m, 1500);
+  bench_msh_record(&m, 1520);
   bench_msh_record(&m, 2000);
   bench_msh_record(&m, 9999999);
-  CHECK(m.buckets[0] == 1 && m.buckets[11] == 2 && m.buckets[BENCH_MSH_BUCKETS - 1] == 1);
-  CHECK(bench_msh_upper(&m, 11) == 2000 && bench_msh_upper(&m, BENCH_MSH_BUCKETS - 1) == 9999999);
+  unsigned i1500 = bench_msh_index(1500), i2000 = bench_msh_index(2000);
+  CHECK(m.count == 5 && m.max == 9999999);
+  CHECK(m.buckets[0] == 1 && m.buckets[i1500] == 1 && m.buckets[bench_msh_index(1520)] == 1 &&
+        m.buckets[i2000] == 1 && m.buckets[BENCH_MSH_BUCKETS - 1] == 1);
+  CHECK(bench_msh_upper(&m, i1500) == 1500 && bench_msh_upper(&m, i2000) == 2000 &&
+        bench_msh_upper(&m, BENCH_MSH_BUCKETS - 1) == 9999999);
+  /* The documented bounds: every ms to 10, 10 ms to 1000, 50 ms to 10000, 1000 ms to 60000. */
+  static const uint64_t in_bound[][2] = {
+    {0, 0}, {7, 7}, {10, 10}, {11, 20}, {20, 20}, {21, 30}, {995, 1000}, {1000, 1000},
+    {1001, 1050}, {1234, 1250}, {4999, 5000}, {10000, 10000}, {10001, 11000}, {59999, 60000},
+    {60001, 600000}, {600000, 600000},
+  };
+  for (size_t k = 0; k < sizeof in_bound / sizeof *in_bound; k++)
+    CHECK(bench_msh_bound(bench_msh_index(in_bound[k][0])) == in_bound[k][1]);
+  /* Bounds rise; each bound is the last value of its bucket, the next value starts the next. */
+  for (unsigned i = 0; i + 1 < BENCH_MSH_BUCKETS; i++) {
+    uint64_t b = bench_msh_bound(i);
+    if (bench_msh_index(b) != i || bench_msh_index(b + 1) != i + 1 ||
+        (i > 0 && b <= bench_msh_bound(i - 1))) {
+      fprintf(stderr, "self-test: millisecond bucket %u (bound %llu) is misplaced\n", i,
+              (unsigned long long)b);
+      CHECK(0);
+      break;
+    }
+  }
+  CHECK(bench_msh_bound(BENCH_MSH_BUCKETS - 2) == 600000);
+  CHECK(bench_msh_index(600001) == BENCH_MSH_BUCKETS - 1);
+  CHECK(bench_msh_index(UINT64_MAX) == BENCH_MSH_BUCKETS - 1);
+  CHECK(bench_msh_bound(BENCH_MSH_BUCKETS - 1) == UINT64_MAX);
+  /* Quantiles are bucket bounds, capped at the maximum. */
+  bench_msh_t q = {0};
+  CHECK(bench_msh_quantile(&q, 0.5) == 0);
+  for (uint64_t ms = 1; ms <= 4000; ms++)
+    bench_msh_record(&q, ms);
+  CHECK(bench_msh_quantile(&q, 0.5) == 2000 && bench_msh_quantile(&q, 0.9) == 3600);
+  CHECK(bench_msh_quantile(&q, 0.25) == 1000 && bench_msh_quantile(&q, 1.0) == 4000);
+  bench_msh_record(&q, 4321);
+  CHECK(bench_msh_quantile(&q, 1.0) == 4321);
+}
+
+/* --- results across processes and the JSON report -------------------------------------------- */
+
+/* Two workers' results summed as the coordinator sums them, then printed: the millisecond
+ * histograms keep their own keys and their buckets. */
+static void test_report(void) {
+  bench_result_t *r = calloc(2, sizeof *r);
+  bench_report_t *rep = calloc(1, sizeof *rep);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  if (r == NULL || rep == NULL || out == NULL) {
+    CHECK(!"out of memory");
+    goto free_all;
+  }
+  bench_msh_record(&r[0].end_ms, 3);
+  bench_msh_record(&r[0].end_ms, 240);
+  bench_msh_record(&r[1].end_ms, 235);
+  bench_msh_record(&r[1].end_ms, 700000);
+  bench_msh_record(&r[0].retry_ms, 1234);
+  bench_msh_record(&r[1].reconnect_ms, 1260);
+  r[0].ended_clean = 3;
+  r[1].ended_clean = 1;
+  bench_config_t cfg = {.mode = BENCH_MODE_RUN, .signal_after = 1, .resume = 1};
+  rep->cfg = &cfg;
+  bench_result_merge(&rep->r, &r[0]);
+  bench_result_merge(&rep->r, &r[1]);
+  CHECK(rep->r.end_ms.count == 4 && rep->r.end_ms.max == 700000 && rep->r.ended_clean == 4);
+  CHECK(rep->r.end_ms.buckets[bench_msh_index(240)] == 2);
+  bench_report_json(out, rep);
+  fclose(out);
+  out = NULL;
+  if (text == NULL) {
+    CHECK(text != NULL);
+    goto free_all;
+  }
+  static const char *expect[] = {
+    "\"retry_ms_hist\":[[1250,1]],", "\"end_ms_hist\":[[3,1],[240,2],[700000,1]],",
+    "\"reconnect_ms_hist\":[[1300,1]],", "\"ended_clean\":4,",
+  };
+  for (size_t k = 0; k < sizeof expect / sizeof *expect; k++) {
+    if (strstr(text, expect[k]) == NULL) {
+      fprintf(stderr, "self-test: %s is not in the report: %s", expect[k], text);
+      CHECK(0);
+    }
+  }
+free_all:
+  if (out)
+    fclose(out);
+  free(text);
+  free(rep);
+  free(r);
 }
 
 /* --- sequence sets --------------------------------------------------------------------------- */
@@ -383,6 +475,7 @@ int bench_self_test(void) {
   test_sse();
   test_stream();
   test_hist();
+  test_report();
   test_seqset();
   test_payload();
   test_urls();

@@ -40,6 +40,7 @@ typedef struct sub_s {
   uint64_t index;           /* global subscriber index */
   uint64_t t_attempt_ns;    /* start of the current connection attempt */
   uint64_t t_end_ns;        /* when the last stream ended */
+  uint64_t t_first_end_ns;  /* when the first stream ended (--signal-after's end_ms) */
   uint32_t topic;
   uint32_t attempts;        /* reconnection attempts so far */
   uint8_t state;
@@ -191,6 +192,7 @@ static void stream_ended(sub_t *s, int reason) {
     }
     if (reason != BENCH_END_TIMEOUT && w->now_ns > w->r.t_last_end_ns)
       w->r.t_last_end_ns = w->now_ns;
+    s->t_first_end_ns = w->now_ns;
   }
   s->t_end_ns = w->now_ns;
   int retry = w->cfg->resume && reason != BENCH_END_TIMEOUT && !w->finalized &&
@@ -473,6 +475,21 @@ static void account_losses(worker_t *w) {
   free(pre);
 }
 
+/* end_ms: SIGTERM to the end of each stream that was open at the SIGTERM and ended before
+ * --end-timeout. Counted here, not as streams end, because a stream may end before this worker
+ * has read the coordinator's SIGNALED (both arrive in one loop iteration, in either order). */
+static void record_end_times(worker_t *w) {
+  if (w->sigterm_ns == 0)
+    return;
+  for (uint64_t i = 0; i < w->n; i++) {
+    const sub_t *s = &w->subs[i];
+    if (s->end_reason == BENCH_END_NONE || s->end_reason == BENCH_END_TIMEOUT ||
+        s->t_first_end_ns < w->sigterm_ns)
+      continue;
+    bench_msh_record(&w->r.end_ms, (s->t_first_end_ns - w->sigterm_ns) / 1000000);
+  }
+}
+
 static void finalize(worker_t *w) {
   if (w->finalized)
     return;
@@ -486,6 +503,7 @@ static void finalize(worker_t *w) {
   }
   if (w->cfg->mode != BENCH_MODE_CHURN)
     account_losses(w);
+  record_end_times(w);
   for (uint64_t i = 0; i < w->n; i++) {
     sub_t *s = &w->subs[i];
     sub_close(s, AFTER_NOTHING);

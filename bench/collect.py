@@ -268,12 +268,49 @@ def section_w6(runs):
 def section_w7(runs):
     rows = [[p, l, g.cell("connected"), g.cell("ended_clean"), g.cell("ended_partial"),
              g.cell("ended_reset"), g.cell("ended_timeout"), g.cell("close_frames"),
-             g.cell("drain_seconds", 1, "%.2f"), "%s/%s" % (g.cell("acked"), g.cell("published")),
-             loss_cell(g), retry_cell(g), g.exits()]
+             g.cell("drain_seconds", 1, "%.2f"), *end_cells(g),
+             "%s/%s" % (g.cell("acked"), g.cell("published")), loss_cell(g), retry_cell(g),
+             g.exits()]
             for p, l, g in groups(runs, "W7")]
-    return table(["peer", "run", "connected", "ended clean", "cut mid-frame", "reset",
-                  "timed out", "close frames", "drain s", "acked/published", "lost/dup/ooo",
-                  "retry: told", "exit"], rows)
+    text = table(["peer", "run", "connected", "ended clean", "cut mid-frame", "reset",
+                  "timed out", "close frames", "drain s", "half ended by ms", "90 % ended by ms",
+                  "acked/published", "lost/dup/ooo", "retry: told", "exit"], rows)
+    return text + ("\n\n'half/90 % ended by': ms after the SIGTERM by which that share of the "
+                   "streams open at the signal had ended (end_ms_hist, all rounds together; "
+                   "'–' for records written before sluice-bench measured it).")
+
+
+def hists(g, key):
+    """The rounds' histograms of `key` (lists of [upper bound ms, count]), absent ones left out."""
+    return [h for h in ((r.get("result") or {}).get(key) for r in g.recs) if isinstance(h, list)]
+
+
+def end_cells(g):
+    """When half and 90 % of the streams open at the SIGTERM had ended, from end_ms_hist. Streams
+    that timed out never ended, so they count in the total and can hold a share back."""
+    recs = [r for r in g.recs if isinstance((r.get("result") or {}).get("end_ms_hist"), list)]
+    hist = merge_hist([r["result"]["end_ms_hist"] for r in recs])
+    total = sum(n for _, n in hist) + sum(get(r, "ended_timeout") or 0 for r in recs)
+    return [fmt_ms(hist_quantile(hist, q, total)) for q in (0.5, 0.9)]
+
+
+def hist_quantile(hist, q, total=None):
+    """The bucket bound by which a share q of `total` (default: the histogram's count) is in, so
+    at most one bucket's width high (1 ms to 10 ms, 10 ms to 1 s, 50 ms to 10 s). None when the
+    histogram never reaches that share."""
+    total = sum(n for _, n in hist) if total is None else total
+    if not hist or total <= 0:
+        return None
+    need, seen = q * total, 0.0
+    for ms, n in hist:
+        seen += n
+        if seen >= need - 1e-9:
+            return ms
+    return None
+
+
+def fmt_ms(v):
+    return "–" if v is None else "%g" % v
 
 
 def retry_cell(g):
@@ -283,6 +320,27 @@ def retry_cell(g):
     if not told:
         return "none"
     return "%.0f, up to %g ms" % (told, max(ms for ms, n in hist if n))
+
+
+def section_w7r(runs):
+    """W7R: how many clients came back to the second hub and when (reconnect_ms_hist, stream end
+    to the new 200), against the retry: they were told (retry_ms_hist)."""
+    rows = []
+    for p, l, g in groups(runs, "W7R"):
+        rec = merge_hist(hists(g, "reconnect_ms_hist"))
+        told = merge_hist(hists(g, "retry_ms_hist"))
+        p5, p50, p90, p95 = (hist_quantile(rec, q) for q in (0.05, 0.5, 0.9, 0.95))
+        rows.append([p, l, g.cell("connected"), g.cell("ended_clean"), g.cell("reconnected"),
+                     g.cell("reconnect_failed"), fmt_ms(p50), fmt_ms(p90),
+                     fmt_ms(rec[-1][0] if rec else None),
+                     "%s–%s" % (fmt_ms(p5), fmt_ms(p95)) if rec else "–",
+                     fmt_ms(told[-1][0] if told else None), loss_cell(g), g.exits()])
+    return table(["peer", "run", "subscribers", "ended clean", "reconnected", "failed attempts",
+                  "reconnect p50 ms", "p90 ms", "max ms", "spread p5–p95 ms",
+                  "largest retry: told ms", "lost/dup/ooo", "exit"], rows) + (
+        "\n\nReconnect times run from a client's stream end (after the final frame) to the "
+        "second hub's 200; percentiles are over all rounds' clients together, at sluice-bench's "
+        "bucket bounds (50 ms steps from 1 s to 10 s). Counts are medians over rounds.")
 
 
 def section_w8(runs):
@@ -306,6 +364,7 @@ SECTIONS = [
     ("W5", "Slow consumers among fast ones", section_w5),
     ("W6", "Connection churn", section_w6),
     ("W7", "Drain under load", section_w7),
+    ("W7R", "Drain and come back: reconnection to a restarted hub (sluice)", section_w7r),
     ("W8", "Publish throughput", section_w8),
 ]
 
@@ -413,11 +472,103 @@ def write_data(run_dir, runs):
                 hist_peers.append(p)
         have["w7"] = [p for p, _, g in w7 if g.values("ended_clean") or g.values("ended_reset")]
         have["w7_retry"] = hist_peers
+        have["w7_timeline"] = [p for p, _, g in w7 if write_timeline(data, p, g)]
+        have["w7_subs"] = subscribers(w7)
+
+    w7r = groups(runs, "W7R")
+    if w7r:
+        have["w7r"] = [p for p, _, g in w7r if write_reconnect(data, p, g)]
+        have["w7r_subs"] = subscribers(w7r)
     return have
 
 
+def subscribers(grouped):
+    """The subscribers a workload asked for (median over its records), for plot titles."""
+    vals = [v for _, _, g in grouped for v in g.values("subscribers")]
+    return int(statistics.median(vals)) if vals else 0
+
+
+def msh_lower(upper):
+    """The bound below a bucket of sluice-bench's millisecond histograms (bench_hist.h): a bucket
+    holds (lower, upper]. Exact to 10 ms, then steps of 10 ms to 1 s, 50 ms to 10 s, 1 s to 60 s,
+    then one bucket to 600 s; beyond it the bound reported is the largest value seen."""
+    for top, step in ((10, 1), (1000, 10), (10000, 50), (60000, 1000)):
+        if upper <= top:
+            return max(upper - step, -1)
+    return 60000 if upper <= 600000 else 600000
+
+
+def write_timeline(data, peer, g):
+    """w7_timeline_<peer>.dat: the share and number of the streams open at the SIGTERM that were
+    still open t ms after it, summed over the rounds that measured end_ms_hist (older records did
+    not: they are left out, and a peer with none of them gets no file). Each bucket (lo, hi] is
+    drawn as a ramp from lo to hi, so empty stretches stay flat. Returns whether it wrote one."""
+    recs = [r for r in g.recs if isinstance((r.get("result") or {}).get("end_ms_hist"), list)]
+    hist = merge_hist([r["result"]["end_ms_hist"] for r in recs])
+    total = sum(n for _, n in hist) + sum(get(r, "ended_timeout") or 0 for r in recs)
+    if not recs or total <= 0:
+        return False
+    with open(os.path.join(data, "w7_timeline_%s.dat" % peer), "w") as f:
+        f.write("ms_since_sigterm still_open_share still_open_streams  # %d rounds\n" % len(recs))
+        f.write("0 1 %g\n" % total)
+        left = total
+        for ms, n in hist:
+            f.write("%g %g %g\n" % (max(msh_lower(ms), 0), left / total, left))
+            left -= n
+            f.write("%g %g %g\n" % (ms, left / total, left))
+    return True
+
+
+BIN_MS = 250  # the reconnect spread plot's bins
+
+
+def bin_hist(hist, rounds):
+    """Rebins a millisecond histogram into BIN_MS-wide bins, as clients per bin per round. A
+    bucket inside one bin goes to it whole (every bucket below 10 s is); a wider one is shared
+    evenly among the bins it covers; values beyond 60 s are left out (the table has the max)."""
+    bins = {}
+    for ms, n in hist:
+        lo = msh_lower(ms)
+        if lo >= 60000:
+            continue
+        first, last = int(max(lo, 0) // BIN_MS), int((ms - 1) // BIN_MS) if ms > 0 else 0
+        last = max(first, last)
+        for b in range(first, last + 1):
+            bins[b] = bins.get(b, 0.0) + n / (last - first + 1) / rounds
+    return bins
+
+
+def write_reconnect(data, peer, g):
+    """w7r_bins_<peer>.dat (per BIN_MS bin: clients that reconnected, and that were told a retry:
+    in it, per round) and w7r_cdf_<peer>.dat (share of clients by time: reconnected, told)."""
+    rec = merge_hist(hists(g, "reconnect_ms_hist"))
+    told = merge_hist(hists(g, "retry_ms_hist"))
+    if not rec:
+        return False
+    rounds = max(1, len(hists(g, "reconnect_ms_hist")))
+    rb, tb = bin_hist(rec, rounds), bin_hist(told, max(1, len(hists(g, "retry_ms_hist"))))
+    with open(os.path.join(data, "w7r_bins_%s.dat" % peer), "w") as f:
+        f.write("bin_start_ms bin_end_ms reconnected told  # per round, %d rounds\n" % rounds)
+        # One empty bin past the last, so that the step line of the last bin is drawn too.
+        for b in range(0, max(list(rb) + list(tb), default=-1) + 2):
+            f.write("%d %d %g %g\n" % (b * BIN_MS, (b + 1) * BIN_MS, rb.get(b, 0), tb.get(b, 0)))
+    with open(os.path.join(data, "w7r_cdf_%s.dat" % peer), "w") as f:
+        f.write("ms share_reconnected share_told\n")
+        rt, tt = sum(n for _, n in rec), sum(n for _, n in told)
+        points = sorted({ms for ms, _ in rec} | {ms for ms, _ in told})
+        cr = ct = 0.0
+        rd, td = dict(rec), dict(told)
+        f.write("0 0 0\n")
+        for ms in points:
+            cr += rd.get(ms, 0)
+            ct += td.get(ms, 0)
+            f.write("%g %g %s\n" % (ms, cr / rt, "%g" % (ct / tt) if tt else "?"))
+    return True
+
+
 def merge_hist(hists):
-    """Sums rounds of retry_ms_hist, which sluice-bench writes as [[upper bound in ms, clients]]."""
+    """Sums rounds of a millisecond histogram (retry_ms_hist, end_ms_hist, reconnect_ms_hist),
+    which sluice-bench writes as [[upper bound in ms, count]]; absent ones count as empty."""
     total = {}
     for h in hists:
         for e in h if isinstance(h, list) else []:
@@ -431,6 +582,8 @@ PLOTS = {  # script → (input key in `have`, output PNG)
     "w2_cpu.gp": ("w2", "w2_cpu.png"),
     "w3_latency.gp": ("w3", "w3_latency.png"),
     "w7_drain.gp": ("w7", "w7_drain.png"),
+    "w7_timeline.gp": ("w7_timeline", "w7_timeline.png"),
+    "w7r_reconnect.gp": ("w7r", "w7r_reconnect.png"),
 }
 
 
@@ -443,8 +596,9 @@ def draw(run_dir, have, scripts, publish):
         if not peers:
             continue
         target = os.path.join(out_dir, png)
-        expr = "datadir='%s'; out='%s'; peers='%s'; retry_peers='%s'" % (
-            os.path.join(run_dir, "data"), target, " ".join(peers), " ".join(have.get("w7_retry", [])))
+        expr = ("datadir='%s'; out='%s'; peers='%s'; retry_peers='%s'; w7_subs=%d; w7r_subs=%d" % (
+            os.path.join(run_dir, "data"), target, " ".join(peers), " ".join(have.get("w7_retry", [])),
+            have.get("w7_subs", 0), have.get("w7r_subs", 0)))
         proc = subprocess.run(["gnuplot", "-e", expr, os.path.join(scripts, script)],
                               capture_output=True, text=True)
         if proc.returncode != 0 or not os.path.exists(target):

@@ -16,6 +16,7 @@ PEER_SERVER_PIDS=()   # processes whose CPU and memory are the peer's cost
 PEER_SIGNAL_PID=""    # gets sluice-bench's SIGTERM (the first --server-pid): the peer, or a relay
 PEER_SUB_URL=""       # subscribe URL template ({topic}), for helpers other than sluice-bench
 PEER_DIR=""           # the peer's temporary prefix
+PEER_KEY=""           # sluice's JWT key, for a workload that starts a second hub beside it (W7R)
 BENCH_CHILD=""        # the running load generator (its timeout(1) wrapper)
 PORT_NEXT=${BENCH_PORT_BASE:-18400}
 # The topic sluice-bench publishes to when --topics is 1; helpers that subscribe beside it use it.
@@ -102,6 +103,8 @@ peer_start() {
         --anonymous --workers 2
       PEER_SERVER_PIDS=("$LAST_PID")
       PEER_SIGNAL_PID=$LAST_PID
+      # shellcheck disable=SC2034  # read by bench/workloads/w7r_reconnect.sh
+      PEER_KEY=$key
       PEER_ARGS=(--url "http://127.0.0.1:$port/.well-known/mercure" --jwt "$token")
       PEER_SUB_URL="http://127.0.0.1:$port/.well-known/mercure?topic={topic}"
       ;;
@@ -263,6 +266,8 @@ else:
     if "drain_seconds" in res:
         parts.append("clean=%s partial=%s reset=%s timeout=%s drain=%ss" % (g("ended_clean"),
                      g("ended_partial"), g("ended_reset"), g("ended_timeout"), g("drain_seconds", "%.2f")))
+    if "reconnected" in res:
+        parts.append("reconnected=%s failed_attempts=%s" % (g("reconnected"), g("reconnect_failed")))
 print("  ".join(parts))
 EOF
 }

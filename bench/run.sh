@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh — the entry point of `make bench`: runs the named workloads (default: all of
-# W1..W8) against every peer that is installed, alternating peers within each round (A,B,A,B) so
+# W1..W8 and W7R) against every peer that is installed, alternating peers within each round (A,B,A,B) so
 # that drift of the machine spreads evenly, then turns the records into tables and plots.
 #
 #   bench/run.sh BUILD_DIR [W1 W2 ...]
 #
 # Environment: QUICK=1 a ~5 minute subset (smaller counts, one round); ROUNDS (default 2, QUICK 1)
-# rounds of W2 and W7; PEERS (default "sluice recipe nchan pushpin"); RUN_TIMEOUT seconds one
+# rounds of every workload; PEERS (default "sluice recipe nchan pushpin"); RUN_TIMEOUT seconds one
 # sluice-bench run may take (default 300); BENCH_PORT_BASE first loopback port (default 18400);
 # PUBLISH_PLOTS=1 also writes the PNGs into docs/bench/ (the default for a full run).
 #
@@ -17,7 +17,7 @@
 set -uo pipefail
 
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
-  echo "usage: bench/run.sh BUILD_DIR [W1 ... W8]" >&2
+  echo "usage: bench/run.sh BUILD_DIR [W1 ... W8 W7R]" >&2
   exit 2
 fi
 BUILD=$(cd "$1" && pwd)
@@ -27,7 +27,7 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then ROUNDS=${ROUNDS:-1}; else ROUNDS=${ROUNDS:-2}; fi
 PEERS=${PEERS:-sluice recipe nchan pushpin}
 WORKLOADS=("$@")
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W8)
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W7R W8)
 HELPER_PIDS=()
 
 # shellcheck source=bench/lib.sh
@@ -43,7 +43,7 @@ if [ ! -x "$BUILD/sluice-bench" ]; then
 fi
 for w in "${WORKLOADS[@]}"; do
   if ! declare -F "workload_$w" >/dev/null; then
-    echo "bench: unknown workload '$w' (W1..W8)" >&2
+    echo "bench: unknown workload '$w' (W1..W8, W7R)" >&2
     exit 2
   fi
 done

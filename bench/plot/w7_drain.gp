@@ -28,7 +28,7 @@ set key inside top left
 n = words(retry_peers)
 if (n > 0) {
   plot for [i=1:n] sprintf('%s/w7_retry_%s.dat', datadir, word(retry_peers, i)) \
-         using 1:2 skip 1 with linespoints lw 2 pt 7 \
+         using 1:2 skip 1 with lines lw 2 \
          lc rgb peer_color(word(retry_peers, i)) title word(retry_peers, i)
 } else {
   set xrange [0:1]
