@@ -385,7 +385,7 @@ void sl_worker_flush(sl_worker_t *w) {
   }
 }
 
-void sl_worker_flush_fanout(sl_worker_t *w) {
+void sl_worker_fanout_now(sl_worker_t *w) {
   sl_conn_t *head = w->fanout_head, *last = NULL;
   w->fanout_head = NULL;
   for (sl_conn_t *c = head; c; c = c->next_flush) {
@@ -402,6 +402,10 @@ void sl_worker_flush_fanout(sl_worker_t *w) {
     uv_timer_stop(&w->fanout_timer);
     w->fanout_armed = 0;
   }
+}
+
+void sl_worker_flush_fanout(sl_worker_t *w) {
+  sl_worker_fanout_now(w);
   sl_worker_flush(w);
 }
 

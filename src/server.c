@@ -390,7 +390,9 @@ static void on_listener_closed_fds(sl_worker_t *w) {
  * came after them): close the listeners, give each stream its final frame, end idle connections. */
 static void drain_begin(sl_worker_t *w) {
   w->draining = 1;
-  sl_worker_flush_fanout(w); /* every accepted update goes before the final frames */
+  /* Updates waiting for the flush window go in this turn, ahead of the final frame in the same
+   * queue: one write per stream carries both, then the FIN. */
+  sl_worker_fanout_now(w);
   close_listeners(w);
   double spread = w->hub->cfg.reconnect_spread;
   sl_conn_t *next;

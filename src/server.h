@@ -147,7 +147,9 @@ int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f);
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len);
 /* Writes every connection on the flush list: one sendmsg each. */
 void sl_worker_flush(sl_worker_t *w);
-/* Writes every subscriber on the fan-out list, then the flush list. */
+/* Moves every subscriber on the fan-out list to the flush list, to be written this turn. */
+void sl_worker_fanout_now(sl_worker_t *w);
+/* The same, then writes the flush list. */
 void sl_worker_flush_fanout(sl_worker_t *w);
 /* Ends the connection now; safe from its own callbacks (the memory goes in the close callback). */
 void sl_conn_close(sl_conn_t *c);
