@@ -8,7 +8,8 @@
 # Environment: QUICK=1 a ~5 minute subset (smaller counts, one round); ROUNDS (default 2, QUICK 1)
 # rounds of every workload; PEERS (default "sluice recipe nchan pushpin"); RUN_TIMEOUT seconds one
 # sluice-bench run may take (default 300); BENCH_PORT_BASE first loopback port (default 18400);
-# PUBLISH_PLOTS=1 also writes the PNGs into docs/bench/ (the default for a full run).
+# PUBLISH_PLOTS=1 also writes the PNGs into docs/bench/ (the default for a full run);
+# BENCH_DIR=bench/results/<run> FIRST_ROUND=N adds rounds N..ROUNDS to an earlier run.
 #
 # Results: bench/results/<date>[-quick]/ holds machine.json, runs/*.json (one record per run:
 # workload, peer, parameters, exit code, sluice-bench's JSON), summary.md and data/*.dat;
@@ -58,22 +59,27 @@ PEERS="${active[*]}"
 # Each peer may hold up to 19k connections, and so may the load generator.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-stamp=$(date +%Y%m%d-%H%M%S)
-[ "$QUICK" = 1 ] && stamp="$stamp-quick"
-RUN_DIR="$SRC/bench/results/$stamp"
-mkdir -p "$RUN_DIR/runs"
-ln -sfn "$stamp" "$SRC/bench/results/latest"
+if [ -n "${BENCH_DIR:-}" ]; then
+  # Adding rounds to an earlier run (with FIRST_ROUND): its records and machine.json stay.
+  RUN_DIR=$(cd "$BENCH_DIR" && pwd) || exit 2
+else
+  stamp=$(date +%Y%m%d-%H%M%S)
+  [ "$QUICK" = 1 ] && stamp="$stamp-quick"
+  RUN_DIR="$SRC/bench/results/$stamp"
+  mkdir -p "$RUN_DIR/runs"
+  ln -sfn "$stamp" "$SRC/bench/results/latest"
+fi
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-machine_info "$RUN_DIR/machine.json"
+[ -e "$RUN_DIR/machine.json" ] || machine_info "$RUN_DIR/machine.json"
 log "results in $RUN_DIR; peers: $PEERS; workloads: ${WORKLOADS[*]}; rounds: $ROUNDS; quick: $QUICK"
 
 # Calls "$1 PEER ROUND" for round 1..$2 and, within a round, for each peer in turn.
 # shellcheck disable=SC2317  # called from the workload files
 alternate() {
   local fn=$1 rounds=$2 r p
-  for r in $(seq 1 "$rounds"); do
+  for r in $(seq "${FIRST_ROUND:-1}" "$rounds"); do
     for p in $PEERS; do "$fn" "$p" "$r"; done
   done
 }
