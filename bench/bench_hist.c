@@ -42,23 +42,32 @@ void bench_hist_merge(bench_hist_t *dst, const bench_hist_t *src) {
     dst->max = src->max;
 }
 
+/* Both histograms' quantiles: the index of the bucket (of n) that holds the value of rank
+ * ceil(q × count), the rank kept within 1..count; n when the buckets hold fewer than count
+ * values. count must be above 0. */
+static unsigned rank_bucket(const uint64_t *buckets, unsigned n, uint64_t count, double q) {
+  uint64_t rank = (uint64_t)ceil(q * (double)count);
+  if (rank < 1)
+    rank = 1;
+  if (rank > count)
+    rank = count;
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < n; i++) {
+    seen += buckets[i];
+    if (seen >= rank)
+      return i;
+  }
+  return n;
+}
+
 uint64_t bench_hist_quantile(const bench_hist_t *h, double q) {
   if (h->count == 0)
     return 0;
-  uint64_t rank = (uint64_t)ceil(q * (double)h->count);
-  if (rank < 1)
-    rank = 1;
-  if (rank > h->count)
-    rank = h->count;
-  uint64_t seen = 0;
-  for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++) {
-    seen += h->buckets[i];
-    if (seen >= rank) {
-      uint64_t up = bench_hist_upper(i);
-      return up < h->max ? up : h->max;
-    }
-  }
-  return h->max;
+  unsigned i = rank_bucket(h->buckets, BENCH_HIST_BUCKETS, h->count, q);
+  if (i == BENCH_HIST_BUCKETS)
+    return h->max;
+  uint64_t up = bench_hist_upper(i);
+  return up < h->max ? up : h->max;
 }
 
 /* Past the exact bounds 0..10: segments of equal steps, each ending at `upto`. */
@@ -123,18 +132,9 @@ uint64_t bench_msh_upper(const bench_msh_t *h, unsigned i) {
 uint64_t bench_msh_quantile(const bench_msh_t *h, double q) {
   if (h->count == 0)
     return 0;
-  uint64_t rank = (uint64_t)ceil(q * (double)h->count);
-  if (rank < 1)
-    rank = 1;
-  if (rank > h->count)
-    rank = h->count;
-  uint64_t seen = 0;
-  for (unsigned i = 0; i < BENCH_MSH_BUCKETS; i++) {
-    seen += h->buckets[i];
-    if (seen >= rank) {
-      uint64_t up = bench_msh_upper(h, i);
-      return up < h->max ? up : h->max;
-    }
-  }
-  return h->max;
+  unsigned i = rank_bucket(h->buckets, BENCH_MSH_BUCKETS, h->count, q);
+  if (i == BENCH_MSH_BUCKETS)
+    return h->max;
+  uint64_t up = bench_msh_upper(h, i);
+  return up < h->max ? up : h->max;
 }

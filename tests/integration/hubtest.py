@@ -3,7 +3,8 @@ loopback port and always stopping it, minting tokens with the daemon's own `toke
 talking HTTP/1.1 over raw sockets (so that framing, keep-alive and pipelining are seen exactly as
 a client sees them), publishing, and reading Server-Sent Events streams incrementally (chunked
 transfer coding, then the SSE line format), either one blocking stream at a time or many
-non-blocking streams in one selector loop.
+non-blocking streams in one selector loop; and what the drain tests share: waiting for a hub that
+exits by itself, its drain summary log line, reading a connection to its end.
 
 It owns no assertions about the hub's behaviour: those live in the test_<feature>.py files. Only
 the Python 3 standard library is used. Environment: SLUICE_BIN (the daemon), SLUICE_SOURCE,
@@ -55,6 +56,8 @@ def sanitized():
 SANITIZED = sanitized()
 # Generous time factor for sanitizer builds, which run several times slower.
 SLOW = 4.0 if SANITIZED else 1.0
+# What a sanitizer writes to the log when it finds something.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,9 +99,7 @@ class Checker:
 
     def stop_hub(self, hub, what="hub exits 0 on SIGTERM (and the sanitizers found nothing)"):
         rc = hub.stop()
-        log = hub.log_text()
-        bad = [m for m in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
-               if m in log]
+        bad = sanitizer_reports(hub)
         self.check(rc == 0 and not bad, what, f"exit code {rc}; log tail:\n{hub.log_tail()}")
 
     def finish(self):
@@ -268,6 +269,45 @@ def start_hub(key=KEY, anonymous=False, extra=(), env=None, ready_timeout=None, 
 def stop_all_hubs():
     for hub in list(_hubs):
         hub.stop(timeout=10)
+
+
+def wait_exit(proc, timeout):
+    """Waits for a process (a Popen) to exit on its own, no signal sent; returns its exit code,
+    or None when it still runs after timeout seconds (at least a hundredth of a second)."""
+    try:
+        return proc.wait(max(timeout, 0.01))
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def finish_hub(hub):
+    """For a hub the test expected to exit by itself (after the signals the test sent): kills it
+    if it still runs, then records and returns its exit code."""
+    if hub.alive():
+        hub.kill()
+    return hub.stop()
+
+
+def sanitizer_reports(hub):
+    """The SANITIZER_MARKS found in the hub's log (empty: the sanitizers reported nothing)."""
+    log = hub.log_text()
+    return [m for m in SANITIZER_MARKS if m in log]
+
+
+DRAIN_SUMMARY_RE = re.compile(r"drain: done in ([0-9.]+) s: (\d+) streams drained, (\d+) updates "
+                              r"flushed, (\d+) connections forced")
+
+
+def drain_summary(hub):
+    """The hub's last drain summary log line as {'seconds', 'drained', 'flushed', 'forced'},
+    or None when it logged none."""
+    m = None
+    for m in DRAIN_SUMMARY_RE.finditer(hub.log_text()):
+        pass
+    if m is None:
+        return None
+    return {"seconds": float(m.group(1)), "drained": int(m.group(2)),
+            "flushed": int(m.group(3)), "forced": int(m.group(4))}
 
 
 def _on_signal(signum, _frame):
@@ -500,6 +540,40 @@ def request(port, method, path, headers=None, body=None, timeout=10.0):
         return conn.request(method, path, headers, body)
     finally:
         conn.close()
+
+
+def refused(port):
+    """True when a new TCP connection to the loopback port is refused (no listener: a draining
+    hub has closed its listeners); False when it connects or fails otherwise."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def read_until_end(sock, timeout):
+    """Reads a blocking socket until the peer ends the connection or timeout seconds (not
+    scaled) pass. Returns (how, the bytes read): how is 'eof' (recv returned b''), 'reset'
+    (ECONNRESET) or 'timeout'."""
+    got = bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout", bytes(got)
+        sock.settimeout(left)
+        try:
+            data = sock.recv(262144)
+        except ConnectionResetError:
+            return "reset", bytes(got)
+        except socket.timeout:
+            return "timeout", bytes(got)
+        if not data:
+            return "eof", bytes(got)
+        got += data
 
 
 def form(fields):
@@ -827,6 +901,51 @@ class SSEStream:
 
     def close(self):
         self.conn.close()
+
+
+def raw_subscriber(port, path, rcvbuf=None, timeout=10.0):
+    """A blocking socket that sent a subscription request (GET path) and has read nothing yet.
+    rcvbuf: SO_RCVBUF, set before connecting so that the TCP window stays that small; timeout:
+    the socket's timeout in seconds (not scaled)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               "Accept: text/event-stream\r\n\r\n").encode())
+    return s
+
+
+def stuck_subscriber(port, path):
+    """A subscriber that never reads: a 4 KiB receive buffer set before connecting (so the
+    window stays small), the GET sent, and nothing ever received."""
+    return raw_subscriber(port, path, rcvbuf=4096, timeout=10)
+
+
+def read_past_terminator(stream, timeout, read_timeout):
+    """For an SSEStream the hub ends: waits up to timeout (scaled, as SSEStream.wait does) for
+    the end of the stream (the chunked terminator), then reads the socket until the hub's FIN,
+    for up to read_timeout seconds (not scaled), and after a clean end closes it (our FIN, as a
+    well-behaved client sends it). Returns (how the connection ended: 'eof' | 'reset' |
+    'timeout' | 'no terminator', the bytes that came after the terminator)."""
+    if not stream.wait_eof(timeout):
+        return "no terminator", b""
+    trailing = bytes(stream.decoder.pending) if stream.decoder else b""
+    how, more = read_until_end(stream.conn.sock, read_timeout)
+    if how == "eof":
+        stream.close()
+    return how, trailing + more
+
+
+def stream_end_state(stream, trailing):
+    """(whole, detail) for the end of an SSEStream read by read_past_terminator: whole is True
+    when the chunked terminator arrived, the parser holds no partial event and no byte came
+    after the terminator (trailing); detail says what was seen, for a failure message."""
+    done = stream.decoder.done if stream.decoder else None
+    whole = bool(done) and not trailing and not stream.parser.buf.strip(b"\n")
+    return whole, (f"terminator {done}, parser tail {bytes(stream.parser.buf[:60])!r}, "
+                   f"after it {trailing[:60]!r}")
 
 
 class AsyncSubscriber:

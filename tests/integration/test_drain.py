@@ -28,10 +28,8 @@ Sections (each with its own hub):
 """
 
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,8 +46,6 @@ CURLS = 5
 UPDATES = 300                # bound on the section 1 publish stream
 SIGNAL_AFTER = 150           # SIGTERM once this many publishes were answered 200
 BIG = 60 * 1024              # bytes of data in one large update (sections 3-5)
-SUMMARY_RE = re.compile(r"drain: done in ([0-9.]+) s: (\d+) streams drained, (\d+) updates "
-                        r"flushed, (\d+) connections forced")
 
 t = ht.Checker("test_drain")
 
@@ -58,50 +54,8 @@ t = ht.Checker("test_drain")
 # Helpers
 
 
-def drain_summary(hub):
-    """The hub's drain summary log line as {'seconds', 'drained', 'flushed', 'forced'}, or None."""
-    m = None
-    for m in SUMMARY_RE.finditer(hub.log_text()):
-        pass
-    if m is None:
-        return None
-    return {"seconds": float(m.group(1)), "drained": int(m.group(2)),
-            "flushed": int(m.group(3)), "forced": int(m.group(4))}
-
-
-def sanitizer_reports(hub):
-    log = hub.log_text()
-    return [m for m in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer") if m in log]
-
-
-def wait_exit(hub, timeout):
-    """Waits for the hub to exit on its own (no signal sent); returns its exit code or None."""
-    try:
-        return hub.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def finish_hub(hub):
-    """Records the exit code of a hub that exited (or kills one that did not)."""
-    if hub.alive():
-        hub.kill()
-    return hub.stop()
-
-
 def sub_path(topic=TOPIC):
     return ht.sub_query([topic], param="topic")
-
-
-def refused(port):
-    """True when a new TCP connection to the port is refused (the listeners are closed)."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return False
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
 
 
 TCP_STATES = {"01": "ESTAB", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1",
@@ -275,18 +229,6 @@ def raw_publish_bytes(port, token, fields):
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def stuck_subscriber(port):
-    """A subscriber that never reads: a 4 KiB receive buffer set before connecting (so the
-    window stays small), the GET sent, and nothing ever received."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(10)
-    s.connect(("127.0.0.1", port))
-    s.sendall((f"GET {sub_path()} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               "Accept: text/event-stream\r\n\r\n").encode())
-    return s
-
-
 def big_update_count():
     """Enough BIG updates that they cannot all sit in kernel buffers: more than the largest
     send buffer TCP autotuning may give the hub's socket (tcp_wmem max), plus 2 MiB."""
@@ -428,7 +370,7 @@ def test_fanout_drain():
         t.check(ended, "every subscriber's stream ended after SIGTERM "
                 f"({time.monotonic() - t_signal:.1f}s)",
                 f"{sum(1 for s in swarm.subs if s.state != 'closed')} still open")
-        rc = wait_exit(hub, 30 * ht.SLOW)
+        rc = ht.wait_exit(hub.proc, 30 * ht.SLOW)
         t_exit = time.monotonic() - t_signal
         curl_results = []
         for proc, out in curls:
@@ -488,8 +430,8 @@ def test_fanout_drain():
                 "output ends with the close event", "; ".join(bad))
 
         # The process and its summary.
-        summary = drain_summary(hub)
-        t.check(rc == 0 and not sanitizer_reports(hub),
+        summary = ht.drain_summary(hub)
+        t.check(rc == 0 and not ht.sanitizer_reports(hub),
                 f"the hub exits 0 after the drain ({t_exit:.2f}s after SIGTERM)",
                 f"exit code {rc}; log tail:\n{hub.log_tail()}")
         t.check(summary is not None and summary["forced"] == 0,
@@ -525,43 +467,11 @@ def test_fanout_drain():
                 proc.wait()
             out.close()
         shutil.rmtree(tmp, ignore_errors=True)
-        finish_hub(hub)
+        ht.finish_hub(hub)
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. --drain-delay keeps serving while readiness is down
-
-
-def read_until_end(sock, timeout):
-    """Reads a socket until the peer's FIN: ('eof' | 'reset' | 'timeout', the bytes read)."""
-    got = b""
-    deadline = time.monotonic() + timeout * ht.SLOW
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "timeout", got
-        sock.settimeout(left)
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            return "reset", got
-        except socket.timeout:
-            return "timeout", got
-        if not data:
-            return "eof", got
-        got += data
-
-
-def read_to_end(stream, timeout):
-    """After an SSEStream's terminator, reads the socket until the hub's FIN. Returns (how it
-    ended: 'eof' | 'reset' | 'timeout' | 'no terminator', bytes seen after the terminator)."""
-    if not stream.wait_eof(timeout):
-        return "no terminator", b""
-    trailing = bytes(stream.decoder.pending) if stream.decoder else b""
-    how, more = read_until_end(stream.conn.sock, timeout)
-    if how == "eof":
-        stream.close()  # our FIN, as a well-behaved client sends it
-    return how, trailing + more
 
 
 def check_stream_end(stream, name, want_ids, not_before=None, spread_ms=int(SPREAD * 1000)):
@@ -569,7 +479,7 @@ def check_stream_end(stream, name, want_ids, not_before=None, spread_ms=int(SPRE
     t_close = None
     if stream.wait(lambda s: any(e.type == "close" for e in s.events), 30):
         t_close = time.monotonic()
-    how, trailing = read_to_end(stream, 20)
+    how, trailing = ht.read_past_terminator(stream, 20, 20 * ht.SLOW)
     evs = stream.events
     closes = [i for i, e in enumerate(evs) if e.type == "close"]
     got = [e.id for e in evs if e.type != "close"]
@@ -585,11 +495,8 @@ def check_stream_end(stream, name, want_ids, not_before=None, spread_ms=int(SPRE
                 f"{name}: the close frame came after the drain delay",
                 f"close seen {None if t_close is None else round(t_close - not_before, 3)} s "
                 "relative to the delay's end")
-    t.check(stream.decoder is not None and stream.decoder.done and not trailing
-            and not stream.parser.buf.strip(b"\n"),
-            f"{name}: chunked terminator, no partial frame, nothing after it",
-            f"done {stream.decoder.done if stream.decoder else None}, parser tail "
-            f"{bytes(stream.parser.buf[:60])!r}, after {trailing[:60]!r}")
+    whole, detail = ht.stream_end_state(stream, trailing)
+    t.check(whole, f"{name}: chunked terminator, no partial frame, nothing after it", detail)
     t.eq(how, "eof", f"{name}: clean end-of-stream after the terminator")
 
 
@@ -635,21 +542,21 @@ def test_drain_delay():
         t.check(old.wait_id("d1", 5) is not None and time.monotonic() - t0 < delay,
                 "the existing subscriber receives it during the delay")
         t.check(new.wait_id("d1", 5) is not None, "the new subscriber receives it too")
-        t.check(hub.alive() and not refused(hub.port) and time.monotonic() - t0 < delay,
+        t.check(hub.alive() and not ht.refused(hub.port) and time.monotonic() - t0 < delay,
                 "the listeners are still open during the delay")
         check_stream_end(old, "existing subscriber", ["d0", "d1"], not_before=t0 + delay - 0.05)
         check_stream_end(new, "subscriber accepted during the delay", ["d1"])
-        rc = wait_exit(hub, 30 * ht.SLOW)
-        summary = drain_summary(hub)
+        rc = ht.wait_exit(hub.proc, 30 * ht.SLOW)
+        summary = ht.drain_summary(hub)
         t.check(rc == 0 and summary is not None and summary["forced"] == 0
-                and not sanitizer_reports(hub),
+                and not ht.sanitizer_reports(hub),
                 f"the hub exits 0 with 0 forced ({time.monotonic() - t0:.2f}s after SIGTERM)",
                 f"exit {rc}, summary {summary}; log tail:\n{hub.log_tail()}")
     finally:
         for s in (old, new):
             if s is not None:
                 s.close()
-        finish_hub(hub)
+        ht.finish_hub(hub)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,7 +570,7 @@ def test_shutdown_timeout():
     token = ht.mint_token()
     stuck = good = None
     try:
-        stuck = stuck_subscriber(hub.port)
+        stuck = ht.stuck_subscriber(hub.port, sub_path())
         good = ht.SSEStream(hub.port, sub_path(), timeout=20)
         t.check(good.status == 200 and good.wait_open(), "the reading subscriber is open")
         if not wait_subscribers(hub, 2):
@@ -680,7 +587,7 @@ def test_shutdown_timeout():
         exited = {}
 
         def waiter():
-            exited["rc"] = wait_exit(hub, 30 * ht.SLOW)
+            exited["rc"] = ht.wait_exit(hub.proc, 30 * ht.SLOW)
             exited["at"] = time.monotonic() - t0
         th = threading.Thread(target=waiter)
         th.start()
@@ -693,17 +600,17 @@ def test_shutdown_timeout():
                 f"+ {bound - timeout:.0f} s", f"exit {rc}")
         t.check(rc is not None and rc > 0, "the exit code is non-zero (connections were forced)",
                 f"exit {rc}")
-        summary = drain_summary(hub)
+        summary = ht.drain_summary(hub)
         t.check(summary is not None and summary["forced"] == 1 and summary["drained"] == 1,
                 "the summary log line reports 1 connection forced and 1 stream drained",
                 f"summary {summary}; log tail:\n{hub.log_tail()}")
-        t.check(not sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
+        t.check(not ht.sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
     finally:
         if stuck is not None:
             stuck.close()
         if good is not None:
             good.close()
-        finish_hub(hub)
+        ht.finish_hub(hub)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -717,7 +624,7 @@ def test_second_signal(second):
     token = ht.mint_token()
     stuck = None
     try:
-        stuck = stuck_subscriber(hub.port)
+        stuck = ht.stuck_subscriber(hub.port, sub_path())
         if not wait_subscribers(hub, 1):
             return
         fill_stuck(hub, token)
@@ -727,24 +634,24 @@ def test_second_signal(second):
                 f"exit {hub.proc.returncode}; log tail:\n{hub.log_tail()}")
         hub.proc.send_signal(second)
         t1 = time.monotonic()
-        rc = wait_exit(hub, 30 * ht.SLOW)
+        rc = ht.wait_exit(hub.proc, 30 * ht.SLOW)
         took = time.monotonic() - t1
         t.check(rc is not None and took <= 1.0 * ht.SLOW,
                 f"[{name}] the hub exits {took:.2f}s after the second signal (at most "
                 f"{1.0 * ht.SLOW:.0f} s)", f"exit {rc}")
         t.check(rc is not None and rc > 0, f"[{name}] the exit code is non-zero", f"exit {rc}")
         log = hub.log_text()
-        summary = drain_summary(hub)
+        summary = ht.drain_summary(hub)
         t.check("again: stopping at once" in log and summary is not None
                 and summary["forced"] == 1,
                 f"[{name}] the log says it stopped at once and counts 1 forced",
                 f"summary {summary}; log tail:\n{hub.log_tail()}")
-        t.check(not sanitizer_reports(hub), f"[{name}] the sanitizers found nothing",
+        t.check(not ht.sanitizer_reports(hub), f"[{name}] the sanitizers found nothing",
                 hub.log_tail())
     finally:
         if stuck is not None:
             stuck.close()
-        finish_hub(hub)
+        ht.finish_hub(hub)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -757,7 +664,7 @@ def test_publish_during_drain():
     token = ht.mint_token()
     stuck = keep = idle = None
     try:
-        stuck = stuck_subscriber(hub.port)
+        stuck = ht.stuck_subscriber(hub.port, sub_path())
         if not wait_subscribers(hub, 1):
             return
         fill_stuck(hub, token)
@@ -777,7 +684,7 @@ def test_publish_during_drain():
         time.sleep(0.1)
         hub.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
-        t.check(ht.wait_until(lambda: refused(hub.port), 3 * ht.SLOW, interval=0.02),
+        t.check(ht.wait_until(lambda: ht.refused(hub.port), 3 * ht.SLOW, interval=0.02),
                 f"the listeners close (drain begun, {time.monotonic() - t0:.2f}s after SIGTERM)")
         t.check(hub.alive(), "the drain is still open (held by the stuck subscriber)")
         keep.send(req[cut:])
@@ -790,30 +697,30 @@ def test_publish_during_drain():
               and (resp.header("connection") or "").lower() == "close")
         t.check(ok, "a publish completed after SIGTERM on a keep-alive connection is 503 with "
                 "Retry-After and Connection: close", repr(resp))
-        end, rest = read_until_end(keep.sock, 5)
+        end, rest = ht.read_until_end(keep.sock, 5 * ht.SLOW)
         t.check(end == "eof" and not rest and not keep.buf,
                 "then the hub closes that connection (EOF, nothing more)",
                 f"{end}, bytes {bytes(keep.buf) + rest!r}")
         keep.close()
-        end, rest = read_until_end(idle.sock, 5)
+        end, rest = ht.read_until_end(idle.sock, 5 * ht.SLOW)
         t.check(end == "eof" and not rest and not idle.buf,
                 "an idle keep-alive connection is closed by the drain (EOF without a response, "
                 "not a reset)", f"{end}, bytes {bytes(idle.buf) + rest!r}")
         idle.close()
-        rc = wait_exit(hub, 30 * ht.SLOW)
-        summary = drain_summary(hub)
+        rc = ht.wait_exit(hub.proc, 30 * ht.SLOW)
+        summary = ht.drain_summary(hub)
         print(f"info hub exit {rc}, summary {summary}", flush=True)
         t.check(rc is not None and rc > 0 and summary is not None and summary["forced"] == 1,
                 "the stuck subscriber is forced at the timeout (exit non-zero, 1 forced)",
                 f"exit {rc}, summary {summary}")
-        t.check(not sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
+        t.check(not ht.sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
     finally:
         for c in (keep, idle):
             if c is not None:
                 c.close()
         if stuck is not None:
             stuck.close()
-        finish_hub(hub)
+        ht.finish_hub(hub)
 
 
 def main():

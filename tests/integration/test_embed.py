@@ -33,7 +33,6 @@ import queue
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,6 @@ TOPIC = "urn:embed:t"
 SPREAD_MS = 5000            # SL_DEFAULT_RECONNECT_SPREAD: the example keeps the default
 BIG = 60 * 1024             # bytes of data in one large update (the forced drain)
 BIG_COUNT = 58              # 58 x 60 KiB = 3.4 MiB: below the default max_queue of 4 MiB
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 REPORT_RE = re.compile(r"drained streams_drained=(\d+) connections_closed=(\d+) "
                        r"updates_flushed=(\d+) forced=(\d+) seconds=([0-9.]+)$")
 
@@ -262,10 +260,8 @@ class Embed:
         return self.port
 
     def wait(self, timeout):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        """The exit code once the example exits by itself, or None after timeout seconds."""
+        return ht.wait_exit(self.proc, timeout)
 
     def log_text(self):
         with open(self.log_path, "r", errors="replace") as f:
@@ -303,37 +299,12 @@ def wait_subscribers(port, n, slow):
     return ht.wait_until(lambda: count() == n, 10 * slow, interval=0.05)
 
 
-def read_until_eof(sock, timeout):
-    """Reads the socket until the peer's FIN: ('eof' | 'reset' | 'timeout', bytes read)."""
-    got = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return "timeout", got
-        sock.settimeout(left)
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            return "reset", got
-        except socket.timeout:
-            return "timeout", got
-        if not data:
-            return "eof", got
-        got += data
-
-
 def check_stream_end(stream, name, want_ids, slow):
     """The drain's promises for one SSEStream: every update once, in order; one close frame,
     last, with a retry: field; the chunked terminator, nothing after it; a clean EOF."""
     stream.wait(lambda s: any(e.type == "close" for e in s.events), 10)
-    if stream.wait_eof(10):
-        trailing = bytes(stream.decoder.pending)
-        how, more = read_until_eof(stream.conn.sock, 10 * slow)
-        trailing += more
-    else:
-        how, trailing = "no terminator", b""
-    stream.close()  # our FIN, as a well-behaved client sends it
+    how, trailing = ht.read_past_terminator(stream, 10, 10 * slow)
+    stream.close()  # the client is done with it, however it ended
     evs = stream.events
     t.eq([e.id for e in evs if e.type != "close"], want_ids,
          f"{name}: every published update arrived once, in order")
@@ -344,17 +315,14 @@ def check_stream_end(stream, name, want_ids, slow):
             and 0 < int(last.retry) <= SPREAD_MS,
             f"{name}: the stream ends with one close frame: retry: (within {SPREAD_MS} ms), "
             "event: close, data: server_shutdown", f"last events {evs[-3:]}")
-    t.check(stream.decoder is not None and stream.decoder.done and not trailing
-            and not stream.parser.buf.strip(b"\n"),
-            f"{name}: chunked terminator, no partial frame, nothing after it",
-            f"terminator {stream.decoder.done if stream.decoder else None}, parser tail "
-            f"{bytes(stream.parser.buf[:60])!r}, after it {trailing[:60]!r}")
+    whole, detail = ht.stream_end_state(stream, trailing)
+    t.check(whole, f"{name}: chunked terminator, no partial frame, nothing after it", detail)
     t.eq(how, "eof", f"{name}: clean end-of-stream (FIN, not a reset) after the terminator")
 
 
 def check_sanitizers(ex, label):
     log = ex.log_text()
-    found = [m for m in SANITIZER_MARKS if m in log]
+    found = [m for m in ht.SANITIZER_MARKS if m in log]
     t.check(not found, f"{label}: the sanitizers found nothing", ex.log_tail(40))
 
 
@@ -429,18 +397,6 @@ def test_clean_drain(build, label, path):
 # 4. A forced drain
 
 
-def stuck_subscriber(port):
-    """A subscriber that never reads: a 4 KiB receive buffer set before connecting (so the
-    window stays small), the GET sent, and nothing ever received."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(10)
-    s.connect(("127.0.0.1", port))
-    s.sendall((f"GET {ht.sub_query([TOPIC], param='topic')} HTTP/1.1\r\n"
-               f"Host: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n").encode())
-    return s
-
-
 def test_forced_drain(build, label, path):
     ex = Embed(build, path)
     stuck = reader = None
@@ -449,7 +405,7 @@ def test_forced_drain(build, label, path):
         if not t.check(port, f"{label}: the example prints the bound port",
                        f"log:\n{ex.log_tail()}"):
             return
-        stuck = stuck_subscriber(port)
+        stuck = ht.stuck_subscriber(port, ht.sub_query([TOPIC], param="topic"))
         reader = ht.SSEStream(port, ht.sub_query([TOPIC], param="topic"), timeout=20)
         t.check(reader.status == 200 and reader.wait_open(), f"{label}: the reader is open")
         if not t.check(wait_subscribers(port, 2, build.slow),

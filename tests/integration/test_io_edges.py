@@ -37,7 +37,6 @@ import re
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import termios
 import time
@@ -56,8 +55,6 @@ MAX_QUEUE = 16 * 1024 * 1024
 IDLE_WINDOW = 2.0           # seconds of idle hub whose CPU time is measured
 IDLE_CPU_LIMIT = 0.3        # seconds of CPU allowed in that window
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SUMMARY_RE = re.compile(r"drain: done in ([0-9.]+) s: (\d+) streams drained, (\d+) updates "
-                        r"flushed, (\d+) connections forced")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,35 +116,7 @@ def wait_subscribers(hub, n):
 
 def raw_subscriber(port, topic, rcvbuf=None):
     """A socket that sent a subscription request and has read nothing yet."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(10 * ht.SLOW)
-    s.connect(("127.0.0.1", port))
-    s.sendall((f"GET {ht.sub_query([topic])} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               "Accept: text/event-stream\r\n\r\n").encode())
-    return s
-
-
-def read_to_end(sock, timeout):
-    """Reads until the peer ends the connection or timeout passes. Returns (bytes, how):
-    how is 'eof' (recv returned b''), 'reset' (ECONNRESET) or 'timeout'."""
-    data = bytearray()
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return bytes(data), "timeout"
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(262144)
-        except socket.timeout:
-            return bytes(data), "timeout"
-        except ConnectionResetError:
-            return bytes(data), "reset"
-        if not chunk:
-            return bytes(data), "eof"
-        data += chunk
+    return ht.raw_subscriber(port, ht.sub_query([topic]), rcvbuf=rcvbuf, timeout=10 * ht.SLOW)
 
 
 class StreamBytes:
@@ -179,37 +148,6 @@ class StreamBytes:
         self.whole = (dec.done or (dec.state == "size" and not dec.pending)) \
             and not parser.buf.strip(b"\n")
         self.tail = bytes(dec.pending[:60]) + b" | " + bytes(parser.buf[-60:])
-
-
-def drain_summary(hub):
-    m = None
-    for m in SUMMARY_RE.finditer(hub.log_text()):
-        pass
-    return None if m is None else {"seconds": float(m.group(1)), "forced": int(m.group(4))}
-
-
-def sanitizer_reports(hub):
-    log = hub.log_text()
-    return [m for m in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer") if m in log]
-
-
-def wait_exit(hub, timeout):
-    """Waits for the hub to exit on its own; its exit code, or None if it is still running."""
-    try:
-        return hub.proc.wait(max(timeout, 0.01))
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def refused(port):
-    """True when a new connection to the port is refused (the drain closed the listeners)."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return False
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +231,7 @@ def test_half_close():
             raw += chunk
         s.shutdown(socket.SHUT_WR)
         t0 = time.monotonic()
-        rest, how = read_to_end(s, 5 * ht.SLOW)
+        how, rest = ht.read_until_end(s, 5 * ht.SLOW)
         took = time.monotonic() - t0
         got = StreamBytes(bytes(raw) + rest)
         t.check(how in ("eof", "reset") and took <= 1.0 * ht.SLOW,
@@ -318,7 +256,7 @@ def test_half_close():
                 "queued in the hub", err)
         s.shutdown(socket.SHUT_WR)
         t0 = time.monotonic()
-        raw, how = read_to_end(s, 10 * ht.SLOW)
+        how, raw = ht.read_until_end(s, 10 * ht.SLOW)
         took = time.monotonic() - t0
         got = StreamBytes(raw)
         print(f"info blocked subscriber after its half-close: {len(raw)} bytes, "
@@ -430,9 +368,9 @@ def test_drain_stalled_request():
         head = bytes(conn.buf)
         if closed:
             conn.close()   # a client closes once the hub has ended its connection, not before
-        rc = wait_exit(hub, t0 + limit - time.monotonic())
+        rc = ht.wait_exit(hub.proc, t0 + limit - time.monotonic())
         took = time.monotonic() - t0
-        summary = drain_summary(hub) if rc is not None else None
+        summary = ht.drain_summary(hub) if rc is not None else None
         print(f"info stalled client: {'ended after %.2fs' % ended if closed else 'still open'}, "
               f"got {head[:40]!r}; hub exit {rc} after {took:.2f}s, summary {summary}", flush=True)
         t.check(closed and (head == b"" or head.startswith(b"HTTP/1.1 408 ")),
@@ -443,18 +381,16 @@ def test_drain_stalled_request():
                 f"not after --shutdown-timeout {shutdown_timeout}",
                 f"still running {took:.1f}s after SIGTERM")
         if rc is None:
-            rc = wait_exit(hub, shutdown_timeout + 10 * ht.SLOW)
-            summary = drain_summary(hub)
+            rc = ht.wait_exit(hub.proc, shutdown_timeout + 10 * ht.SLOW)
+            summary = ht.drain_summary(hub)
             print(f"info the hub exited {rc} on its own; summary {summary}", flush=True)
         t.check(rc == 0 and summary is not None and summary["forced"] == 0,
                 "exit code 0 and the drain summary counts 0 connections forced",
                 f"exit {rc}, summary {summary}")
-        t.check(not sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
+        t.check(not ht.sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
     finally:
         conn.close()
-        if hub.alive():
-            hub.kill()
-        hub.stop()
+        ht.finish_hub(hub)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +415,7 @@ def test_expect_during_drain():
         time.sleep(0.2)
         hub.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
-        t.check(ht.wait_until(lambda: refused(hub.port), 5 * ht.SLOW, interval=0.02),
+        t.check(ht.wait_until(lambda: ht.refused(hub.port), 5 * ht.SLOW, interval=0.02),
                 f"the drain begins: listeners closed {time.monotonic() - t0:.2f}s after SIGTERM")
         still_open = hub.alive() and not conn.wait_closed(0.1)
         if not t.check(still_open and not conn.buf,
@@ -513,16 +449,14 @@ def test_expect_during_drain():
         t.check(ok, "the body, sent 0.5s later, is answered 503 with Retry-After and "
                 "Connection: close, then EOF (never 100 then EOF)", got)
         conn.close()
-        rc = wait_exit(hub, 5 * ht.SLOW)
-        summary = drain_summary(hub) if rc is not None else None
+        rc = ht.wait_exit(hub.proc, 5 * ht.SLOW)
+        summary = ht.drain_summary(hub) if rc is not None else None
         t.check(rc == 0 and summary is not None and summary["forced"] == 0,
                 "the hub then exits 0 with 0 connections forced", f"exit {rc}, summary {summary}")
-        t.check(not sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
+        t.check(not ht.sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
     finally:
         conn.close()
-        if hub.alive():
-            hub.kill()
-        hub.stop()
+        ht.finish_hub(hub)
 
 
 def main():
