@@ -330,6 +330,7 @@ static void conn_write(sl_conn_t *c) {
   uint64_t delivered = 0;
   c->q_bytes -= left;
   sl_metric_add(&w->metrics.bytes_out_total, left);
+  sl_metric_add(&w->metrics.writes_total, 1);
   while (left > 0) {
     sl_frame_t *f = c->q[c->q_head];
     size_t len;

@@ -17,6 +17,7 @@ typedef struct sl_metrics_s {
   atomic_uint_fast64_t published_total;    /* publishes answered 200 on this worker */
   atomic_uint_fast64_t delivered_total;    /* update frames fully written to subscribers */
   atomic_uint_fast64_t bytes_out_total;
+  atomic_uint_fast64_t writes_total;       /* sendmsg calls to clients: delivered/writes = batching */
   atomic_uint_fast64_t slow_disconnects_total;
   atomic_uint_fast64_t resumes_total;      /* subscriptions that came with a Last-Event-ID */
   atomic_uint_fast64_t resumes_last_second;/* gauge: resumes in the last whole second */

@@ -21,7 +21,7 @@
 /* Every counter of sl_metrics_t by name, so a sum is checked per field, not per offset. */
 #define SCALAR_FIELDS(X)                                                                         \
   X(connections) X(subscribers) X(accepted_total) X(published_total) X(delivered_total)          \
-  X(bytes_out_total) X(slow_disconnects_total) X(resumes_total) X(resumes_last_second)           \
+  X(bytes_out_total) X(writes_total) X(slow_disconnects_total) X(resumes_total) X(resumes_last_second)           \
   X(replayed_total) X(requests_total) X(errors_total) X(forced_total) X(drained_total)           \
   X(emfile_total) X(latency_sum_ns)
 #define COUNT_FIELD(name) +1
