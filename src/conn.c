@@ -386,7 +386,7 @@ void sl_worker_flush(sl_worker_t *w) {
   }
 }
 
-void sl_worker_fanout_now(sl_worker_t *w) {
+void sl_worker_fanout_splice(sl_worker_t *w) {
   sl_conn_t *head = w->fanout_head, *last = NULL;
   w->fanout_head = NULL;
   for (sl_conn_t *c = head; c; c = c->next_flush) {
@@ -398,16 +398,6 @@ void sl_worker_fanout_now(sl_worker_t *w) {
     last->next_flush = w->flush_head;
     w->flush_head = head;
   }
-  w->fanout_last = uv_hrtime();
-  if (w->fanout_armed) {
-    uv_timer_stop(&w->fanout_timer);
-    w->fanout_armed = 0;
-  }
-}
-
-void sl_worker_flush_fanout(sl_worker_t *w) {
-  sl_worker_fanout_now(w);
-  sl_worker_flush(w);
 }
 
 void sl_conn_end(sl_conn_t *c) {

@@ -102,7 +102,7 @@ static const option_def_t options[] = {
    "window over which drained clients are told to reconnect"},
   {"linger", KIND_SECONDS, HUB(linger), FROM_ALL, 0, 0, "SECONDS",
    "wait for a client's FIN after closing a stream"},
-  {"flush-window", KIND_SECONDS, HUB(flush_window), FROM_ALL, 0, 1.0, "SECONDS",
+  {"flush-window", KIND_SECONDS, HUB(flush_window), FROM_ALL, 0, SL_MAX_FLUSH_WINDOW, "SECONDS",
    "when updates come closer together than this, gather them into one write per subscriber; "
    "0 = write each at once"},
   /* A config file naming another config file would be a second, hidden precedence level. */

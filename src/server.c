@@ -273,25 +273,31 @@ static void deliver(sl_sub_t *sub, sl_frame_t *f, void *arg) {
   sl_conn_send_update(sub->conn, f);
 }
 
+/* The window is over: what waits on the fan-out list goes to the flush list of this turn. */
+static void fanout_now(sl_worker_t *w) {
+  sl_worker_fanout_splice(w);
+  w->fanout_last = uv_hrtime();
+  uv_timer_stop(&w->fanout_timer);
+}
+
 static void on_fanout_timer(uv_timer_t *t) {
   sl_worker_t *w = t->loop->data;
-  w->fanout_armed = 0;
-  sl_worker_flush_fanout(w);
+  fanout_now(w);
+  sl_worker_flush(w);
 }
 
 /* Updates just queued: write them now when the last fan-out is a window old (a quiet stream is
  * not delayed), else when the window ends, by which time more updates may share the write. */
 static void fanout_schedule(sl_worker_t *w) {
-  if (w->fanout_head == NULL || w->fanout_armed)
+  if (w->fanout_head == NULL || uv_is_active((uv_handle_t *)&w->fanout_timer))
     return;
   uint64_t now = uv_hrtime();
   if (now - w->fanout_last >= w->fanout_window) {
-    sl_worker_flush_fanout(w);
+    fanout_now(w); /* written by the caller's flush, this turn */
     return;
   }
   uint64_t ms = (w->fanout_last + w->fanout_window - now + 999999) / 1000000;
   uv_timer_start(&w->fanout_timer, on_fanout_timer, ms, 0);
-  w->fanout_armed = 1;
 }
 
 static void force_close_all(sl_worker_t *w) {
@@ -392,7 +398,7 @@ static void drain_begin(sl_worker_t *w) {
   w->draining = 1;
   /* Updates waiting for the flush window go in this turn, ahead of the final frame in the same
    * queue: one write per stream carries both, then the FIN. */
-  sl_worker_fanout_now(w);
+  fanout_now(w);
   close_listeners(w);
   double spread = w->hub->cfg.reconnect_spread;
   sl_conn_t *next;

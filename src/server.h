@@ -100,8 +100,7 @@ struct sl_worker_s {
    * they come fast each subscriber gets many in one write; after a quiet window the next update
    * is written at once. */
   sl_conn_t *fanout_head;        /* subscribers with updates waiting for the window's end */
-  uv_timer_t fanout_timer;
-  int fanout_armed;
+  uv_timer_t fanout_timer;       /* active while updates wait for the window's end */
   uint64_t fanout_last;          /* uv_hrtime() of the last fan-out flush */
   uint64_t fanout_window;        /* --flush-window in nanoseconds */
   char *read_buf;                /* shared by every connection of this worker */
@@ -141,16 +140,15 @@ uint64_t sl_worker_now(const sl_worker_t *w);
  * turn. Returns 0, or -ENOBUFS when a stream passed --max-queue (it is then evicted). */
 int sl_conn_send(sl_conn_t *c, sl_frame_t *f);
 /* Queues an update for a subscriber on the fan-out list: it is written when the flush window
- * ends (sl_worker_flush_fanout). Same results as sl_conn_send. */
+ * ends (server.c). Same results as sl_conn_send. */
 int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f);
 /* Copies bytes into a raw frame and queues it. */
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len);
 /* Writes every connection on the flush list: one sendmsg each. */
 void sl_worker_flush(sl_worker_t *w);
-/* Moves every subscriber on the fan-out list to the flush list, to be written this turn. */
-void sl_worker_fanout_now(sl_worker_t *w);
-/* The same, then writes the flush list. */
-void sl_worker_flush_fanout(sl_worker_t *w);
+/* Moves every subscriber on the fan-out list to the flush list, to be written this turn (the
+ * window's timer and clock are server.c's). */
+void sl_worker_fanout_splice(sl_worker_t *w);
 /* Ends the connection now; safe from its own callbacks (the memory goes in the close callback). */
 void sl_conn_close(sl_conn_t *c);
 /* Ends a connection cleanly: once its queue is written, FIN, then wait for the client's FIN. */

@@ -94,18 +94,19 @@ def test_demo(hub):
 
 
 def test_flush_window(hub):
-    """Updates that come closer together than --flush-window (0.2 s on this hub) reach a
-    subscriber in fewer writes than updates; sluice_writes_total shows it. The first update
-    after a quiet spell goes out at once, so it is timed too."""
+    """Updates that come closer together than --flush-window (1 s, the largest, on this hub)
+    reach a subscriber in fewer writes than updates; sluice_writes_total shows it. The first
+    update after a quiet spell goes out at once, so it is timed too: against a 1 s window the
+    0.5 s bound tells "at once" from "at the window's end" even in a sanitizer build."""
     s = ht.SSEStream(hub.port, ht.sub_query(["urn:window:t"]))
     s.wait_open(10)
-    time.sleep(0.3)  # a quiet window: the next update is written at once
+    time.sleep(1.1)  # a quiet window: the next update is written at once
     pub = ht.Publisher(hub.port)
     before = hub.metrics()
     sent = time.monotonic()
     pub.must(["urn:window:t"], data="first", id="w-0")
     t.check(s.wait_id("w-0", 10) is not None, "the first update after a quiet window arrives")
-    t.check(time.monotonic() - sent < 0.15 * ht.SLOW,
+    t.check(time.monotonic() - sent < 0.5,
             "it arrives well within the window (written at once)", time.monotonic() - sent)
     n = 20
     for i in range(1, n + 1):
@@ -131,7 +132,7 @@ def main():
     t.section("metrics follow activity", test_metrics_move, hub)
     t.section("demo page", test_demo, hub)
     t.stop_hub(hub)
-    hub = ht.start_hub(anonymous=True, flush_window="0.2")
+    hub = ht.start_hub(anonymous=True, flush_window="1")
     t.section("flush window", test_flush_window, hub)
     t.stop_hub(hub)
     t.finish()
