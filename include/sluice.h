@@ -50,6 +50,7 @@ extern "C" {
 #define SL_DEFAULT_LINGER           2.0          /* seconds to wait for a client's FIN after ours */
 #define SL_DEFAULT_FLUSH_WINDOW     0.010        /* seconds over which a busy worker gathers updates */
 #define SL_MAX_FLUSH_WINDOW         1.0          /* the largest flush window accepted */
+#define SL_DEFAULT_MAX_PENDING      32           /* updates ahead of delivery before answers wait */
 
 typedef struct sl_hub_s sl_hub_t;
 
@@ -77,6 +78,8 @@ typedef struct sl_config_s {
   double linger;                      /* seconds to wait for the client's FIN after ours */
   double flush_window;                /* seconds: updates arriving closer together than this
                                          reach a subscriber in one write; 0 = every update at once */
+  size_t max_pending;                 /* updates accepted but not yet written to every subscriber
+                                         before a publisher's answer waits; 0 = never wait */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "hub.h"
 #include "log.h"
+#include "pace.h"
 #include "server.h"
 
 #define IOV_BATCH 1024               /* frames per sendmsg */
@@ -123,6 +124,8 @@ void sl_conn_close(sl_conn_t *c) {
     return;
   if (c->flags & SL_CONN_IN_FANOUT)
     fanout_list_remove(c);
+  if (c->flags & SL_CONN_HELD)
+    sl_pace_forget(c);
   c->flags |= SL_CONN_CLOSING;
   if (c->sub) {
     sl_broker_remove(&c->worker->broker, c->sub);
@@ -149,6 +152,8 @@ void sl_conn_close(sl_conn_t *c) {
 static void flush_list_add(sl_conn_t *c) {
   if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
     return;
+  if ((c->flags & (SL_CONN_HELD | SL_CONN_HARD_CLOSE)) == SL_CONN_HELD)
+    return; /* written when its held answer is released */
   if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
     return; /* written when the socket turns writable */
   c->flags |= SL_CONN_IN_FLUSH;
@@ -369,6 +374,10 @@ static void conn_write(sl_conn_t *c) {
 
 void sl_worker_flush(sl_worker_t *w) {
   while (w->flush_head) {
+    /* A drain was just asked for: what is left goes with each stream's final frame, in one
+     * write, once the drain message is read (server.c), rather than in a write of its own. */
+    if (!w->draining && atomic_load_explicit(&w->drain_pending, memory_order_relaxed))
+      return;
     sl_conn_t *c = w->flush_head;
     w->flush_head = c->next_flush;
     c->next_flush = NULL;
@@ -377,7 +386,7 @@ void sl_worker_flush(sl_worker_t *w) {
       continue;
     if (c->flags & SL_CONN_HARD_CLOSE)
       sl_conn_close(c);
-    else if (c->flags & SL_CONN_WANT_WRITE)
+    else if (c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HELD))
       continue;
     else if (c->q_len > 0)
       conn_write(c);
@@ -398,6 +407,11 @@ void sl_worker_fanout_splice(sl_worker_t *w) {
     last->next_flush = w->flush_head;
     w->flush_head = head;
   }
+}
+
+void sl_conn_unhold(sl_conn_t *c) {
+  c->flags &= ~(uint32_t)SL_CONN_HELD;
+  flush_list_add(c);
 }
 
 void sl_conn_end(sl_conn_t *c) {

@@ -29,6 +29,7 @@ void sl_config_init(sl_config_t *cfg) {
   cfg->reconnect_spread = SL_DEFAULT_RECONNECT_SPREAD;
   cfg->linger = SL_DEFAULT_LINGER;
   cfg->flush_window = SL_DEFAULT_FLUSH_WINDOW;
+  cfg->max_pending = SL_DEFAULT_MAX_PENDING;
 }
 
 const char *sl_version(void) {
@@ -188,7 +189,8 @@ static int check_update(const sl_update_t *u, const char **why) {
   return 0;
 }
 
-int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap, const char **why) {
+int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                    const char **why) {
   char gen[SL_UUID_URN_LEN + 1];
   const char *uid = u->id;
   int r = check_update(u, why);
@@ -212,6 +214,8 @@ int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap
     return -ESHUTDOWN;
   }
   f->seq = ++hub->seq;
+  if (seq)
+    *seq = f->seq;
   r = hub->history->ops->append(hub->history, f);
   if (r == 0) {
     for (unsigned i = 0; i < hub->worker_count; i++) {
@@ -236,7 +240,7 @@ int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap
 
 int sl_hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap) {
   const char *why;
-  int r = sl__hub_publish(hub, u, id, id_cap, &why);
+  int r = sl__hub_publish(hub, u, id, id_cap, NULL, &why);
   if (r == 0)
     atomic_fetch_add(&hub->api_published, 1);
   return r;

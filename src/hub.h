@@ -31,8 +31,10 @@ struct sl_hub_s {
   sl_shutdown_t shutdown;
 };
 
-/* Validates and publishes one update. On -EINVAL *why says which rule it broke. */
-int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap, const char **why);
+/* Validates and publishes one update; *seq (may be NULL) gets its place in the global order. On
+ * -EINVAL *why says which rule it broke. */
+int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                    const char **why);
 
 /* Resume: visits, in publish order, the retained updates after after_id up to seq upto. *found as
  * in sl_history_ops_t. Takes the publish lock. */

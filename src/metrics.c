@@ -87,6 +87,7 @@ char *sl_metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, size
   metric(&b, "sluice_delivered_total", "counter", "Updates fully written to subscribers.", sl_metric_get(&m->delivered_total));
   metric(&b, "sluice_bytes_out_total", "counter", "Bytes written to clients.", sl_metric_get(&m->bytes_out_total));
   metric(&b, "sluice_writes_total", "counter", "Writes (sendmsg calls) to clients; delivered over writes is how many updates a write carried (--flush-window).", sl_metric_get(&m->writes_total));
+  metric(&b, "sluice_publish_held_total", "counter", "Publish answers that waited for delivery to catch up (--max-pending back-pressure).", sl_metric_get(&m->held_total));
   metric(&b, "sluice_slow_consumer_disconnects_total", "counter", "Subscribers cut because their queue passed --max-queue.", sl_metric_get(&m->slow_disconnects_total));
   metric(&b, "sluice_resumes_total", "counter", "Subscriptions that arrived with a Last-Event-ID (reconnects).", sl_metric_get(&m->resumes_total));
   metric(&b, "sluice_resumes_per_second", "gauge", "Subscriptions with a Last-Event-ID in the last second.", sl_metric_get(&m->resumes_last_second));

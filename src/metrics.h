@@ -26,6 +26,7 @@ typedef struct sl_metrics_s {
   atomic_uint_fast64_t errors_total;       /* 4xx/5xx answers */
   atomic_uint_fast64_t forced_total;       /* connections closed hard at the shutdown timeout */
   atomic_uint_fast64_t drained_total;      /* streams that got the close frame and a clean end */
+  atomic_uint_fast64_t held_total;         /* publish answers that waited for delivery (pace.c) */
   atomic_uint_fast64_t emfile_total;       /* accept() failures for lack of descriptors */
   atomic_uint_fast64_t latency_bucket[SL_LATENCY_BUCKETS + 1]; /* publish latency; last = +Inf */
   atomic_uint_fast64_t latency_sum_ns;

@@ -105,6 +105,9 @@ static const option_def_t options[] = {
   {"flush-window", KIND_SECONDS, HUB(flush_window), FROM_ALL, 0, SL_MAX_FLUSH_WINDOW, "SECONDS",
    "when updates come closer together than this, gather them into one write per subscriber; "
    "0 = write each at once"},
+  {"max-pending", KIND_COUNT, HUB(max_pending), FROM_ALL, 0, 0, "N",
+   "updates accepted but not yet written to every subscriber before a publisher's answer "
+   "waits for delivery to catch up (back-pressure); 0 = never wait"},
   /* A config file naming another config file would be a second, hidden precedence level. */
   {"config", KIND_CONFIG, OPT(config_file), FROM_FLAG | FROM_ENV, 0, 0, "FILE",
    "read settings from FILE"},

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "hub.h"
 #include "log.h"
+#include "pace.h"
 #include "validate.h"
 
 #define MAX_TOPICS 64
@@ -125,7 +126,8 @@ void sl__handle_publish(sl_conn_t *c) {
     .is_private = sl_form_get(&form, "private") != NULL,
   };
   char idbuf[1024];
-  int e = sl__hub_publish(w->hub, &u, idbuf, sizeof idbuf, &why);
+  uint64_t seq = 0;
+  int e = sl__hub_publish(w->hub, &u, idbuf, sizeof idbuf, &seq, &why);
   if (e == -ESHUTDOWN) {
     c->flags |= SL_CONN_CLOSE_AFTER;
     sl__http_error(c, 503, "Retry-After: 5\r\n",
@@ -138,7 +140,9 @@ void sl__handle_publish(sl_conn_t *c) {
     sl__http_error(c, 500, NULL, "the update could not be stored");
   } else {
     sl_metric_add(&w->metrics.published_total, 1);
-    sl_metrics_observe_latency(&w->metrics, uv_hrtime() - r->start_ns);
+    /* Held: the answer is queued now and written once delivery catches up (pace.c). */
+    if (!sl_pace_hold(c, seq, r->start_ns))
+      sl_metrics_observe_latency(&w->metrics, uv_hrtime() - r->start_ns);
     sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", idbuf, strlen(idbuf));
   }
 out:

@@ -17,6 +17,7 @@
 
 #include "hub.h"
 #include "log.h"
+#include "pace.h"
 
 #define ACCEPTS_PER_TURN 256
 #define SWEEP_MS 250
@@ -25,6 +26,7 @@
 
 static void drain_begin(sl_worker_t *w);
 static void worker_check_done(sl_worker_t *w);
+static void turn_end(sl_worker_t *w);
 
 uint64_t sl_worker_now(const sl_worker_t *w) {
   return uv_now(&w->loop);
@@ -111,7 +113,7 @@ static void on_accept(uv_poll_t *h, int status, int events) {
     }
     break;
   }
-  sl_worker_flush(w);
+  turn_end(w);
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -133,7 +135,7 @@ static void on_epoll(uv_poll_t *h, int status, int events) {
   while (n < 0 && errno == EINTR);
   for (int i = 0; i < n; i++)
     sl_conn_io(ev[i].data.ptr, ev[i].events);
-  sl_worker_flush(w);
+  turn_end(w);
 }
 
 /* An idle handle, not a check: while it is active the loop's poll does not block, so a
@@ -260,6 +262,8 @@ int sl_worker_post(sl_worker_t *w, sl_msg_kind_t kind, sl_frame_t *frame) {
   w->inbox[w->inbox_len].kind = kind;
   w->inbox[w->inbox_len].frame = frame;
   w->inbox_len++;
+  if (kind == SL_MSG_DRAIN)
+    atomic_store(&w->drain_pending, 1);
   uv_mutex_unlock(&w->inbox_lock);
   return was_empty;
 }
@@ -283,21 +287,59 @@ static void fanout_now(sl_worker_t *w) {
 static void on_fanout_timer(uv_timer_t *t) {
   sl_worker_t *w = t->loop->data;
   fanout_now(w);
-  sl_worker_flush(w);
+  turn_end(w);
 }
 
 /* Updates just queued: write them now when the last fan-out is a window old (a quiet stream is
  * not delayed), else when the window ends, by which time more updates may share the write. */
 static void fanout_schedule(sl_worker_t *w) {
-  if (w->fanout_head == NULL || uv_is_active((uv_handle_t *)&w->fanout_timer))
+  if (w->fanout_head == NULL)
+    return;
+  /* A publisher waits for this worker (back-pressure): no update comes until it writes, so the
+   * window would gain nothing. */
+  int waited_for = sl_pace_waiting(w->hub);
+  if (uv_is_active((uv_handle_t *)&w->fanout_timer) && !waited_for)
     return;
   uint64_t now = uv_hrtime();
-  if (now - w->fanout_last >= w->fanout_window) {
+  if (now - w->fanout_last >= w->fanout_window || waited_for) {
     fanout_now(w); /* written by the caller's flush, this turn */
     return;
   }
   uint64_t ms = (w->fanout_last + w->fanout_window - now + 999999) / 1000000;
   uv_timer_start(&w->fanout_timer, on_fanout_timer, ms, 0);
+}
+
+/* Every update this worker took from its inbox is written (or waits behind a full socket): say so,
+ * and wake the workers whose held publish answers may now go. */
+static void worker_progress(sl_worker_t *w) {
+  if (w->flush_head || w->fanout_head ||
+      atomic_load_explicit(&w->flushed_seq, memory_order_relaxed) == w->dispatched_seq)
+    return;
+  atomic_store(&w->flushed_seq, w->dispatched_seq); /* seq_cst: see sl_pace_hold */
+  sl_hub_t *hub = w->hub;
+  for (unsigned i = 0; i < hub->worker_count; i++) {
+    sl_worker_t *o = &hub->workers[i];
+    if (o != w && atomic_load(&o->held_count) > 0)
+      uv_async_send(&o->wakeup);
+  }
+}
+
+/* The end of every callback's work: write what the turn queued, publish the progress, answer the
+ * publishers it frees; and when this worker just began to hold answers, wake the others so that
+ * none waits out its flush window while publishers wait for it. */
+static void turn_end(sl_worker_t *w) {
+  sl_worker_flush(w);
+  worker_progress(w);
+  if (sl_pace_release(w))
+    sl_worker_flush(w);
+  if (w->held_len == 0) {
+    w->held_woke = 0;
+  } else if (!w->held_woke) {
+    w->held_woke = 1;
+    for (unsigned i = 0; i < w->hub->worker_count; i++)
+      if (&w->hub->workers[i] != w)
+        uv_async_send(&w->hub->workers[i].wakeup);
+  }
 }
 
 static void force_close_all(sl_worker_t *w) {
@@ -340,7 +382,7 @@ static void on_wakeup(uv_async_t *h) {
     drain_begin(w);
   if (atomic_load(&w->hub->shutdown.force_requested) && !w->stopping)
     force_close_all(w);
-  sl_worker_flush(w);
+  turn_end(w);
   if (w->draining)
     worker_check_done(w);
 }
@@ -365,7 +407,7 @@ static void on_sweep(uv_timer_t *t) {
     w->resume_window_base = total;
     w->resume_window_start = now;
   }
-  sl_worker_flush(w);
+  turn_end(w);
 }
 
 /* The socket goes with its handle, so new connections are refused at once, not queued. */
@@ -525,6 +567,7 @@ void sl_worker_destroy(sl_worker_t *w) {
       sl_frame_unref(w->inbox[i].frame);
   free(w->inbox);
   free(w->spare);
+  sl_pace_free(w);
   uv_mutex_destroy(&w->inbox_lock);
   sl_broker_destroy(&w->broker);
   sl_auth_cache_free(w->auth_cache);

@@ -39,6 +39,7 @@ enum {
   SL_CONN_PARSER_PAUSED = 1 << 10, /* request parsing stopped (stream started or error) */
   SL_CONN_HARD_CLOSE = 1 << 11, /* close without waiting for anything */
   SL_CONN_IN_FANOUT = 1 << 12,  /* on the worker's fan-out list (flushed when the window ends) */
+  SL_CONN_HELD = 1 << 13,       /* a publish answer waits for delivery to catch up (pace.c) */
 };
 
 /* One client connection. Owned by its worker; freed in the poll handle's close callback. */
@@ -56,7 +57,10 @@ struct sl_conn_s {
   size_t q_bytes;               /* bytes queued and not yet written */
   uint64_t deadline;            /* loop ms: header/idle/write/linger deadline; 0 = none */
   uint64_t last_write;          /* loop ms of the last write (heartbeat) */
-  uint64_t token_exp;           /* subscriber token expiry, loop ms; 0 = none */
+  union {
+    uint64_t token_exp;         /* a stream: its token's expiry, loop ms; 0 = none */
+    uint64_t held_seq;          /* a held publisher: the update its last held answer is for */
+  };
   sl_sub_t *sub;                /* the subscription of a stream */
   sl_request_t *req;            /* the request being read; NULL between requests */
   llhttp_t parser;
@@ -92,6 +96,15 @@ struct sl_worker_s {
   sl_msg_t *inbox, *spare;
   size_t inbox_len, inbox_cap, spare_cap;
   uint64_t dispatched_seq;       /* highest update seq dispatched to this worker's subscribers */
+  /* Back-pressure (pace.c): every update up to flushed_seq is written to this worker's
+   * subscribers (or waits behind a full socket); publish answers held here wait for the lowest
+   * flushed_seq of all workers, who wake this one when they progress and held_count > 0. */
+  atomic_uint_fast64_t flushed_seq;
+  atomic_int held_count;
+  struct sl_held_s *held;        /* ring of held answers, in publish order */
+  size_t held_head, held_len, held_cap;
+  int held_woke;                 /* the other workers were told this one holds answers */
+  atomic_int drain_pending;      /* the drain message is posted: a flush stops to let it in */
   sl_broker_t broker;
   sl_conn_t *conns;              /* every open connection */
   size_t conn_count;
@@ -149,6 +162,8 @@ void sl_worker_flush(sl_worker_t *w);
 /* Moves every subscriber on the fan-out list to the flush list, to be written this turn (the
  * window's timer and clock are server.c's). */
 void sl_worker_fanout_splice(sl_worker_t *w);
+/* A held publisher's last answer may go: the connection writes again. */
+void sl_conn_unhold(sl_conn_t *c);
 /* Ends the connection now; safe from its own callbacks (the memory goes in the close callback). */
 void sl_conn_close(sl_conn_t *c);
 /* Ends a connection cleanly: once its queue is written, FIN, then wait for the client's FIN. */

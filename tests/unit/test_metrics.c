@@ -23,7 +23,7 @@
   X(connections) X(subscribers) X(accepted_total) X(published_total) X(delivered_total)          \
   X(bytes_out_total) X(writes_total) X(slow_disconnects_total) X(resumes_total) X(resumes_last_second)           \
   X(replayed_total) X(requests_total) X(errors_total) X(forced_total) X(drained_total)           \
-  X(emfile_total) X(latency_sum_ns)
+  X(held_total) X(emfile_total) X(latency_sum_ns)
 #define COUNT_FIELD(name) +1
 enum { SCALARS = 0 SCALAR_FIELDS(COUNT_FIELD) };
 

@@ -102,6 +102,7 @@ static const setting_t settings[] = {
   {"reconnect-spread", "9", T_DOUBLE, HUB(reconnect_spread), NULL, 9},
   {"linger", "0.125", T_DOUBLE, HUB(linger), NULL, 0.125},
   {"flush-window", "0.02", T_DOUBLE, HUB(flush_window), NULL, 0.02},
+  {"max-pending", "8", T_SIZE, HUB(max_pending), NULL, 8},
   {"log-file", "/var/log/sluice.log", T_STR, OPT(log_file), "/var/log/sluice.log", 0},
   {"verbose", "yes", T_INT, OPT(verbose), NULL, 1},
 };

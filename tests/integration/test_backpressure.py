@@ -1,0 +1,158 @@
+"""test_backpressure — --max-pending: a publisher's answer waits while its update is more than
+that many updates ahead of what every worker has written, and nothing else changes.
+
+- Pipelined publishes on one connection, far more than --max-pending 1, sent in one write so the
+  hub parses them all before it has written any: every answer is 200, in order, with the id that
+  was asked for; a GET pipelined behind them is answered after them; some answers were held
+  (sluice_publish_held_total > 0); the subscriber receives every update in order.
+- The same with --max-pending 0: nothing is ever held.
+- A subscriber that never reads holds no publisher back: its updates wait in its own queue, so
+  one-at-a-time publishes (each waiting for its answer) all complete and a reading subscriber
+  gets them all.
+- A drain right behind pipelined publishes: every update answered 200 reaches the subscriber,
+  whose stream then ends cleanly, and the hub exits 0. (Whether an answer is still held when the
+  signal lands depends on timing; the promise checked holds either way.)
+"""
+
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hubtest as ht  # noqa: E402
+
+TOPIC = "urn:bp:t"
+PIPELINED = 60
+
+t = ht.Checker("test_backpressure")
+
+
+def pipelined_requests(port, n, prefix, tail_get=True):
+    """n publishes (ids prefix-0..n-1) and, with tail_get, a GET /healthz, as one byte string."""
+    token = ht.mint_token()
+    conn = ht.HTTPConn(port)
+    out = bytearray()
+    hdrs = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Bearer {token}"}
+    for i in range(n):
+        body = ht.form(ht.publish_fields(TOPIC, data=f"d{i}", id=f"{prefix}-{i}"))
+        out += conn.build("POST", ht.HUB_PATH, hdrs, body)
+    if tail_get:
+        out += conn.build("GET", "/healthz")
+    return conn, bytes(out)
+
+
+def check_pipelined(hub, prefix, want_held):
+    sub = ht.SSEStream(hub.port, ht.sub_query([TOPIC]))
+    t.check(sub.status == 200 and sub.wait_open(), "subscriber connected", sub.status)
+    conn, data = pipelined_requests(hub.port, PIPELINED, prefix)
+    conn.send(data)
+    answers = []
+    try:
+        for _ in range(PIPELINED):
+            answers.append(conn.read_response("POST", timeout=20 * ht.SLOW))
+        health = conn.read_response("GET", timeout=20 * ht.SLOW)
+    except (ht.ConnectionClosed, OSError) as e:
+        health = None
+        t.check(False, "every pipelined request answered", repr(e))
+    want = [f"{prefix}-{i}" for i in range(PIPELINED)]
+    t.eq([(a.status, a.text) for a in answers], [(200, w) for w in want],
+         f"{PIPELINED} pipelined publishes answered 200 in order with their ids")
+    t.check(health is not None and health.status == 200 and health.text == "ok\n",
+            "the GET pipelined behind them is answered after them",
+            health and (health.status, health.text))
+    conn.close()
+    got = sub.wait(lambda s: len(s.events) >= PIPELINED, 20)
+    t.eq(sub.ids(), want,
+         "the subscriber received every update once, in order")
+    sub.close()
+    held = ht.metric(hub.metrics(), "sluice_publish_held_total")
+    if want_held:
+        t.check(held is not None and held > 0,
+                "some answers waited for delivery (sluice_publish_held_total > 0)", held)
+    else:
+        t.eq(held, 0.0, "with --max-pending 0 no answer waits (sluice_publish_held_total 0)")
+
+
+def test_stuck_subscriber(hub):
+    stuck = ht.stuck_subscriber(hub.port, ht.sub_query([TOPIC]))
+    reader = ht.SSEStream(hub.port, ht.sub_query([TOPIC]))
+    t.check(reader.status == 200 and reader.wait_open(), "reading subscriber connected")
+    pub = ht.Publisher(hub.port)
+    n = 300
+    big = "x" * 1024
+    ids = []
+    failed = None
+    for i in range(n):
+        try:
+            resp = pub.publish(TOPIC, data=big, id=f"stuck-{i}")
+        except OSError as e:  # a socket timeout here would mean the stuck reader held us back
+            failed = f"update {i}: {e!r}"
+            break
+        if resp.status != 200:
+            failed = f"update {i}: {resp.status} {resp.text}"
+            break
+        ids.append(resp.text)
+        if i % 50 == 0:
+            reader.pump(0.01)
+    pub.close()
+    t.check(failed is None and len(ids) == n,
+            f"{n} publishes of 1 KiB each answered with --max-pending 1 while one subscriber "
+            f"never reads", failed)
+    got = reader.wait(lambda s: len(s.events) >= n, 20)
+    t.check(got and reader.ids() == ids, "the reading subscriber received all of them in order",
+            f"{len(reader.events)} received")
+    reader.close()
+    stuck.close()
+
+
+def test_drain_with_held(hub):
+    sub = ht.SSEStream(hub.port, ht.sub_query([TOPIC]))
+    t.check(sub.status == 200 and sub.wait_open(), "subscriber connected")
+    conn, data = pipelined_requests(hub.port, PIPELINED, "drain", tail_get=False)
+    conn.send(data)
+    # The first answer is never held (nothing is pending before it); once it is here the hub has
+    # read the requests behind it, and the signal comes while their answers are held or going.
+    answers = [conn.read_response("POST", timeout=20 * ht.SLOW)]
+    os.kill(hub.pid, signal.SIGTERM)
+    while True:
+        try:
+            answers.append(conn.read_response("POST", timeout=20 * ht.SLOW))
+        except (ht.ConnectionClosed, OSError):
+            break
+    conn.close()
+    statuses = sorted({a.status for a in answers})
+    t.check(answers and set(statuses) <= {200, 503},
+            f"pipelined publishes across the signal are answered 200 or 503, nothing else "
+            f"({sum(a.status == 200 for a in answers)} x 200, "
+            f"{sum(a.status == 503 for a in answers)} x 503)", statuses)
+    accepted = [a.text for a in answers if a.status == 200]
+    sub.wait_eof(20)
+    received = set(sub.ids())
+    missing = [i for i in accepted if i not in received]
+    t.check(not missing, f"every update answered 200 ({len(accepted)}) reached the subscriber "
+            "before its stream ended", missing[:5])
+    t.check(sub.eof and sub.decoder and sub.decoder.done, "the stream ended with its terminator")
+    sub.close()
+    code = ht.wait_exit(hub.proc, 10 * ht.SLOW)
+    ht.finish_hub(hub)
+    t.eq(code, 0, "the hub exits 0 by itself")
+    t.check(not ht.sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
+
+
+def main():
+    hub = ht.start_hub(anonymous=True, max_pending="1")
+    t.section("pipelined publishes beyond --max-pending 1", check_pipelined, hub, "held", True)
+    t.section("a subscriber that never reads holds no publisher", test_stuck_subscriber, hub)
+    t.stop_hub(hub)
+
+    hub = ht.start_hub(anonymous=True, max_pending="0")
+    t.section("--max-pending 0", check_pipelined, hub, "free", False)
+    t.stop_hub(hub)
+
+    hub = ht.start_hub(anonymous=True, max_pending="1")
+    t.section("a drain while answers are held", test_drain_with_held, hub)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
