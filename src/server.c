@@ -56,7 +56,30 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss) {
   return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) ? -EINVAL : 0;
 }
 
-static int bind_listener(struct sockaddr_storage *ss, char *err, size_t errlen, const char *spec) {
+/* SO_REUSEPORT would let this hub share a port another process (a second sluice started by
+ * mistake) already listens on, silently splitting its clients. A plain bind tells: it fails on a
+ * port with a listener, and SO_REUSEADDR keeps TIME_WAIT from a previous run out of the way. */
+static int port_taken(const struct sockaddr_storage *ss) {
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 0; /* the real bind will say what is wrong */
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss->ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  int taken = bind(fd, (const struct sockaddr *)ss, len) != 0 && errno == EADDRINUSE;
+  close(fd);
+  return taken;
+}
+
+static int bind_listener(struct sockaddr_storage *ss, char *err, size_t errlen, const char *spec,
+                         int first) {
+  if (first && port_taken(ss)) {
+    snprintf(err, errlen, "cannot listen on %s: the address is already in use (another sluice?)",
+             spec);
+    return -EADDRINUSE;
+  }
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     goto fail;
@@ -198,7 +221,7 @@ int sl_worker_init(sl_worker_t *w, sl_hub_t *hub, unsigned index, char *err, siz
       else
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     }
-    int fd = bind_listener(&ss, err, errlen, hub->cfg.listen[i]);
+    int fd = bind_listener(&ss, err, errlen, hub->cfg.listen[i], index == 0);
     if (fd < 0) {
       r = fd;
       goto fail_mutex;

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ t = ht.Checker("test_cli")
 FLAGS = ["--listen", "--jwt-key", "--anonymous", "--workers", "--history-size", "--heartbeat",
          "--max-queue", "--max-body", "--header-timeout", "--idle-timeout", "--write-timeout",
          "--config", "--help", "--version", "--publisher-jwt-key", "--subscriber-jwt-key",
-         "--log-file", "--verbose"]
+         "--log-file", "--verbose", "--max-pending", "--flush-window"]
 
 
 def clean_env(**extra):
@@ -173,12 +174,43 @@ def test_token():
     t.eq(r.returncode, 0, "sluice token takes the key from SLUICE_JWT_KEY")
 
 
+def test_port_in_use():
+    """SO_REUSEPORT lets a hub's own workers share its port; it must not let a second hub
+    started by mistake share it too, silently taking half of the first one's clients."""
+    first = ht.start_hub()
+    args = ht.hub_args(first.port)
+    r = ht.run_cli(*args[1:], timeout=20 * ht.SLOW)
+    err = (r.stdout + r.stderr).strip()
+    t.check(r.returncode == 1 and "already in use" in err and f"127.0.0.1:{first.port}" in err,
+            "a second hub on the same address exits 1 saying the address is in use",
+            f"exit {r.returncode}: {ht.short(err)}")
+    t.eq(ht.request(first.port, "GET", "/healthz").status, 200, "the first hub still serves")
+    t.stop_hub(first)
+    # The connections just closed leave TIME_WAIT on the port: that must not count as in use,
+    # or a restarted hub could not come back on its own port.
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=ht.base_env())
+
+    def serving():
+        try:
+            return ht.request(first.port, "GET", "/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    up = ht.wait_until(lambda: proc.poll() is None and serving(), 20 * ht.SLOW)
+    t.check(up, "a hub restarted on the same port right after the first one stopped serves",
+            proc.poll())
+    proc.terminate()
+    t.eq(ht.wait_exit(proc, 20 * ht.SLOW), 0, "and exits 0 on SIGTERM")
+
+
 def main():
     t.section("--help and --version", test_help_version)
     t.section("bad usage exits 2", test_bad_usage)
     t.section("SLUICE_JWT_KEY", test_env_key)
     t.section("--config FILE and precedence", test_config_file)
     t.section("sluice token", test_token)
+    t.section("a port another hub listens on", test_port_in_use)
     t.finish()
 
 
