@@ -194,11 +194,11 @@ static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
   sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
   c->q_bytes += len;
   /* An update waits for the window only when this subscriber was written to less than a window
-   * ago: one that has been quiet (a topic of its own, a sparse stream) gets it this turn, as it
+   * ago, or publishers are being held back (then the next pass takes it): one that has been quiet (a topic of its own, a sparse stream) gets it this turn, as it
    * would gain nothing from waiting. And the window must not make a fast reader look slow: past
    * half of --max-queue, write now. */
   sl_worker_t *w = c->worker;
-  if (fanout && (sl_worker_now(w) - c->last_write) * 1000000 < w->fanout_window &&
+  if (fanout && (w->paced || (sl_worker_now(w) - c->last_write) * 1000000 < w->fanout_window) &&
       c->q_bytes <= w->hub->cfg.max_queue / 2) {
     fanout_list_add(c);
   } else {

@@ -26,7 +26,9 @@ struct sl_hub_s {
   int closed;                    /* no more updates accepted (draining) */
   sl_history_t *history;
   atomic_int ready;              /* /readyz */
-  atomic_uint_fast64_t api_published; /* updates published through sl_hub_publish() directly */
+  atomic_uint_fast64_t api_published;
+  atomic_uint_fast64_t paced_at; /* uv_hrtime() when back-pressure last held or released an
+                                    answer (pace.c) */ /* updates published through sl_hub_publish() directly */
   int started;
   sl_shutdown_t shutdown;
 };

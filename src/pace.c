@@ -26,6 +26,11 @@ int sl_pace_waiting(const sl_hub_t *hub) {
   return 0;
 }
 
+int sl_pace_recent(const sl_hub_t *hub, uint64_t window_ns) {
+  uint64_t at = atomic_load_explicit(&hub->paced_at, memory_order_relaxed);
+  return at != 0 && uv_hrtime() - at < window_ns;
+}
+
 static int ring_grow(sl_worker_t *w) {
   size_t cap = w->held_cap ? w->held_cap * 2 : 16;
   sl_held_t *q = malloc(cap * sizeof *q);
@@ -59,6 +64,7 @@ int sl_pace_hold(sl_conn_t *c, uint64_t seq, uint64_t start_ns) {
    * sl_pace_release): either a worker that progresses sees this count and wakes us, or we see its
    * progress. */
   atomic_store(&w->held_count, (int)w->held_len);
+  atomic_store_explicit(&w->hub->paced_at, uv_hrtime(), memory_order_relaxed);
   sl_metric_add(&w->metrics.held_total, 1);
   return 1;
 }
@@ -83,6 +89,8 @@ size_t sl_pace_release(sl_worker_t *w) {
     n++;
   }
   atomic_store_explicit(&w->held_count, (int)w->held_len, memory_order_relaxed);
+  if (n)
+    atomic_store_explicit(&w->hub->paced_at, now, memory_order_relaxed);
   return n;
 }
 

@@ -39,6 +39,10 @@ void sl_pace_forget(sl_conn_t *c);
  * flush window, since no more updates come until it does. */
 int sl_pace_waiting(const struct sl_hub_s *hub);
 
+/* 1 when an answer was held or released less than window_ns ago: delivery is the bottleneck,
+ * and a worker's next pass had better carry many updates than start with the first. */
+int sl_pace_recent(const struct sl_hub_s *hub, uint64_t window_ns);
+
 /* Frees w's held answers (teardown). */
 void sl_pace_free(sl_worker_t *w);
 

@@ -314,22 +314,27 @@ static void on_fanout_timer(uv_timer_t *t) {
 }
 
 /* Updates just queued: write them now when the last fan-out is a window old (a quiet stream is
- * not delayed), else when the window ends, by which time more updates may share the write. */
+ * not delayed), else when the window ends, by which time more updates may share the write. Under
+ * back-pressure (w->paced) no stream counts as quiet: the publisher is about to send the next
+ * updates, and the pass that a held answer triggers, or the window's end, takes them all. */
 static void fanout_schedule(sl_worker_t *w) {
   if (w->fanout_head == NULL)
     return;
-  /* A publisher waits for this worker (back-pressure): no update comes until it writes, so the
-   * window would gain nothing. */
+  /* A publisher waits for this worker: no update comes until it writes, so the window would
+   * gain nothing. */
   int waited_for = sl_pace_waiting(w->hub);
   if (uv_is_active((uv_handle_t *)&w->fanout_timer) && !waited_for)
     return;
   uint64_t now = uv_hrtime();
-  if (now - w->fanout_last >= w->fanout_window || waited_for) {
+  if (waited_for || (now - w->fanout_last >= w->fanout_window && !w->paced)) {
     fanout_now(w); /* written by the caller's flush, this turn */
     return;
   }
-  uint64_t ms = (w->fanout_last + w->fanout_window - now + 999999) / 1000000;
-  uv_timer_start(&w->fanout_timer, on_fanout_timer, ms, 0);
+  /* Paced, the pass comes with the next held answer; the window only bounds the wait. */
+  uint64_t end = w->fanout_last + w->fanout_window;
+  if (end <= now || w->paced)
+    end = now + w->fanout_window;
+  uv_timer_start(&w->fanout_timer, on_fanout_timer, (end - now + 999999) / 1000000, 0);
 }
 
 /* Every update this worker took from its inbox is written (or waits behind a full socket): say so,
@@ -388,6 +393,7 @@ static void on_wakeup(uv_async_t *h) {
   uv_mutex_unlock(&w->inbox_lock);
 
   int drain = 0;
+  w->paced = sl_pace_recent(w->hub, w->fanout_window);
   for (size_t i = 0; i < n; i++) {
     if (msgs[i].kind == SL_MSG_DRAIN) {
       drain = 1;

@@ -104,6 +104,8 @@ struct sl_worker_s {
   struct sl_held_s *held;        /* ring of held answers, in publish order */
   size_t held_head, held_len, held_cap;
   int held_woke;                 /* the other workers were told this one holds answers */
+  int paced;                     /* an answer was held within the last window: no stream is
+                                    quiet, updates wait for the next pass (sl_pace_recent) */
   atomic_int drain_pending;      /* the drain message is posted: a flush stops to let it in */
   sl_broker_t broker;
   sl_conn_t *conns;              /* every open connection */
