@@ -118,7 +118,8 @@ SL_EXTERN int sl_hub_start(sl_hub_t *hub);
 /* The port a started hub's listener i is bound to (useful with port 0), or a negative code. */
 SL_EXTERN int sl_hub_port(sl_hub_t *hub, unsigned i);
 
-/* Publishes an update, as a POST would. On success writes the id (NUL-terminated) into id.
+/* Publishes an update, as a POST would, except that it never waits for delivery to catch up
+ * (--max-pending applies to HTTP publishers). On success writes the id (NUL-terminated) into id.
  * -EINVAL: the update breaks a protocol rule; -ESHUTDOWN: the hub is draining and takes no more
  * updates; -ENOSPC: id_cap is too small. */
 SL_EXTERN int sl_hub_publish(sl_hub_t *hub, const sl_update_t *update, char *id, size_t id_cap);
