@@ -51,6 +51,7 @@ extern "C" {
 #define SL_DEFAULT_FLUSH_WINDOW     0.010        /* seconds over which a busy worker gathers updates */
 #define SL_MAX_FLUSH_WINDOW         1.0          /* the largest flush window accepted */
 #define SL_DEFAULT_MAX_PENDING      16           /* updates ahead of delivery before answers wait */
+#define SL_MAX_MAX_PENDING          1000000      /* the largest --max-pending accepted */
 
 typedef struct sl_hub_s sl_hub_t;
 

@@ -372,12 +372,30 @@ static void conn_write(sl_conn_t *c) {
   conn_queue_empty(c);
 }
 
+/* The flush list must be empty at the end of a turn (a connection closed later would be freed
+ * while still on it); the fan-out list may outlive it, since closing unlinks from it. So what a
+ * flush leaves for the drain waits there, and drain_begin moves it back. */
+static void park_flush_list(sl_worker_t *w) {
+  while (w->flush_head) {
+    sl_conn_t *c = w->flush_head;
+    w->flush_head = c->next_flush;
+    c->flags |= SL_CONN_IN_FANOUT; /* and still IN_FLUSH: on one list */
+    c->next_flush = w->fanout_head;
+    if (w->fanout_head)
+      w->fanout_head->pprev_flush = &c->next_flush;
+    c->pprev_flush = &w->fanout_head;
+    w->fanout_head = c;
+  }
+}
+
 void sl_worker_flush(sl_worker_t *w) {
   while (w->flush_head) {
     /* A drain was just asked for: what is left goes with each stream's final frame, in one
      * write, once the drain message is read (server.c), rather than in a write of its own. */
-    if (!w->draining && atomic_load_explicit(&w->drain_pending, memory_order_relaxed))
+    if (!w->draining && atomic_load_explicit(&w->drain_pending, memory_order_relaxed)) {
+      park_flush_list(w);
       return;
+    }
     sl_conn_t *c = w->flush_head;
     w->flush_head = c->next_flush;
     c->next_flush = NULL;
@@ -411,6 +429,7 @@ void sl_worker_fanout_splice(sl_worker_t *w) {
 
 void sl_conn_unhold(sl_conn_t *c) {
   c->flags &= ~(uint32_t)SL_CONN_HELD;
+  c->held_seq = 0;
   flush_list_add(c);
 }
 
@@ -475,7 +494,14 @@ void sl_conn_io(sl_conn_t *c, uint32_t events) {
   /* An error or hang-up is seen by the next write or read, which then closes the connection. */
   if (events & (EPOLLERR | EPOLLHUP))
     events |= EPOLLIN | EPOLLOUT;
-  if ((events & EPOLLOUT) && (c->flags & SL_CONN_WANT_WRITE)) {
+  if ((events & EPOLLOUT) && (c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HELD)) ==
+                                (SL_CONN_WANT_WRITE | SL_CONN_HELD)) {
+    /* Writable, but a held answer is in the queue: nothing goes until it is released (the
+     * release puts the connection on the flush list), and a writable socket left in the set
+     * would wake the loop every turn. */
+    c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
+    conn_poll_update(c);
+  } else if ((events & EPOLLOUT) && (c->flags & SL_CONN_WANT_WRITE)) {
     /* conn_write keeps WANT_WRITE (and EPOLLOUT) while it is still blocked and drops both once
      * the queue is out: a writable socket left in the set would wake the loop every turn. */
     if (c->q_len > 0) {

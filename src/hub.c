@@ -59,7 +59,8 @@ static int check_config(const sl_config_t *c) {
   if (c->listen_count > SL_MAX_LISTEN || c->max_queue < 1024 || c->max_body < 1 ||
       c->heartbeat < 0 || c->write_timeout < 0 || c->header_timeout <= 0 || c->idle_timeout <= 0 ||
       c->drain_delay < 0 || c->shutdown_timeout < 0 || c->reconnect_spread < 0 || c->linger < 0 ||
-      c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW || c->workers > 256)
+      c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
+      c->max_pending > SL_MAX_MAX_PENDING || c->workers > 256)
     return -EINVAL;
   return 0;
 }

@@ -55,7 +55,7 @@ typedef struct {
   size_t offset;        /* of the field in sl_options_t */
   int sources;          /* FROM_* bits */
   int positive;         /* KIND_SECONDS: 0 is refused because it would end every connection */
-  double max;           /* KIND_SECONDS: the largest value allowed; 0 = MAX_SECONDS */
+  double max;           /* KIND_SECONDS, KIND_COUNT: the largest value allowed; 0 = the kind's */
   const char *metavar;  /* the value's placeholder in --help, NULL for bare flags */
   const char *help;
 } option_def_t;
@@ -105,7 +105,7 @@ static const option_def_t options[] = {
   {"flush-window", KIND_SECONDS, HUB(flush_window), FROM_ALL, 0, SL_MAX_FLUSH_WINDOW, "SECONDS",
    "when updates come closer together than this, gather them into one write per subscriber; "
    "0 = write each at once"},
-  {"max-pending", KIND_COUNT, HUB(max_pending), FROM_ALL, 0, 0, "N",
+  {"max-pending", KIND_COUNT, HUB(max_pending), FROM_ALL, 0, SL_MAX_MAX_PENDING, "N",
    "updates accepted but not yet written to every subscriber before a publisher's answer "
    "waits for delivery to catch up (back-pressure); 0 = never wait"},
   /* A config file naming another config file would be a second, hidden precedence level. */
@@ -367,7 +367,12 @@ static int apply(parser_t *p, const option_def_t *def, const char *where, const 
       *(int *)field = b;
       return 0;
     case KIND_COUNT:
-      rc = parse_uint(value, strlen(value), SIZE_MAX, &u);
+      rc = parse_uint(value, strlen(value), def->max > 0 ? (uint64_t)def->max : SIZE_MAX, &u);
+      if (rc == -ERANGE && def->max > 0) {
+        set_error(p->err, p->errlen, "%s: '%s' is too large (at most %.0f)", where,
+                  shown(value, buf, sizeof buf), def->max);
+        return -EINVAL;
+      }
       if (rc == -ERANGE) {
         set_error(p->err, p->errlen, "%s: '%s' is too large", where, shown(value, buf, sizeof buf));
         return -EINVAL;

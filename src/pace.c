@@ -48,7 +48,9 @@ static int ring_grow(sl_worker_t *w) {
 int sl_pace_hold(sl_conn_t *c, uint64_t seq, uint64_t start_ns) {
   sl_worker_t *w = c->worker;
   size_t max = w->hub->cfg.max_pending;
-  if (max == 0 || seq <= delivery_floor(w->hub) + max)
+  /* Behind an answer already held on this connection, this one waits too (it is written after
+   * it anyway), so that its latency is observed when it really goes. */
+  if (max == 0 || (!(c->flags & SL_CONN_HELD) && seq <= delivery_floor(w->hub) + max))
     return 0;
   /* Out of memory for the ring: answer now; back-pressure is a courtesy, not a promise. */
   if (w->held_len == w->held_cap && ring_grow(w))
@@ -102,6 +104,7 @@ void sl_pace_forget(sl_conn_t *c) {
       h->conn = NULL;
   }
   c->flags &= ~(uint32_t)SL_CONN_HELD;
+  c->held_seq = 0;
 }
 
 void sl_pace_free(sl_worker_t *w) {

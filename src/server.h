@@ -57,10 +57,8 @@ struct sl_conn_s {
   size_t q_bytes;               /* bytes queued and not yet written */
   uint64_t deadline;            /* loop ms: header/idle/write/linger deadline; 0 = none */
   uint64_t last_write;          /* loop ms of the last write (heartbeat) */
-  union {
-    uint64_t token_exp;         /* a stream: its token's expiry, loop ms; 0 = none */
-    uint64_t held_seq;          /* a held publisher: the update its last held answer is for */
-  };
+  uint64_t token_exp;           /* subscriber token expiry, loop ms; 0 = none */
+  uint64_t held_seq;            /* SL_CONN_HELD: the update its last held answer is for */
   sl_sub_t *sub;                /* the subscription of a stream */
   sl_request_t *req;            /* the request being read; NULL between requests */
   llhttp_t parser;

@@ -6,17 +6,21 @@ that many updates ahead of what every worker has written, and nothing else chang
   was asked for; a GET pipelined behind them is answered after them; some answers were held
   (sluice_publish_held_total > 0); the subscriber receives every update in order.
 - The same with --max-pending 0: nothing is ever held.
+- A subscription sent on a connection right behind held answers opens a stream that stays
+  open (the sweep does not take it for an expired token) and delivers.
 - A subscriber that never reads holds no publisher back: its updates wait in its own queue, so
   one-at-a-time publishes (each waiting for its answer) all complete and a reading subscriber
   gets them all.
-- A drain right behind pipelined publishes: every update answered 200 reaches the subscriber,
-  whose stream then ends cleanly, and the hub exits 0. (Whether an answer is still held when the
-  signal lands depends on timing; the promise checked holds either way.)
+- A drain while answers are held (300 more subscribers make each pass slow; the signal goes once
+  sluice_publish_held_total moved): every update answered 200 reaches the subscriber, whose
+  stream then ends cleanly; the hub exits 0.
+- --max-pending above its bound is refused with exit 2.
 """
 
 import os
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hubtest as ht  # noqa: E402
@@ -73,6 +77,33 @@ def check_pipelined(hub, prefix, want_held):
         t.eq(held, 0.0, "with --max-pending 0 no answer waits (sluice_publish_held_total 0)")
 
 
+def test_stream_after_held(hub):
+    """Answers held on a keep-alive connection, then a subscription on that same connection (as
+    a proxy's pooled upstream connection carries both): the stream stays open and delivers."""
+    conn, data = pipelined_requests(hub.port, 30, "pool", tail_get=False)
+    conn.send(data + conn.build("GET", ht.sub_query([TOPIC]), {"Accept": "text/event-stream"}))
+    answers = [conn.read_response("POST", timeout=20 * ht.SLOW) for _ in range(30)]
+    t.eq([a.status for a in answers], [200] * 30, "30 pipelined publishes answered 200")
+    head = conn.read_head(20 * ht.SLOW)
+    t.eq(head.status, 200, "the subscription behind them opens a stream")
+    dec, parser = ht.ChunkedDecoder(), ht.SSEParser()
+    events = []
+    time.sleep(1.0)  # four sweeps: a stream wrongly taken for an expired one would end here
+    ht.Publisher(hub.port).must(TOPIC, data="after", id="pool-after")
+    deadline = time.monotonic() + 10 * ht.SLOW
+    while not any(e.id == "pool-after" for e in events) and not dec.done:
+        if conn.buf:
+            events.extend(parser.feed(dec.feed(bytes(conn.buf))))
+            conn.buf.clear()
+            continue
+        if time.monotonic() > deadline or not conn._fill(deadline):
+            break
+    t.check(any(e.id == "pool-after" for e in events) and not dec.done,
+            "the stream is still open a second later and delivers the next update",
+            f"ended {dec.done}, ids {[e.id for e in events][-3:]}")
+    conn.close()
+
+
 def test_stuck_subscriber(hub):
     stuck = ht.stuck_subscriber(hub.port, ht.sub_query([TOPIC]))
     reader = ht.SSEStream(hub.port, ht.sub_query([TOPIC]))
@@ -106,14 +137,21 @@ def test_stuck_subscriber(hub):
 
 
 def test_drain_with_held(hub):
+    # Subscribers that never read but whose kernel buffers take everything: each costs the hub a
+    # write per pass, so that with --max-pending 1 the answers stay held for a while.
+    idle = [ht.raw_subscriber(hub.port, ht.sub_query([TOPIC])) for _ in range(300)]
     sub = ht.SSEStream(hub.port, ht.sub_query([TOPIC]))
     t.check(sub.status == 200 and sub.wait_open(), "subscriber connected")
+    ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 301.0, 10 * ht.SLOW)
     conn, data = pipelined_requests(hub.port, PIPELINED, "drain", tail_get=False)
     conn.send(data)
-    # The first answer is never held (nothing is pending before it); once it is here the hub has
-    # read the requests behind it, and the signal comes while their answers are held or going.
-    answers = [conn.read_response("POST", timeout=20 * ht.SLOW)]
+    # The signal once the hub has begun holding answers (the counter, read on another
+    # connection), while the 300 passes of writes are still going.
+    held = ht.wait_until(lambda: (ht.metric(hub.metrics(), "sluice_publish_held_total") or 0) > 0,
+                         10 * ht.SLOW, interval=0.001)
     os.kill(hub.pid, signal.SIGTERM)
+    t.check(held, "answers were being held when the signal was sent")
+    answers = []
     while True:
         try:
             answers.append(conn.read_response("POST", timeout=20 * ht.SLOW))
@@ -133,16 +171,26 @@ def test_drain_with_held(hub):
             "before its stream ended", missing[:5])
     t.check(sub.eof and sub.decoder and sub.decoder.done, "the stream ended with its terminator")
     sub.close()
+    for s in idle:
+        s.close()
     code = ht.wait_exit(hub.proc, 10 * ht.SLOW)
     ht.finish_hub(hub)
     t.eq(code, 0, "the hub exits 0 by itself")
     t.check(not ht.sanitizer_reports(hub), "the sanitizers found nothing", hub.log_tail())
 
 
+def test_option_bound():
+    r = ht.run_cli("--max-pending", "1000001")
+    t.check(r.returncode == 2 and "--max-pending" in r.stderr and "at most 1000000" in r.stderr,
+            "--max-pending above 1000000 is refused (exit 2, naming the bound)",
+            (r.returncode, r.stderr))
+
+
 def main():
     hub = ht.start_hub(anonymous=True, max_pending="1")
     t.section("pipelined publishes beyond --max-pending 1", check_pipelined, hub, "held", True)
     t.section("a subscriber that never reads holds no publisher", test_stuck_subscriber, hub)
+    t.section("a stream behind held answers on one connection", test_stream_after_held, hub)
     t.stop_hub(hub)
 
     hub = ht.start_hub(anonymous=True, max_pending="0")
@@ -151,6 +199,7 @@ def main():
 
     hub = ht.start_hub(anonymous=True, max_pending="1")
     t.section("a drain while answers are held", test_drain_with_held, hub)
+    t.section("--max-pending's bound", test_option_bound)
     t.finish()
 
 
