@@ -161,18 +161,23 @@ static void flush_list_add(sl_conn_t *c) {
   c->worker->flush_head = c;
 }
 
-static void fanout_list_add(sl_conn_t *c) {
+/* Links c at the head of its worker's fan-out list. */
+static void fanout_link(sl_conn_t *c) {
   sl_worker_t *w = c->worker;
-  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
-    return; /* already on a list: written this turn or when the window ends */
-  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
-    return;
   c->flags |= SL_CONN_IN_FLUSH | SL_CONN_IN_FANOUT;
   c->next_flush = w->fanout_head;
   if (w->fanout_head)
     w->fanout_head->pprev_flush = &c->next_flush;
   c->pprev_flush = &w->fanout_head;
   w->fanout_head = c;
+}
+
+static void fanout_list_add(sl_conn_t *c) {
+  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
+    return; /* already on a list: written this turn or when the window ends */
+  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
+    return;
+  fanout_link(c);
 }
 
 static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
@@ -379,12 +384,7 @@ static void park_flush_list(sl_worker_t *w) {
   while (w->flush_head) {
     sl_conn_t *c = w->flush_head;
     w->flush_head = c->next_flush;
-    c->flags |= SL_CONN_IN_FANOUT; /* and still IN_FLUSH: on one list */
-    c->next_flush = w->fanout_head;
-    if (w->fanout_head)
-      w->fanout_head->pprev_flush = &c->next_flush;
-    c->pprev_flush = &w->fanout_head;
-    w->fanout_head = c;
+    fanout_link(c);
   }
 }
 

@@ -80,10 +80,13 @@ def check_pipelined(hub, prefix, want_held):
 def test_stream_after_held(hub):
     """Answers held on a keep-alive connection, then a subscription on that same connection (as
     a proxy's pooled upstream connection carries both): the stream stays open and delivers."""
+    held_before = ht.metric(hub.metrics(), "sluice_publish_held_total") or 0
     conn, data = pipelined_requests(hub.port, 30, "pool", tail_get=False)
     conn.send(data + conn.build("GET", ht.sub_query([TOPIC]), {"Accept": "text/event-stream"}))
     answers = [conn.read_response("POST", timeout=20 * ht.SLOW) for _ in range(30)]
     t.eq([a.status for a in answers], [200] * 30, "30 pipelined publishes answered 200")
+    held = (ht.metric(hub.metrics(), "sluice_publish_held_total") or 0) - held_before
+    t.check(held > 0, f"some of their answers were held ({held:.0f})", held)
     head = conn.read_head(20 * ht.SLOW)
     t.eq(head.status, 200, "the subscription behind them opens a stream")
     dec, parser = ht.ChunkedDecoder(), ht.SSEParser()
@@ -150,7 +153,7 @@ def test_drain_with_held(hub):
     held = ht.wait_until(lambda: (ht.metric(hub.metrics(), "sluice_publish_held_total") or 0) > 0,
                          10 * ht.SLOW, interval=0.001)
     os.kill(hub.pid, signal.SIGTERM)
-    t.check(held, "answers were being held when the signal was sent")
+    t.check(held, "answers had begun to be held when the signal was sent")
     answers = []
     while True:
         try:
