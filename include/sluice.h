@@ -52,6 +52,7 @@ extern "C" {
 #define SL_MAX_FLUSH_WINDOW         1.0          /* the largest flush window accepted */
 #define SL_DEFAULT_MAX_PENDING      16           /* updates ahead of delivery before answers wait */
 #define SL_MAX_MAX_PENDING          1000000      /* the largest --max-pending accepted */
+#define SL_MAX_WORKERS              256          /* the most loop threads accepted */
 
 typedef struct sl_hub_s sl_hub_t;
 
@@ -59,7 +60,7 @@ typedef struct sl_hub_s sl_hub_t;
 typedef struct sl_config_s {
   const char *listen[SL_MAX_LISTEN];  /* "HOST:PORT" or "[V6]:PORT"; none = SL_DEFAULT_LISTEN */
   unsigned listen_count;
-  unsigned workers;                   /* loop threads; 0 = number of online cores */
+  unsigned workers;                   /* loop threads; 0 = the cores this process may run on */
   const char *jwt_key;                /* HS256 key for publishers and subscribers */
   const char *publisher_jwt_key;      /* overrides jwt_key for publishers */
   const char *subscriber_jwt_key;     /* overrides jwt_key for subscribers */

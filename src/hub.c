@@ -60,7 +60,7 @@ static int check_config(const sl_config_t *c) {
       c->heartbeat < 0 || c->write_timeout < 0 || c->header_timeout <= 0 || c->idle_timeout <= 0 ||
       c->drain_delay < 0 || c->shutdown_timeout < 0 || c->reconnect_spread < 0 || c->linger < 0 ||
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
-      c->max_pending > SL_MAX_MAX_PENDING || c->workers > 256)
+      c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS)
     return -EINVAL;
   return 0;
 }
@@ -87,10 +87,12 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 3, &hub->cfg.jwt_audience) ||
       copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer))
     goto fail;
-  if (hub->cfg.workers == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    hub->cfg.workers = n > 0 ? (unsigned)n : 1;
-  }
+  /* One worker per core this process may run on (its CPU affinity, as taskset or a container's
+   * cpuset sets it), not per core of the machine: more threads than cores only take turns. */
+  if (hub->cfg.workers == 0)
+    hub->cfg.workers = uv_available_parallelism();
+  if (hub->cfg.workers > SL_MAX_WORKERS)
+    hub->cfg.workers = SL_MAX_WORKERS;
   const char *pk = hub->cfg.publisher_jwt_key ? hub->cfg.publisher_jwt_key : hub->cfg.jwt_key;
   const char *sk = hub->cfg.subscriber_jwt_key ? hub->cfg.subscriber_jwt_key : hub->cfg.jwt_key;
   if ((r = sl_auth_new(&hub->auth, pk, sk, hub->cfg.jwt_audience, hub->cfg.jwt_issuer)))

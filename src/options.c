@@ -22,7 +22,6 @@
 
 #include "auth.h"
 
-#define MAX_WORKERS 256
 #define MIN_BYTES 1024
 /* Seconds above this are refused: no timeout needs to exceed ~31 years, and the bound keeps
  * every later conversion to milliseconds far from overflow. */
@@ -67,7 +66,7 @@ static const option_def_t options[] = {
   {"listen", KIND_LISTEN, HUB(listen), FROM_ALL, 0, 0, "HOST:PORT",
    "address to accept connections on; repeatable"},
   {"workers", KIND_WORKERS, HUB(workers), FROM_ALL, 0, 0, "N",
-   "event-loop threads, 1-256; 0 = one per online core"},
+   "event-loop threads, 1-256; 0 = one per core this process may run on"},
   {"jwt-key", KIND_STRING, HUB(jwt_key), FROM_ALL, 0, 0, "KEY",
    "HS256 key that publisher and subscriber tokens are signed with"},
   {"publisher-jwt-key", KIND_STRING, HUB(publisher_jwt_key), FROM_ALL, 0, 0, "KEY",
@@ -344,10 +343,10 @@ static int apply(parser_t *p, const option_def_t *def, const char *where, const 
     case KIND_LISTEN:
       return apply_listen(p, where, value, source);
     case KIND_WORKERS:
-      if (parse_uint(value, strlen(value), MAX_WORKERS, &u) != 0) {
+      if (parse_uint(value, strlen(value), SL_MAX_WORKERS, &u) != 0) {
         set_error(p->err, p->errlen,
                   "%s: '%s' is not a worker count (1-%d, or 0 for one per core)", where,
-                  shown(value, buf, sizeof buf), MAX_WORKERS);
+                  shown(value, buf, sizeof buf), SL_MAX_WORKERS);
         return -EINVAL;
       }
       *(unsigned *)field = (unsigned)u;

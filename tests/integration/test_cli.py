@@ -214,6 +214,25 @@ def test_port_in_use():
             proc.wait()
 
 
+def test_workers_follow_affinity():
+    """By default the hub runs one worker per core it may run on: under taskset or a cpuset,
+    the cores it was given, not every core of the machine."""
+    saved = os.sched_getaffinity(0)
+    one = min(saved)
+    os.sched_setaffinity(0, {one})  # inherited by the hub started next
+    try:
+        hub = ht.start_hub()
+    finally:
+        os.sched_setaffinity(0, saved)
+    t.eq(ht.metric(hub.metrics(), "sluice_workers"), 1,
+         f"a hub allowed on core {one} only runs one worker")
+    t.stop_hub(hub)
+    hub = ht.start_hub()
+    t.eq(ht.metric(hub.metrics(), "sluice_workers"), len(saved),
+         f"a hub allowed on {len(saved)} cores runs {len(saved)} workers")
+    t.stop_hub(hub)
+
+
 def main():
     t.section("--help and --version", test_help_version)
     t.section("bad usage exits 2", test_bad_usage)
@@ -221,6 +240,7 @@ def main():
     t.section("--config FILE and precedence", test_config_file)
     t.section("sluice token", test_token)
     t.section("a port another hub listens on", test_port_in_use)
+    t.section("default worker count follows CPU affinity", test_workers_follow_affinity)
     t.finish()
 
 
