@@ -65,7 +65,7 @@ build_recipe() {
 
 have_peer() {
   case "$1" in
-    sluice) [ -x "$BUILD/sluice" ] ;;
+    sluice|sluice-1w) [ -x "$BUILD/sluice" ] ;;
     recipe) command -v go >/dev/null ;;
     nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
     pushpin) command -v pushpin >/dev/null && command -v condure >/dev/null && command -v zurl >/dev/null ;;
@@ -95,12 +95,15 @@ peer_start() {
   PEER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-$name.XXXXXX")
   PEER_SERVER_PIDS=()
   case "$name" in
-    sluice)
-      local key token
+    sluice|sluice-1w)
+      # sluice-1w: one worker thread, so that the hub and the load generator each have a core
+      # of their own (sluice uses both cores and so shares one with the load generator).
+      local key token workers=2
+      [ "$name" = sluice-1w ] && workers=1
       key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
       token=$("$BUILD/sluice" token --key "$key" --publish '*') || return 1
       spawn "$PEER_DIR/sluice.log" "$BUILD/sluice" --listen "127.0.0.1:$port" --jwt-key "$key" \
-        --anonymous --workers 2
+        --anonymous --workers "$workers"
       PEER_SERVER_PIDS=("$LAST_PID")
       PEER_SIGNAL_PID=$LAST_PID
       # shellcheck disable=SC2034  # read by bench/workloads/w7r_reconnect.sh
@@ -161,7 +164,7 @@ peer_start() {
         --pub-mode form --connect-concurrency 64)
       ;;
     *)
-      echo "bench: unknown peer '$name' (sluice, recipe, nchan, pushpin)" >&2
+      echo "bench: unknown peer '$name' (sluice, sluice-1w, recipe, nchan, pushpin)" >&2
       return 2
       ;;
   esac

@@ -6,7 +6,7 @@
 #   bench/run.sh BUILD_DIR [W1 W2 ...]
 #
 # Environment: QUICK=1 a ~5 minute subset (smaller counts, one round); ROUNDS (default 2, QUICK 1)
-# rounds of every workload; PEERS (default "sluice recipe nchan pushpin"); RUN_TIMEOUT seconds one
+# rounds of every workload; PEERS (default "sluice sluice-1w recipe nchan pushpin"); RUN_TIMEOUT seconds one
 # sluice-bench run may take (default 300); BENCH_PORT_BASE first loopback port (default 18400);
 # PUBLISH_PLOTS=1 also writes the PNGs into docs/bench/ (the default for a full run);
 # BENCH_DIR=bench/results/<run> FIRST_ROUND=N adds rounds N..ROUNDS to an earlier run.
@@ -26,7 +26,7 @@ shift
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then ROUNDS=${ROUNDS:-1}; else ROUNDS=${ROUNDS:-2}; fi
-PEERS=${PEERS:-sluice recipe nchan pushpin}
+PEERS=${PEERS:-sluice sluice-1w recipe nchan pushpin}
 WORKLOADS=("$@")
 [ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W7R W8)
 HELPER_PIDS=()

@@ -8,5 +8,5 @@ set border 3
 set tics nomirror
 set datafile missing '?'
 # One colour per peer, the same in every plot.
-peer_color(p) = p eq 'sluice' ? '#1f77b4' : p eq 'recipe' ? '#ff7f0e' : p eq 'nchan' ? '#2ca02c' : p eq 'pushpin' ? '#9467bd' : '#7f7f7f'
-peer_rgb(p) = p eq 'sluice' ? 0x1f77b4 : p eq 'recipe' ? 0xff7f0e : p eq 'nchan' ? 0x2ca02c : p eq 'pushpin' ? 0x9467bd : 0x7f7f7f
+peer_color(p) = p eq 'sluice' ? '#1f77b4' : p eq 'sluice-1w' ? '#17becf' : p eq 'recipe' ? '#ff7f0e' : p eq 'nchan' ? '#2ca02c' : p eq 'pushpin' ? '#9467bd' : '#7f7f7f'
+peer_rgb(p) = p eq 'sluice' ? 0x1f77b4 : p eq 'sluice-1w' ? 0x17becf : p eq 'recipe' ? 0xff7f0e : p eq 'nchan' ? 0x2ca02c : p eq 'pushpin' ? 0x9467bd : 0x7f7f7f
