@@ -21,7 +21,7 @@ extern const char sl__demo_page[];
 extern const size_t sl__demo_page_len;
 
 static const char *const header_names[SL_H_COUNT] = {
-  "authorization", "last-event-id", "content-type", "cookie", "expect", "origin",
+  "authorization", "last-event-id", "content-type", "cookie", "expect", "origin", "referer", "host",
 };
 
 static const char *status_text(int status) {
@@ -300,6 +300,25 @@ const char *sl__http_token(const sl_request_t *r, size_t *len, int *malformed) {
   return NULL;
 }
 
+/* The host[:port] of an Origin or Referer value ("scheme://authority/..."), compared with the
+ * request's Host: 1 when they are the same. */
+static int names_host(const char *v, const char *host) {
+  const char *p = strstr(v, "://");
+  if (p == NULL || host == NULL)
+    return 0;
+  p += 3;
+  size_t n = strcspn(p, "/?#");
+  return n > 0 && n == strlen(host) && strncasecmp(p, host, n) == 0;
+}
+
+/* A browser sends a site's cookies with requests that other sites make it send (CSRF): a publish
+ * authorized by the cookie must show that it comes from the hub's own origin, by Origin, else by
+ * Referer; with neither it is refused. The Mercure spec asks this of hubs that take the cookie. */
+static int same_origin(const sl_request_t *r) {
+  const char *from = r->hv[SL_H_ORIGIN] ? r->hv[SL_H_ORIGIN] : r->hv[SL_H_REFERER];
+  return from != NULL && names_host(from, r->hv[SL_H_HOST]);
+}
+
 int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present) {
   static const char *const names[] = {"publisher", "subscriber"};
   static const char *const flags[] = {"--publisher-jwt-key", "--subscriber-jwt-key"};
@@ -316,6 +335,12 @@ int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int
   if (tok == NULL)
     return 0;
   *present = 1;
+  if (role == SL_ROLE_PUBLISHER && c->req->hv[SL_H_AUTHORIZATION] == NULL && !same_origin(c->req)) {
+    sl__http_error(c, 403, NULL, "a publish authorized by cookie must come from a page of this "
+                   "hub's origin (its Origin or Referer header must name this host), against "
+                   "cross-site request forgery; or send the token in an Authorization header");
+    return -1;
+  }
   const char *why = "invalid token";
   int64_t now = (int64_t)time(NULL);
   /* A verified token is remembered by its exact bytes until it expires: signature checks cost

@@ -20,6 +20,8 @@ typedef enum {
   SL_H_COOKIE,
   SL_H_EXPECT,
   SL_H_ORIGIN,
+  SL_H_REFERER,
+  SL_H_HOST,
   SL_H_COUNT,
 } sl_header_id_t;
 

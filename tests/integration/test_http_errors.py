@@ -66,6 +66,13 @@ def test_method_path(hub):
                 resp.headers)
         t.check(error_body_ok(resp, ["method"]), f"{method}: 405 body names the method problem",
                 resp.body)
+    for path in ("/healthz", "/readyz", "/metrics", "/"):
+        resp = ht.request(hub.port, "POST", path, {"Content-Length": "0"})
+        allow = sorted(m.strip().upper() for m in (resp.header("allow") or "").split(","))
+        t.eq(resp.status, 405, f"POST {path}: 405")
+        t.eq(allow, ["GET", "HEAD"], f"POST {path}: Allow: GET, HEAD")
+        t.check(error_body_ok(resp, ["GET"]), f"POST {path}: 405 body says what it answers",
+                resp.body)
     resp = ht.request(hub.port, "GET", "/no/such/path")
     t.eq(resp.status, 404, "GET /no/such/path: 404")
     t.check(error_body_ok(resp, ["not found"]), "404 body says not found", resp.body)
@@ -243,6 +250,51 @@ def test_auth(hub):
     sub_only = ht.mint_token(publish=(), subscribe=("*",))
     resp = ht.request(hub.port, "POST", ht.HUB_PATH, publish_headers(sub_only), body)
     t.eq(resp.status, 403, "token that only grants subscribe, used to publish: 403")
+
+    # An Authorization header that is not "Bearer <token>" is a malformed request (RFC 6750 3.1),
+    # not a missing token.
+    for what, value in [("Basic credentials", "Basic dXNlcjpwYXNz"), ("an empty Bearer", "Bearer  ")]:
+        resp = ht.request(hub.port, "POST", ht.HUB_PATH,
+                          {"Content-Type": FORM, "Authorization": value}, body)
+        t.eq(resp.status, 400, f"Authorization with {what}: 400")
+        t.check('error="invalid_request"' in (resp.header("www-authenticate") or ""),
+                f'{what}: WWW-Authenticate: Bearer error="invalid_request"', resp.headers)
+        t.check(error_body_ok(resp, ["bearer"]), f"{what}: the body shows the expected form",
+                resp.body)
+
+    # The mercureAuthorization cookie carries a token where a header cannot (EventSource).
+    sub_cookie = {"Cookie": "theme=dark; mercureAuthorization=" + sub_only}
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:err:cookie"]), headers=sub_cookie)
+    t.eq(s.status, 200, "subscriber with its token in the mercureAuthorization cookie: 200")
+    s.close()
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:err:cookie"]),
+                     headers={"Cookie": "mercureAuthorization=abc.def"})
+    t.eq(s.status, 401, "a cookie holding no valid token: 401")
+    s.close()
+    # A publish by cookie must show it comes from the hub's own origin (CSRF, Mercure spec).
+    own = f"http://127.0.0.1:{hub.port}"
+    cookie = {"Content-Type": FORM, "Cookie": "mercureAuthorization=" + ht.mint_token()}
+    for what, extra, want in [
+        ("with Origin naming this hub", {"Origin": own}, 200),
+        ("with only a Referer on this hub", {"Referer": own + "/demo?x=1"}, 200),
+        ("with neither Origin nor Referer", {}, 403),
+        ("from another origin", {"Origin": "http://evil.example"}, 403),
+        ("from another origin whose Referer names this hub", {"Origin": "http://evil.example",
+                                                              "Referer": own + "/"}, 403),
+        ("from a sandboxed page (Origin: null)", {"Origin": "null"}, 403),
+        ("from this host on another port", {"Origin": f"http://127.0.0.1:{hub.port + 1}"}, 403),
+    ]:
+        resp = ht.request(hub.port, "POST", ht.HUB_PATH, dict(cookie, **extra), body)
+        t.eq(resp.status, want, f"publisher token in the cookie, {what}: {want}")
+        if want == 403:
+            t.check(error_body_ok(resp, ["origin", "cookie"]), f"{what}: the body says why",
+                    resp.body)
+    resp = ht.request(hub.port, "POST", ht.HUB_PATH, dict(publish_headers(ht.mint_token()),
+                      Cookie="mercureAuthorization=x", Origin="http://evil.example"), body)
+    t.eq(resp.status, 200, "a token in the Authorization header needs no origin check: 200")
+    resp = ht.request(hub.port, "POST", ht.HUB_PATH,
+                      dict(cookie, Origin=own, Authorization="Bearer " + sub_only), body)
+    t.eq(resp.status, 403, "the Authorization header wins over the cookie (its token: 403)")
 
 
 def test_publish_fields(hub, token):
