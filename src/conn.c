@@ -214,19 +214,26 @@ static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
   return 0;
 }
 
-/* Slow consumer: drop what it has not started to receive, finish the frame it is in the middle
- * of, then end the stream; it resumes from history with its Last-Event-ID. */
+/* Slow consumer: drop the updates it has not started to receive, finish the frame it is in the
+ * middle of, then end the stream; it resumes from history with its Last-Event-ID. What is not an
+ * update (the response head, comments) stays: the client must still get a well-formed response. */
 static void conn_evict(sl_conn_t *c) {
   sl_worker_t *w = c->worker;
-  uint32_t keep = (c->q_len > 0 && c->q_off > 0) ? 1 : 0;
-  for (uint32_t i = keep; i < c->q_len; i++) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < c->q_len; i++) {
     sl_frame_t *f = c->q[(c->q_head + i) % c->q_cap];
+    if ((i == 0 && c->q_off > 0) || f->seq == 0) {
+      c->q[(c->q_head + kept++) % c->q_cap] = f;
+      continue;
+    }
     size_t len;
     sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
     c->q_bytes -= len;
     sl_frame_unref(f);
   }
-  c->q_len = keep;
+  c->q_len = kept;
+  if (c->q_opening > c->q_bytes)
+    c->q_opening = c->q_bytes;
   c->flags |= SL_CONN_EVICTED;
   sl_metric_add(&w->metrics.slow_disconnects_total, 1);
   sl_log(SL_LOG_INFO, "worker %u: slow subscriber cut at --max-queue %zu bytes; it can resume "
@@ -234,18 +241,26 @@ static void conn_evict(sl_conn_t *c) {
   sl_conn_end(c);
 }
 
-static int conn_send(sl_conn_t *c, sl_frame_t *f, int fanout) {
+typedef enum { SEND_PLAIN, SEND_UPDATE, SEND_OPENING } send_kind_t;
+
+static int conn_send(sl_conn_t *c, sl_frame_t *f, send_kind_t kind) {
   if (c->flags & (SL_CONN_CLOSING | SL_CONN_EVICTED | SL_CONN_TERMINATED | SL_CONN_FIN_SENT))
     return -EPIPE;
-  if ((c->flags & SL_CONN_STREAM) && f->seq > 0) {
-    size_t len;
-    sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
-    if (c->q_bytes + len > c->worker->hub->cfg.max_queue) {
-      conn_evict(c);
-      return -ENOBUFS;
-    }
+  /* A stream that is ending takes no more updates, chunked (TERMINATED above) or not: its client
+   * resumes after the last one it got. */
+  if ((c->flags & (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER)) == (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER) &&
+      f->seq > 0)
+    return -EPIPE;
+  size_t len;
+  sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
+  if (kind != SEND_OPENING && (c->flags & SL_CONN_STREAM) && f->seq > 0 &&
+      c->q_bytes - c->q_opening + len > c->worker->hub->cfg.max_queue) {
+    conn_evict(c);
+    return -ENOBUFS;
   }
-  if (queue_push(c, f, fanout)) {
+  if (kind == SEND_OPENING)
+    c->q_opening += len;
+  if (queue_push(c, f, kind == SEND_UPDATE)) {
     /* Closed at the flush, not here: this may run inside the broker's dispatch loop. */
     c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;
     flush_list_add(c);
@@ -255,11 +270,15 @@ static int conn_send(sl_conn_t *c, sl_frame_t *f, int fanout) {
 }
 
 int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
-  return conn_send(c, f, 0);
+  return conn_send(c, f, SEND_PLAIN);
 }
 
 int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f) {
-  return conn_send(c, f, 1);
+  return conn_send(c, f, SEND_UPDATE);
+}
+
+int sl_conn_send_opening(sl_conn_t *c, sl_frame_t *f) {
+  return conn_send(c, f, SEND_OPENING);
 }
 
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
@@ -339,6 +358,7 @@ static void conn_write(sl_conn_t *c) {
   size_t left = (size_t)sent;
   uint64_t delivered = 0;
   c->q_bytes -= left;
+  c->q_opening -= c->q_opening < left ? c->q_opening : left; /* it is at the queue's front */
   sl_metric_add(&w->metrics.bytes_out_total, left);
   sl_metric_add(&w->metrics.writes_total, 1);
   while (left > 0) {

@@ -225,9 +225,13 @@ int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap
       sl_frame_ref(f);
       int wake = sl_worker_post(&hub->workers[i], SL_MSG_FRAME, f);
       if (wake < 0) {
-        /* Out of memory posting: the update is in history, so resumes still find it. */
+        /* Out of memory posting. The update is in history and accepted; this worker's streams
+         * would miss it, so they end before anything later reaches them, and get it back when
+         * their clients resume with Last-Event-ID (server.c, worker_gap). */
         sl_frame_unref(f);
-        r = wake;
+        uint_fast64_t none = 0;
+        atomic_compare_exchange_strong(&hub->workers[i].gap_seq, &none, f->seq);
+        sl_worker_wake(&hub->workers[i]);
         continue;
       }
       /* Woken under the lock: a worker never stops while a wake-up is still on its way. */

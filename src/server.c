@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -381,6 +382,23 @@ static void force_close_all(sl_worker_t *w) {
   }
 }
 
+/* Update seq never reached this worker (out of memory): a stream must not go on to later updates
+ * without it. Each ends after what it has, and its client resumes from history with its
+ * Last-Event-ID, which has seq. */
+static void worker_gap(sl_worker_t *w, uint64_t seq) {
+  size_t ended = 0;
+  for (sl_conn_t *c = w->conns; c; c = c->next) {
+    if ((c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING | SL_CONN_CLOSE_AFTER)) == SL_CONN_STREAM) {
+      sl_conn_end(c);
+      ended++;
+    }
+  }
+  if (w->dispatched_seq < seq)
+    w->dispatched_seq = seq;
+  sl_log(SL_LOG_ERROR, "worker %u: out of memory: update %" PRIu64 " did not reach this worker; "
+         "%zu streams end so that their clients resume it from history", w->index, seq, ended);
+}
+
 static void on_wakeup(uv_async_t *h) {
   sl_worker_t *w = h->loop->data;
   uv_mutex_lock(&w->inbox_lock);
@@ -392,6 +410,8 @@ static void on_wakeup(uv_async_t *h) {
   w->inbox_len = 0;
   uv_mutex_unlock(&w->inbox_lock);
 
+  /* Read after the inbox: a gap recorded before a later update was posted is seen with it. */
+  uint64_t gap = atomic_exchange(&w->gap_seq, 0);
   int drain = 0;
   w->paced = sl_pace_recent(w->hub, w->fanout_window);
   for (size_t i = 0; i < n; i++) {
@@ -400,10 +420,16 @@ static void on_wakeup(uv_async_t *h) {
       continue;
     }
     sl_frame_t *f = msgs[i].frame;
+    if (gap && f->seq > gap) {
+      worker_gap(w, gap);
+      gap = 0;
+    }
     w->dispatched_seq = f->seq;
     sl_broker_dispatch(&w->broker, f, deliver, NULL);
     sl_frame_unref(f);
   }
+  if (gap)
+    worker_gap(w, gap);
   w->spare = msgs;
   w->spare_cap = cap;
   fanout_schedule(w);

@@ -81,7 +81,7 @@ static void stream_open(sl_conn_t *c, const char *cursor, replay_t *rp, int foun
   sl_conn_send_raw(c, head, (size_t)n);
   sl_conn_send(c, &sl_frame_heartbeat);
   for (size_t i = 0; i < rp->count; i++)
-    sl_conn_send(c, rp->frames[i]);
+    sl_conn_send_opening(c, rp->frames[i]);
   sl_metric_add(&w->metrics.requests_total, 1);
   sl_metric_add(&w->metrics.subscribers, 1);
   if (cursor) {

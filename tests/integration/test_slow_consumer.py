@@ -145,6 +145,66 @@ def test_slow_consumer(hub):
     swarm.close()
 
 
+RESUME_UPDATES = 2000
+
+
+def test_cut_then_resume():
+    """The cut loses nothing: the stalled subscriber comes back with the Last-Event-ID of the
+    last update it got, and history gives it exactly the rest."""
+    hub = ht.start_hub(anonymous=True, max_queue=MAX_QUEUE, history_size=RESUME_UPDATES, workers=2)
+    swarm = ht.Swarm()
+    slow = ht.AsyncSubscriber(hub.port, ht.sub_query([TOPIC]), on_event=record, rcvbuf=4096)
+    slow.ids, slow.bad_data = [], 0
+    slow.paused = True
+    swarm.add(slow)
+    t.check(swarm.run(lambda: slow.state == "head", 10), "a subscriber that reads nothing")
+    ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1, 10 * ht.SLOW)
+    pub = ht.Publisher(hub.port)
+    published = [pub.must(TOPIC, data=payload(i)) for i in range(RESUME_UPDATES)]
+    pub.close()
+    cut = ht.wait_until(lambda: ht.metric(hub.metrics(),
+                                          "sluice_slow_consumer_disconnects_total") == 1,
+                        10 * ht.SLOW)
+    t.check(cut, f"{RESUME_UPDATES} updates of {SIZE} bytes unread: it is cut at --max-queue")
+    slow.paused = False
+    t.check(swarm.run(lambda: slow.state == "closed", 30), "it reads what it was sent, then EOF")
+    got = len(slow.ids)
+    t.check(slow.ids == published[:got] and slow.bad_data == 0 and got < RESUME_UPDATES,
+            f"what it got before the cut is an in-order prefix ({got} updates)")
+    swarm.close()
+    last = slow.ids[-1] if got else "earliest"
+    back = ht.SSEStream(hub.port, ht.sub_query([TOPIC]), headers={"Last-Event-ID": last})
+    t.eq(back.status, 200, f"it resumes with Last-Event-ID: {last}")
+    t.eq(back.response.header("mercure-last-event-id"), last,
+         "the answer confirms where it resumes (Mercure-Last-Event-ID)")
+    back.wait_count(RESUME_UPDATES - got, 20)
+    t.eq(back.ids(), published[got:], f"and gets exactly the {RESUME_UPDATES - got} updates it "
+         "missed, in order: nothing lost, nothing twice (the replay, far over --max-queue, is "
+         "not counted against it)")
+    back.close()
+
+    # Replayed updates do not count against --max-queue; live ones behind them do. A client that
+    # resumes from the earliest update and reads nothing is cut once live updates pile up, and
+    # even then gets a well-formed response: the head and whole frames, then the end.
+    stuck = ht.raw_subscriber(hub.port, ht.sub_query([TOPIC], last_event_id="earliest"),
+                              rcvbuf=4096)
+    ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1, 10 * ht.SLOW)
+    pub = ht.Publisher(hub.port)
+    live = [pub.must(TOPIC, data=payload(RESUME_UPDATES + i)) for i in range(2 * MAX_QUEUE // SIZE)]
+    pub.close()
+    cut = ht.wait_until(lambda: ht.metric(hub.metrics(),
+                                          "sluice_slow_consumer_disconnects_total") == 2,
+                        10 * ht.SLOW)
+    t.check(cut, f"{len(live)} live updates behind the replay: the stuck client is cut")
+    how, data = ht.read_until_end(stuck, 30)
+    stuck.close()
+    t.eq(how, "eof", "then its stream ends with a FIN")
+    t.check(data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n0\r\n\r\n"),
+            "what it then reads is a whole response: the head, the stream, the chunked end",
+            ht.short(data[:80]) + " ... " + ht.short(data[-40:]))
+    t.stop_hub(hub)
+
+
 def main():
     env = None
     if ht.SANITIZED:
@@ -154,6 +214,7 @@ def main():
     hub = ht.start_hub(anonymous=True, max_queue=MAX_QUEUE, history_size=100, workers=2, env=env)
     t.section("a stalled subscriber is cut, the others get everything", test_slow_consumer, hub)
     t.stop_hub(hub)
+    t.section("the cut subscriber resumes from history and misses nothing", test_cut_then_resume)
     t.finish()
 
 
