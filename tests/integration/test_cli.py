@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -233,6 +234,86 @@ def test_workers_follow_affinity():
     t.stop_hub(hub)
 
 
+def test_several_listen():
+    """--listen is repeatable: the hub serves every address, and an update published on one
+    reaches a subscriber on another (IPv4 and IPv6 loopback when this machine has ::1)."""
+    b = ht.free_port()
+    addrs = [f"127.0.0.1:{b}"]
+    has_v6 = subprocess.run(["ip", "-6", "addr", "show", "dev", "lo"], capture_output=True,
+                            text=True).stdout.find("::1") >= 0
+    if has_v6:
+        addrs.append(f"[::1]:{b}")
+    extra = []
+    for x in addrs:
+        extra += ["--listen", x]
+    hub = ht.start_hub(anonymous=True, extra=extra)  # its own --listen 127.0.0.1:<port> first
+    s = ht.SSEStream(b, ht.sub_query(["urn:cli:listen"]))
+    t.eq(s.status, 200, f"a subscriber on the second address, 127.0.0.1:{b}")
+    s.wait_open()
+    uid = ht.publish(hub.port, ht.mint_token(), "urn:cli:listen", data="x").text
+    t.check(s.wait_id(uid), "an update published on the first address reaches it", s.ids())
+    s.close()
+    if has_v6:
+        with socket.create_connection(("::1", b), timeout=5) as c6:
+            c6.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = c6.recv(64)
+        t.check(head.startswith(b"HTTP/1.1 200"), f"[::1]:{b} answers too", head)
+    t.stop_hub(hub)
+
+
+def test_make_run_banner():
+    """What `make run` prints is what a newcomer pastes: the demo page URL with a token that
+    publishes, a subscribe command and a publish command that work as printed."""
+    port = ht.free_port()
+    addr = f"127.0.0.1:{port}"
+    proc = subprocess.Popen([os.path.join(ht.SOURCE, "scripts", "run-dev.sh"), ht.BIN, addr,
+                             "dev-key-for-test-cli-0123456789abcdef"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=ht.base_env())
+    lines = {}
+    try:
+        for line in proc.stdout:
+            m = re.match(r"\s*(demo page|subscribe|publish):\s+(.*)", line)
+            if m:
+                lines[m.group(1)] = m.group(2).strip()
+            if "Ctrl-C" in line:
+                break
+        t.eq(sorted(lines), ["demo page", "publish", "subscribe"],
+             "it prints the demo page, a subscribe command and a publish command")
+        def serving():
+            try:
+                return proc.poll() is not None or ht.request(port, "GET", "/healthz").status == 200
+            except OSError:
+                return False
+
+        up = ht.wait_until(serving, 20 * ht.SLOW)
+        t.check(up and proc.poll() is None, f"the hub serves on {addr}")
+        page = lines.get("demo page", "")
+        t.check(page.startswith(f"http://{addr}/#jwt=ey"), "the demo page URL carries a token",
+                page)
+        resp = ht.request(port, "GET", "/")
+        t.check(resp.status == 200 and "EventSource" in resp.text, "the demo page is served")
+        sub = subprocess.Popen(lines.get("subscribe", "false") + " --max-time 10", shell=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ht.wait_until(lambda: ht.metric(ht.parse_metrics(ht.request(port, "GET", "/metrics").text),
+                                        "sluice_subscribers") == 1, 10 * ht.SLOW)
+        pub = subprocess.run(lines.get("publish", "false"), shell=True, capture_output=True,
+                             text=True, timeout=20)
+        t.check(pub.returncode == 0 and pub.stdout.startswith("urn:uuid:"),
+                "the publish command works as printed and prints the update's id",
+                f"exit {pub.returncode}: {pub.stdout} {pub.stderr}")
+        proc.send_signal(2)  # Ctrl-C
+        out, _ = sub.communicate(timeout=20)
+        t.check(f"id: {pub.stdout.strip()}" in out and "data: hello" in out,
+                "the subscribe command received it", ht.short(out))
+        t.check("event: close" in out, "and, at Ctrl-C, the drain's close event", ht.short(out))
+        t.eq(ht.wait_exit(proc, 20 * ht.SLOW), 0, "Ctrl-C stops the hub, exit 0")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def main():
     t.section("--help and --version", test_help_version)
     t.section("bad usage exits 2", test_bad_usage)
@@ -241,6 +322,8 @@ def main():
     t.section("sluice token", test_token)
     t.section("a port another hub listens on", test_port_in_use)
     t.section("default worker count follows CPU affinity", test_workers_follow_affinity)
+    t.section("several --listen addresses", test_several_listen)
+    t.section("what `make run` prints works as printed", test_make_run_banner)
     t.finish()
 
 

@@ -1,7 +1,8 @@
 """test_fanout — one thousand concurrent subscribers, one thousand updates: every subscriber
 receives every update exactly once and in publish order, with the ids the hub returned to the
 publisher. The subscribers are raw sockets in one selector loop (this process); the publisher is
-one keep-alive connection on a thread, publishing as fast as the hub answers.
+one keep-alive connection on a thread, publishing as fast as the hub answers. Then eight
+publishers at once: every subscriber sees the one same order.
 """
 
 import os
@@ -102,9 +103,73 @@ def test_fanout(hub):
     swarm.close()
 
 
+PUBLISHERS = 8
+EACH = 100
+
+
+def test_publishers_one_order(hub):
+    """Publishers on several connections (so, with SO_REUSEPORT, on both workers: all eight on
+    one worker has odds of 1 in 128) publish at once; every subscriber, on either worker, sees
+    the same single order, which keeps each publisher's own order."""
+    swarm = ht.Swarm()
+    for i in range(40):
+        topics = [f"urn:order:{k}" for k in range(PUBLISHERS)] if i % 2 else ["*"]
+        sub = ht.AsyncSubscriber(hub.port, ht.sub_query(topics),
+                                 on_event=lambda s, ev: s.ids.append(ev.id))
+        sub.ids = []
+        swarm.add(sub)
+    t.check(swarm.run(lambda: all(s.opened for s in swarm.subs), 20), "40 subscribers open")
+    mine = [[] for _ in range(PUBLISHERS)]
+    errors = []
+    go = threading.Event()
+
+    def run(k):
+        pub = ht.Publisher(hub.port)
+        try:
+            go.wait(10)
+            for i in range(EACH):
+                resp = pub.publish(f"urn:order:{k}", data=f"{k}/{i}")
+                if resp.status != 200:
+                    errors.append(f"publisher {k}, update {i}: {resp.status} {resp.text}")
+                    return
+                mine[k].append(resp.text)
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+        finally:
+            pub.close()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(PUBLISHERS)]
+    for th in threads:
+        th.start()
+    go.set()
+    total = PUBLISHERS * EACH
+    swarm.run(lambda: all(len(s.ids) >= total or s.state == "closed" for s in swarm.subs)
+              and not any(th.is_alive() for th in threads), 60)
+    for th in threads:
+        th.join(5)
+    swarm.run(lambda: False, 0.3)
+    t.check(not errors and sum(map(len, mine)) == total,
+            f"{PUBLISHERS} publishers x {EACH} updates, published at once", errors[:3])
+    first = swarm.subs[0].ids
+    t.check(len(first) == total and len(set(first)) == total,
+            f"a subscriber got all {total} updates once each",
+            f"{len(first)} ids, {len(set(first))} distinct")
+    same = [i for i, s in enumerate(swarm.subs) if s.ids != first]
+    t.check(not same, "every subscriber got them in the same order", f"{len(same)} differ")
+    pos = {id_: n for n, id_ in enumerate(first)}
+    kept = all([pos.get(i, -1) for i in ids] == sorted(pos.get(i, -1) for i in ids) for ids in mine)
+    t.check(kept, "an order that keeps each publisher's own order")
+    owner = {id_: k for k, ids in enumerate(mine) for id_ in ids}
+    interleaved = sum(1 for a, b in zip(first, first[1:]) if owner.get(a) != owner.get(b))
+    t.check(interleaved > 0, "the publishers' updates really interleave", interleaved)
+    swarm.close()
+
+
 def main():
     hub = ht.start_hub(anonymous=True, workers=2)
     t.section(f"{SUBSCRIBERS} subscribers x {UPDATES} updates", test_fanout, hub)
+    t.section(f"{PUBLISHERS} concurrent publishers: one order for all", test_publishers_one_order,
+              hub)
     t.stop_hub(hub)
     t.finish()
 

@@ -29,14 +29,25 @@
    sent 0.5 s later anyway, is answered 503 with Connection: close, then EOF.
    (Sending the whole head only after SIGTERM on an idle connection would not exercise this: the
    drain closes idle keep-alive connections at once.)
+6. --write-timeout 1: a subscriber that reads nothing, well under --max-queue, so that only the
+   stalled writes can end it: the hub closes it within seconds, says why in its log, and does not
+   count it as a slow consumer.
+7. Started with a soft open-files limit of 1024, the hub raises it to the hard limit
+   (/proc/PID/limits).
+8. With its limit lowered (prlimit) to 8 descriptors above what it uses, 20 clients connect: some
+   are served, the hub logs that accept pauses and keeps serving them; as they close, accept
+   resumes until every waiting client is served; sluice_accept_emfile_total counts the failures.
 """
 
 import fcntl
 import os
 import re
+import resource
+import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import termios
 import time
@@ -459,12 +470,133 @@ def test_expect_during_drain():
         ht.finish_hub(hub)
 
 
+# ---------------------------------------------------------------------------------------------
+# 6. --write-timeout: a connection whose writes stall is closed
+
+
+def test_write_timeout():
+    topic = "urn:io:stall"
+    hub = ht.start_hub(anonymous=True, workers=1, max_queue=MAX_QUEUE, write_timeout=1,
+                       heartbeat=0)
+    pub = ht.Publisher(hub.port)
+    stuck = ht.stuck_subscriber(hub.port, ht.sub_query([topic]))
+    try:
+        if not wait_subscribers(hub, 1):
+            return
+        ids, queued, err = fill_until_blocked(hub, pub, topic, BIG, "stall-")
+        t.check(err is None and queued >= 2,
+                f"{len(ids)} updates the subscriber does not read: the hub's writes to it stall",
+                f"{err}, {queued} queued")
+        gone = ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 0,
+                             6 * ht.SLOW, interval=0.1)
+        t.check(gone, "within a few seconds of --write-timeout 1 the hub closes it")
+        t.check("writes stalled" in hub.log_text(), "and logs why", hub.log_tail(5))
+        t.eq(ht.metric(hub.metrics(), "sluice_slow_consumer_disconnects_total"), 0.0,
+             "well under --max-queue: not counted as a slow consumer")
+        resp = pub.publish(topic, data="after")
+        t.eq(resp.status, 200, "the hub goes on serving")
+    finally:
+        stuck.close()
+        pub.close()
+        t.stop_hub(hub)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. The open-files limit is raised at start; 8. at the limit, accept pauses and resumes
+
+
+def fd_limits(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    return None
+
+
+def test_nofile_raised():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(1024, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))  # the hub inherits it
+    try:
+        hub = ht.start_hub(anonymous=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    t.eq(fd_limits(hub.pid), (hard, hard),
+         f"started with a soft open-files limit of {low}, the hub raises it to the hard limit")
+    t.stop_hub(hub)
+
+
+def answered(socks, timeout):
+    """The sockets among socks that received an HTTP response head within timeout."""
+    got = {}
+    deadline = time.monotonic() + timeout
+    waiting = list(socks)
+    while waiting and time.monotonic() < deadline:
+        ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
+        for s in ready:
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            got[s] = data
+            waiting.remove(s)
+    return [s for s in socks if got.get(s, b"").startswith(b"HTTP/1.1 200")]
+
+
+def test_emfile():
+    hub = ht.start_hub(anonymous=True, workers=1)
+    socks = []
+    try:
+        used = len(os.listdir(f"/proc/{hub.pid}/fd"))
+        limit = used + 8
+        r = subprocess.run(["prlimit", f"--pid={hub.pid}", f"--nofile={limit}:{limit}"],
+                           capture_output=True, text=True)
+        if not t.check(r.returncode == 0, f"the hub's open-files limit set to {limit}", r.stderr):
+            return
+        for _ in range(20):  # the kernel completes them in the listen backlog
+            s = socket.create_connection(("127.0.0.1", hub.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        first = answered(socks, 2 * ht.SLOW)
+        t.check(0 < len(first) < len(socks),
+                f"{len(first)} of {len(socks)} connections served until descriptors ran out")
+        t.check(hub.alive() and "pausing accept" in hub.log_text(),
+                "the hub lives on and logs that accept pauses", hub.log_tail(5))
+        for s in first:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        again = answered(first, 5 * ht.SLOW)
+        t.eq(len(again), len(first), "connections it has are served meanwhile")
+        # Each served connection is closed, which frees a descriptor for one that waits.
+        rest = [s for s in socks if s not in first]
+        for s in first:
+            s.close()
+            socks.remove(s)
+        deadline = time.monotonic() + 20 * ht.SLOW
+        while rest and time.monotonic() < deadline:
+            for s in answered(rest, 2 * ht.SLOW):
+                s.close()
+                rest.remove(s)
+                socks.remove(s)
+        t.eq(len(rest), 0, "as connections close, accept resumes and every waiting one is "
+             "served")
+        t.check(ht.metric(hub.metrics(), "sluice_accept_emfile_total") >= 1,
+                "sluice_accept_emfile_total counts the failed accepts")
+    finally:
+        for s in socks:
+            s.close()
+        t.stop_hub(hub)
+
+
 def main():
     t.section("1. idle after a blocked write: no busy loop", test_idle_after_blocked_write)
     t.section("2. half-closed streams end cleanly or with a reset", test_half_close)
     t.section("3. Upgrade / CONNECT end the connection after the answer", test_upgrade)
     t.section("4. drain with a client stalled mid-request", test_drain_stalled_request)
     t.section("5. Expect: 100-continue during a drain", test_expect_during_drain)
+    t.section("6. --write-timeout closes a connection whose writes stall", test_write_timeout)
+    t.section("7. the open-files limit is raised at start", test_nofile_raised)
+    t.section("8. out of descriptors: accept pauses, then resumes", test_emfile)
     t.finish()
 
 
