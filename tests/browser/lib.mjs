@@ -64,8 +64,9 @@ export function request(port, method, urlPath, { headers = {}, body } = {}) {
   });
 }
 
-export async function publish(port, jwt, topic, data) {
-  const body = new URLSearchParams({ topic, data }).toString();
+// Publishes one update (more form fields in extra: id, type, ...); resolves to its id.
+export async function publish(port, jwt, topic, data, extra = {}) {
+  const body = new URLSearchParams({ topic, data, ...extra }).toString();
   const r = await request(port, 'POST', '/.well-known/mercure', {
     body,
     headers: {

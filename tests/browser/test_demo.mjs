@@ -11,7 +11,7 @@
 //   5. a publish with a bad token shows 401 and the hub's reason.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { freePort, killAll, launchChromium, request, startHub, token, waitFor } from './lib.mjs';
+import { freePort, killAll, launchChromium, publish, startHub, token, waitFor } from './lib.mjs';
 
 const KEY = `demo-${Math.random().toString(36).slice(2)}-${Date.now()}-0123456789abcdef`;
 
@@ -64,18 +64,8 @@ test('the demo page subscribes, publishes and shows what arrives', { timeout: 12
     await waitFor(async () => (await text(page, '#status')) === 'subscribed', 15000,
       'the page to subscribe again', 50);
     const outside = `outside-${Date.now()}`;
-    const body = new URLSearchParams({ topic: 'demo', data: outside, type: 'alert', id: `alert-${Date.now()}` })
-      .toString();
-    const res = await request(port, 'POST', '/.well-known/mercure', {
-      body,
-      headers: {
-        Authorization: `Bearer ${jwt}`,
-        'Content-Type': 'application/x-www-form-urlencoded',
-        'Content-Length': Buffer.byteLength(body),
-      },
-    });
-    assert.equal(res.status, 200, `publish from outside: ${res.body}`);
-    await logHas(page, `alert [${res.body.trim()}] ${outside}`, 'the "alert" update from outside');
+    const id = await publish(port, jwt, 'demo', outside, { type: 'alert', id: `alert-${Date.now()}` });
+    await logHas(page, `alert [${id}] ${outside}`, 'the "alert" update from outside');
     const log = await text(page, '#log');
     assert.equal(log.split(named).length, 2, 'the "greeting" update is shown once, not again');
 
