@@ -32,6 +32,14 @@ def clean_env(**extra):
     return env
 
 
+def serving(port):
+    """True when a hub answers GET /healthz on port with 200."""
+    try:
+        return ht.request(port, "GET", "/healthz", timeout=2).status == 200
+    except OSError:
+        return False
+
+
 def project_version():
     with open(os.path.join(ht.SOURCE, "CMakeLists.txt")) as f:
         m = re.search(r"project\(sluice VERSION (\d+\.\d+\.\d+)", f.read())
@@ -199,13 +207,7 @@ def test_port_in_use():
                             stdin=subprocess.DEVNULL, env=ht.base_env())
     try:
 
-        def serving():
-            try:
-                return ht.request(first.port, "GET", "/healthz", timeout=2).status == 200
-            except OSError:
-                return False
-
-        up = ht.wait_until(lambda: proc.poll() is None and serving(), 20 * ht.SLOW)
+        up = ht.wait_until(lambda: proc.poll() is None and serving(first.port), 20 * ht.SLOW)
         t.check(up, "a hub restarted on that port right away serves", proc.poll())
         proc.terminate()
         t.eq(ht.wait_exit(proc, 20 * ht.SLOW), 0, "and exits 0 on SIGTERM")
@@ -280,13 +282,7 @@ def test_make_run_banner():
                 break
         t.eq(sorted(lines), ["demo page", "publish", "subscribe"],
              "it prints the demo page, a subscribe command and a publish command")
-        def serving():
-            try:
-                return proc.poll() is not None or ht.request(port, "GET", "/healthz").status == 200
-            except OSError:
-                return False
-
-        up = ht.wait_until(serving, 20 * ht.SLOW)
+        up = ht.wait_until(lambda: proc.poll() is not None or serving(port), 20 * ht.SLOW)
         t.check(up and proc.poll() is None, f"the hub serves on {addr}")
         page = lines.get("demo page", "")
         t.check(page.startswith(f"http://{addr}/#jwt=ey"), "the demo page URL carries a token",
