@@ -258,8 +258,6 @@ static int conn_send(sl_conn_t *c, sl_frame_t *f, send_kind_t kind) {
     conn_evict(c);
     return -ENOBUFS;
   }
-  if (kind == SEND_OPENING)
-    c->q_opening += len;
   if (queue_push(c, f, kind == SEND_UPDATE)) {
     /* Closed at the flush, not here: this may run inside the broker's dispatch loop. */
     c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;

@@ -216,21 +216,23 @@ int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap
     sl_frame_unref(f);
     return -ESHUTDOWN;
   }
-  f->seq = ++hub->seq;
-  if (seq)
-    *seq = f->seq;
+  /* Accepted updates get consecutive seqs (one refused by history takes none): a worker that
+   * sees one skipped knows it lost it (server.c, worker_gap). */
+  f->seq = hub->seq + 1;
   r = hub->history->ops->append(hub->history, f);
   if (r == 0) {
+    hub->seq = f->seq;
+    if (seq)
+      *seq = f->seq;
     for (unsigned i = 0; i < hub->worker_count; i++) {
       sl_frame_ref(f);
       int wake = sl_worker_post(&hub->workers[i], SL_MSG_FRAME, f);
       if (wake < 0) {
         /* Out of memory posting. The update is in history and accepted; this worker's streams
          * would miss it, so they end before anything later reaches them, and get it back when
-         * their clients resume with Last-Event-ID (server.c, worker_gap). */
+         * their clients resume with Last-Event-ID (server.c, worker_gap). The worker was told
+         * (lost_seq): the wake-up makes it act now, not at the next update. */
         sl_frame_unref(f);
-        uint_fast64_t none = 0;
-        atomic_compare_exchange_strong(&hub->workers[i].gap_seq, &none, f->seq);
         sl_worker_wake(&hub->workers[i]);
         continue;
       }

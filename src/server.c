@@ -276,6 +276,8 @@ int sl_worker_post(sl_worker_t *w, sl_msg_kind_t kind, sl_frame_t *frame) {
     size_t cap = w->inbox_cap ? w->inbox_cap * 2 : 64;
     sl_msg_t *m = realloc(w->inbox, cap * sizeof *m);
     if (m == NULL) {
+      if (kind == SL_MSG_FRAME && frame->seq > w->lost_seq)
+        w->lost_seq = frame->seq;
       uv_mutex_unlock(&w->inbox_lock);
       return -ENOMEM;
     }
@@ -382,9 +384,9 @@ static void force_close_all(sl_worker_t *w) {
   }
 }
 
-/* Update seq never reached this worker (out of memory): a stream must not go on to later updates
- * without it. Each ends after what it has, and its client resumes from history with its
- * Last-Event-ID, which has seq. */
+/* Updates up to seq never reached this worker (out of memory): a stream must not go on to later
+ * updates without them. Each ends after what it has, and its client resumes from history with
+ * its Last-Event-ID. */
 static void worker_gap(sl_worker_t *w, uint64_t seq) {
   size_t ended = 0;
   for (sl_conn_t *c = w->conns; c; c = c->next) {
@@ -395,8 +397,9 @@ static void worker_gap(sl_worker_t *w, uint64_t seq) {
   }
   if (w->dispatched_seq < seq)
     w->dispatched_seq = seq;
-  sl_log(SL_LOG_ERROR, "worker %u: out of memory: update %" PRIu64 " did not reach this worker; "
-         "%zu streams end so that their clients resume it from history", w->index, seq, ended);
+  sl_log(SL_LOG_ERROR, "worker %u: out of memory: updates up to %" PRIu64 " did not all reach "
+         "this worker; %zu streams end so that their clients resume from history", w->index, seq,
+         ended);
 }
 
 static void on_wakeup(uv_async_t *h) {
@@ -408,10 +411,10 @@ static void on_wakeup(uv_async_t *h) {
   w->inbox = w->spare;
   w->inbox_cap = w->spare_cap;
   w->inbox_len = 0;
+  uint64_t lost = w->lost_seq; /* with the inbox: what was lost before it was taken */
+  w->lost_seq = 0;
   uv_mutex_unlock(&w->inbox_lock);
 
-  /* Read after the inbox: a gap recorded before a later update was posted is seen with it. */
-  uint64_t gap = atomic_exchange(&w->gap_seq, 0);
   int drain = 0;
   w->paced = sl_pace_recent(w->hub, w->fanout_window);
   for (size_t i = 0; i < n; i++) {
@@ -420,16 +423,14 @@ static void on_wakeup(uv_async_t *h) {
       continue;
     }
     sl_frame_t *f = msgs[i].frame;
-    if (gap && f->seq > gap) {
-      worker_gap(w, gap);
-      gap = 0;
-    }
+    if (f->seq > w->dispatched_seq + 1)
+      worker_gap(w, f->seq - 1);
     w->dispatched_seq = f->seq;
     sl_broker_dispatch(&w->broker, f, deliver, NULL);
     sl_frame_unref(f);
   }
-  if (gap)
-    worker_gap(w, gap);
+  if (lost > w->dispatched_seq)
+    worker_gap(w, lost);
   w->spare = msgs;
   w->spare_cap = cap;
   fanout_schedule(w);

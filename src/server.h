@@ -55,9 +55,11 @@ struct sl_conn_s {
   sl_frame_t **q;
   uint32_t q_head, q_len, q_cap, q_off;
   size_t q_bytes;               /* bytes queued and not yet written */
-  size_t q_opening;             /* of those, bytes queued when the stream opened (its head and
+  size_t q_opening;             /* of those, the bytes queued when the stream opened (its head,
                                    the updates replayed from history), which --max-queue does
-                                   not count: a client back from a long absence can catch up */
+                                   not count: a client back from a long absence can catch up.
+                                   A client that reads none of it pins those frames until
+                                   --write-timeout (history may have dropped them) */
   uint64_t deadline;            /* loop ms: header/idle/write/linger deadline; 0 = none */
   uint64_t last_write;          /* loop ms of the last write (heartbeat) */
   uint64_t token_exp;           /* subscriber token expiry, loop ms; 0 = none */
@@ -108,9 +110,10 @@ struct sl_worker_s {
   int paced;                     /* an answer was held within the last window: no stream is
                                     quiet, updates wait for the next pass (sl_pace_recent) */
   atomic_int drain_pending;      /* the drain message is posted: a flush stops to let it in */
-  /* The first update this worker's inbox could not take (out of memory), 0 when none: its
-   * streams end before anything later reaches them, and get it from history when they resume. */
-  atomic_uint_fast64_t gap_seq;
+  /* The last update this worker's inbox could not take (out of memory), 0 when none; under
+   * inbox_lock, read and cleared with the inbox. Every accepted update has the next seq, so a
+   * worker also sees a lost one as a gap before the next update it does get (worker_gap). */
+  uint64_t lost_seq;
   sl_broker_t broker;
   sl_conn_t *conns;              /* every open connection */
   size_t conn_count;
@@ -161,9 +164,9 @@ int sl_conn_send(sl_conn_t *c, sl_frame_t *f);
 /* Queues an update for a subscriber on the fan-out list: it is written when the flush window
  * ends (server.c). Same results as sl_conn_send. */
 int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f);
-/* Queues an update replayed from history as a stream opens. It is not counted against
- * --max-queue (it shares history's memory), so that a client back from a long absence can
- * catch up; updates that come after it are. */
+/* Queues an update replayed from history as a stream opens: --max-queue does not apply to it
+ * (the caller then sets q_opening), so that a client back from a long absence can catch up;
+ * updates that come after it count. */
 int sl_conn_send_opening(sl_conn_t *c, sl_frame_t *f);
 /* Copies bytes into a raw frame and queues it. */
 int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len);

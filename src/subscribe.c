@@ -82,6 +82,7 @@ static void stream_open(sl_conn_t *c, const char *cursor, replay_t *rp, int foun
   sl_conn_send(c, &sl_frame_heartbeat);
   for (size_t i = 0; i < rp->count; i++)
     sl_conn_send_opening(c, rp->frames[i]);
+  c->q_opening = c->q_bytes; /* all at the queue's front: written before anything live */
   sl_metric_add(&w->metrics.requests_total, 1);
   sl_metric_add(&w->metrics.subscribers, 1);
   if (cursor) {
