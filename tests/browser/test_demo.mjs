@@ -66,8 +66,6 @@ test('the demo page subscribes, publishes and shows what arrives', { timeout: 12
     const outside = `outside-${Date.now()}`;
     const id = await publish(port, jwt, 'demo', outside, { type: 'alert', id: `alert-${Date.now()}` });
     await logHas(page, `alert [${id}] ${outside}`, 'the "alert" update from outside');
-    const log = await text(page, '#log');
-    assert.equal(log.split(named).length, 2, 'the "greeting" update is shown once, not again');
 
     await page.fill('#pub-jwt', 'not-a-token');
     const r3 = await publishFromPage(page, 'refused', '');

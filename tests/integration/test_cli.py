@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -230,10 +231,21 @@ def test_workers_follow_affinity():
     t.eq(ht.metric(hub.metrics(), "sluice_workers"), 1,
          f"a hub allowed on core {one} only runs one worker")
     t.stop_hub(hub)
-    hub = ht.start_hub()
-    t.eq(ht.metric(hub.metrics(), "sluice_workers"), len(saved),
-         f"a hub allowed on {len(saved)} cores runs {len(saved)} workers")
-    t.stop_hub(hub)
+    # libuv 1.49 and later also count a cgroup CPU quota (cpu.max); without one, every core the
+    # hub may run on gets a worker.
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota = f.read().split()[0] != "max"
+    except OSError:
+        quota = False
+    if len(saved) > 1 and not quota:
+        hub = ht.start_hub()
+        t.eq(ht.metric(hub.metrics(), "sluice_workers"), len(saved),
+             f"a hub allowed on {len(saved)} cores runs {len(saved)} workers")
+        t.stop_hub(hub)
+    else:
+        print(f"info one core or a CPU quota here: the {len(saved)}-core case is not checked",
+              flush=True)
 
 
 def test_several_listen():
@@ -273,13 +285,21 @@ def test_make_run_banner():
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=ht.base_env())
     lines = {}
+    sub = None
     try:
-        for line in proc.stdout:
-            m = re.match(r"\s*(demo page|subscribe|publish):\s+(.*)", line)
-            if m:
-                lines[m.group(1)] = m.group(2).strip()
-            if "Ctrl-C" in line:
-                break
+        banner_done = threading.Event()
+
+        def read_banner():
+            for line in proc.stdout:
+                m = re.match(r"\s*(demo page|subscribe|publish):\s+(.*)", line)
+                if m:
+                    lines[m.group(1)] = m.group(2).strip()
+                if "Ctrl-C" in line:
+                    break
+            banner_done.set()
+
+        threading.Thread(target=read_banner, daemon=True).start()
+        banner_done.wait(20 * ht.SLOW)
         t.eq(sorted(lines), ["demo page", "publish", "subscribe"],
              "it prints the demo page, a subscribe command and a publish command")
         up = ht.wait_until(lambda: proc.poll() is not None or serving(port), 20 * ht.SLOW)
@@ -305,9 +325,10 @@ def test_make_run_banner():
         t.check("event: close" in out, "and, at Ctrl-C, the drain's close event", ht.short(out))
         t.eq(ht.wait_exit(proc, 20 * ht.SLOW), 0, "Ctrl-C stops the hub, exit 0")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for p in (proc, sub):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def main():

@@ -516,7 +516,7 @@ def fd_limits(pid):
 
 def test_nofile_raised():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    low = min(1024, hard)
+    low = min(1024, hard // 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))  # the hub inherits it
     try:
         hub = ht.start_hub(anonymous=True)

@@ -157,8 +157,9 @@ def test_cut_then_resume():
     slow.ids, slow.bad_data = [], 0
     slow.paused = True
     swarm.add(slow)
-    t.check(swarm.run(lambda: slow.state == "head", 10), "a subscriber that reads nothing")
-    ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1, 10 * ht.SLOW)
+    t.check(swarm.run(lambda: slow.state == "head", 10) and
+            ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1,
+                          10 * ht.SLOW), "a subscriber that reads nothing is subscribed")
     pub = ht.Publisher(hub.port)
     published = [pub.must(TOPIC, data=payload(i)) for i in range(RESUME_UPDATES)]
     pub.close()
@@ -188,7 +189,8 @@ def test_cut_then_resume():
     # even then gets a well-formed response: the head and whole frames, then the end.
     stuck = ht.raw_subscriber(hub.port, ht.sub_query([TOPIC], last_event_id="earliest"),
                               rcvbuf=4096)
-    ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1, 10 * ht.SLOW)
+    t.check(ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1,
+                          10 * ht.SLOW), "a client resuming from the earliest update is subscribed")
     pub = ht.Publisher(hub.port)
     live = [pub.must(TOPIC, data=payload(RESUME_UPDATES + i)) for i in range(2 * MAX_QUEUE // SIZE)]
     pub.close()
