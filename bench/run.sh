@@ -28,7 +28,13 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then ROUNDS=${ROUNDS:-1}; else ROUNDS=${ROUNDS:-2}; fi
 PEERS=${PEERS:-sluice sluice-1w recipe nchan pushpin}
 WORKLOADS=("$@")
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W7R W8)
+# Only a run of every workload refreshes the plots in docs/bench/ (PUBLISH_PLOTS, unless QUICK=1
+# or BENCH_DIR): a run of some workloads would replace them with plots of part of the picture.
+full=0
+if [ ${#WORKLOADS[@]} -eq 0 ]; then
+  WORKLOADS=(W1 W2 W3 W4 W5 W6 W7 W7R W8)
+  [ -z "${BENCH_DIR:-}" ] && full=1
+fi
 HELPER_PIDS=()
 
 # shellcheck source=bench/lib.sh
@@ -93,7 +99,7 @@ done
 log "all workloads done in $((SECONDS - started)) s"
 
 plot_args=()
-if [ "${PUBLISH_PLOTS:-$([ "$QUICK" = 1 ] && echo 0 || echo 1)}" = 1 ]; then
+if [ "${PUBLISH_PLOTS:-$([ "$QUICK" = 0 ] && [ "$full" = 1 ] && echo 1 || echo 0)}" = 1 ]; then
   plot_args=(--publish "$SRC/docs/bench")
 fi
 python3 "$SRC/bench/collect.py" "$RUN_DIR" --plots "$SRC/bench/plot" "${plot_args[@]}"
