@@ -386,15 +386,30 @@ static void force_close_all(sl_worker_t *w) {
 
 /* Updates up to seq never reached this worker (out of memory): a stream must not go on to later
  * updates without them. Each ends after what it has, and its client resumes from history with
- * its Last-Event-ID. */
+ * its Last-Event-ID. A client that got no update yet has none, so each stream is first told the
+ * id of the last update before the gap ("earliest" if there was none): an event of an id alone
+ * sets an EventSource's Last-Event-ID without firing. */
 static void worker_gap(sl_worker_t *w, uint64_t seq) {
+  const char *id = w->last_frame ? w->last_frame->id : "earliest";
+  size_t cap = strlen(id) + 8;
+  char *buf = malloc(cap);
+  sl_frame_t *mark = NULL;
+  if (buf) {
+    int len = snprintf(buf, cap, "id: %s\n\n", id);
+    mark = sl_frame_chunk(buf, (size_t)len);
+    free(buf);
+  }
   size_t ended = 0;
   for (sl_conn_t *c = w->conns; c; c = c->next) {
     if ((c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING | SL_CONN_CLOSE_AFTER)) == SL_CONN_STREAM) {
+      if (mark)
+        sl_conn_send(c, mark);
       sl_conn_end(c);
       ended++;
     }
   }
+  if (mark)
+    sl_frame_unref(mark);
   if (w->dispatched_seq < seq)
     w->dispatched_seq = seq;
   sl_log(SL_LOG_ERROR, "worker %u: out of memory: updates up to %" PRIu64 " did not all reach "
@@ -427,7 +442,9 @@ static void on_wakeup(uv_async_t *h) {
       worker_gap(w, f->seq - 1);
     w->dispatched_seq = f->seq;
     sl_broker_dispatch(&w->broker, f, deliver, NULL);
-    sl_frame_unref(f);
+    if (w->last_frame)
+      sl_frame_unref(w->last_frame);
+    w->last_frame = f; /* the message's reference */
   }
   if (lost > w->dispatched_seq)
     worker_gap(w, lost);
@@ -623,6 +640,8 @@ void sl_worker_destroy(sl_worker_t *w) {
       sl_frame_unref(w->inbox[i].frame);
   free(w->inbox);
   free(w->spare);
+  if (w->last_frame)
+    sl_frame_unref(w->last_frame);
   sl_pace_free(w);
   uv_mutex_destroy(&w->inbox_lock);
   sl_broker_destroy(&w->broker);

@@ -114,6 +114,8 @@ struct sl_worker_s {
    * inbox_lock, read and cleared with the inbox. Every accepted update has the next seq, so a
    * worker also sees a lost one as a gap before the next update it does get (worker_gap). */
   uint64_t lost_seq;
+  sl_frame_t *last_frame;        /* the last update dispatched here (a reference), NULL before
+                                    the first: where streams ended by worker_gap resume */
   sl_broker_t broker;
   sl_conn_t *conns;              /* every open connection */
   size_t conn_count;
