@@ -1,0 +1,233 @@
+/* broker.c — the topic index and dispatch. Exact topics hash into buckets of selector nodes;
+ * wildcard selectors sit on one list. A subscriber selected by several topics of one update, or
+ * by several of its own selectors, gets the frame once: last_seq remembers the highest update
+ * already queued for it. */
+#include "core/broker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  return h ^ (h >> 31);
+}
+
+int sl_broker_init(sl_broker_t *b) {
+  memset(b, 0, sizeof *b);
+  b->slots = calloc(64, sizeof *b->slots);
+  if (b->slots == NULL)
+    return -ENOMEM;
+  b->slot_mask = 63;
+  return 0;
+}
+
+void sl_broker_destroy(sl_broker_t *b) {
+  for (size_t i = 0; i <= b->slot_mask; i++) {
+    sl_bucket_t *bk = b->slots[i];
+    while (bk) {
+      sl_bucket_t *next = bk->chain;
+      free(bk);
+      bk = next;
+    }
+  }
+  free(b->slots);
+  memset(b, 0, sizeof *b);
+}
+
+static sl_bucket_t *bucket_find(const sl_broker_t *b, const char *topic, size_t len, uint64_t h) {
+  for (sl_bucket_t *bk = b->slots[h & b->slot_mask]; bk; bk = bk->chain)
+    if (bk->hash == h && bk->len == len && memcmp(bk->topic, topic, len) == 0)
+      return bk;
+  return NULL;
+}
+
+static void grow(sl_broker_t *b) {
+  size_t n = (b->slot_mask + 1) * 2;
+  sl_bucket_t **slots = calloc(n, sizeof *slots);
+  if (slots == NULL)
+    return; /* a fuller table is slower, not wrong */
+  for (size_t i = 0; i <= b->slot_mask; i++) {
+    sl_bucket_t *bk = b->slots[i];
+    while (bk) {
+      sl_bucket_t *next = bk->chain;
+      bk->chain = slots[bk->hash & (n - 1)];
+      slots[bk->hash & (n - 1)] = bk;
+      bk = next;
+    }
+  }
+  free(b->slots);
+  b->slots = slots;
+  b->slot_mask = n - 1;
+}
+
+static sl_bucket_t *bucket_get(sl_broker_t *b, const char *topic, size_t len) {
+  uint64_t h = hash_bytes(topic, len);
+  sl_bucket_t *bk = bucket_find(b, topic, len, h);
+  if (bk)
+    return bk;
+  bk = malloc(sizeof *bk + len + 1);
+  if (bk == NULL)
+    return NULL;
+  bk->head = NULL;
+  bk->hash = h;
+  bk->len = len;
+  memcpy(bk->topic, topic, len);
+  bk->topic[len] = '\0';
+  bk->chain = b->slots[h & b->slot_mask];
+  b->slots[h & b->slot_mask] = bk;
+  if (++b->bucket_count > b->slot_mask + 1)
+    grow(b);
+  return bk;
+}
+
+static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
+  sl_bucket_t **pp = &b->slots[bk->hash & b->slot_mask];
+  while (*pp != bk)
+    pp = &(*pp)->chain;
+  *pp = bk->chain;
+  b->bucket_count--;
+  free(bk);
+}
+
+sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
+                     size_t n, sl_claims_t *claims, int has_token) {
+  size_t strings = 0;
+  for (size_t i = 0; i < n; i++)
+    strings += lens[i] + 1;
+  sl_sub_t *s = calloc(1, sizeof *s + n * sizeof(sl_sel_node_t) + strings);
+  if (s == NULL)
+    return NULL;
+  s->conn = conn;
+  s->node_count = n;
+  s->has_token = has_token;
+  if (claims) {
+    s->claims = *claims;
+    memset(claims, 0, sizeof *claims);
+  }
+  /* The matcher strings themselves live only in the buckets; keep the lengths to re-find them. */
+  char *p = (char *)(s->nodes + n);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(p, matchers[i], lens[i]);
+    p[lens[i]] = '\0';
+    s->nodes[i].sub = s;
+    s->nodes[i].bucket = (sl_bucket_t *)p; /* parked here until sl_broker_add links it */
+    p += lens[i] + 1;
+  }
+  return s;
+}
+
+static void node_link(sl_sel_node_t **head, sl_sel_node_t *n) {
+  n->prev = NULL;
+  n->next = *head;
+  if (*head)
+    (*head)->prev = n;
+  *head = n;
+}
+
+static void node_unlink(sl_sel_node_t **head, sl_sel_node_t *n) {
+  if (n->prev)
+    n->prev->next = n->next;
+  else
+    *head = n->next;
+  if (n->next)
+    n->next->prev = n->prev;
+}
+
+int sl_broker_add(sl_broker_t *b, sl_sub_t *sub) {
+  for (size_t i = 0; i < sub->node_count; i++) {
+    sl_sel_node_t *n = &sub->nodes[i];
+    const char *topic = (const char *)n->bucket;
+    if (strcmp(topic, "*") == 0) {
+      n->bucket = NULL;
+      node_link(&b->wildcard, n);
+      continue;
+    }
+    sl_bucket_t *bk = bucket_get(b, topic, strlen(topic));
+    if (bk == NULL) {
+      /* Undo the nodes linked so far; the rest still hold their strings. */
+      for (size_t j = 0; j < i; j++) {
+        sl_sel_node_t *m = &sub->nodes[j];
+        if (m->bucket == NULL) {
+          node_unlink(&b->wildcard, m);
+        } else {
+          node_unlink(&m->bucket->head, m);
+          if (m->bucket->head == NULL)
+            bucket_drop(b, m->bucket);
+        }
+      }
+      sub->node_count = 0;
+      return -ENOMEM;
+    }
+    n->bucket = bk;
+    node_link(&bk->head, n);
+  }
+  return 0;
+}
+
+void sl_broker_remove(sl_broker_t *b, sl_sub_t *sub) {
+  for (size_t i = 0; i < sub->node_count; i++) {
+    sl_sel_node_t *n = &sub->nodes[i];
+    if (n->bucket == NULL) {
+      node_unlink(&b->wildcard, n);
+    } else {
+      sl_bucket_t *bk = n->bucket;
+      node_unlink(&bk->head, n);
+      if (bk->head == NULL)
+        bucket_drop(b, bk);
+    }
+  }
+  sl_claims_free(&sub->claims);
+  free(sub);
+}
+
+int sl_sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
+  if (!(f->flags & SL_FRAME_PRIVATE))
+    return 1;
+  if (!sub->has_token)
+    return 0;
+  for (size_t i = 0; i < f->topic_count; i++)
+    if (sl_selectors_match(sub->claims.subscribe, sub->claims.subscribe_count, f->topics[i],
+                           f->topic_lens[i]))
+      return 1;
+  return 0;
+}
+
+int sl_sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
+  if (!sl_sub_may_read(sub, f))
+    return 0;
+  for (size_t i = 0; i < sub->node_count; i++) {
+    const sl_bucket_t *bk = sub->nodes[i].bucket;
+    if (bk == NULL)
+      return 1;
+    for (size_t t = 0; t < f->topic_count; t++)
+      if (bk->len == f->topic_lens[t] && memcmp(bk->topic, f->topics[t], bk->len) == 0)
+        return 1;
+  }
+  return 0;
+}
+
+static void deliver_list(sl_sel_node_t *n, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
+  for (; n; n = n->next) {
+    sl_sub_t *s = n->sub;
+    if (s->last_seq >= f->seq)
+      continue;
+    s->last_seq = f->seq;
+    if (sl_sub_may_read(s, f))
+      cb(s, f, arg);
+  }
+}
+
+void sl_broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
+  for (size_t i = 0; i < f->topic_count; i++) {
+    uint64_t h = hash_bytes(f->topics[i], f->topic_lens[i]);
+    sl_bucket_t *bk = bucket_find(b, f->topics[i], f->topic_lens[i], h);
+    if (bk)
+      deliver_list(bk->head, f, cb, arg);
+  }
+  deliver_list(b->wildcard, f, cb, arg);
+}

@@ -1,0 +1,78 @@
+/* broker.h — per-worker routing of updates to subscribers: an index from topic to the
+ * subscriptions that select it, plus the wildcard subscriptions, and the dispatch of one shared
+ * frame to every matching subscriber exactly once. Each worker owns one broker and touches it
+ * from its own thread only. */
+#ifndef SL_BROKER_H
+#define SL_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "common/frame.h"
+
+struct sl_conn_s;
+typedef struct sl_sub_s sl_sub_t;
+
+/* One selector of a subscription, linked into the index bucket of its topic (or the wildcard
+ * list). Owned by its subscription. */
+typedef struct sl_sel_node_s {
+  struct sl_sel_node_s *next;
+  struct sl_sel_node_s *prev;
+  struct sl_bucket_s *bucket;    /* NULL for a wildcard selector */
+  sl_sub_t *sub;
+} sl_sel_node_t;
+
+/* A subscription: the stream of one connection. Owned by the connection. */
+struct sl_sub_s {
+  struct sl_conn_s *conn;
+  uint64_t last_seq;             /* highest seq queued: skips duplicates across selectors */
+  sl_claims_t claims;            /* what the subscriber's token grants (private updates) */
+  int has_token;
+  size_t node_count;
+  sl_sel_node_t nodes[];         /* one per selector */
+};
+
+typedef struct sl_bucket_s {
+  struct sl_bucket_s *chain;     /* next bucket in the same hash slot */
+  sl_sel_node_t *head;
+  uint64_t hash;
+  size_t len;
+  char topic[];
+} sl_bucket_t;
+
+typedef struct sl_broker_s {
+  sl_bucket_t **slots;
+  size_t slot_mask;
+  size_t bucket_count;
+  sl_sel_node_t *wildcard;       /* selectors "*" */
+} sl_broker_t;
+
+/* Called for each subscriber an update must go to. */
+typedef void (*sl_deliver_cb)(sl_sub_t *sub, sl_frame_t *frame, void *arg);
+
+int sl_broker_init(sl_broker_t *b);
+void sl_broker_destroy(sl_broker_t *b);
+
+/* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). The claims
+ * are moved into the subscription. NULL when out of memory. */
+sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
+                     size_t n, sl_claims_t *claims, int has_token);
+
+/* Links every selector into the index. 0 or -ENOMEM (then nothing is linked). */
+int sl_broker_add(sl_broker_t *b, sl_sub_t *sub);
+
+/* Unlinks and frees the subscription. */
+void sl_broker_remove(sl_broker_t *b, sl_sub_t *sub);
+
+/* 1 when the subscription selects one of the frame's topics and may read it. */
+int sl_sub_wants(const sl_sub_t *sub, const sl_frame_t *f);
+
+/* 1 when a private frame may go to this subscriber. */
+int sl_sub_may_read(const sl_sub_t *sub, const sl_frame_t *f);
+
+/* Calls cb once for every subscriber that selects one of the frame's topics and may read it,
+ * and whose last_seq is below frame->seq (then raised to it). */
+void sl_broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg);
+
+#endif

@@ -1,0 +1,147 @@
+/* main.c — the sluice daemon: options into a hub configuration, the hub started through the
+ * public API, signals (SIGTERM/SIGINT drain, a second one forces, SIGHUP reopens the log), systemd
+ * notification, and the exit code (0 after a clean drain, 1 when connections had to be forced,
+ * 2 for bad usage). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#ifdef SL_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "common/log.h"
+#include "daemon/options.h"
+#include "sluice.h"
+
+typedef struct daemon_s {
+  sl_hub_t *hub;
+  uv_loop_t *loop;
+  uv_signal_t sigterm, sigint, sighup;
+  uv_async_t drained;
+  double shutdown_timeout;
+  int signals;
+} daemon_t;
+
+static void notify(const char *state) {
+#ifdef SL_HAVE_SYSTEMD
+  sd_notify(0, state);
+#else
+  (void)state;
+#endif
+}
+
+/* Runs on a hub thread: hand over to the main loop. */
+static void on_drained(sl_hub_t *hub, const sl_drain_report_t *rep, void *arg) {
+  daemon_t *d = arg;
+  (void)hub;
+  (void)rep;
+  uv_async_send(&d->drained);
+}
+
+static void on_drained_main(uv_async_t *h) {
+  daemon_t *d = h->data;
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sighup, NULL);
+  uv_close((uv_handle_t *)&d->drained, NULL);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum) {
+  daemon_t *d = h->data;
+  if (d->signals++ == 0) {
+    sl_log(SL_LOG_INFO, "%s: draining (send it again to stop at once)", strsignal(signum));
+    notify("STOPPING=1");
+  } else {
+    sl_log(SL_LOG_WARN, "%s again: stopping at once", strsignal(signum));
+  }
+  sl_hub_shutdown(d->hub, d->shutdown_timeout, on_drained, d);
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)h;
+  (void)signum;
+  int r = sl_log_reopen();
+  if (r)
+    sl_log(SL_LOG_ERROR, "SIGHUP: cannot reopen the log file: %s", sl_strerror(r));
+  else
+    sl_log(SL_LOG_INFO, "SIGHUP: log file reopened; streams untouched");
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "token") == 0)
+    return sl_token_command(argc - 1, argv + 1, stdout, stderr);
+
+  sl_options_t opt;
+  char err[512] = "";
+  int r = sl_options_parse(&opt, argc, argv, err, sizeof err);
+  if (r) {
+    fprintf(stderr, "sluice: %s\n", err[0] ? err : sl_strerror(r));
+    return 2;
+  }
+  if (opt.show_help || opt.show_version) {
+    if (opt.show_help)
+      sl_options_usage(stdout);
+    else
+      printf("sluice %s\n", sl_version());
+    sl_options_free(&opt);
+    return 0;
+  }
+  if ((r = sl_log_open(opt.log_file, opt.verbose ? SL_LOG_DEBUG : SL_LOG_INFO))) {
+    fprintf(stderr, "sluice: cannot open log file %s: %s\n", opt.log_file, sl_strerror(r));
+    sl_options_free(&opt);
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  const sl_config_t *cfg = &opt.hub;
+  if (!cfg->jwt_key && !cfg->publisher_jwt_key)
+    sl_log(SL_LOG_WARN, "no --jwt-key or --publisher-jwt-key: nobody can publish over HTTP");
+  if (!cfg->anonymous && !cfg->jwt_key && !cfg->subscriber_jwt_key)
+    sl_log(SL_LOG_WARN, "no subscriber key and no --anonymous: nobody can subscribe");
+
+  daemon_t d;
+  memset(&d, 0, sizeof d);
+  d.shutdown_timeout = cfg->shutdown_timeout;
+  if ((r = sl_hub_new(cfg, &d.hub))) {
+    fprintf(stderr, "sluice: bad configuration: %s\n", sl_strerror(r));
+    sl_options_free(&opt);
+    return 2;
+  }
+  d.loop = uv_default_loop();
+  uv_signal_init(d.loop, &d.sigterm);
+  uv_signal_init(d.loop, &d.sigint);
+  uv_signal_init(d.loop, &d.sighup);
+  uv_async_init(d.loop, &d.drained, on_drained_main);
+  d.sigterm.data = d.sigint.data = d.sighup.data = d.drained.data = &d;
+  uv_signal_start(&d.sigterm, on_stop_signal, SIGTERM);
+  uv_signal_start(&d.sigint, on_stop_signal, SIGINT);
+  uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+  /* Signals are caught before the workers serve anything: a client that sees the hub answer may
+   * send SIGTERM at once, and it must find the drain, not the default action. */
+  if ((r = sl_hub_start(d.hub))) {
+    fprintf(stderr, "sluice: cannot start: %s\n", sl_strerror(r));
+    uv_close((uv_handle_t *)&d.sigterm, NULL);
+    uv_close((uv_handle_t *)&d.sigint, NULL);
+    uv_close((uv_handle_t *)&d.sighup, NULL);
+    uv_close((uv_handle_t *)&d.drained, NULL);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    uv_loop_close(d.loop);
+    sl_hub_free(d.hub);
+    sl_options_free(&opt);
+    return 1;
+  }
+
+  for (unsigned i = 0; i < cfg->listen_count || i == 0; i++)
+    sl_log(SL_LOG_INFO, "sluice %s listening on http://%s/.well-known/mercure (port %d)",
+           sl_version(), cfg->listen_count ? cfg->listen[i] : SL_DEFAULT_LISTEN,
+           sl_hub_port(d.hub, i));
+  notify("READY=1");
+
+  uv_run(d.loop, UV_RUN_DEFAULT);
+  int forced = sl_hub_wait(d.hub);
+  uv_loop_close(d.loop);
+  sl_hub_free(d.hub);
+  sl_options_free(&opt);
+  return forced ? 1 : 0;
+}

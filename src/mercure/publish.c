@@ -1,0 +1,151 @@
+/* publish.c — POST /.well-known/mercure: authenticates the publisher, reads the form, checks
+ * every field against the protocol's rules (each failure says which field and why), checks that
+ * the token grants every topic, and hands the update to the hub. The answer is the update's id
+ * only once the update has its place in the global order and in history. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/form.h"
+#include "http/http.h"
+#include "core/hub.h"
+#include "common/log.h"
+#include "net/pace.h"
+#include "common/validate.h"
+
+#define MAX_TOPICS 64
+
+static int is_form(const char *ct) {
+  static const char want[] = "application/x-www-form-urlencoded";
+  if (ct == NULL)
+    return 0;
+  while (*ct == ' ')
+    ct++;
+  return strncasecmp(ct, want, sizeof want - 1) == 0 &&
+         (ct[sizeof want - 1] == '\0' || ct[sizeof want - 1] == ';' || ct[sizeof want - 1] == ' ');
+}
+
+/* 0 with claims, or an answer was sent. */
+static int publisher_auth(sl_conn_t *c, sl_claims_t *claims) {
+  int present;
+  if (sl__http_authenticate(c, SL_ROLE_PUBLISHER, claims, &present))
+    return -1;
+  if (!present) {
+    sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n",
+                   "publishing needs a token: Authorization: Bearer <JWT> (see `sluice token`)");
+    return -1;
+  }
+  return 0;
+}
+
+/* Checks one optional single-valued field; 0, or an answer was sent. */
+static int check_field(sl_conn_t *c, const sl_pair_t *p,
+                       int (*check)(const char *, size_t, const char **)) {
+  const char *why;
+  if (p == NULL)
+    return 0;
+  int r = check(p->value, p->value_len, &why);
+  if (r == 0)
+    return 0;
+  char what[200];
+  snprintf(what, sizeof what, "field %s: %s", p->name, why);
+  sl__http_error(c, r == -E2BIG ? 413 : (r == -ENOMEM ? 500 : 400), NULL, what);
+  return -1;
+}
+
+void sl__handle_publish(sl_conn_t *c) {
+  sl_worker_t *w = c->worker;
+  sl_request_t *r = c->req;
+  sl_form_t form = {0};
+  sl_claims_t claims = {0};
+  const char *topics[MAX_TOPICS];
+  size_t ntopics = 0;
+  const char *why;
+  char what[256];
+
+  if (publisher_auth(c, &claims))
+    return;
+  if (!is_form(r->hv[SL_H_CONTENT_TYPE])) {
+    sl__http_error(c, 415, NULL, "publish with Content-Type: application/x-www-form-urlencoded");
+    goto out;
+  }
+  if (sl_form_parse(&form, r->body ? r->body : "", r->body_len)) {
+    sl__http_error(c, 500, NULL, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < form.count; i++) {
+    const sl_pair_t *p = &form.pairs[i];
+    if (strcmp(p->name, "topic") != 0)
+      continue;
+    if (ntopics == MAX_TOPICS) {
+      sl__http_error(c, 413, NULL, "too many topic fields (64 at most)");
+      goto out;
+    }
+    int e = sl_check_topic(p->value, p->value_len, &why);
+    if (e) {
+      snprintf(what, sizeof what, "field topic: %s", why);
+      sl__http_error(c, e == -ENOMEM ? 500 : 400, NULL, what);
+      goto out;
+    }
+    topics[ntopics++] = p->value;
+  }
+  if (ntopics == 0) {
+    sl__http_error(c, 400, NULL, "missing field topic: an update needs at least one topic");
+    goto out;
+  }
+  const sl_pair_t *data = sl_form_get(&form, "data");
+  const sl_pair_t *id = sl_form_get(&form, "id");
+  const sl_pair_t *type = sl_form_get(&form, "type");
+  const sl_pair_t *retry = sl_form_get(&form, "retry");
+  if (data && !sl_utf8_valid(data->value, data->value_len)) {
+    sl__http_error(c, 400, NULL, "field data: not valid UTF-8");
+    goto out;
+  }
+  if (check_field(c, id, sl_check_id) || check_field(c, type, sl_check_type) ||
+      check_field(c, retry, sl_check_retry))
+    goto out;
+  for (size_t i = 0; i < ntopics; i++) {
+    if (!sl_selectors_match(claims.publish, claims.publish_count, topics[i], strlen(topics[i]))) {
+      snprintf(what, sizeof what, "the token does not allow publishing to topic '%.120s'", topics[i]);
+      sl__http_error(c, 403, "WWW-Authenticate: Bearer error=\"insufficient_scope\"\r\n", what);
+      goto out;
+    }
+  }
+
+  sl_update_t u = {
+    .topics = topics,
+    .topic_count = ntopics,
+    .data = data ? data->value : NULL,
+    .data_len = data ? data->value_len : 0,
+    .id = id ? id->value : NULL,
+    .type = type ? type->value : NULL,
+    .retry = retry ? retry->value : NULL,
+    .is_private = sl_form_get(&form, "private") != NULL,
+  };
+  char idbuf[1024];
+  uint64_t seq = 0;
+  int e = sl__hub_publish(w->hub, &u, idbuf, sizeof idbuf, &seq, &why);
+  if (e == -ESHUTDOWN) {
+    c->flags |= SL_CONN_CLOSE_AFTER;
+    sl__http_error(c, 503, "Retry-After: 5\r\n",
+                   "the hub is shutting down and accepts no more updates; retry on another node");
+  } else if (e == -EINVAL) {
+    sl__http_error(c, 400, NULL, why);
+  } else if (e == -ENOSPC) {
+    sl__http_error(c, 413, NULL, "field id: longer than 1023 bytes");
+  } else if (e) {
+    sl__http_error(c, 500, NULL, "the update could not be stored");
+  } else {
+    sl_metric_add(&w->metrics.published_total, 1);
+    /* Held: the answer is queued now and written once delivery catches up (pace.c). */
+    if (!sl_pace_hold(c, seq, r->start_ns))
+      sl_metrics_observe_latency(&w->metrics, uv_hrtime() - r->start_ns);
+    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", idbuf, strlen(idbuf));
+  }
+out:
+  sl_claims_free(&claims);
+  sl_form_free(&form);
+}

@@ -1,0 +1,591 @@
+/* test_broker.c — broker.c: exact and "*" selectors, each matching subscriber reached exactly
+ * once per update however many of its selectors or of the update's topics match, last_seq
+ * deduplication, private updates only for tokens granting subscribe on one of the update's
+ * topics, removal (no delivery after, buckets freed when their last selector goes), the index
+ * growing past its first table, and thousands of subscribers over hundreds of topics with adds
+ * and removes between updates, checked against a brute-force model — sl_sub_wants included.
+ * The broker never dereferences a subscription's connection, so each test subscription gets a
+ * dummy one: a pointer into tags[], whose index names the subscriber.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/broker.h"
+
+#define MAX_SUBS 4096
+
+static char tags[MAX_SUBS];
+
+static struct sl_conn_s *conn_of(size_t i) {
+  return (struct sl_conn_s *)(void *)&tags[i];
+}
+
+static size_t index_of(const sl_sub_t *s) {
+  return (size_t)((const char *)(const void *)s->conn - tags);
+}
+
+/* Claims granting subscribe on the given selectors ("*" = any topic), laid out as auth.c does:
+ * one block holding the selector array and then its strings, freed by sl_claims_free. */
+static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
+  sl_claims_t c = {0};
+  size_t strings = 0;
+  for (size_t i = 0; i < n; i++)
+    strings += strlen(subscribe[i]) + 1;
+  sl_selector_t *sel = malloc(n * sizeof *sel + strings + 1);
+  assert_non_null(sel);
+  char *p = (char *)(sel + n);
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(subscribe[i]);
+    memcpy(p, subscribe[i], len + 1);
+    sel[i].type = strcmp(p, "*") == 0 ? SL_MATCH_ANY : SL_MATCH_EXACT;
+    sel[i].match = p;
+    sel[i].len = len;
+    p += len + 1;
+  }
+  c.subscribe = sel;
+  c.subscribe_count = n;
+  return c;
+}
+
+/* Subscription number i with n selectors; claims (may be NULL) are moved into it. */
+static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_t *claims,
+                         int has_token) {
+  size_t lens[64];
+  assert_true(n <= 64);
+  for (size_t k = 0; k < n; k++)
+    lens[k] = strlen(sels[k]);
+  sl_sub_t *s = sl_sub_new(conn_of(i), sels, lens, n, claims, has_token);
+  assert_non_null(s);
+  assert_int_equal(s->last_seq, 0);
+  return s;
+}
+
+static sl_sub_t *add_sub(sl_broker_t *b, size_t i, const char *const *sels, size_t n) {
+  sl_sub_t *s = sub_new(i, sels, n, NULL, 0);
+  assert_int_equal(sl_broker_add(b, s), 0);
+  return s;
+}
+
+static sl_frame_t *frame_for(const char *const *topics, size_t n, uint64_t seq, int is_private) {
+  sl_update_t u = {0};
+  u.topics = topics;
+  u.topic_count = n;
+  u.data = "d";
+  u.data_len = 1;
+  u.is_private = is_private;
+  char id[32];
+  int len = snprintf(id, sizeof id, "id-%llu", (unsigned long long)seq);
+  sl_frame_t *f = sl_frame_update(&u, id, (size_t)len);
+  assert_non_null(f);
+  f->seq = seq;
+  return f;
+}
+
+/* Deliveries per subscriber index for one dispatch. */
+typedef struct deliveries_s {
+  unsigned count[MAX_SUBS];
+  const sl_frame_t *frame;
+  size_t total;
+} deliveries_t;
+
+static void on_deliver(sl_sub_t *sub, sl_frame_t *f, void *arg) {
+  deliveries_t *d = arg;
+  assert_ptr_equal(f, d->frame);
+  /* last_seq is raised before the subscriber is told. */
+  assert_int_equal(sub->last_seq, f->seq);
+  d->count[index_of(sub)]++;
+  d->total++;
+}
+
+/* Dispatches f and checks that exactly the subscribers listed in expected (indices, n of them)
+ * got it, each once. */
+static void expect_dispatch(sl_broker_t *b, sl_frame_t *f, const size_t *expected, size_t n) {
+  static deliveries_t d;
+  memset(&d, 0, sizeof d);
+  d.frame = f;
+  sl_broker_dispatch(b, f, on_deliver, &d);
+  for (size_t i = 0; i < n; i++)
+    if (d.count[expected[i]] != 1)
+      fail_msg("seq %llu: subscriber %zu got the update %u times, expected once",
+               (unsigned long long)f->seq, expected[i], d.count[expected[i]]);
+  if (d.total != n)
+    fail_msg("seq %llu: %zu deliveries, expected %zu", (unsigned long long)f->seq, d.total, n);
+}
+
+static sl_broker_t *new_broker(void) {
+  sl_broker_t *b = malloc(sizeof *b);
+  assert_non_null(b);
+  assert_int_equal(sl_broker_init(b), 0);
+  return b;
+}
+
+/* Every bucket is freed once the last selector naming its topic is gone. */
+static void expect_empty_index(const sl_broker_t *b) {
+  assert_int_equal(b->bucket_count, 0);
+  for (size_t i = 0; i <= b->slot_mask; i++)
+    assert_null(b->slots[i]);
+  assert_null(b->wildcard);
+}
+
+static void free_broker(sl_broker_t *b) {
+  sl_broker_destroy(b);
+  free(b);
+}
+
+static void test_exact_and_wildcard_selectors(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const a[] = {"https://example.com/a"};
+  static const char *const bb[] = {"https://example.com/b"};
+  static const char *const any[] = {"*"};
+  static const char *const ab[] = {"https://example.com/a", "https://example.com/b"};
+  static const char *const near[] = {"https://example.com/a/", "https://example.com/", "**",
+                                     "https://example.com/A", "https://example.com/ab"};
+  sl_sub_t *s[5] = {add_sub(b, 0, a, 1), add_sub(b, 1, bb, 1), add_sub(b, 2, any, 1),
+                    add_sub(b, 3, ab, 2), add_sub(b, 4, near, 5)};
+
+  sl_frame_t *f = frame_for(a, 1, 1, 0);
+  for (size_t i = 0; i < 5; i++)
+    assert_int_equal(sl_sub_wants(s[i], f), i == 0 || i == 2 || i == 3);
+  expect_dispatch(b, f, (const size_t[]){0, 2, 3}, 3);
+  sl_frame_unref(f);
+
+  f = frame_for(bb, 1, 2, 0);
+  expect_dispatch(b, f, (const size_t[]){1, 2, 3}, 3);
+  sl_frame_unref(f);
+
+  /* A topic nobody names exactly reaches only the wildcard; "**" and prefixes are exact. */
+  static const char *const other[] = {"https://example.com/c"};
+  f = frame_for(other, 1, 3, 0);
+  assert_false(sl_sub_wants(s[4], f));
+  expect_dispatch(b, f, (const size_t[]){2}, 1);
+  sl_frame_unref(f);
+
+  static const char *const star_topic[] = {"**"};
+  f = frame_for(star_topic, 1, 4, 0);
+  expect_dispatch(b, f, (const size_t[]){2, 4}, 2);
+  sl_frame_unref(f);
+
+  for (size_t i = 0; i < 5; i++)
+    sl_broker_remove(b, s[i]);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+/* An alternate topic (not the first) selects as well as the canonical one. */
+static void test_alternate_topics(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const canon[] = {"https://example.com/books/1"};
+  static const char *const alt[] = {"urn:books:1"};
+  sl_sub_t *s0 = add_sub(b, 0, canon, 1);
+  sl_sub_t *s1 = add_sub(b, 1, alt, 1);
+  static const char *const both[] = {"https://example.com/books/1", "urn:books:1"};
+  sl_frame_t *f = frame_for(both, 2, 1, 0);
+  assert_true(sl_sub_wants(s0, f));
+  assert_true(sl_sub_wants(s1, f));
+  expect_dispatch(b, f, (const size_t[]){0, 1}, 2);
+  sl_frame_unref(f);
+  sl_broker_remove(b, s0);
+  sl_broker_remove(b, s1);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+static void test_each_subscriber_once(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  /* Every selector matches, some twice over. */
+  static const char *const many[] = {"t1", "t2", "*", "t1", "t3", "*"};
+  static const char *const two[] = {"t2", "t1"};
+  sl_sub_t *s0 = add_sub(b, 0, many, 6);
+  sl_sub_t *s1 = add_sub(b, 1, two, 2);
+  sl_sub_t *s2 = add_sub(b, 2, many, 6);
+  /* Every topic of the update matches, one of them twice. */
+  static const char *const topics[] = {"t1", "t2", "t3", "t1"};
+  sl_frame_t *f = frame_for(topics, 4, 7, 0);
+  expect_dispatch(b, f, (const size_t[]){0, 1, 2}, 3);
+  assert_int_equal(s0->last_seq, 7);
+  assert_int_equal(s1->last_seq, 7);
+  sl_frame_unref(f);
+  sl_broker_remove(b, s1);
+  sl_broker_remove(b, s0);
+  sl_broker_remove(b, s2);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+static void test_last_seq_dedupe(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const t[] = {"t"};
+  sl_sub_t *s0 = add_sub(b, 0, t, 1);
+  sl_sub_t *s1 = add_sub(b, 1, t, 1);
+
+  sl_frame_t *f5 = frame_for(t, 1, 5, 0);
+  expect_dispatch(b, f5, (const size_t[]){0, 1}, 2);
+  /* The same update again, or an older one, is not delivered twice. */
+  expect_dispatch(b, f5, NULL, 0);
+  sl_frame_t *f3 = frame_for(t, 1, 3, 0);
+  expect_dispatch(b, f3, NULL, 0);
+  assert_int_equal(s0->last_seq, 5);
+
+  /* A subscriber that already has everything up to 8 from history skips those. */
+  s1->last_seq = 8;
+  sl_frame_t *f8 = frame_for(t, 1, 8, 0);
+  expect_dispatch(b, f8, (const size_t[]){0}, 1);
+  sl_frame_t *f9 = frame_for(t, 1, 9, 0);
+  expect_dispatch(b, f9, (const size_t[]){0, 1}, 2);
+  assert_int_equal(s1->last_seq, 9);
+
+  sl_frame_unref(f3);
+  sl_frame_unref(f5);
+  sl_frame_unref(f8);
+  sl_frame_unref(f9);
+  sl_broker_remove(b, s0);
+  sl_broker_remove(b, s1);
+  free_broker(b);
+}
+
+static void test_private_updates(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const a[] = {"https://example.com/a"};
+  static const char *const any[] = {"*"};
+  static const char *const grant_a[] = {"https://example.com/a"};
+  static const char *const grant_b[] = {"https://example.com/b"};
+  static const char *const grant_any[] = {"https://example.com/x", "*"};
+  static const char *const grant_other[] = {"https://example.com/x", "https://example.com/a/"};
+
+  sl_sub_t *s[9];
+  s[0] = add_sub(b, 0, a, 1); /* anonymous */
+  sl_claims_t c = claims_for(grant_a, 1);
+  s[1] = sub_new(1, a, 1, &c, 1);
+  /* The claims were moved into the subscription. */
+  assert_null(c.subscribe);
+  assert_int_equal(c.subscribe_count, 0);
+  c = claims_for(grant_b, 1);
+  s[2] = sub_new(2, a, 1, &c, 1);
+  c = claims_for(grant_any, 2);
+  s[3] = sub_new(3, any, 1, &c, 1);
+  c = claims_for(grant_other, 2);
+  s[4] = sub_new(4, a, 1, &c, 1);
+  c = claims_for(NULL, 0);
+  s[5] = sub_new(5, any, 1, &c, 1); /* a token that grants nothing */
+  s[6] = sub_new(6, any, 1, NULL, 1);
+  /* An exact selector whose text is "*" is a literal, not a wildcard. */
+  c = claims_for(any, 1);
+  c.subscribe[0].type = SL_MATCH_EXACT;
+  s[7] = sub_new(7, a, 1, &c, 1);
+  /* Claims without a verified token grant nothing. */
+  c = claims_for(any, 1);
+  s[8] = sub_new(8, a, 1, &c, 0);
+  for (size_t i = 1; i < 9; i++)
+    assert_int_equal(sl_broker_add(b, s[i]), 0);
+
+  sl_frame_t *f = frame_for(a, 1, 1, 1);
+  for (size_t i = 0; i < 9; i++)
+    assert_int_equal(sl_sub_may_read(s[i], f), i == 1 || i == 3);
+  for (size_t i = 0; i < 9; i++)
+    assert_int_equal(sl_sub_wants(s[i], f), i == 1 || i == 3);
+  expect_dispatch(b, f, (const size_t[]){1, 3}, 2);
+  sl_frame_unref(f);
+
+  /* A grant on any one of the update's topics is enough: subscriber 2 selects a, holds b. */
+  static const char *const ab[] = {"https://example.com/a", "https://example.com/b"};
+  f = frame_for(ab, 2, 2, 1);
+  expect_dispatch(b, f, (const size_t[]){1, 2, 3}, 3);
+  sl_frame_unref(f);
+
+  /* Holding b but selecting only a does not deliver an update on b alone. */
+  f = frame_for(grant_b, 1, 3, 1);
+  expect_dispatch(b, f, (const size_t[]){3}, 1);
+  sl_frame_unref(f);
+
+  /* Public updates go to every selecting subscriber, token or not. */
+  f = frame_for(a, 1, 4, 0);
+  for (size_t i = 0; i < 9; i++)
+    assert_true(sl_sub_may_read(s[i], f));
+  expect_dispatch(b, f, (const size_t[]){0, 1, 2, 3, 4, 5, 6, 7, 8}, 9);
+  sl_frame_unref(f);
+
+  for (size_t i = 0; i < 9; i++)
+    sl_broker_remove(b, s[i]); /* frees the claims: ASan reports a leak otherwise */
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+/* Selectors are copied, by their given length. */
+static void test_selectors_copied(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  char sel[] = "topic-xyz";
+  const char *sels[] = {sel};
+  size_t len = 7; /* "topic-x" */
+  sl_sub_t *s = sl_sub_new(conn_of(0), sels, &len, 1, NULL, 0);
+  assert_non_null(s);
+  assert_ptr_equal(s->conn, conn_of(0));
+  assert_int_equal(s->node_count, 1);
+  memset(sel, 'Q', sizeof sel - 1);
+  assert_int_equal(sl_broker_add(b, s), 0);
+  static const char *const tx[] = {"topic-x"};
+  static const char *const txyz[] = {"topic-xyz"};
+  sl_frame_t *f = frame_for(tx, 1, 1, 0);
+  expect_dispatch(b, f, (const size_t[]){0}, 1);
+  sl_frame_unref(f);
+  f = frame_for(txyz, 1, 2, 0);
+  expect_dispatch(b, f, NULL, 0);
+  sl_frame_unref(f);
+  sl_broker_remove(b, s);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+static void test_no_selectors(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  sl_sub_t *s = sub_new(0, NULL, 0, NULL, 0);
+  assert_int_equal(sl_broker_add(b, s), 0);
+  static const char *const t[] = {"t"};
+  sl_frame_t *f = frame_for(t, 1, 1, 0);
+  assert_false(sl_sub_wants(s, f));
+  expect_dispatch(b, f, NULL, 0);
+  sl_frame_unref(f);
+  sl_broker_remove(b, s);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+static void test_remove(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const t[] = {"t"};
+  static const char *const tu[] = {"t", "u", "*"};
+  sl_sub_t *s0 = add_sub(b, 0, t, 1);
+  sl_sub_t *s1 = add_sub(b, 1, tu, 3);
+  sl_sub_t *s2 = add_sub(b, 2, t, 1);
+  assert_int_equal(b->bucket_count, 2);
+
+  /* Removing from the middle of a bucket's list keeps the others linked. */
+  sl_broker_remove(b, s1);
+  assert_int_equal(b->bucket_count, 1); /* "u" had only s1 */
+  assert_null(b->wildcard);
+  static const char *const u[] = {"u"};
+  sl_frame_t *f = frame_for(u, 1, 1, 0);
+  expect_dispatch(b, f, NULL, 0);
+  sl_frame_unref(f);
+  f = frame_for(t, 1, 2, 0);
+  expect_dispatch(b, f, (const size_t[]){0, 2}, 2);
+  sl_frame_unref(f);
+
+  /* The head of the list, then the last one. */
+  sl_broker_remove(b, s2);
+  assert_int_equal(b->bucket_count, 1);
+  f = frame_for(t, 1, 3, 0);
+  expect_dispatch(b, f, (const size_t[]){0}, 1);
+  sl_frame_unref(f);
+  sl_broker_remove(b, s0);
+  expect_empty_index(b);
+  f = frame_for(t, 1, 4, 0);
+  expect_dispatch(b, f, NULL, 0);
+  sl_frame_unref(f);
+
+  /* The topic can be subscribed again after its bucket was freed. */
+  s0 = add_sub(b, 0, t, 1);
+  f = frame_for(t, 1, 5, 0);
+  expect_dispatch(b, f, (const size_t[]){0}, 1);
+  sl_frame_unref(f);
+  sl_broker_remove(b, s0);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+/* More topics than the first table has slots: the table grows and every topic still routes. */
+static void test_index_grows(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  sl_broker_t *b = new_broker();
+  size_t first_slots = b->slot_mask + 1;
+  static char names[N][32];
+  sl_sub_t *s[N];
+  for (size_t i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "https://example.com/t/%zu", i);
+    const char *sel[] = {names[i]};
+    s[i] = add_sub(b, i, sel, 1);
+  }
+  assert_int_equal(b->bucket_count, N);
+  assert_true(b->slot_mask + 1 > first_slots);
+  for (size_t i = 0; i < N; i++) {
+    const char *topic[] = {names[i]};
+    sl_frame_t *f = frame_for(topic, 1, i + 1, 0);
+    expect_dispatch(b, f, (const size_t[]){i}, 1);
+    sl_frame_unref(f);
+  }
+  for (size_t i = 0; i < N; i += 2)
+    sl_broker_remove(b, s[i]);
+  assert_int_equal(b->bucket_count, N / 2);
+  for (size_t i = 0; i < N; i++) {
+    const char *topic[] = {names[i]};
+    sl_frame_t *f = frame_for(topic, 1, N + i + 1, 0);
+    if (i % 2)
+      expect_dispatch(b, f, (const size_t[]){i}, 1);
+    else
+      expect_dispatch(b, f, NULL, 0);
+    sl_frame_unref(f);
+  }
+  for (size_t i = 1; i < N; i += 2)
+    sl_broker_remove(b, s[i]);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+/* The model of one subscriber: its selectors and grants as topic numbers (-1 = "*"). */
+typedef struct model_sub_s {
+  sl_sub_t *sub;     /* NULL when not subscribed */
+  int sel[5];
+  size_t nsel;
+  int grant[3];
+  size_t ngrant;
+  int has_token;
+} model_sub_t;
+
+enum { TOPICS = 300, SUBS = 3000, ROUNDS = 1500 };
+static char topic_names[TOPICS][40];
+
+static int model_selects(const model_sub_t *m, const int *topics, size_t n) {
+  for (size_t i = 0; i < m->nsel; i++)
+    for (size_t t = 0; t < n; t++)
+      if (m->sel[i] < 0 || m->sel[i] == topics[t])
+        return 1;
+  return 0;
+}
+
+static int model_may_read(const model_sub_t *m, const int *topics, size_t n, int is_private) {
+  if (!is_private)
+    return 1;
+  if (!m->has_token)
+    return 0;
+  for (size_t i = 0; i < m->ngrant; i++)
+    for (size_t t = 0; t < n; t++)
+      if (m->grant[i] < 0 || m->grant[i] == topics[t])
+        return 1;
+  return 0;
+}
+
+static int random_topic(void) {
+  /* Skewed: low topic numbers are hot, like real traffic. */
+  int r = rand() % TOPICS;
+  return rand() % 2 ? r % 20 : r;
+}
+
+static void model_subscribe(sl_broker_t *b, model_sub_t *m, size_t i) {
+  m->nsel = 1 + (size_t)rand() % 5;
+  const char *sels[5];
+  for (size_t k = 0; k < m->nsel; k++) {
+    m->sel[k] = rand() % 40 == 0 ? -1 : random_topic();
+    sels[k] = m->sel[k] < 0 ? "*" : topic_names[m->sel[k]];
+  }
+  m->has_token = rand() % 2;
+  m->ngrant = m->has_token ? (size_t)rand() % 4 : 0;
+  const char *grants[3];
+  for (size_t k = 0; k < m->ngrant; k++) {
+    m->grant[k] = rand() % 30 == 0 ? -1 : random_topic();
+    grants[k] = m->grant[k] < 0 ? "*" : topic_names[m->grant[k]];
+  }
+  sl_claims_t c = claims_for(grants, m->ngrant);
+  m->sub = sub_new(i, sels, m->nsel, &c, m->has_token);
+  assert_int_equal(sl_broker_add(b, m->sub), 0);
+}
+
+static void test_many_subscribers_against_model(void **state) {
+  (void)state;
+  static model_sub_t model[SUBS];
+  static deliveries_t d;
+  memset(model, 0, sizeof model);
+  srand(7);
+  for (size_t t = 0; t < TOPICS; t++)
+    snprintf(topic_names[t], sizeof topic_names[t], "https://example.com/topic/%zu", t);
+  sl_broker_t *b = new_broker();
+  for (size_t i = 0; i < SUBS; i++)
+    model_subscribe(b, &model[i], i);
+
+  uint64_t seq = 0;
+  size_t delivered = 0, privately = 0;
+  for (size_t round = 0; round < ROUNDS; round++) {
+    /* Some subscribers leave, some arrive. */
+    for (int k = 0; k < 20; k++) {
+      size_t i = (size_t)rand() % SUBS;
+      if (model[i].sub) {
+        sl_broker_remove(b, model[i].sub);
+        model[i].sub = NULL;
+      } else {
+        model_subscribe(b, &model[i], i);
+      }
+    }
+    int topics[3];
+    const char *names[3];
+    size_t n = 1 + (size_t)rand() % 3;
+    for (size_t t = 0; t < n; t++) {
+      topics[t] = random_topic();
+      names[t] = topic_names[topics[t]];
+    }
+    int is_private = rand() % 3 == 0;
+    sl_frame_t *f = frame_for(names, n, ++seq, is_private);
+
+    for (size_t i = 0; i < SUBS; i++) {
+      if (!model[i].sub)
+        continue;
+      int want = model_selects(&model[i], topics, n) &&
+                 model_may_read(&model[i], topics, n, is_private);
+      if (sl_sub_wants(model[i].sub, f) != want)
+        fail_msg("round %zu: sl_sub_wants(subscriber %zu) = %d, expected %d", round, i, !want,
+                 want);
+    }
+    memset(&d, 0, sizeof d);
+    d.frame = f;
+    sl_broker_dispatch(b, f, on_deliver, &d);
+    for (size_t i = 0; i < SUBS; i++) {
+      unsigned want = model[i].sub && model_selects(&model[i], topics, n) &&
+                      model_may_read(&model[i], topics, n, is_private);
+      if (d.count[i] != want)
+        fail_msg("round %zu (seq %llu, %s, %zu topics): subscriber %zu got it %u times, "
+                 "expected %u", round, (unsigned long long)seq,
+                 is_private ? "private" : "public", n, i, d.count[i], want);
+    }
+    delivered += d.total;
+    privately += is_private ? d.total : 0;
+    sl_frame_unref(f);
+  }
+  /* The workload must have exercised what it claims to. */
+  assert_true(delivered > ROUNDS * 10);
+  assert_true(privately > 0);
+
+  for (size_t i = 0; i < SUBS; i++)
+    if (model[i].sub)
+      sl_broker_remove(b, model[i].sub);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_exact_and_wildcard_selectors),
+    cmocka_unit_test(test_alternate_topics),
+    cmocka_unit_test(test_each_subscriber_once),
+    cmocka_unit_test(test_last_seq_dedupe),
+    cmocka_unit_test(test_private_updates),
+    cmocka_unit_test(test_selectors_copied),
+    cmocka_unit_test(test_no_selectors),
+    cmocka_unit_test(test_remove),
+    cmocka_unit_test(test_index_grows),
+    cmocka_unit_test(test_many_subscribers_against_model),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
