@@ -1,8 +1,8 @@
 /* auth.c — JWT access tokens: verifying the HMAC-signed tokens that publishers and subscribers
  * present, turning their grants into topic selectors, and minting tokens for operators. It is
  * the only file that knows libjwt and jansson. It does not find the token in a request (header
- * or cookie) nor decide what a selector allows for an update: callers do, with
- * sl_selectors_match.
+ * or cookie: policy.c does) nor decide what a selector means: topic.c classifies each grant and
+ * matches it.
  *
  * Verification reads the JOSE header itself first, so that the allowlist of algorithms and the
  * typ check never depend on what libjwt would accept, then lets libjwt check the signature with
@@ -292,12 +292,10 @@ static void grant(struct grants *g, sl_role_t role, const json_t *match) {
     g->bytes[role] += len + 1;
     return;
   }
-  sl_selector_t *sel = &g->sel[role][g->used[role]++];
-  sel->type = len == 1 && s[0] == '*' ? SL_MATCH_ANY : SL_MATCH_EXACT;
-  sel->match = g->next[role];
-  sel->len = len;
-  memcpy(sel->match, s, len);
-  sel->match[len] = '\0';
+  char *text = g->next[role];
+  memcpy(text, s, len);
+  text[len] = '\0';
+  sl__selector_init(&g->sel[role][g->used[role]++], text, len);
   g->next[role] += len + 1;
 }
 
@@ -549,7 +547,7 @@ static int copy_selectors(sl_selector_t **out, const sl_selector_t *sel, size_t 
     return -ENOMEM;
   size_t size = n * sizeof(sl_selector_t);
   for (size_t i = 0; i < n; i++) {
-    assert(sel[i].match || !sel[i].len);
+    assert(sel[i].text || !sel[i].len);
     if (sel[i].len >= SIZE_MAX - size)
       return -ENOMEM;
     size += sel[i].len + 1;
@@ -559,11 +557,12 @@ static int copy_selectors(sl_selector_t **out, const sl_selector_t *sel, size_t 
     return -ENOMEM;
   char *next = (char *)(copy + n);
   for (size_t i = 0; i < n; i++) {
-    copy[i].type = sel[i].type;
-    copy[i].match = next;
+    /* The kind is copied, not re-derived from the text: a copy means what its source meant. */
+    copy[i].kind = sel[i].kind;
+    copy[i].text = next;
     copy[i].len = sel[i].len;
     if (sel[i].len)
-      memcpy(next, sel[i].match, sel[i].len);
+      memcpy(next, sel[i].text, sel[i].len);
     next[sel[i].len] = '\0';
     next += sel[i].len + 1;
   }
@@ -583,16 +582,6 @@ int sl_claims_copy(sl_claims_t *dst, const sl_claims_t *src) {
   dst->publish_count = src->publish_count;
   dst->subscribe_count = src->subscribe_count;
   dst->exp = src->exp;
-  return 0;
-}
-
-int sl_selectors_match(const sl_selector_t *sel, size_t n, const char *topic, size_t topic_len) {
-  for (size_t i = 0; i < n; i++) {
-    if (sel[i].type == SL_MATCH_ANY)
-      return 1;
-    if (sel[i].len == topic_len && !memcmp(sel[i].match, topic, topic_len))
-      return 1;
-  }
   return 0;
 }
 

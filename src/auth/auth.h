@@ -10,18 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/topic.h"
+
 typedef enum { SL_ROLE_PUBLISHER = 0, SL_ROLE_SUBSCRIBER = 1 } sl_role_t;
 
-typedef enum { SL_MATCH_EXACT = 0, SL_MATCH_ANY = 1 } sl_match_type_t;
-
-/* One topic selector a token grants: "*" becomes SL_MATCH_ANY. */
-typedef struct sl_selector_s {
-  sl_match_type_t type;
-  char *match;        /* owned, NUL-terminated */
-  size_t len;
-} sl_selector_t;
-
-/* What a verified token grants. Owns its arrays and strings. */
+/* What a verified token grants. Owns its arrays and the strings its selectors borrow: each role's
+ * array is one block, the selectors followed by their NUL-terminated texts. */
 typedef struct sl_claims_s {
   sl_selector_t *publish;
   size_t publish_count;
@@ -52,9 +46,6 @@ void sl_claims_free(sl_claims_t *claims);
  * the selector array, then its strings), so sl_claims_free frees it. dst and src must differ.
  * 0, or -ENOMEM with dst empty. */
 int sl_claims_copy(sl_claims_t *dst, const sl_claims_t *src);
-
-/* 1 when one of the n selectors matches topic (exact bytes, or "*"). */
-int sl_selectors_match(const sl_selector_t *sel, size_t n, const char *topic, size_t topic_len);
 
 /* Mints an HS256 token granting publish on publish[] and subscribe on
  * subscribe[] (as authorization_details and, for older clients, the legacy mercure claim), with

@@ -1,5 +1,6 @@
-/* broker.c — the topic index and dispatch. Exact topics hash into buckets of selector nodes;
- * wildcard selectors sit on one list. A subscriber selected by several topics of one update, or
+/* broker.c — the topic index and dispatch. Selectors that topic.c calls exact hash into buckets
+ * of selector nodes by their topic; the others ("*") sit on one list that every update scans,
+ * asking topic.c whether each matches. A subscriber selected by several topics of one update, or
  * by several of its own selectors, gets the frame once: last_seq remembers the highest update
  * already queued for it. */
 #include "core/broker.h"
@@ -109,13 +110,12 @@ sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const 
     s->claims = *claims;
     memset(claims, 0, sizeof *claims);
   }
-  /* The matcher strings themselves live only in the buckets; keep the lengths to re-find them. */
   char *p = (char *)(s->nodes + n);
   for (size_t i = 0; i < n; i++) {
     memcpy(p, matchers[i], lens[i]);
     p[lens[i]] = '\0';
     s->nodes[i].sub = s;
-    s->nodes[i].bucket = (sl_bucket_t *)p; /* parked here until sl_broker_add links it */
+    sl__selector_init(&s->nodes[i].sel, p, lens[i]);
     p += lens[i] + 1;
   }
   return s;
@@ -141,19 +141,17 @@ static void node_unlink(sl_sel_node_t **head, sl_sel_node_t *n) {
 int sl_broker_add(sl_broker_t *b, sl_sub_t *sub) {
   for (size_t i = 0; i < sub->node_count; i++) {
     sl_sel_node_t *n = &sub->nodes[i];
-    const char *topic = (const char *)n->bucket;
-    if (strcmp(topic, "*") == 0) {
-      n->bucket = NULL;
-      node_link(&b->wildcard, n);
+    if (!sl__selector_is_exact(&n->sel)) {
+      node_link(&b->scanned, n);
       continue;
     }
-    sl_bucket_t *bk = bucket_get(b, topic, strlen(topic));
+    sl_bucket_t *bk = bucket_get(b, n->sel.text, n->sel.len);
     if (bk == NULL) {
-      /* Undo the nodes linked so far; the rest still hold their strings. */
+      /* Undo the nodes linked so far. */
       for (size_t j = 0; j < i; j++) {
         sl_sel_node_t *m = &sub->nodes[j];
         if (m->bucket == NULL) {
-          node_unlink(&b->wildcard, m);
+          node_unlink(&b->scanned, m);
         } else {
           node_unlink(&m->bucket->head, m);
           if (m->bucket->head == NULL)
@@ -173,7 +171,7 @@ void sl_broker_remove(sl_broker_t *b, sl_sub_t *sub) {
   for (size_t i = 0; i < sub->node_count; i++) {
     sl_sel_node_t *n = &sub->nodes[i];
     if (n->bucket == NULL) {
-      node_unlink(&b->wildcard, n);
+      node_unlink(&b->scanned, n);
     } else {
       sl_bucket_t *bk = n->bucket;
       node_unlink(&bk->head, n);
@@ -191,8 +189,16 @@ int sl_sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
   if (!sub->has_token)
     return 0;
   for (size_t i = 0; i < f->topic_count; i++)
-    if (sl_selectors_match(sub->claims.subscribe, sub->claims.subscribe_count, f->topics[i],
+    if (sl__selectors_match(sub->claims.subscribe, sub->claims.subscribe_count, f->topics[i],
                            f->topic_lens[i]))
+      return 1;
+  return 0;
+}
+
+/* 1 when sel matches one of the frame's topics. */
+static int selects(const sl_selector_t *sel, const sl_frame_t *f) {
+  for (size_t t = 0; t < f->topic_count; t++)
+    if (sl__selector_matches(sel, f->topics[t], f->topic_lens[t]))
       return 1;
   return 0;
 }
@@ -200,21 +206,19 @@ int sl_sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
 int sl_sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
   if (!sl_sub_may_read(sub, f))
     return 0;
-  for (size_t i = 0; i < sub->node_count; i++) {
-    const sl_bucket_t *bk = sub->nodes[i].bucket;
-    if (bk == NULL)
+  for (size_t i = 0; i < sub->node_count; i++)
+    if (selects(&sub->nodes[i].sel, f))
       return 1;
-    for (size_t t = 0; t < f->topic_count; t++)
-      if (bk->len == f->topic_lens[t] && memcmp(bk->topic, f->topics[t], bk->len) == 0)
-        return 1;
-  }
   return 0;
 }
 
-static void deliver_list(sl_sel_node_t *n, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
+/* A bucket's nodes all select the frame; a scanned node is asked first, and a subscriber is
+ * marked with the frame's seq only once one of its selectors matched, so that a later node of
+ * the same subscriber still gets its chance. */
+static void deliver_list(sl_sel_node_t *n, int scan, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
   for (; n; n = n->next) {
     sl_sub_t *s = n->sub;
-    if (s->last_seq >= f->seq)
+    if (s->last_seq >= f->seq || (scan && !selects(&n->sel, f)))
       continue;
     s->last_seq = f->seq;
     if (sl_sub_may_read(s, f))
@@ -227,7 +231,7 @@ void sl_broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *a
     uint64_t h = hash_bytes(f->topics[i], f->topic_lens[i]);
     sl_bucket_t *bk = bucket_find(b, f->topics[i], f->topic_lens[i], h);
     if (bk)
-      deliver_list(bk->head, f, cb, arg);
+      deliver_list(bk->head, 0, f, cb, arg);
   }
-  deliver_list(b->wildcard, f, cb, arg);
+  deliver_list(b->scanned, 1, f, cb, arg);
 }

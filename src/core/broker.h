@@ -1,7 +1,8 @@
 /* broker.h — per-worker routing of updates to subscribers: an index from topic to the
- * subscriptions that select it, plus the wildcard subscriptions, and the dispatch of one shared
- * frame to every matching subscriber exactly once. Each worker owns one broker and touches it
- * from its own thread only. */
+ * subscriptions that select it exactly, plus the selectors that must be tried against every
+ * update ("*"), and the dispatch of one shared frame to every matching subscriber exactly once.
+ * What a selector means is topic.c's to say. Each worker owns one broker and touches it from its
+ * own thread only. */
 #ifndef SL_BROKER_H
 #define SL_BROKER_H
 
@@ -10,17 +11,19 @@
 
 #include "auth/auth.h"
 #include "common/frame.h"
+#include "core/topic.h"
 
 struct sl_conn_s;
 typedef struct sl_sub_s sl_sub_t;
 
-/* One selector of a subscription, linked into the index bucket of its topic (or the wildcard
- * list). Owned by its subscription. */
+/* One selector of a subscription, linked into the index bucket of its topic (or the scanned
+ * list). Owned by its subscription, whose block also holds the selector's text. */
 typedef struct sl_sel_node_s {
   struct sl_sel_node_s *next;
   struct sl_sel_node_s *prev;
-  struct sl_bucket_s *bucket;    /* NULL for a wildcard selector */
+  struct sl_bucket_s *bucket;    /* NULL for a scanned selector, or before sl_broker_add */
   sl_sub_t *sub;
+  sl_selector_t sel;
 } sl_sel_node_t;
 
 /* A subscription: the stream of one connection. Owned by the connection. */
@@ -45,7 +48,7 @@ typedef struct sl_broker_s {
   sl_bucket_t **slots;
   size_t slot_mask;
   size_t bucket_count;
-  sl_sel_node_t *wildcard;       /* selectors "*" */
+  sl_sel_node_t *scanned;        /* selectors not indexable by topic ("*"): tried on every update */
 } sl_broker_t;
 
 /* Called for each subscriber an update must go to. */

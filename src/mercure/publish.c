@@ -108,7 +108,7 @@ void sl__handle_publish(sl_conn_t *c) {
       check_field(c, retry, sl_check_retry))
     goto out;
   for (size_t i = 0; i < ntopics; i++) {
-    if (!sl_selectors_match(claims.publish, claims.publish_count, topics[i], strlen(topics[i]))) {
+    if (!sl__selectors_match(claims.publish, claims.publish_count, topics[i], strlen(topics[i]))) {
       snprintf(what, sizeof what, "the token does not allow publishing to topic '%.120s'", topics[i]);
       sl__http_error(c, 403, "WWW-Authenticate: Bearer error=\"insufficient_scope\"\r\n", what);
       goto out;

@@ -59,10 +59,10 @@ static sl_claims_t make_claims(const char *const *publish, size_t np, const char
   sl_selector_t pub[8], sub[8];
   assert_true(np <= 8 && ns <= 8);
   for (size_t i = 0; i < np; i++)
-    pub[i] = (sl_selector_t){strcmp(publish[i], "*") ? SL_MATCH_EXACT : SL_MATCH_ANY,
+    pub[i] = (sl_selector_t){strcmp(publish[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
                              (char *)publish[i], strlen(publish[i])};
   for (size_t i = 0; i < ns; i++)
-    sub[i] = (sl_selector_t){strcmp(subscribe[i], "*") ? SL_MATCH_EXACT : SL_MATCH_ANY,
+    sub[i] = (sl_selector_t){strcmp(subscribe[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
                              (char *)subscribe[i], strlen(subscribe[i])};
   sl_claims_t src = {np ? pub : NULL, np, ns ? sub : NULL, ns, exp};
   sl_claims_t out;
@@ -79,12 +79,12 @@ static sl_claims_t sample_claims(int64_t exp) {
 
 static void assert_selectors_equal(const sl_selector_t *a, const sl_selector_t *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    assert_int_equal(a[i].type, b[i].type);
+    assert_int_equal(a[i].kind, b[i].kind);
     assert_int_equal(a[i].len, b[i].len);
-    assert_memory_equal(a[i].match, b[i].match, a[i].len);
-    assert_int_equal(a[i].match[a[i].len], '\0');
+    assert_memory_equal(a[i].text, b[i].text, a[i].len);
+    assert_int_equal(a[i].text[a[i].len], '\0');
     /* Nothing shared: the copy's strings are its own. */
-    assert_ptr_not_equal(a[i].match, b[i].match);
+    assert_ptr_not_equal(a[i].text, b[i].text);
   }
 }
 
@@ -143,36 +143,36 @@ static void test_claims_copy_empty(void **state) {
 static void test_claims_copy_selectors(void **state) {
   (void)state;
   char a[] = "https://example.com/a", star[] = "*", b[] = "urn:b";
-  sl_selector_t pub[] = {{SL_MATCH_EXACT, a, sizeof(a) - 1}, {SL_MATCH_ANY, star, 1}};
-  sl_selector_t sub[] = {{SL_MATCH_EXACT, b, sizeof(b) - 1}, {SL_MATCH_EXACT, star, 1},
-                         {SL_MATCH_EXACT, a, sizeof(a) - 1}};
+  sl_selector_t pub[] = {{SL_SELECTOR_EXACT, a, sizeof(a) - 1}, {SL_SELECTOR_ANY, star, 1}};
+  sl_selector_t sub[] = {{SL_SELECTOR_EXACT, b, sizeof(b) - 1}, {SL_SELECTOR_EXACT, star, 1},
+                         {SL_SELECTOR_EXACT, a, sizeof(a) - 1}};
   sl_claims_t src = {pub, 2, sub, 3, NOW + 60};
   sl_claims_t dst;
   assert_int_equal(sl_claims_copy(&dst, &src), 0);
   assert_claims_equal(&dst, &src);
-  assert_string_equal(dst.publish[0].match, "https://example.com/a");
-  assert_int_equal(dst.publish[1].type, SL_MATCH_ANY);
+  assert_string_equal(dst.publish[0].text, "https://example.com/a");
+  assert_int_equal(dst.publish[1].kind, SL_SELECTOR_ANY);
   /* An exact "*" stays a literal. */
-  assert_int_equal(dst.subscribe[1].type, SL_MATCH_EXACT);
-  assert_false(sl_selectors_match(dst.subscribe, dst.subscribe_count, "urn:other", 9));
-  assert_true(sl_selectors_match(dst.publish, dst.publish_count, "urn:other", 9));
+  assert_int_equal(dst.subscribe[1].kind, SL_SELECTOR_EXACT);
+  assert_false(sl__selectors_match(dst.subscribe, dst.subscribe_count, "urn:other", 9));
+  assert_true(sl__selectors_match(dst.publish, dst.publish_count, "urn:other", 9));
   /* Independent: changing the source leaves the copy as it was. */
   a[0] = 'H';
-  pub[1].type = SL_MATCH_EXACT;
-  assert_string_equal(dst.publish[0].match, "https://example.com/a");
-  assert_string_equal(dst.subscribe[2].match, "https://example.com/a");
-  assert_int_equal(dst.publish[1].type, SL_MATCH_ANY);
+  pub[1].kind = SL_SELECTOR_EXACT;
+  assert_string_equal(dst.publish[0].text, "https://example.com/a");
+  assert_string_equal(dst.subscribe[2].text, "https://example.com/a");
+  assert_int_equal(dst.publish[1].kind, SL_SELECTOR_ANY);
   /* Only one role granted: the other stays NULL. */
   sl_claims_t one = {NULL, 0, sub, 1, 0}, dst2;
   assert_int_equal(sl_claims_copy(&dst2, &one), 0);
   assert_null(dst2.publish);
   assert_int_equal(dst2.subscribe_count, 1);
-  assert_string_equal(dst2.subscribe[0].match, "urn:b");
+  assert_string_equal(dst2.subscribe[0].text, "urn:b");
   /* A copy of a copy, each freed on its own (ASan catches a shared block). */
   sl_claims_t dst3;
   assert_int_equal(sl_claims_copy(&dst3, &dst), 0);
   sl_claims_free(&dst);
-  assert_string_equal(dst3.subscribe[0].match, "urn:b");
+  assert_string_equal(dst3.subscribe[0].text, "urn:b");
   assert_int_equal(dst3.exp, NOW + 60);
   sl_claims_free(&dst3);
   sl_claims_free(&dst2);
@@ -241,11 +241,11 @@ static void test_put_get(void **state) {
   sl_claims_t c;
   assert_int_equal(sl_auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 5, &c), 0);
   assert_claims_equal(&c, &want);
-  assert_int_equal(c.publish[1].type, SL_MATCH_ANY);
-  assert_string_equal(c.subscribe[0].match, "https://example.com/users/42");
+  assert_int_equal(c.publish[1].kind, SL_SELECTOR_ANY);
+  assert_string_equal(c.subscribe[0].text, "https://example.com/users/42");
   /* An independent copy: scribbling on it and freeing it leaves the cache intact. */
-  c.publish[0].match[0] = 'X';
-  c.publish[1].type = SL_MATCH_EXACT;
+  ((char *)c.publish[0].text)[0] = 'X'; /* the claims own the block the text lives in */
+  c.publish[1].kind = SL_SELECTOR_EXACT;
   c.subscribe[1].len = 1;
   sl_claims_free(&c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &t, NOW + 6, &want);

@@ -44,8 +44,8 @@ static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
   for (size_t i = 0; i < n; i++) {
     size_t len = strlen(subscribe[i]);
     memcpy(p, subscribe[i], len + 1);
-    sel[i].type = strcmp(p, "*") == 0 ? SL_MATCH_ANY : SL_MATCH_EXACT;
-    sel[i].match = p;
+    sel[i].kind = strcmp(p, "*") == 0 ? SL_SELECTOR_ANY : SL_SELECTOR_EXACT;
+    sel[i].text = p;
     sel[i].len = len;
     p += len + 1;
   }
@@ -131,7 +131,7 @@ static void expect_empty_index(const sl_broker_t *b) {
   assert_int_equal(b->bucket_count, 0);
   for (size_t i = 0; i <= b->slot_mask; i++)
     assert_null(b->slots[i]);
-  assert_null(b->wildcard);
+  assert_null(b->scanned);
 }
 
 static void free_broker(sl_broker_t *b) {
@@ -282,7 +282,7 @@ static void test_private_updates(void **state) {
   s[6] = sub_new(6, any, 1, NULL, 1);
   /* An exact selector whose text is "*" is a literal, not a wildcard. */
   c = claims_for(any, 1);
-  c.subscribe[0].type = SL_MATCH_EXACT;
+  c.subscribe[0].kind = SL_SELECTOR_EXACT;
   s[7] = sub_new(7, a, 1, &c, 1);
   /* Claims without a verified token grant nothing. */
   c = claims_for(any, 1);
@@ -376,7 +376,7 @@ static void test_remove(void **state) {
   /* Removing from the middle of a bucket's list keeps the others linked. */
   sl_broker_remove(b, s1);
   assert_int_equal(b->bucket_count, 1); /* "u" had only s1 */
-  assert_null(b->wildcard);
+  assert_null(b->scanned);
   static const char *const u[] = {"u"};
   sl_frame_t *f = frame_for(u, 1, 1, 0);
   expect_dispatch(b, f, NULL, 0);

@@ -776,8 +776,8 @@ static void test_token_mints(void **state) {
   /* The grant is carried twice (authorization_details and the legacy claim), so count only
    * that both selectors arrived. */
   assert_true(claims.publish_count >= 2);
-  assert_int_equal(sl_selectors_match(claims.publish, claims.publish_count, "https://e.x/a", 13), 1);
-  assert_int_equal(sl_selectors_match(claims.publish, claims.publish_count, "https://e.x/b", 13), 1);
+  assert_int_equal(sl__selectors_match(claims.publish, claims.publish_count, "https://e.x/a", 13), 1);
+  assert_int_equal(sl__selectors_match(claims.publish, claims.publish_count, "https://e.x/b", 13), 1);
   assert_int_equal(claims.subscribe_count, 0);
   assert_true(claims.exp >= now + 59 && claims.exp <= now + 61);
   sl_claims_free(&claims);
