@@ -12,8 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/policy.h"
 #include "core/hub.h"
-#include "common/log.h"
 
 #define SL_CONN_SERVED (1u << 24) /* answered at least one request: a quiet client is just idle */
 
@@ -260,109 +260,25 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
   sl__http_respond(c, status, headers, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
-const char *sl__http_token(const sl_request_t *r, size_t *len, int *malformed) {
-  *malformed = 0;
-  const char *a = r->hv[SL_H_AUTHORIZATION];
-  if (a) {
-    /* The Authorization header wins over any cookie. */
-    if (strncasecmp(a, "Bearer ", 7) != 0) {
-      *malformed = 1;
-      return NULL;
-    }
-    a += 7;
-    while (*a == ' ')
-      a++;
-    size_t n = strlen(a);
-    while (n > 0 && a[n - 1] == ' ')
-      n--;
-    if (n == 0) {
-      *malformed = 1;
-      return NULL;
-    }
-    *len = n;
-    return a;
-  }
-  const char *ck = r->hv[SL_H_COOKIE];
-  if (ck == NULL)
-    return NULL;
-  static const char *const names[] = {"__Secure-mercure_access_token", "mercureAuthorization"};
-  for (size_t i = 0; i < 2; i++) {
-    size_t nl = strlen(names[i]);
-    for (const char *p = ck; (p = strstr(p, names[i])) != NULL; p += nl) {
-      if ((p != ck && p[-1] != ' ' && p[-1] != ';') || p[nl] != '=')
-        continue;
-      const char *v = p + nl + 1;
-      *len = strcspn(v, "; ");
-      if (*len > 0)
-        return v;
-    }
-  }
-  return NULL;
-}
-
-/* The host[:port] of an Origin or Referer value ("scheme://authority/..."), compared with the
- * request's Host: 1 when they are the same. */
-static int names_host(const char *v, const char *host) {
-  const char *p = strstr(v, "://");
-  if (p == NULL || host == NULL)
-    return 0;
-  p += 3;
-  size_t n = strcspn(p, "/?#");
-  return n > 0 && n == strlen(host) && strncasecmp(p, host, n) == 0;
-}
-
-/* A browser sends a site's cookies with requests that other sites make it send (CSRF): a publish
- * authorized by the cookie must show that it comes from the hub's own origin, by Origin, else by
- * Referer; with neither it is refused. The Mercure spec asks this of hubs that take the cookie. */
-static int same_origin(const sl_request_t *r) {
-  const char *from = r->hv[SL_H_ORIGIN] ? r->hv[SL_H_ORIGIN] : r->hv[SL_H_REFERER];
-  return from != NULL && names_host(from, r->hv[SL_H_HOST]);
-}
-
+/* The policy itself is policy.c's; this only hands it the request's headers and writes its
+ * refusal. */
 int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present) {
-  static const char *const names[] = {"publisher", "subscriber"};
-  static const char *const flags[] = {"--publisher-jwt-key", "--subscriber-jwt-key"};
-  size_t len = 0;
-  int malformed;
-  char what[160];
-  const char *tok = sl__http_token(c->req, &len, &malformed);
-  *present = 0;
-  if (malformed) {
-    sl__http_error(c, 400, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n",
-                   "the Authorization header must be \"Bearer <token>\"");
-    return -1;
-  }
-  if (tok == NULL)
+  const sl_request_t *r = c->req;
+  sl_credentials_t cred = {
+    .authorization = r->hv[SL_H_AUTHORIZATION],
+    .cookie = r->hv[SL_H_COOKIE],
+    .origin = r->hv[SL_H_ORIGIN],
+    .referer = r->hv[SL_H_REFERER],
+    .host = r->hv[SL_H_HOST],
+  };
+  sl_auth_verdict_t v;
+  int err = sl__auth_request(c->worker->hub->auth, c->worker->auth_cache, role, &cred,
+                             (int64_t)time(NULL), claims, &v);
+  *present = v.present;
+  if (err == 0)
     return 0;
-  *present = 1;
-  if (role == SL_ROLE_PUBLISHER && c->req->hv[SL_H_AUTHORIZATION] == NULL && !same_origin(c->req)) {
-    sl__http_error(c, 403, NULL, "a publish authorized by cookie must come from a page of this "
-                   "hub's origin (its Origin or Referer header must name this host), against "
-                   "cross-site request forgery; or send the token in an Authorization header");
-    return -1;
-  }
-  const char *why = "invalid token";
-  int64_t now = (int64_t)time(NULL);
-  /* A verified token is remembered by its exact bytes until it expires: signature checks cost
-   * tens of microseconds, and a publisher sends the same token with every update. */
-  if (sl_auth_cache_get(c->worker->auth_cache, role, tok, len, now, claims) == 0)
-    return 0;
-  int r = sl_auth_verify(c->worker->hub->auth, role, tok, len, now, claims, &why);
-  if (r == 0)
-    sl_auth_cache_put(c->worker->auth_cache, role, tok, len, now, claims);
-  if (r == -ENOKEY) {
-    snprintf(what, sizeof what, "this hub has no %s key configured (--jwt-key or %s)",
-             names[role], flags[role]);
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", what);
-    return -1;
-  }
-  if (r) {
-    sl_log(SL_LOG_DEBUG, "%s token rejected: %s", names[role], why);
-    snprintf(what, sizeof what, "the %s token is not valid", names[role]);
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n", what);
-    return -1;
-  }
-  return 0;
+  sl__http_error(c, v.status, v.headers, v.message);
+  return -1;
 }
 
 static int path_is(const char *path, size_t len, const char *want) {

@@ -61,12 +61,10 @@ int sl__http_is_11(const sl_conn_t *c);
 void sl__handle_subscribe(sl_conn_t *c, const char *query, size_t query_len);
 void sl__handle_publish(sl_conn_t *c);
 
-/* The bearer token of a request (Authorization header, else the mercure cookie), or NULL. */
-const char *sl__http_token(const sl_request_t *r, size_t *len, int *malformed);
-
-/* Verifies the request's token for role. Returns 0 with *present 0 when there is none (the caller
- * decides whether that is allowed), 0 with *present 1 and claims filled when it is valid, or -1
- * after answering 400 (malformed presentation) or 401 (invalid token, no key for the role). */
+/* Verifies the request's token for role, by policy.c's rules (sl__auth_request). Returns 0 with
+ * *present 0 when there is none (the caller decides whether that is allowed), 0 with *present 1
+ * and claims filled when it is valid, or -1 after answering 400 (malformed presentation), 401
+ * (invalid token, no key for the role) or 403 (a cookie publish from another origin). */
 int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present);
 
 #endif

@@ -1,0 +1,127 @@
+/* policy.c — the authentication policy of a request, apart from HTTP parsing: which token counts
+ * (header before cookie), the cross-site request forgery check on cookie-authorized publishes,
+ * the token cache in front of signature checks, and the exact refusal each failure gets. It reads
+ * header values only; it neither parses requests nor writes responses, and what a token grants is
+ * auth.c's to read and topic.c's to match.
+ */
+#include "auth/policy.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+
+static const char *const role_names[] = {"publisher", "subscriber"};
+static const char *const key_flags[] = {"--publisher-jwt-key", "--subscriber-jwt-key"};
+
+const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malformed) {
+  *malformed = 0;
+  const char *a = cred->authorization;
+  if (a) {
+    /* The Authorization header wins over any cookie. */
+    if (strncasecmp(a, "Bearer ", 7) != 0) {
+      *malformed = 1;
+      return NULL;
+    }
+    a += 7;
+    while (*a == ' ')
+      a++;
+    size_t n = strlen(a);
+    while (n > 0 && a[n - 1] == ' ')
+      n--;
+    if (n == 0) {
+      *malformed = 1;
+      return NULL;
+    }
+    *len = n;
+    return a;
+  }
+  const char *ck = cred->cookie;
+  if (ck == NULL)
+    return NULL;
+  static const char *const names[] = {"__Secure-mercure_access_token", "mercureAuthorization"};
+  for (size_t i = 0; i < 2; i++) {
+    size_t nl = strlen(names[i]);
+    for (const char *p = ck; (p = strstr(p, names[i])) != NULL; p += nl) {
+      if ((p != ck && p[-1] != ' ' && p[-1] != ';') || p[nl] != '=')
+        continue;
+      const char *v = p + nl + 1;
+      *len = strcspn(v, "; ");
+      if (*len > 0)
+        return v;
+    }
+  }
+  return NULL;
+}
+
+/* The host[:port] of an Origin or Referer value ("scheme://authority/..."), compared with the
+ * request's Host: 1 when they are the same. */
+static int names_host(const char *v, const char *host) {
+  const char *p = strstr(v, "://");
+  if (p == NULL || host == NULL)
+    return 0;
+  p += 3;
+  size_t n = strcspn(p, "/?#");
+  return n > 0 && n == strlen(host) && strncasecmp(p, host, n) == 0;
+}
+
+/* A browser sends a site's cookies with requests that other sites make it send (CSRF): a publish
+ * authorized by the cookie must show that it comes from the hub's own origin, by Origin, else by
+ * Referer; with neither it is refused. The Mercure spec asks this of hubs that take the cookie. */
+static int same_origin(const sl_credentials_t *cred) {
+  const char *from = cred->origin ? cred->origin : cred->referer;
+  return from != NULL && names_host(from, cred->host);
+}
+
+static int refuse(sl_auth_verdict_t *v, int err, int status, const char *headers,
+                  const char *message) {
+  v->status = status;
+  v->headers = headers;
+  snprintf(v->message, sizeof v->message, "%s", message);
+  return err;
+}
+
+int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t role,
+                     const sl_credentials_t *cred, int64_t now, sl_claims_t *claims,
+                     sl_auth_verdict_t *v) {
+  assert(auth && cred && claims && v && (role == SL_ROLE_PUBLISHER || role == SL_ROLE_SUBSCRIBER));
+  static const char invalid_token[] = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
+  size_t len = 0;
+  int malformed;
+  char what[160];
+  memset(v, 0, sizeof *v);
+  memset(claims, 0, sizeof *claims);
+  const char *tok = sl__auth_token(cred, &len, &malformed);
+  if (malformed)
+    return refuse(v, -EINVAL, 400, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n",
+                  "the Authorization header must be \"Bearer <token>\"");
+  if (tok == NULL)
+    return 0;
+  v->present = 1;
+  if (role == SL_ROLE_PUBLISHER && cred->authorization == NULL && !same_origin(cred))
+    return refuse(v, -EPERM, 403, NULL,
+                  "a publish authorized by cookie must come from a page of this hub's origin "
+                  "(its Origin or Referer header must name this host), against cross-site "
+                  "request forgery; or send the token in an Authorization header");
+  /* A verified token is remembered by its exact bytes until it expires: signature checks cost
+   * tens of microseconds, and a publisher sends the same token with every update. */
+  if (sl_auth_cache_get(cache, role, tok, len, now, claims) == 0)
+    return 0;
+  const char *why = "invalid token";
+  int r = sl_auth_verify(auth, role, tok, len, now, claims, &why);
+  if (r == 0) {
+    sl_auth_cache_put(cache, role, tok, len, now, claims);
+    return 0;
+  }
+  if (r == -ENOKEY) {
+    snprintf(what, sizeof what, "this hub has no %s key configured (--jwt-key or %s)",
+             role_names[role], key_flags[role]);
+    return refuse(v, -ENOKEY, 401, invalid_token, what);
+  }
+  sl_log(SL_LOG_DEBUG, "%s token rejected: %s", role_names[role], why);
+  snprintf(what, sizeof what, "the %s token is not valid", role_names[role]);
+  return refuse(v, -EACCES, 401, invalid_token, what);
+}

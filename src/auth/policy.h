@@ -1,0 +1,56 @@
+/* policy.h — who may use the hub, decided from a request's credentials: where the token is found
+ * (an Authorization: Bearer header, else the __Secure-mercure_access_token or mercureAuthorization
+ * cookie), the cross-site check a cookie-authorized publish must pass, the token cache in front of
+ * sl_auth_verify, and the refusal to give (status, WWW-Authenticate header, message). It knows
+ * nothing of connections or of HTTP parsing: the caller hands it header values and writes the
+ * answer itself.
+ */
+#ifndef SL_POLICY_H
+#define SL_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "auth/auth_cache.h"
+
+/* The request headers the policy reads. Borrowed, NUL-terminated values; NULL = absent. cookie
+ * holds every Cookie header of the request, joined by "; ". */
+typedef struct sl_credentials_s {
+  const char *authorization;
+  const char *cookie;
+  const char *origin;
+  const char *referer;
+  const char *host;
+} sl_credentials_t;
+
+/* The outcome of sl__auth_request. On a refusal, status, headers and message are the answer:
+ * headers are extra response header lines ("Name: value\r\n", static storage) or NULL, message the
+ * body text saying what was wrong. */
+typedef struct sl_auth_verdict_s {
+  int present;          /* 1: the request presented a token (even one refused) */
+  int status;           /* 0: not refused; else 400, 401 or 403 */
+  const char *headers;
+  char message[256];
+} sl_auth_verdict_t;
+
+/* The token in cred (the Authorization header wins over any cookie; no cookie is read when the
+ * header is there): a pointer into cred's strings with *len set, or NULL when there is none.
+ * *malformed is 1 when an Authorization header is not "Bearer <token>". */
+const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malformed);
+
+/* Decides whether the request in cred may act as role at now (seconds since the epoch): finds the
+ * token, checks the cookie publish's origin, and verifies the token through cache (NULL = none),
+ * remembering a newly verified one there. Fills *v and returns
+ *   0        not refused: v->present 0 when there was no token (the caller decides whether that
+ *            is allowed), v->present 1 with *claims filled (free with sl_claims_free);
+ *   -EINVAL  400: the Authorization header is not "Bearer <token>";
+ *   -EPERM   403: a publish authorized by cookie whose Origin, else Referer, does not name Host;
+ *   -ENOKEY  401: no key configured for role (the message names the flag that sets one);
+ *   -EACCES  401: the token is not valid for role (also when verifying ran out of memory).
+ * On any refusal *claims is empty. */
+int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t role,
+                     const sl_credentials_t *cred, int64_t now, sl_claims_t *claims,
+                     sl_auth_verdict_t *v);
+
+#endif
