@@ -1,9 +1,11 @@
 /* sluice.h — the embeddable API of sluice, a Server-Sent Events hub speaking Mercure.
  *
  * This header is the whole contract of libsluice. A hub owns its worker threads (one libuv loop
- * each), its listeners and its history. Every function returns 0 or a negative errno-style code;
- * sl_strerror() turns a code into text. Unless a function says otherwise it may be called from
- * any thread.
+ * each), its listeners and its history. Functions return 0 on success or a negative errno-style
+ * code (-EINVAL, -ENOMEM, ...), which sl_strerror() turns into text, except these six:
+ * sl_hub_port returns a port or a negative code, sl_hub_wait 0 or 1, sl_strerror and sl_version
+ * a string, and sl_config_init and sl_hub_free nothing. Each function's comment lists what it
+ * returns. Unless a function says otherwise it may be called from any thread.
  *
  * Typical use:
  *   sl_config_t cfg; sl_config_init(&cfg);
@@ -56,7 +58,12 @@ extern "C" {
 
 typedef struct sl_hub_s sl_hub_t;
 
-/* Configuration. Strings are borrowed: they must outlive sl_hub_new() only (the hub copies them). */
+/* Configuration. Strings are borrowed: they must outlive sl_hub_new() only (the hub copies them).
+ *
+ * No ABI promise before 1.0: a 0.x release may add, remove or reorder fields, so code built
+ * against one version's header must be rebuilt against the next. Always fill the struct with
+ * sl_config_init() first and then set fields by name, so that fields added later keep their
+ * defaults in source that does not know them. */
 typedef struct sl_config_s {
   const char *listen[SL_MAX_LISTEN];  /* "HOST:PORT" or "[V6]:PORT"; none = SL_DEFAULT_LISTEN */
   unsigned listen_count;
@@ -108,40 +115,52 @@ typedef struct sl_drain_report_s {
 /* Called once, on a hub thread, when the drain ended. Must not call sl_hub_free/sl_hub_wait. */
 typedef void (*sl_shutdown_cb)(sl_hub_t *hub, const sl_drain_report_t *report, void *arg);
 
-/* Fills *cfg with the SL_DEFAULT_* values. */
+/* Fills *cfg with the SL_DEFAULT_* values, and zero or NULL where a field has no default. Returns
+ * nothing. */
 SL_EXTERN void sl_config_init(sl_config_t *cfg);
 
-/* Creates a hub (nothing listens yet). -EINVAL with a bad configuration. */
+/* Creates a hub (nothing listens yet) and sets *hub. 0; -EINVAL with a bad configuration;
+ * -ENOMEM; or another negative code when a lock or thread primitive cannot be made. *hub is set
+ * only on success. */
 SL_EXTERN int sl_hub_new(const sl_config_t *cfg, sl_hub_t **hub);
 
-/* Binds the listeners (SO_REUSEPORT, one per worker) and starts the worker threads. */
+/* Binds the listeners (SO_REUSEPORT, one per worker) and starts the worker threads. 0;
+ * -EALREADY when already started; -ENOMEM; or a negative code when a listener cannot be bound
+ * (-EINVAL for an address that does not parse, -EADDRINUSE, -EACCES, ...; the reason is logged)
+ * or a thread cannot start. On failure nothing is left running. */
 SL_EXTERN int sl_hub_start(sl_hub_t *hub);
 
-/* The port a started hub's listener i is bound to (useful with port 0), or a negative code. */
+/* The port (1-65535) a started hub's listener i is bound to (useful with port 0); -EINVAL when
+ * the hub is not started or has no listener i. */
 SL_EXTERN int sl_hub_port(sl_hub_t *hub, unsigned i);
 
 /* Publishes an update, as a POST would, except that it never waits for delivery to catch up
  * (--max-pending applies to HTTP publishers). On success writes the id (NUL-terminated) into id.
- * -EINVAL: the update breaks a protocol rule; -ESHUTDOWN: the hub is draining and takes no more
- * updates; -ENOSPC: id_cap is too small. */
+ * 0; -EINVAL: the update breaks a protocol rule; -ESHUTDOWN: the hub is draining and takes no
+ * more updates; -ENOSPC: id_cap is too small; -ENOMEM. */
 SL_EXTERN int sl_hub_publish(sl_hub_t *hub, const sl_update_t *update, char *id, size_t id_cap);
 
 /* Starts the graceful drain: readiness goes down at once, after drain_delay the listeners close,
  * every accepted update is delivered, each subscriber gets the final close frame and a clean end.
  * Connections still open after timeout seconds are closed hard. cb (may be NULL) runs once when
- * it is over. A second call forces the end at once. */
+ * it is over. A second call forces the end at once. 0; -EINVAL when the hub was never started;
+ * or a negative code when the drain cannot begin (its loop or thread cannot be made). */
 SL_EXTERN int sl_hub_shutdown(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void *arg);
 
 /* Blocks until every worker thread has ended (after a shutdown). Returns 0 when no connection had
  * to be forced, 1 when some were. */
 SL_EXTERN int sl_hub_wait(sl_hub_t *hub);
 
-/* Frees a hub that was never started or that sl_hub_wait() returned for. */
+/* Frees a hub that was never started or that sl_hub_wait() returned for. NULL is ignored.
+ * Returns nothing. */
 SL_EXTERN void sl_hub_free(sl_hub_t *hub);
 
-/* Text for an error code returned by this API. */
+/* Text for a code returned by this API (or any negative errno value): a static string, never
+ * NULL. */
 SL_EXTERN const char *sl_strerror(int err);
 
+/* The library's version, "MAJOR.MINOR.PATCH": a static string. It may differ from the
+ * SL_VERSION_* this header was compiled with when the shared library was replaced. */
 SL_EXTERN const char *sl_version(void);
 
 #ifdef __cplusplus
