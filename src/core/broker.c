@@ -6,6 +6,7 @@
 #include "core/broker.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,11 +97,12 @@ static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
 }
 
 sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                     size_t n, sl_claims_t *claims, int has_token) {
+                     size_t n, sl_claims_t *claims, int has_token, size_t extra) {
   size_t strings = 0;
   for (size_t i = 0; i < n; i++)
     strings += lens[i] + 1;
-  sl_sub_t *s = calloc(1, sizeof *s + n * sizeof(sl_sel_node_t) + strings);
+  extra = (extra + sizeof(uint64_t) - 1) / sizeof(uint64_t) * sizeof(uint64_t);
+  sl_sub_t *s = calloc(1, sizeof *s + n * sizeof(sl_sel_node_t) + extra + strings);
   if (s == NULL)
     return NULL;
   s->conn = conn;
@@ -110,7 +112,7 @@ sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const 
     s->claims = *claims;
     memset(claims, 0, sizeof *claims);
   }
-  char *p = (char *)(s->nodes + n);
+  char *p = (char *)(s->nodes + n) + extra;
   for (size_t i = 0; i < n; i++) {
     memcpy(p, matchers[i], lens[i]);
     p[lens[i]] = '\0';

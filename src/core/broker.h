@@ -58,9 +58,15 @@ int sl_broker_init(sl_broker_t *b);
 void sl_broker_destroy(sl_broker_t *b);
 
 /* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). The claims
- * are moved into the subscription. NULL when out of memory. */
+ * are moved into the subscription. extra bytes (zeroed, aligned for pointers and 64-bit integers) are the owner's
+ * in the same allocation: sl_sub_extra. NULL when out of memory. */
 sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                     size_t n, sl_claims_t *claims, int has_token);
+                     size_t n, sl_claims_t *claims, int has_token, size_t extra);
+
+/* The owner's extra bytes of a subscription. */
+static inline void *sl_sub_extra(sl_sub_t *s) {
+  return (void *)(s->nodes + s->node_count);
+}
 
 /* Links every selector into the index. 0 or -ENOMEM (then nothing is linked). */
 int sl_broker_add(sl_broker_t *b, sl_sub_t *sub);

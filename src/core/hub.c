@@ -1,7 +1,6 @@
-/* hub.c — the hub's lifecycle (create, start, wait, free) and its publish path. Publishing
- * serialises the update once, then, under one lock, gives it the next sequence number, appends it
- * to history and posts a reference to every worker's inbox: so all workers see all updates in one
- * global order, and a resume from history can never miss or repeat one. */
+/* hub.c — the hub's lifecycle (create, start, wait, free) and its wiring: each worker's endpoint
+ * table (the Mercure endpoint, and the hub's own /healthz, /readyz, /metrics and the demo page),
+ * the drain's ops, and the public API over the bus. The publish path itself is bus.c's. */
 #include "core/hub.h"
 
 #include <errno.h>
@@ -12,8 +11,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/uuid.h"
-#include "common/validate.h"
+
+#define TEXT_PLAIN "text/plain; charset=utf-8"
 
 void sl_config_init(sl_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
@@ -65,6 +64,140 @@ static int check_config(const sl_config_t *c) {
   return 0;
 }
 
+
+extern const char sl__demo_page[];
+extern const size_t sl__demo_page_len;
+
+/* --- the hub's own endpoints ----------------------------------------------------------------- */
+
+static void respond_healthz(sl_conn_t *c, sl_request_t *r, void *arg) {
+  (void)r;
+  (void)arg;
+  sl__http_respond(c, 200, NULL, TEXT_PLAIN, "ok\n", 3);
+}
+
+static void respond_readyz(sl_conn_t *c, sl_request_t *r, void *arg) {
+  static const char draining[] = "draining: not accepting new work\n";
+  sl_hub_t *hub = arg;
+  (void)r;
+  if (atomic_load(&hub->ready))
+    sl__http_respond(c, 200, NULL, TEXT_PLAIN, "ready\n", 6);
+  else
+    sl__http_respond(c, 503, "Retry-After: 5\r\n", TEXT_PLAIN, draining, sizeof draining - 1);
+}
+
+/* Prometheus text of the whole hub (malloc'ed). */
+static char *hub_metrics(sl_hub_t *hub, size_t *len) {
+  const sl_metrics_t *blocks[SL_MAX_WORKERS];
+  sl_metrics_t sum;
+  unsigned n = hub->worker_count;
+  for (unsigned i = 0; i < n; i++)
+    blocks[i] = &hub->workers[i].metrics;
+  sl_metrics_sum(blocks, n, &sum);
+  sl_metric_add(&sum.published_total, atomic_load(&hub->api_published));
+  sl_metrics_extra_t x = {
+    .ready = atomic_load(&hub->ready),
+    .draining = sl__shutdown_draining(&hub->shutdown),
+    .workers = hub->worker_count,
+    .history_size = hub->cfg.history_size,
+  };
+  return sl_metrics_render(&sum, &x, len);
+}
+
+static void respond_metrics(sl_conn_t *c, sl_request_t *r, void *arg) {
+  (void)r;
+  size_t len;
+  char *text = hub_metrics(arg, &len);
+  if (text == NULL) {
+    sl__http_error(c, 500, NULL, "out of memory");
+    return;
+  }
+  sl__http_respond(c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, len);
+  free(text);
+}
+
+static void respond_demo(sl_conn_t *c, sl_request_t *r, void *arg) {
+  (void)r;
+  (void)arg;
+  sl__http_respond(c, 200, "Cache-Control: no-cache\r\n", "text/html; charset=utf-8",
+                   sl__demo_page, sl__demo_page_len);
+}
+
+/* The endpoint table of worker i. */
+static int add_routes(sl_hub_t *hub, unsigned i) {
+  static const char *const paths[] = {"/healthz", "/readyz", "/metrics", "/"};
+  static const sl_http_handler_t handlers[] = {respond_healthz, respond_readyz, respond_metrics,
+                                               respond_demo};
+  sl_router_t *router = &hub->http[i].router;
+  sl__router_init(router, "no such resource; the hub lives at " SL_MERCURE_PATH);
+  sl_mercure_t *m = &hub->mercure[i];
+  sl_route_t *mercure = sl__router_add(router, SL_MERCURE_PATH, SL_MERCURE_METHODS,
+                                       "the hub accepts GET (subscribe) and POST (publish)");
+  int r = -ENOSPC;
+  if (mercure && !sl__route_on(mercure, SL_HTTP_GET, sl__mercure_subscribe, m) &&
+      !sl__route_on(mercure, SL_HTTP_POST, sl__mercure_publish, m) &&
+      !sl__route_on(mercure, SL_HTTP_OPTIONS, sl__mercure_preflight, m))
+    r = 0;
+  for (size_t k = 0; r == 0 && k < sizeof paths / sizeof paths[0]; k++) {
+    sl_route_t *rt = sl__router_add(router, paths[k], "GET, HEAD",
+                                    "this resource only answers GET and HEAD");
+    if (rt == NULL || sl__route_on(rt, SL_HTTP_GET, handlers[k], hub) ||
+        sl__route_on(rt, SL_HTTP_HEAD, handlers[k], hub))
+      r = -ENOSPC;
+  }
+  return r;
+}
+
+/* --- the drain's ops ------------------------------------------------------------------------ */
+
+static void drain_begin(void *arg) {
+  sl_hub_t *hub = arg;
+  atomic_store(&hub->ready, 0);
+}
+
+static void drain_workers(void *arg) {
+  sl_hub_t *hub = arg;
+  sl__bus_close(&hub->bus);
+}
+
+static void drain_force(void *arg) {
+  sl_hub_t *hub = arg;
+  sl__bus_force(&hub->bus);
+}
+
+static void drain_stop(void *arg) {
+  sl_hub_t *hub = arg;
+  sl__bus_stop(&hub->bus);
+}
+
+static void drain_count(void *arg, sl_shutdown_counts_t *out) {
+  sl_hub_t *hub = arg;
+  for (unsigned i = 0; i < hub->worker_count; i++) {
+    sl_worker_t *w = &hub->workers[i];
+    out->streams_open += sl_metric_get(&w->metrics.subscribers);
+    out->open += sl_metric_get(&w->metrics.connections);
+    out->accepted += sl_metric_get(&w->metrics.accepted_total);
+    out->drained += sl_metric_get(&w->metrics.drained_total);
+    out->forced += sl_metric_get(&w->metrics.forced_total);
+    if (w->draining || atomic_load(&w->delivered_at_drain))
+      out->flushed += sl__worker_drain_flushed(w);
+  }
+}
+
+static const sl_shutdown_ops_t drain_ops = {
+  .begin = drain_begin,
+  .drain = drain_workers,
+  .force = drain_force,
+  .stop = drain_stop,
+  .count = drain_count,
+};
+
+static void worker_drained(sl_worker_t *w, void *arg) {
+  sl_hub_t *hub = arg;
+  (void)w;
+  sl__shutdown_worker_done(&hub->shutdown);
+}
+
 int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   int r = check_config(cfg);
   if (r)
@@ -99,19 +232,19 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     goto fail;
   if ((r = sl_history_memory_new(&hub->history, hub->cfg.history_size)))
     goto fail;
-  if ((r = uv_mutex_init(&hub->publish_lock)))
+  if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;
-  if ((r = sl__shutdown_init(&hub->shutdown)))
-    goto fail_mutex;
+  if ((r = sl__shutdown_init(&hub->shutdown, hub, &drain_ops, hub)))
+    goto fail_bus;
   *out = hub;
   return 0;
-fail_mutex:
-  uv_mutex_destroy(&hub->publish_lock);
+fail_bus:
+  sl__bus_destroy(&hub->bus);
 fail:
   if (hub->history)
-    hub->history->ops->destroy(hub->history);
+    sl__history_destroy(hub->history);
   sl_auth_free(hub->auth);
-  for (size_t i = 0; i < sizeof hub->strings / sizeof hub->strings[0]; i++)
+  for (size_t i = 0; i < SL_HUB_STRINGS; i++)
     free(hub->strings[i]);
   free(hub);
   return r;
@@ -127,184 +260,120 @@ static void raise_nofile(void) {
   }
 }
 
+/* Frees what sl_hub_start made; every thread it started has ended. */
+static void unwind(sl_hub_t *hub, unsigned contexts) {
+  for (unsigned i = 0; i < hub->worker_count; i++)
+    sl__worker_destroy(&hub->workers[i]);
+  for (unsigned i = 0; i < contexts; i++)
+    sl__mercure_destroy(&hub->mercure[i]);
+  free(hub->workers);
+  free(hub->http);
+  free(hub->mercure);
+  free(hub->pace_members);
+  hub->workers = NULL;
+  hub->http = NULL;
+  hub->mercure = NULL;
+  hub->pace_members = NULL;
+  hub->worker_count = 0;
+}
+
 int sl_hub_start(sl_hub_t *hub) {
   char err[256] = "";
+  unsigned n = hub->cfg.workers, contexts = 0;
   int r;
   if (hub->started)
     return -EALREADY;
   raise_nofile();
-  hub->workers = calloc(hub->cfg.workers, sizeof *hub->workers);
-  if (hub->workers == NULL)
-    return -ENOMEM;
-  for (unsigned i = 0; i < hub->cfg.workers; i++) {
-    if ((r = sl_worker_init(&hub->workers[i], hub, i, err, sizeof err))) {
+  hub->workers = calloc(n, sizeof *hub->workers);
+  hub->http = calloc(n, sizeof *hub->http);
+  hub->mercure = calloc(n, sizeof *hub->mercure);
+  hub->pace_members = calloc(n, sizeof *hub->pace_members);
+  if (!hub->workers || !hub->http || !hub->mercure || !hub->pace_members) {
+    r = -ENOMEM;
+    goto fail;
+  }
+  hub->pacer.max_pending = hub->cfg.max_pending;
+  hub->pacer.members = hub->pace_members;
+  hub->pacer.count = n;
+  unsigned seed = (unsigned)uv_hrtime();
+  for (unsigned i = 0; i < n; i++) {
+    sl_worker_t *w = &hub->workers[i];
+    if ((r = sl__worker_init(w, i, &hub->cfg, &hub->pacer, i ? &hub->workers[0] : NULL,
+                             worker_drained, hub, err, sizeof err))) {
       sl_log(SL_LOG_ERROR, "%s", err);
       goto fail;
     }
     hub->worker_count = i + 1;
-  }
-  for (unsigned i = 0; i < hub->worker_count; i++)
-    if ((r = sl_worker_start(&hub->workers[i])))
+    hub->pace_members[i] = &w->dlv;
+    if ((r = sl__mercure_init(&hub->mercure[i], &hub->cfg, &hub->bus, hub->auth, &w->dlv,
+                              &w->metrics, seed ^ (i * 2654435761u))))
       goto fail;
+    contexts = i + 1;
+    sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
+    hub->http[i].cfg = &hub->cfg;
+    if ((r = add_routes(hub, i)))
+      goto fail;
+    sl__http_attach(&w->net, &hub->http[i]);
+  }
+  sl__bus_attach(&hub->bus, hub->workers, hub->worker_count);
+  for (unsigned i = 0; i < hub->worker_count; i++)
+    if ((r = sl__worker_start(&hub->workers[i])))
+      goto fail_started;
   hub->started = 1;
   atomic_store(&hub->ready, 1);
   return 0;
-fail:
+fail_started:
   /* Threads that did start must end before their workers are destroyed. */
-  if (hub->worker_count && hub->workers[0].thread_started) {
-    sl__shutdown_request(hub, 0, NULL, NULL);
-    sl__shutdown_request(hub, 0, NULL, NULL);
+  if (hub->workers[0].thread_started) {
+    sl__shutdown_request(&hub->shutdown, hub->worker_count, 0, 0, NULL, NULL);
+    sl__shutdown_request(&hub->shutdown, hub->worker_count, 0, 0, NULL, NULL);
     for (unsigned i = 0; i < hub->worker_count; i++)
-      sl_worker_join(&hub->workers[i]);
+      sl__worker_join(&hub->workers[i]);
     sl__shutdown_join(&hub->shutdown);
   }
-  for (unsigned i = 0; i < hub->worker_count; i++)
-    sl_worker_destroy(&hub->workers[i]);
-  free(hub->workers);
-  hub->workers = NULL;
-  hub->worker_count = 0;
+fail:
+  sl__bus_attach(&hub->bus, NULL, 0);
+  unwind(hub, contexts);
   return r;
 }
 
 int sl_hub_port(sl_hub_t *hub, unsigned i) {
   if (hub->worker_count == 0)
     return -EINVAL;
-  return sl_worker_port(&hub->workers[0], i);
-}
-
-/* Protocol rules a publish through the API must follow too. */
-static int check_update(const sl_update_t *u, const char **why) {
-  if (u->topic_count == 0 || u->topics == NULL) {
-    *why = "an update needs at least one topic";
-    return -EINVAL;
-  }
-  for (size_t i = 0; i < u->topic_count; i++)
-    if (u->topics[i] == NULL || sl_check_topic(u->topics[i], strlen(u->topics[i]), why))
-      return -EINVAL;
-  if (u->data && !sl_utf8_valid(u->data, u->data_len)) {
-    *why = "data is not valid UTF-8";
-    return -EINVAL;
-  }
-  if ((u->id && sl_check_id(u->id, strlen(u->id), why)) ||
-      (u->type && sl_check_type(u->type, strlen(u->type), why)) ||
-      (u->retry && sl_check_retry(u->retry, strlen(u->retry), why)))
-    return -EINVAL;
-  return 0;
-}
-
-int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
-                    const char **why) {
-  char gen[SL_UUID_URN_LEN + 1];
-  const char *uid = u->id;
-  int r = check_update(u, why);
-  if (r)
-    return r;
-  if (uid == NULL) {
-    sl_uuid_urn(gen);
-    uid = gen;
-  }
-  size_t id_len = strlen(uid);
-  if (id_len + 1 > id_cap)
-    return -ENOSPC;
-  sl_frame_t *f = sl_frame_update(u, uid, id_len);
-  if (f == NULL)
-    return -ENOMEM;
-
-  uv_mutex_lock(&hub->publish_lock);
-  if (hub->closed) {
-    uv_mutex_unlock(&hub->publish_lock);
-    sl_frame_unref(f);
-    return -ESHUTDOWN;
-  }
-  /* Accepted updates get consecutive seqs (one refused by history takes none): a worker that
-   * sees one skipped knows it lost it (server.c, worker_gap). */
-  f->seq = hub->seq + 1;
-  r = hub->history->ops->append(hub->history, f);
-  if (r == 0) {
-    hub->seq = f->seq;
-    if (seq)
-      *seq = f->seq;
-    for (unsigned i = 0; i < hub->worker_count; i++) {
-      sl_frame_ref(f);
-      int wake = sl_worker_post(&hub->workers[i], SL_MSG_FRAME, f);
-      if (wake < 0) {
-        /* Out of memory posting. The update is in history and accepted; this worker's streams
-         * would miss it, so they end before anything later reaches them, and get it back when
-         * their clients resume with Last-Event-ID (server.c, worker_gap). The worker was told
-         * (lost_seq): the wake-up makes it act now, not at the next update. */
-        sl_frame_unref(f);
-        sl_worker_wake(&hub->workers[i]);
-        continue;
-      }
-      /* Woken under the lock: a worker never stops while a wake-up is still on its way. */
-      if (wake)
-        sl_worker_wake(&hub->workers[i]);
-    }
-  }
-  uv_mutex_unlock(&hub->publish_lock);
-  memcpy(id, uid, id_len + 1);
-  sl_frame_unref(f);
-  return r;
+  return sl__worker_port(&hub->workers[0], i);
 }
 
 int sl_hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap) {
   const char *why;
-  int r = sl__hub_publish(hub, u, id, id_cap, NULL, &why);
+  int r = sl__bus_publish(&hub->bus, u, id, id_cap, NULL, &why);
   if (r == 0)
     atomic_fetch_add(&hub->api_published, 1);
   return r;
 }
 
-int sl__hub_replay(sl_hub_t *hub, const char *after_id, uint64_t upto, sl_history_visit_cb cb,
-                   void *arg, int *found) {
-  uv_mutex_lock(&hub->publish_lock);
-  int r = hub->history->ops->replay(hub->history, after_id, upto, cb, arg, found);
-  uv_mutex_unlock(&hub->publish_lock);
-  return r;
-}
-
-char *sl__hub_metrics(sl_hub_t *hub, size_t *len) {
-  const sl_metrics_t *blocks[256];
-  sl_metrics_t sum;
-  unsigned n = hub->worker_count < 256 ? hub->worker_count : 256;
-  for (unsigned i = 0; i < n; i++)
-    blocks[i] = &hub->workers[i].metrics;
-  sl_metrics_sum(blocks, n, &sum);
-  sl_metric_add(&sum.published_total, atomic_load(&hub->api_published));
-  int state = atomic_load(&hub->shutdown.state);
-  sl_metrics_extra_t x = {
-    .ready = atomic_load(&hub->ready),
-    .draining = state != SL_SHUTDOWN_RUNNING && state != SL_SHUTDOWN_DONE,
-    .workers = hub->worker_count,
-    .history_size = hub->cfg.history_size,
-  };
-  return sl_metrics_render(&sum, &x, len);
-}
-
 int sl_hub_shutdown(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void *arg) {
   if (!hub->started)
     return -EINVAL;
-  return sl__shutdown_request(hub, timeout, cb, arg);
+  return sl__shutdown_request(&hub->shutdown, hub->worker_count, hub->cfg.drain_delay, timeout,
+                              cb, arg);
 }
 
 int sl_hub_wait(sl_hub_t *hub) {
   for (unsigned i = 0; i < hub->worker_count; i++)
-    sl_worker_join(&hub->workers[i]);
+    sl__worker_join(&hub->workers[i]);
   sl__shutdown_join(&hub->shutdown);
-  return atomic_load(&hub->shutdown.forced) > 0 ? 1 : 0;
+  return sl__shutdown_forced(&hub->shutdown) > 0 ? 1 : 0;
 }
 
 void sl_hub_free(sl_hub_t *hub) {
   if (hub == NULL)
     return;
-  for (unsigned i = 0; i < hub->worker_count; i++)
-    sl_worker_destroy(&hub->workers[i]);
-  free(hub->workers);
+  unwind(hub, hub->worker_count);
   sl__shutdown_destroy(&hub->shutdown);
-  hub->history->ops->destroy(hub->history);
+  sl__history_destroy(hub->history);
+  sl__bus_destroy(&hub->bus);
   sl_auth_free(hub->auth);
-  uv_mutex_destroy(&hub->publish_lock);
-  for (size_t i = 0; i < sizeof hub->strings / sizeof hub->strings[0]; i++)
+  for (size_t i = 0; i < SL_HUB_STRINGS; i++)
     free(hub->strings[i]);
   free(hub);
 }

@@ -1,49 +1,41 @@
-/* hub.h — the hub as the rest of the library sees it: configuration, workers, the publish path
- * that gives every update its place in one global order, history, auth and readiness. Owns the
- * workers, the history and the auth keys. */
+/* hub.h — the hub: the top of the library, the one file that knows every layer. It owns the
+ * configuration, the workers, the bus and its history, the auth keys, the drain, and each
+ * worker's HTTP and Mercure contexts; it wires them together (the endpoint table of each worker,
+ * the drain's ops, the workers' drained callback) and nothing below calls it. */
 #ifndef SL_HUB_H
 #define SL_HUB_H
 
 #include <stdatomic.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "auth/auth.h"
-#include "history/history.h"
-#include "net/worker.h"
+#include "core/bus.h"
 #include "core/shutdown.h"
+#include "history/history.h"
+#include "http/http.h"
+#include "mercure/mercure.h"
+#include "net/delivery.h"
+#include "net/worker.h"
 #include "sluice.h"
+
+#define SL_HUB_STRINGS (SL_MAX_LISTEN + 5) /* listen addresses, three keys, audience, issuer */
 
 struct sl_hub_s {
   sl_config_t cfg;               /* strings owned (copied) */
-  char *strings[SL_MAX_LISTEN + 6];
+  char *strings[SL_HUB_STRINGS];
   sl_worker_t *workers;
   unsigned worker_count;
+  sl_http_ctx_t *http;           /* one per worker */
+  sl_mercure_t *mercure;         /* one per worker */
+  sl_delivery_t **pace_members;  /* every worker's delivery, for the pacer */
+  sl_pacer_t pacer;
   sl_auth_t *auth;
-  /* Publish path: seq, history and every inbox change together under this lock. */
-  uv_mutex_t publish_lock;
-  uint64_t seq;
-  int closed;                    /* no more updates accepted (draining) */
   sl_history_t *history;
+  sl_bus_t bus;
   atomic_int ready;              /* /readyz */
-  atomic_uint_fast64_t api_published;
-  atomic_uint_fast64_t paced_at; /* uv_hrtime() when back-pressure last held or released an
-                                    answer (pace.c) */ /* updates published through sl_hub_publish() directly */
+  atomic_uint_fast64_t api_published; /* updates published through sl_hub_publish() directly */
   int started;
   sl_shutdown_t shutdown;
 };
-
-/* Validates and publishes one update; *seq (may be NULL) gets its place in the global order. On
- * -EINVAL *why says which rule it broke. */
-int sl__hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
-                    const char **why);
-
-/* Resume: visits, in publish order, the retained updates after after_id up to seq upto. *found as
- * in sl_history_ops_t. Takes the publish lock. */
-int sl__hub_replay(sl_hub_t *hub, const char *after_id, uint64_t upto, sl_history_visit_cb cb,
-                   void *arg, int *found);
-
-/* Prometheus text of the whole hub (malloc'ed). */
-char *sl__hub_metrics(sl_hub_t *hub, size_t *len);
 
 #endif

@@ -1,97 +1,70 @@
 /* shutdown.c — the graceful drain state machine (see shutdown.h), on a control thread with its
- * own small loop so its timers run whatever the workers are doing. It never touches a connection:
- * it tells workers what to do through their inboxes and flags, and they report back when empty. */
+ * own small loop so its timers run whatever the workers are doing. It never touches a connection
+ * or a worker: it acts through the ops the hub gave it, and the workers report back when empty. */
 #include "core/shutdown.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hub.h"
 #include "common/log.h"
 
-int sl__shutdown_init(sl_shutdown_t *s) {
+#define MS_PER_S 1000
+
+int sl__shutdown_init(sl_shutdown_t *s, sl_hub_t *hub, const sl_shutdown_ops_t *ops, void *arg) {
   memset(s, 0, sizeof *s);
   atomic_init(&s->state, SL_SHUTDOWN_RUNNING);
+  s->hub = hub;
+  s->ops = ops;
+  s->ops_arg = arg;
   return uv_mutex_init(&s->lock);
 }
 
-static sl_hub_t *hub_of(uv_handle_t *h) {
+static sl_shutdown_t *shutdown_of(uv_handle_t *h) {
   return h->loop->data;
 }
 
-/* Every worker, under the publish lock: no wake-up can cross a worker's stop. */
-static void wake_workers(sl_hub_t *hub) {
-  uv_mutex_lock(&hub->publish_lock);
-  for (unsigned i = 0; i < hub->worker_count; i++)
-    sl_worker_wake(&hub->workers[i]);
-  uv_mutex_unlock(&hub->publish_lock);
-}
-
-/* Connections open now plus every one accepted so far: what has ended since is this sum's growth
- * minus the open count's. */
-static uint64_t connections_seen(sl_hub_t *hub, uint64_t *open) {
-  uint64_t seen = 0;
-  *open = 0;
-  for (unsigned i = 0; i < hub->worker_count; i++) {
-    *open += sl_metric_get(&hub->workers[i].metrics.connections);
-    seen += sl_metric_get(&hub->workers[i].metrics.accepted_total);
-  }
-  return seen;
-}
-
-static uint64_t streams_open(sl_hub_t *hub) {
-  uint64_t n = 0;
-  for (unsigned i = 0; i < hub->worker_count; i++)
-    n += sl_metric_get(&hub->workers[i].metrics.subscribers);
-  return n;
+static sl_shutdown_counts_t counts(sl_shutdown_t *s) {
+  sl_shutdown_counts_t c;
+  memset(&c, 0, sizeof c);
+  s->ops->count(s->ops_arg, &c);
+  return c;
 }
 
 /* DELAYING -> DRAINING: stop taking updates; the drain message follows every accepted update in
  * each inbox, so a worker starts ending streams only after delivering all of them. */
-static void begin_drain(sl_hub_t *hub) {
-  sl_shutdown_t *s = &hub->shutdown;
+static void begin_drain(sl_shutdown_t *s) {
   if (atomic_load(&s->state) != SL_SHUTDOWN_DELAYING)
     return;
   atomic_store(&s->state, SL_SHUTDOWN_DRAINING);
   uv_timer_stop(&s->delay_timer);
-  uv_mutex_lock(&hub->publish_lock);
-  hub->closed = 1;
-  for (unsigned i = 0; i < hub->worker_count; i++) {
-    sl_worker_post(&hub->workers[i], SL_MSG_DRAIN, NULL);
-    sl_worker_wake(&hub->workers[i]);
-  }
-  uv_mutex_unlock(&hub->publish_lock);
+  s->ops->drain(s->ops_arg);
   sl_log(SL_LOG_INFO, "drain: listeners closed, no new updates; ending %llu streams at an "
-         "event boundary", (unsigned long long)streams_open(hub));
+         "event boundary", (unsigned long long)counts(s).streams_open);
 }
 
-static void force(sl_hub_t *hub) {
-  sl_shutdown_t *s = &hub->shutdown;
+static void force(sl_shutdown_t *s) {
   int st = atomic_load(&s->state);
   if (st == SL_SHUTDOWN_FORCING || st == SL_SHUTDOWN_DONE)
     return;
-  begin_drain(hub);
+  begin_drain(s);
   atomic_store(&s->state, SL_SHUTDOWN_FORCING);
-  atomic_store(&s->force_requested, 1);
   sl_log(SL_LOG_WARN, "drain: closing the %llu connections still open",
-         (unsigned long long)streams_open(hub));
-  wake_workers(hub);
+         (unsigned long long)counts(s).open);
+  s->ops->force(s->ops_arg);
 }
 
-static void finish(sl_hub_t *hub) {
-  sl_shutdown_t *s = &hub->shutdown;
+static void finish(sl_shutdown_t *s) {
   sl_drain_report_t *rep = &s->report;
+  sl_shutdown_counts_t c = counts(s);
   memset(rep, 0, sizeof *rep);
-  for (unsigned i = 0; i < hub->worker_count; i++) {
-    rep->streams_drained += sl_metric_get(&hub->workers[i].metrics.drained_total);
-    rep->updates_flushed += sl_metric_get(&hub->workers[i].drain_flushed);
-  }
-  uint64_t open;
-  uint64_t accepted = connections_seen(hub, &open);
+  rep->streams_drained = c.drained;
+  rep->updates_flushed = c.flushed;
   /* open at the start + accepted since - still open (none, unless a worker failed to end) */
-  rep->connections_closed = s->open_at_start + (accepted - s->accepted_at_start) - open;
-  rep->forced = atomic_load(&s->forced);
+  rep->connections_closed = s->open_at_start + (c.accepted - s->accepted_at_start) - c.open;
+  rep->forced = c.forced;
+  atomic_store(&s->forced, c.forced);
   rep->seconds = (double)(uv_hrtime() - s->started_ns) / 1e9;
   atomic_store(&s->state, SL_SHUTDOWN_DONE);
   sl_log(rep->forced ? SL_LOG_WARN : SL_LOG_INFO,
@@ -100,32 +73,31 @@ static void finish(sl_hub_t *hub) {
          (unsigned long long)rep->streams_drained, (unsigned long long)rep->updates_flushed,
          (unsigned long long)rep->forced, (unsigned long long)rep->connections_closed);
   if (s->cb)
-    s->cb(hub, rep, s->cb_arg);
-  wake_workers(hub); /* they see DONE and close their handles */
+    s->cb(s->hub, rep, s->cb_arg);
+  s->ops->stop(s->ops_arg); /* the workers end their loops */
   uv_close((uv_handle_t *)&s->wakeup, NULL);
   uv_close((uv_handle_t *)&s->delay_timer, NULL);
   uv_close((uv_handle_t *)&s->deadline_timer, NULL);
 }
 
 static void on_wakeup(uv_async_t *h) {
-  sl_hub_t *hub = hub_of((uv_handle_t *)h);
-  sl_shutdown_t *s = &hub->shutdown;
+  sl_shutdown_t *s = shutdown_of((uv_handle_t *)h);
   if (atomic_load(&s->state) == SL_SHUTDOWN_DONE)
     return;
   if (atomic_load(&s->force_requested))
-    force(hub);
-  if (atomic_load(&s->workers_done) == hub->worker_count)
-    finish(hub);
+    force(s);
+  if (atomic_load(&s->workers_done) == s->worker_count)
+    finish(s);
 }
 
 static void on_delay(uv_timer_t *t) {
-  begin_drain(hub_of((uv_handle_t *)t));
+  begin_drain(shutdown_of((uv_handle_t *)t));
 }
 
 static void on_deadline(uv_timer_t *t) {
-  sl_hub_t *hub = hub_of((uv_handle_t *)t);
-  sl_log(SL_LOG_WARN, "drain: --shutdown-timeout %.1f s passed", hub->shutdown.timeout);
-  force(hub);
+  sl_shutdown_t *s = shutdown_of((uv_handle_t *)t);
+  sl_log(SL_LOG_WARN, "drain: --shutdown-timeout %.1f s passed", s->timeout);
+  force(s);
 }
 
 static void control_main(void *arg) {
@@ -133,8 +105,14 @@ static void control_main(void *arg) {
   uv_run(&s->loop, UV_RUN_DEFAULT);
 }
 
-int sl__shutdown_request(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void *arg) {
-  sl_shutdown_t *s = &hub->shutdown;
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+int sl__shutdown_request(sl_shutdown_t *s, unsigned worker_count, double drain_delay,
+                         double timeout, sl_shutdown_cb cb, void *arg) {
   int r = 0;
   uv_mutex_lock(&s->lock);
   int st = atomic_load(&s->state);
@@ -147,34 +125,57 @@ int sl__shutdown_request(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void 
     uv_mutex_unlock(&s->lock);
     return 0;
   }
+  s->worker_count = worker_count;
+  s->drain_delay = drain_delay;
   s->timeout = timeout;
   s->cb = cb;
   s->cb_arg = arg;
   s->started_ns = uv_hrtime();
-  s->accepted_at_start = connections_seen(hub, &s->open_at_start);
-  atomic_store(&hub->ready, 0);
+  sl_shutdown_counts_t c = counts(s);
+  s->open_at_start = c.open;
+  s->accepted_at_start = c.accepted;
+  s->ops->begin(s->ops_arg);
   if ((r = uv_loop_init(&s->loop)))
     goto out;
-  s->loop.data = hub;
-  uv_async_init(&s->loop, &s->wakeup, on_wakeup);
-  uv_timer_init(&s->loop, &s->delay_timer);
-  uv_timer_init(&s->loop, &s->deadline_timer);
+  s->loop.data = s;
+  if ((r = uv_async_init(&s->loop, &s->wakeup, on_wakeup)) ||
+      (r = uv_timer_init(&s->loop, &s->delay_timer)) ||
+      (r = uv_timer_init(&s->loop, &s->deadline_timer)))
+    goto out_loop;
   atomic_store(&s->state, SL_SHUTDOWN_DELAYING);
   sl_log(SL_LOG_INFO, "drain: began with %llu streams open; readiness down, serving for "
          "--drain-delay %.1f s, at most --shutdown-timeout %.1f s",
-         (unsigned long long)streams_open(hub), hub->cfg.drain_delay, timeout);
-  uv_timer_start(&s->delay_timer, on_delay, (uint64_t)(hub->cfg.drain_delay * 1000), 0);
-  uv_timer_start(&s->deadline_timer, on_deadline, (uint64_t)(timeout * 1000), 0);
-  if ((r = uv_thread_create(&s->thread, control_main, s)) == 0)
+         (unsigned long long)c.streams_open, drain_delay, timeout);
+  if ((r = uv_timer_start(&s->delay_timer, on_delay, (uint64_t)(drain_delay * MS_PER_S), 0)) ||
+      (r = uv_timer_start(&s->deadline_timer, on_deadline, (uint64_t)(timeout * MS_PER_S), 0)))
+    goto out_loop;
+  if ((r = uv_thread_create(&s->thread, control_main, s)) == 0) {
     s->thread_started = 1;
+    goto out;
+  }
+out_loop:
+  /* The handles made so far go with the loop; the hub stays RUNNING and may be asked again. */
+  atomic_store(&s->state, SL_SHUTDOWN_RUNNING);
+  uv_walk(&s->loop, close_walk, NULL);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
 out:
   uv_mutex_unlock(&s->lock);
   return r;
 }
 
-void sl__shutdown_worker_done(sl_hub_t *hub) {
-  atomic_fetch_add(&hub->shutdown.workers_done, 1);
-  uv_async_send(&hub->shutdown.wakeup);
+void sl__shutdown_worker_done(sl_shutdown_t *s) {
+  atomic_fetch_add(&s->workers_done, 1);
+  uv_async_send(&s->wakeup);
+}
+
+int sl__shutdown_draining(sl_shutdown_t *s) {
+  int st = atomic_load(&s->state);
+  return st != SL_SHUTDOWN_RUNNING && st != SL_SHUTDOWN_DONE;
+}
+
+uint64_t sl__shutdown_forced(sl_shutdown_t *s) {
+  return atomic_load(&s->forced);
 }
 
 void sl__shutdown_join(sl_shutdown_t *s) {

@@ -12,6 +12,7 @@
 #define SL_TOPIC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
   SL_SELECTOR_EXACT = 0,   /* the topic itself, byte for byte */
@@ -19,9 +20,9 @@ typedef enum {
 } sl_selector_kind_t;
 
 typedef struct sl_selector_s {
-  sl_selector_kind_t kind;
   const char *text;        /* borrowed; len bytes */
-  size_t len;
+  uint32_t len;            /* selectors are bounded far below 4 GiB by the request limits */
+  uint32_t kind;           /* sl_selector_kind_t; 16 bytes in all, kept in every subscription */
 } sl_selector_t;
 
 /* Classifies text (len bytes, borrowed): "*" is SL_SELECTOR_ANY, anything else EXACT. */

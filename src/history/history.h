@@ -1,7 +1,9 @@
 /* history.h — where updates are kept for resume (Last-Event-ID), behind an interface so that the
- * in-memory ring, a durable store and a shared cluster log can stand in for each other. The hub
- * calls append() and replay() with its publish lock held, so implementations need no lock of
- * their own; replay() visits frames in publish order. */
+ * in-memory ring, a durable store and a shared cluster log can stand in for each other. It owns
+ * the one global order of updates: a backend gives each stored frame its seq. A backend may be
+ * slow (disk, network), so an append completes through a callback, and a resume reads through a
+ * cursor a page at a time; no caller lock is held across either. Every backend is safe to call
+ * from any thread: appends from one thread at a time (the publish path), cursors from many. */
 #ifndef SL_HISTORY_H
 #define SL_HISTORY_H
 
@@ -11,18 +13,38 @@
 #include "common/frame.h"
 
 typedef struct sl_history_s sl_history_t;
+typedef struct sl_history_cursor_s sl_history_cursor_t;
 
-/* Visits one replayed frame; the frame is borrowed (take a ref to keep it). */
-typedef void (*sl_history_visit_cb)(sl_frame_t *frame, void *arg);
+/* Called once the backend has stored frame (err 0) or failed (negative errno). The backend sets
+ * frame->seq (its place in the one global order, strictly increasing, no gaps among stored
+ * frames: backends may assign their own, as Redis XADD does) before calling. Completions come in
+ * append order. A backend may call it before append returns (memory does) or later from any
+ * thread. frame is the caller's: the backend's own reference, if it keeps one, is separate. */
+typedef void (*sl_history_done_cb)(sl_frame_t *frame, int err, void *arg);
 
 typedef struct sl_history_ops_s {
-  /* Keeps a reference to frame (frame->seq is set). 0 or a negative errno. */
-  int (*append)(sl_history_t *h, sl_frame_t *frame);
-  /* Visits the frames published after the one whose id is after_id (NULL or "earliest": all
-   * retained), up to and including seq upto. *found is 1 when after_id was found (the cursor then
-   * is after_id), 0 when it was not (the cursor is "earliest" and every retained frame is visited). */
-  int (*replay)(sl_history_t *h, const char *after_id, uint64_t upto, sl_history_visit_cb cb,
-                void *arg, int *found);
+  /* Starts storing frame (the backend takes its own reference if it keeps it; frame->seq on entry
+   * is at most a hint and is overwritten). 0 when started: done is then called exactly once; or a
+   * negative errno when it could not start: done is then not called. */
+  int (*append)(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done, void *arg);
+  /* The highest seq stored, 0 when none ever was: where the global order stands (a durable
+   * backend reopens with a non-zero one). */
+  uint64_t (*last_seq)(sl_history_t *h);
+  /* Opens a cursor on the frames stored after the one whose id is after_id (NULL or "earliest":
+   * from the oldest retained), up to and including seq upto. *found is 1 when after_id was found,
+   * 0 otherwise (the cursor then starts at the oldest retained). 0, or a negative errno. */
+  int (*cursor_open)(sl_history_t *h, const char *after_id, uint64_t upto,
+                     sl_history_cursor_t **out, int *found);
+  /* Fills frames[0..max) with the next frames (a reference each, the caller unrefs) in order;
+   * returns how many (0 at the end), or -ESPIPE when the frames after the cursor's position were
+   * dropped from history meanwhile (retention overtook a slow reader: the caller decides), or
+   * another negative errno. One thread at a time per cursor. */
+  int (*cursor_next)(sl_history_cursor_t *c, sl_frame_t **frames, size_t max);
+  /* The seq of the last frame returned (the cursor's position), 0 before the first. */
+  uint64_t (*cursor_pos)(const sl_history_cursor_t *c);
+  void (*cursor_close)(sl_history_cursor_t *c);
+  /* Frees the backend. Every cursor must be closed first. Appends still pending complete with
+   * -ECANCELED before it returns, so no done callback is lost. */
   void (*destroy)(sl_history_t *h);
 } sl_history_ops_t;
 
@@ -30,7 +52,45 @@ struct sl_history_s {
   const sl_history_ops_t *ops;
 };
 
-/* The in-memory ring of the last capacity updates (capacity 0 keeps nothing). */
+/* What every backend's cursor starts with: the history it reads, so that a cursor alone reaches
+ * its operations. */
+struct sl_history_cursor_s {
+  sl_history_t *history;
+};
+
+/* The in-memory ring of the last capacity updates (capacity 0 keeps nothing, yet still numbers
+ * them). Appends complete before append returns. */
 int sl_history_memory_new(sl_history_t **h, size_t capacity);
+
+static inline int sl__history_append(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done,
+                                     void *arg) {
+  return h->ops->append(h, frame, done, arg);
+}
+
+static inline uint64_t sl__history_last_seq(sl_history_t *h) {
+  return h->ops->last_seq(h);
+}
+
+static inline int sl__history_cursor_open(sl_history_t *h, const char *after_id, uint64_t upto,
+                                          sl_history_cursor_t **out, int *found) {
+  return h->ops->cursor_open(h, after_id, upto, out, found);
+}
+
+static inline int sl__history_cursor_next(sl_history_cursor_t *c, sl_frame_t **frames,
+                                          size_t max) {
+  return c->history->ops->cursor_next(c, frames, max);
+}
+
+static inline uint64_t sl__history_cursor_pos(const sl_history_cursor_t *c) {
+  return c->history->ops->cursor_pos(c);
+}
+
+static inline void sl__history_cursor_close(sl_history_cursor_t *c) {
+  c->history->ops->cursor_close(c);
+}
+
+static inline void sl__history_destroy(sl_history_t *h) {
+  h->ops->destroy(h);
+}
 
 #endif

@@ -1,11 +1,16 @@
-/* history.c — the in-memory history: a ring of the last N frames plus an index from id to
- * sequence number, so a resume finds its cursor in O(1). When several updates share an id, the
- * index keeps the earliest retained one, as the protocol requires. */
+/* memory.c — the in-memory history: a ring of the last N frames plus an index from id to
+ * sequence number, so a cursor finds its place in O(1). When several updates share an id, the
+ * index keeps the earliest retained one, as the protocol requires. It numbers the updates itself
+ * (1, 2, 3, ...) and completes each append before append returns. One mutex guards the ring: an
+ * append holds it for O(1) work, a cursor only while it copies a page of references; frames are
+ * released and callbacks called outside it. It does not persist anything across restarts. */
 #include "history/history.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 typedef struct id_slot_s {
   const char *id;    /* borrowed from the frame, which the ring keeps alive */
@@ -14,14 +19,24 @@ typedef struct id_slot_s {
 
 typedef struct memory_history_s {
   sl_history_t base;
+  uv_mutex_t lock;      /* guards every field below */
   sl_frame_t **ring;
   unsigned char *later_dup; /* per ring slot: a later retained frame has the same id */
   size_t capacity;
   size_t count;
-  uint64_t first_seq;   /* seq of the oldest retained frame */
+  uint64_t first_seq;   /* seq of the oldest retained frame; last_seq + 1 when none is */
+  uint64_t last_seq;    /* seq given to the newest append, 0 before the first */
   id_slot_t *slots;     /* open addressing, linear probing, tombstone-free deletion */
   size_t slot_mask;
+  size_t cursors;       /* open cursors: they point at this history, so destroy must wait */
 } memory_history_t;
+
+typedef struct memory_cursor_s {
+  sl_history_cursor_t base;
+  uint64_t next;        /* seq of the next frame to return */
+  uint64_t upto;        /* last seq to return */
+  uint64_t pos;         /* seq of the last frame returned, 0 before the first */
+} memory_cursor_t;
 
 static uint64_t hash_str(const char *s) {
   uint64_t h = 1469598103934665603ULL;
@@ -62,83 +77,157 @@ static sl_frame_t *ring_at(const memory_history_t *m, uint64_t seq) {
   return m->ring[seq % m->capacity];
 }
 
-static int memory_append(sl_history_t *h, sl_frame_t *f) {
-  memory_history_t *m = (memory_history_t *)h;
-  if (m->capacity == 0)
-    return 0;
-  if (m->count == m->capacity) {
-    sl_frame_t *old = ring_at(m, m->first_seq);
-    size_t i = slot_find(m, old->id);
-    int reindex = m->slots[i].id != NULL && m->slots[i].seq == old->seq &&
-                  m->later_dup[m->first_seq % m->capacity];
-    if (m->slots[i].id != NULL && m->slots[i].seq == old->seq)
-      slot_delete(m, i);
-    m->later_dup[m->first_seq % m->capacity] = 0;
-    m->first_seq++;
-    m->count--;
-    /* A reused id now resolves to its earliest retained copy; only ids known to repeat pay
-     * for this scan. */
-    for (uint64_t s = m->first_seq; reindex && s < m->first_seq + m->count; s++) {
-      sl_frame_t *g = ring_at(m, s);
-      if (strcmp(g->id, old->id) == 0) {
-        size_t k = slot_find(m, g->id);
-        m->slots[k].id = g->id;
-        m->slots[k].seq = g->seq;
-        m->later_dup[s % m->capacity] = 1; /* conservative: later copies may follow */
-        break;
-      }
+/* Makes room for one more frame by dropping the oldest; returns it for the caller to release
+ * once the lock is let go. Lock held, ring full. */
+static sl_frame_t *evict_oldest(memory_history_t *m) {
+  assert(m->capacity > 0 && m->count == m->capacity);
+  sl_frame_t *old = ring_at(m, m->first_seq);
+  size_t i = slot_find(m, old->id);
+  int indexed = m->slots[i].id != NULL && m->slots[i].seq == old->seq;
+  int reindex = indexed && m->later_dup[m->first_seq % m->capacity];
+  if (indexed)
+    slot_delete(m, i);
+  m->later_dup[m->first_seq % m->capacity] = 0;
+  m->first_seq++;
+  m->count--;
+  /* A reused id now resolves to its earliest retained copy; only ids known to repeat pay
+   * for this scan. */
+  for (uint64_t s = m->first_seq; reindex && s < m->first_seq + m->count; s++) {
+    sl_frame_t *g = ring_at(m, s);
+    if (strcmp(g->id, old->id) == 0) {
+      size_t k = slot_find(m, g->id);
+      m->slots[k].id = g->id;
+      m->slots[k].seq = g->seq;
+      m->later_dup[s % m->capacity] = 1; /* conservative: later copies may follow */
+      break;
     }
-    sl_frame_unref(old);
   }
-  if (m->count == 0)
-    m->first_seq = f->seq;
-  m->ring[f->seq % m->capacity] = sl_frame_ref(f);
-  m->count++;
-  size_t i = slot_find(m, f->id);
-  if (m->slots[i].id == NULL) {
-    m->slots[i].id = f->id;
-    m->slots[i].seq = f->seq;
+  return old;
+}
+
+static int memory_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+  memory_history_t *m = (memory_history_t *)h;
+  sl_frame_t *old = NULL;
+  assert(f != NULL && f->id != NULL && done != NULL);
+  uv_mutex_lock(&m->lock);
+  /* Set before the frame is visible to a cursor: readers see it through the lock. */
+  f->seq = ++m->last_seq;
+  if (m->capacity == 0) {
+    m->first_seq = f->seq + 1;
   } else {
-    m->later_dup[m->slots[i].seq % m->capacity] = 1;
+    if (m->count == m->capacity)
+      old = evict_oldest(m);
+    m->ring[f->seq % m->capacity] = sl_frame_ref(f);
+    m->count++;
+    size_t i = slot_find(m, f->id);
+    if (m->slots[i].id == NULL) {
+      m->slots[i].id = f->id;
+      m->slots[i].seq = f->seq;
+    } else {
+      m->later_dup[m->slots[i].seq % m->capacity] = 1;
+    }
   }
+  uv_mutex_unlock(&m->lock);
+  if (old)
+    sl_frame_unref(old);
+  done(f, 0, arg);
   return 0;
 }
 
-static int memory_replay(sl_history_t *h, const char *after_id, uint64_t upto,
-                         sl_history_visit_cb cb, void *arg, int *found) {
+static uint64_t memory_last_seq(sl_history_t *h) {
   memory_history_t *m = (memory_history_t *)h;
-  uint64_t from = m->first_seq;
+  uv_mutex_lock(&m->lock);
+  uint64_t seq = m->last_seq;
+  uv_mutex_unlock(&m->lock);
+  return seq;
+}
+
+static int memory_cursor_open(sl_history_t *h, const char *after_id, uint64_t upto,
+                              sl_history_cursor_t **out, int *found) {
+  memory_history_t *m = (memory_history_t *)h;
+  memory_cursor_t *c = malloc(sizeof *c);
+  if (c == NULL)
+    return -ENOMEM;
+  c->base.history = h;
+  c->upto = upto;
+  c->pos = 0;
   *found = 0;
-  if (m->count == 0)
-    return 0;
-  if (after_id != NULL && strcmp(after_id, "earliest") != 0) {
+  uv_mutex_lock(&m->lock);
+  c->next = m->first_seq;
+  if (m->count > 0 && after_id != NULL && strcmp(after_id, "earliest") != 0) {
     size_t i = slot_find(m, after_id);
     if (m->slots[i].id != NULL) {
       *found = 1;
-      from = m->slots[i].seq + 1;
+      c->next = m->slots[i].seq + 1;
     }
   }
-  uint64_t last = m->first_seq + m->count - 1;
-  if (upto < last)
-    last = upto;
-  for (uint64_t s = from; s <= last; s++)
-    cb(ring_at(m, s), arg);
+  m->cursors++;
+  uv_mutex_unlock(&m->lock);
+  *out = &c->base;
   return 0;
+}
+
+static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
+  memory_cursor_t *c = (memory_cursor_t *)hc;
+  memory_history_t *m = (memory_history_t *)hc->history;
+  assert(frames != NULL || max == 0);
+  uv_mutex_lock(&m->lock);
+  uint64_t last = m->last_seq < c->upto ? m->last_seq : c->upto;
+  if (c->next > last) {
+    uv_mutex_unlock(&m->lock);
+    return 0;
+  }
+  if (c->next < m->first_seq) {
+    uv_mutex_unlock(&m->lock);
+    return -ESPIPE;
+  }
+  size_t n = 0;
+  for (; n < max && c->next <= last; n++, c->next++)
+    frames[n] = sl_frame_ref(ring_at(m, c->next));
+  if (n > 0)
+    c->pos = c->next - 1;
+  uv_mutex_unlock(&m->lock);
+  assert(n <= (size_t)INT32_MAX);
+  return (int)n;
+}
+
+static uint64_t memory_cursor_pos(const sl_history_cursor_t *hc) {
+  return ((const memory_cursor_t *)hc)->pos;
+}
+
+static void memory_cursor_close(sl_history_cursor_t *hc) {
+  memory_history_t *m = (memory_history_t *)hc->history;
+  uv_mutex_lock(&m->lock);
+  assert(m->cursors > 0);
+  m->cursors--;
+  uv_mutex_unlock(&m->lock);
+  free(hc);
 }
 
 static void memory_destroy(sl_history_t *h) {
   memory_history_t *m = (memory_history_t *)h;
+  assert(m->cursors == 0);
   for (size_t i = 0; i < m->count; i++)
     sl_frame_unref(ring_at(m, m->first_seq + i));
+  uv_mutex_destroy(&m->lock);
   free(m->ring);
   free(m->later_dup);
   free(m->slots);
   free(m);
 }
 
-static const sl_history_ops_t memory_ops = {memory_append, memory_replay, memory_destroy};
+static const sl_history_ops_t memory_ops = {
+  .append = memory_append,
+  .last_seq = memory_last_seq,
+  .cursor_open = memory_cursor_open,
+  .cursor_next = memory_cursor_next,
+  .cursor_pos = memory_cursor_pos,
+  .cursor_close = memory_cursor_close,
+  .destroy = memory_destroy,
+};
 
 int sl_history_memory_new(sl_history_t **out, size_t capacity) {
+  int r = -ENOMEM;
   memory_history_t *m = calloc(1, sizeof *m);
   if (m == NULL)
     return -ENOMEM;
@@ -147,17 +236,21 @@ int sl_history_memory_new(sl_history_t **out, size_t capacity) {
     slots <<= 1;
   m->base.ops = &memory_ops;
   m->capacity = capacity;
+  m->first_seq = 1;
   m->ring = calloc(capacity ? capacity : 1, sizeof *m->ring);
   m->later_dup = calloc(capacity ? capacity : 1, 1);
   m->slots = calloc(slots, sizeof *m->slots);
   m->slot_mask = slots - 1;
-  if (m->ring == NULL || m->slots == NULL || m->later_dup == NULL) {
-    free(m->later_dup);
-    free(m->ring);
-    free(m->slots);
-    free(m);
-    return -ENOMEM;
-  }
+  if (m->ring == NULL || m->slots == NULL || m->later_dup == NULL)
+    goto fail_alloc;
+  if ((r = uv_mutex_init(&m->lock)))
+    goto fail_alloc;
   *out = &m->base;
   return 0;
+fail_alloc:
+  free(m->later_dup);
+  free(m->ring);
+  free(m->slots);
+  free(m);
+  return r;
 }

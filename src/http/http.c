@@ -1,54 +1,63 @@
-/* http.c — the llhttp glue: reads requests with the size and time limits a public hub needs,
- * routes them to the endpoints, and writes responses. It keeps only the headers the hub uses
- * (authorization, cookie, last-event-id, content-type, expect, origin), so a request costs a few
- * small allocations that live until it is answered. */
+/* http.c — the llhttp glue and HTTP/1.1 as a connection's protocol (see http.h): reads requests
+ * with the size and time limits a public hub needs, routes them through the worker's endpoint
+ * table, writes answers through the one head builder, and hands a connection to a stream when an
+ * endpoint opens one. It keeps only the headers the hub uses, so a request costs a few small
+ * allocations that live until it is answered. */
 #include "http/http.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include "auth/policy.h"
-#include "core/hub.h"
+#include "http/response.h"
+#include "net/delivery.h"
 
-#define SL_CONN_SERVED (1u << 24) /* answered at least one request: a quiet client is just idle */
+#define SL_XSTR(x) #x
+#define SL_STR(x) SL_XSTR(x)
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
+#define WHAT_MAX 160                 /* bytes of an error's explanation */
+#define ERROR_BODY_MAX 512
 
-extern const char sl__demo_page[];
-extern const size_t sl__demo_page_len;
+/* HTTP's state of one connection: the transport's first, so the transport allocates both. */
+typedef struct http_conn_s {
+  sl_conn_t conn;
+  llhttp_t parser;
+  sl_request_t *req;             /* the request being read; NULL between requests */
+  sl_http_stream_t *stream;      /* the stream that owns the connection, once one opened */
+  uint32_t hflags;               /* HTTP_* */
+} http_conn_t;
+
+enum {
+  HTTP_SERVED = 1 << 0,          /* answered at least one request: a quiet client is just idle */
+  HTTP_PAUSED = 1 << 1,          /* parsing stopped: a stream began, an error, or the end */
+};
+
+static http_conn_t *http_of(sl_conn_t *c) {
+  return (http_conn_t *)c;
+}
+
+static const http_conn_t *chttp_of(const sl_conn_t *c) {
+  return (const http_conn_t *)c;
+}
+
+static const sl_http_ctx_t *ctx_of(const sl_conn_t *c) {
+  return c->net->proto_ctx;
+}
+
+static uint64_t ms(double seconds) {
+  return (uint64_t)(seconds * 1000);
+}
 
 static const char *const header_names[SL_H_COUNT] = {
   "authorization", "last-event-id", "content-type", "cookie", "expect", "origin", "referer", "host",
 };
 
-static const char *status_text(int status) {
-  switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 204: return "No Content";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 411: return "Length Required";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 415: return "Unsupported Media Type";
-  case 417: return "Expectation Failed";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  default: return "Unknown";
-  }
-}
-
-static sl_conn_t *conn_of(llhttp_t *p) {
+static http_conn_t *conn_of(llhttp_t *p) {
   return p->data;
 }
 
@@ -78,7 +87,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *at, size_t n
 }
 
 static int on_message_begin(llhttp_t *p) {
-  sl_conn_t *c = conn_of(p);
+  http_conn_t *c = conn_of(p);
   if (c->req == NULL) {
     c->req = calloc(1, sizeof *c->req);
     if (c->req == NULL)
@@ -86,21 +95,21 @@ static int on_message_begin(llhttp_t *p) {
   }
   c->req->cur = -1;
   c->req->start_ns = uv_hrtime();
-  c->deadline = sl_worker_now(c->worker) + (uint64_t)(c->worker->hub->cfg.header_timeout * 1000);
+  sl__conn_set_deadline(&c->conn, sl__transport_now(c->conn.net) + ms(ctx_of(&c->conn)->cfg->header_timeout));
   return 0;
 }
 
 static int count_header_bytes(sl_request_t *r, size_t n) {
   r->header_bytes += n;
   if (r->header_bytes > SL_HTTP_MAX_HEADER)
-    return reject(r, 431, "request headers exceed 8192 bytes");
+    return reject(r, 431, "request headers exceed " SL_STR(SL_HTTP_MAX_HEADER) " bytes");
   return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t n) {
   sl_request_t *r = conn_of(p)->req;
   if (r->url_len + n > SL_HTTP_MAX_URL)
-    return reject(r, 414, "request target exceeds 8192 bytes");
+    return reject(r, 414, "request target exceeds " SL_STR(SL_HTTP_MAX_URL) " bytes");
   if (count_header_bytes(r, n))
     return -1;
   return append(&r->url, &r->url_len, &r->url_cap, at, n) ? reject(r, 500, "out of memory") : 0;
@@ -165,9 +174,9 @@ static int on_header_value_complete(llhttp_t *p) {
 }
 
 static int on_headers_complete(llhttp_t *p) {
-  sl_conn_t *c = conn_of(p);
+  http_conn_t *c = conn_of(p);
   sl_request_t *r = c->req;
-  size_t max = c->worker->hub->cfg.max_body;
+  size_t max = ctx_of(&c->conn)->cfg->max_body;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
     return reject(r, 413, "request body exceeds --max-body");
   if (r->hv[SL_H_EXPECT]) {
@@ -175,21 +184,22 @@ static int on_headers_complete(llhttp_t *p) {
       return reject(r, 417, "only Expect: 100-continue is supported");
     /* Not while draining: the body would only be answered 503, and "100" followed by the end
      * of the connection would leave the client guessing. */
-    if (p->http_major == 1 && p->http_minor >= 1 && !c->worker->draining)
-      sl_conn_send_raw(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    if (p->http_major == 1 && p->http_minor >= 1 && !c->conn.net->draining)
+      sl__delivery_send_raw(&c->conn, CONTINUE_100, sizeof CONTINUE_100 - 1);
   }
   return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n) {
-  sl_conn_t *c = conn_of(p);
+  http_conn_t *c = conn_of(p);
   sl_request_t *r = c->req;
-  if (r->body_len + n > c->worker->hub->cfg.max_body)
+  if (r->body_len + n > ctx_of(&c->conn)->cfg->max_body)
     return reject(r, 413, "request body exceeds --max-body");
   return append(&r->body, &r->body_len, &r->body_cap, at, n) ? reject(r, 500, "out of memory") : 0;
 }
 
-void sl__http_request_free(sl_conn_t *c) {
+
+static void request_free(http_conn_t *c) {
   sl_request_t *r = c->req;
   if (r == NULL)
     return;
@@ -202,57 +212,55 @@ void sl__http_request_free(sl_conn_t *c) {
 }
 
 int sl__http_is_11(const sl_conn_t *c) {
-  return c->parser.http_major > 1 || (c->parser.http_major == 1 && c->parser.http_minor >= 1);
+  const llhttp_t *p = &chttp_of(c)->parser;
+  return p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
+}
+
+void sl__http_close_after(sl_conn_t *c) {
+  sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
+}
+
+/* A frame that cannot be queued leaves nothing to answer with: the connection goes. */
+static void fail_hard(sl_conn_t *c) {
+  sl__conn_mark(c, SL_CONN_HARD_CLOSE);
+  sl__conn_close(c);
 }
 
 void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char *content_type,
                       const char *body, size_t len) {
-  sl_worker_t *w = c->worker;
-  int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !w->draining && c->req != NULL &&
-             c->req->status == 0 && llhttp_should_keep_alive(&c->parser);
-  int head_only = c->req && c->parser.method == HTTP_HEAD;
-  char head[1024];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s%s%s%s%s\r\n", status,
-                   status_text(status), len, content_type ? "Content-Type: " : "",
-                   content_type ? content_type : "", content_type ? "\r\n" : "",
-                   headers ? headers : "", keep ? "" : "Connection: close\r\n");
-  if (n < 0 || (size_t)n >= sizeof head) {
-    c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
-    return;
-  }
-  size_t total = (size_t)n + (head_only ? 0 : len);
-  sl_frame_t *f = sl_frame_raw(head, (size_t)n);
-  if (f && total > (size_t)n) {
-    sl_frame_unref(f);
-    char *buf = malloc(total);
-    f = NULL;
-    if (buf) {
-      memcpy(buf, head, (size_t)n);
-      memcpy(buf + n, body, len);
-      f = sl_frame_raw(buf, total);
-      free(buf);
-    }
-  }
+  http_conn_t *h = http_of(c);
+  assert(!(c->flags & SL_CONN_STREAM));
+  int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !c->net->draining && h->req != NULL &&
+             h->req->status == 0 && llhttp_should_keep_alive(&h->parser);
+  int head_only = h->req && h->parser.method == HTTP_HEAD;
+  sl_http_head_t head = {
+    .status = status,
+    .content_type = content_type,
+    .headers = headers,
+    .has_length = 1,
+    .length = len,
+    .close = !keep,
+  };
+  sl_frame_t *f = sl__http_response_frame(&head, body, head_only ? 0 : len);
   if (f == NULL) {
-    c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
+    fail_hard(c);
     return;
   }
-  sl_conn_send(c, f);
+  sl__delivery_send(c, f);
   sl_frame_unref(f);
-  sl_metric_add(&w->metrics.requests_total, 1);
+  sl_metric_add(&c->net->metrics->requests_total, 1);
   if (status >= 400)
-    sl_metric_add(&w->metrics.errors_total, 1);
-  c->flags |= SL_CONN_SERVED;
-  if (!keep)
-    sl_conn_end(c);
+    sl_metric_add(&c->net->metrics->errors_total, 1);
+  h->hflags |= HTTP_SERVED;
+  if (!keep) {
+    h->hflags |= HTTP_PAUSED;
+    sl__delivery_end(c);
+  }
 }
 
 void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *what) {
-  char body[512];
-  int n = snprintf(body, sizeof body, "%d %s: %s\n", status, status_text(status), what);
+  char body[ERROR_BODY_MAX];
+  int n = snprintf(body, sizeof body, "%d %s: %s\n", status, sl__http_status_text(status), what);
   if (n < 0)
     n = 0;
   if ((size_t)n >= sizeof body)
@@ -260,58 +268,56 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
   sl__http_respond(c, status, headers, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
-/* The policy itself is policy.c's; this only hands it the request's headers and writes its
- * refusal. */
-int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present) {
-  const sl_request_t *r = c->req;
-  sl_credentials_t cred = {
-    .authorization = r->hv[SL_H_AUTHORIZATION],
-    .cookie = r->hv[SL_H_COOKIE],
-    .origin = r->hv[SL_H_ORIGIN],
-    .referer = r->hv[SL_H_REFERER],
-    .host = r->hv[SL_H_HOST],
+int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *headers,
+                         sl_http_stream_t *stream) {
+  http_conn_t *h = http_of(c);
+  assert(stream != NULL && stream->ops != NULL && h->stream == NULL);
+  int chunked = sl__http_is_11(c);
+  sl_http_head_t head = {
+    .status = 200,
+    .content_type = content_type,
+    .headers = headers,
+    .chunked = chunked,
+    .close = !chunked,
   };
-  sl_auth_verdict_t v;
-  int err = sl__auth_request(c->worker->hub->auth, c->worker->auth_cache, role, &cred,
-                             (int64_t)time(NULL), claims, &v);
-  *present = v.present;
-  if (err == 0)
-    return 0;
-  sl__http_error(c, v.status, v.headers, v.message);
-  return -1;
-}
-
-static int path_is(const char *path, size_t len, const char *want) {
-  return strlen(want) == len && memcmp(path, want, len) == 0;
-}
-
-static void respond_readyz(sl_conn_t *c) {
-  if (atomic_load(&c->worker->hub->ready))
-    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", "ready\n", 6);
-  else
-    sl__http_respond(c, 503, "Retry-After: 5\r\n", "text/plain; charset=utf-8",
-                     "draining: not accepting new work\n", 33);
-}
-
-static void respond_metrics(sl_conn_t *c) {
-  size_t len;
-  char *text = sl__hub_metrics(c->worker->hub, &len);
-  if (text == NULL) {
-    sl__http_error(c, 500, NULL, "out of memory");
-    return;
+  sl_frame_t *f = sl__http_response_frame(&head, NULL, 0);
+  if (f == NULL) {
+    fail_hard(c);
+    return -ENOMEM;
   }
-  sl__http_respond(c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, len);
-  free(text);
+  sl__conn_mark(c, SL_CONN_STREAM | (chunked ? SL_CONN_CHUNKED : 0));
+  sl__conn_set_deadline(c, 0);
+  h->stream = stream;
+  h->hflags |= HTTP_SERVED | HTTP_PAUSED;
+  int r = sl__delivery_send(c, f);
+  sl_frame_unref(f);
+  sl_metric_add(&c->net->metrics->requests_total, 1);
+  request_free(h);
+  return r;
 }
 
-static void route(sl_conn_t *c) {
-  sl_request_t *r = c->req;
+static sl_http_method_t method_of(const llhttp_t *p) {
+  switch (p->method) {
+  case HTTP_GET: return SL_HTTP_GET;
+  case HTTP_HEAD: return SL_HTTP_HEAD;
+  case HTTP_POST: return SL_HTTP_POST;
+  case HTTP_OPTIONS: return SL_HTTP_OPTIONS;
+  default: return SL_HTTP_OTHER;
+  }
+}
+
+#define ABSOLUTE_FORM_MIN 8 /* "https://" */
+
+/* Splits the target into path and query, keeping only those of an absolute-form target
+ * (RFC 9112 3.2.2), and runs the handler the table names. */
+static void route(http_conn_t *h) {
+  sl_request_t *r = h->req;
   const char *url = r->url ? r->url : "";
   size_t ulen = r->url_len;
-  /* absolute-form (RFC 9112 3.2.2): keep only the path and query */
-  if (ulen > 8 && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
-    const char *s = strchr(url + 8, '/');
-    const char *q = strchr(url + 8, '?');
+  if (ulen > ABSOLUTE_FORM_MIN &&
+      (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
+    const char *s = strchr(url + ABSOLUTE_FORM_MIN, '/');
+    const char *q = strchr(url + ABSOLUTE_FORM_MIN, '?');
     if (s == NULL || (q && q < s))
       s = q;
     if (s == NULL)
@@ -320,52 +326,37 @@ static void route(sl_conn_t *c) {
     url = s;
   }
   const char *qmark = memchr(url, '?', ulen);
-  size_t plen = qmark ? (size_t)(qmark - url) : ulen;
-  const char *query = qmark ? qmark + 1 : "";
-  size_t qlen = qmark ? ulen - plen - 1 : 0;
-  int method = c->parser.method;
+  r->path = url;
+  r->path_len = qmark ? (size_t)(qmark - url) : ulen;
+  r->query = qmark ? qmark + 1 : "";
+  r->query_len = qmark ? ulen - r->path_len - 1 : 0;
+  r->method = method_of(&h->parser);
 
-  if (path_is(url, plen, "/.well-known/mercure")) {
-    if (method == HTTP_GET)
-      sl__handle_subscribe(c, query, qlen);
-    else if (method == HTTP_POST)
-      sl__handle_publish(c);
-    else if (method == HTTP_OPTIONS)
-      sl__http_respond(c, 204, "Allow: GET, POST, OPTIONS\r\n", NULL, "", 0);
-    else
-      sl__http_error(c, 405, "Allow: GET, POST, OPTIONS\r\n",
-                     "the hub accepts GET (subscribe) and POST (publish)");
+  const sl_router_t *router = &ctx_of(&h->conn)->router;
+  size_t k;
+  const sl_route_t *rt = sl__router_find(router, r->path, r->path_len, r->method, &k);
+  if (rt == NULL) {
+    sl__http_error(&h->conn, 404, NULL, router->not_found);
     return;
   }
-  int known = path_is(url, plen, "/healthz") || path_is(url, plen, "/readyz") ||
-              path_is(url, plen, "/metrics") || path_is(url, plen, "/");
-  if (!known) {
-    sl__http_error(c, 404, NULL, "no such resource; the hub lives at /.well-known/mercure");
+  if (k == SL_ROUTE_MAX_METHODS) {
+    char allow[128];
+    snprintf(allow, sizeof allow, "Allow: %s\r\n", rt->allow);
+    sl__http_error(&h->conn, 405, allow, rt->refusal);
     return;
   }
-  if (method != HTTP_GET && method != HTTP_HEAD) {
-    sl__http_error(c, 405, "Allow: GET, HEAD\r\n", "this resource only answers GET and HEAD");
-    return;
-  }
-  if (path_is(url, plen, "/healthz"))
-    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", "ok\n", 3);
-  else if (path_is(url, plen, "/readyz"))
-    respond_readyz(c);
-  else if (path_is(url, plen, "/metrics"))
-    respond_metrics(c);
-  else
-    sl__http_respond(c, 200, "Cache-Control: no-cache\r\n", "text/html; charset=utf-8",
-                     sl__demo_page, sl__demo_page_len);
+  rt->methods[k].handler(&h->conn, r, rt->methods[k].data);
 }
 
 static int on_message_complete(llhttp_t *p) {
-  sl_conn_t *c = conn_of(p);
-  route(c);
+  http_conn_t *h = conn_of(p);
+  sl_conn_t *c = &h->conn;
+  route(h);
   if (c->flags & SL_CONN_CLOSING)
     return HPE_PAUSED;
   if (!(c->flags & SL_CONN_STREAM)) {
-    sl__http_request_free(c);
-    c->deadline = sl_worker_now(c->worker) + (uint64_t)(c->worker->hub->cfg.idle_timeout * 1000);
+    request_free(h);
+    sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->idle_timeout));
   }
   /* A stream owns the connection from now on; after "Connection: close" nothing more is read. */
   return (c->flags & (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER)) ? HPE_PAUSED : 0;
@@ -383,55 +374,123 @@ static const llhttp_settings_t settings = {
   .on_message_complete = on_message_complete,
 };
 
-void sl__http_conn_init(sl_conn_t *c) {
-  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
-  c->parser.data = c;
+/* Answers a request that cannot be served and ends the connection after it. */
+static void refuse(http_conn_t *h, int status, const char *what) {
+  if (h->req == NULL)
+    on_message_begin(&h->parser);
+  if (h->req)
+    h->req->status = status;
+  h->hflags |= HTTP_PAUSED;
+  sl__conn_mark(&h->conn, SL_CONN_CLOSE_AFTER);
+  sl__http_error(&h->conn, status, NULL, what);
+  request_free(h);
 }
 
-void sl__http_feed(sl_conn_t *c, const char *data, size_t len) {
-  llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-  if (err == HPE_OK)
-    return;
-  c->flags |= SL_CONN_PARSER_PAUSED;
-  if (err == HPE_PAUSED_UPGRADE && !(c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING))) {
-    /* Upgrade or CONNECT: answered as plain HTTP/1.1; what follows would be another protocol,
-     * so the connection ends after the answer instead of waiting with its parser stopped. */
-    sl_conn_end(c);
+/* --- the transport's callbacks ------------------------------------------------------------- */
+
+static void http_open(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+  h->parser.data = h;
+  sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->header_timeout));
+}
+
+static void http_data(sl_conn_t *c, const char *data, size_t len) {
+  http_conn_t *h = http_of(c);
+  if (h->hflags & HTTP_PAUSED)
+    return; /* a stream's client, or one being answered last, has nothing more to say */
+  llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
+  if (err != HPE_OK) {
+    h->hflags |= HTTP_PAUSED;
+    if (err == HPE_PAUSED_UPGRADE && !(c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING))) {
+      /* Upgrade or CONNECT: answered as plain HTTP/1.1; what follows would be another protocol,
+       * so the connection ends after the answer instead of waiting with its parser stopped. */
+      sl__delivery_end(c);
+      return;
+    }
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE || (c->flags & SL_CONN_CLOSING))
+      return;
+    sl_request_t *r = h->req;
+    char what[WHAT_MAX];
+    if (r && r->reason)
+      snprintf(what, sizeof what, "%s", r->reason);
+    else
+      snprintf(what, sizeof what, "malformed HTTP request (%s)", llhttp_get_error_reason(&h->parser));
+    refuse(h, (r && r->status) ? r->status : 400, what);
     return;
   }
-  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE || (c->flags & SL_CONN_CLOSING))
-    return;
-  sl_request_t *r = c->req;
-  int status = (r && r->status) ? r->status : 400;
-  char what[160];
-  if (r && r->reason)
-    snprintf(what, sizeof what, "%s", r->reason);
-  else
-    snprintf(what, sizeof what, "malformed HTTP request (%s)", llhttp_get_error_reason(&c->parser));
-  if (r == NULL)
-    on_message_begin(&c->parser);
-  if (c->req)
-    c->req->status = status;
-  c->flags |= SL_CONN_CLOSE_AFTER;
-  sl__http_error(c, status, NULL, what);
-  sl__http_request_free(c);
+  /* A client that sends requests without reading the answers stops being read. */
+  if (!(c->flags & SL_CONN_STREAM) && c->q_bytes > SL_HTTP_PIPELINE_LIMIT)
+    sl__conn_pause_read(c);
 }
 
-void sl__http_feed_eof(sl_conn_t *c) {
+static void http_eof(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  if (c->q_len == 0 && h->req == NULL) {
+    sl__conn_close(c);
+    return;
+  }
   /* A half-received request cannot be answered meaningfully; one fully received already was. */
-  sl__http_request_free(c);
+  request_free(h);
+  h->hflags |= HTTP_PAUSED;
+  sl__delivery_end(c);
 }
 
-void sl__http_timeout(sl_conn_t *c) {
-  if (c->req != NULL || !(c->flags & SL_CONN_SERVED)) {
-    if (c->req == NULL)
-      on_message_begin(&c->parser);
-    if (c->req)
-      c->req->status = 408;
-    c->flags |= SL_CONN_CLOSE_AFTER | SL_CONN_PARSER_PAUSED;
-    sl__http_error(c, 408, NULL, "the request did not arrive within --header-timeout");
-    sl__http_request_free(c);
-  } else {
-    sl_conn_end(c); /* idle keep-alive connection */
+static void http_timeout(sl_conn_t *c, uint64_t now) {
+  http_conn_t *h = http_of(c);
+  if (h->stream) {
+    h->stream->ops->on_timeout(h->stream, c, now);
+    return;
   }
+  /* A request still arriving keeps its deadline even when the connection is to close after it
+   * (a drain began): a stalled client must not hold the drain until --shutdown-timeout. */
+  if (!c->deadline || now < c->deadline || ((c->flags & SL_CONN_CLOSE_AFTER) && h->req == NULL))
+    return;
+  if (h->req != NULL || !(h->hflags & HTTP_SERVED))
+    refuse(h, 408, "the request did not arrive within --header-timeout");
+  else {
+    h->hflags |= HTTP_PAUSED;
+    sl__delivery_end(c); /* idle keep-alive connection */
+  }
+}
+
+static void http_writable(sl_conn_t *c) {
+  if (!(c->flags & SL_CONN_STREAM))
+    sl__conn_resume_read(c);
+}
+
+static void http_close(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  sl__delivery_forget(c);
+  if (h->stream) {
+    sl_http_stream_t *s = h->stream;
+    h->stream = NULL;
+    s->ops->on_close(s, c);
+  }
+  request_free(h);
+}
+
+static void http_shutdown(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  if (h->stream) {
+    h->stream->ops->on_shutdown(h->stream, c);
+  } else if (h->req == NULL && c->q_len == 0) {
+    h->hflags |= HTTP_PAUSED;
+    sl__delivery_end(c);
+  } else {
+    sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
+  }
+}
+
+static const sl_conn_cbs_t http_cbs = {
+  .on_data = http_data,
+  .on_eof = http_eof,
+  .on_timeout = http_timeout,
+  .on_writable = http_writable,
+  .on_close = http_close,
+  .on_shutdown = http_shutdown,
+};
+
+void sl__http_attach(sl_transport_t *t, sl_http_ctx_t *ctx) {
+  sl__transport_set_protocol(t, &http_cbs, sizeof(http_conn_t), http_open, ctx);
 }

@@ -1,17 +1,26 @@
-/* http.h — HTTP/1.1 on top of llhttp (the only file that calls llhttp is http.c): requests in,
- * with the limits that keep a hub safe (header, URL and body sizes, header timeout), routed to
- * the endpoints; responses out, as raw frames on the connection's queue. */
+/* http.h — HTTP/1.1 as the protocol of a connection (the only file that calls llhttp is http.c):
+ * requests read with the limits a public hub needs (header, URL and body sizes, the header
+ * timeout), routed through the endpoint table a hub registers (router.h), answered through one
+ * response-head builder (response.c). An endpoint may turn its connection into a stream it owns
+ * from then on (sl__http_open_stream); the stream's callbacks then get the connection's
+ * timeouts, the drain and the close.
+ *
+ * http.c sits above the transport and delivery and below the endpoints: it calls down, and the
+ * endpoints reach it only as handlers in the table. */
 #ifndef SL_HTTP_H
 #define SL_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/auth.h"
-#include "net/worker.h"
+#include "common/frame.h"
+#include "http/router.h"
+#include "net/conn.h"
+#include "sluice.h"
 
-#define SL_HTTP_MAX_HEADER 8192   /* bytes of request line + headers (431 / 414 past it) */
+#define SL_HTTP_MAX_HEADER 8192          /* bytes of request line + headers (431 / 414 past it) */
 #define SL_HTTP_MAX_URL 8192
+#define SL_HTTP_PIPELINE_LIMIT (1 << 20) /* answers queued before a pipelining client's reads stop */
 
 typedef enum {
   SL_H_AUTHORIZATION = 0,
@@ -25,12 +34,16 @@ typedef enum {
   SL_H_COUNT,
 } sl_header_id_t;
 
-/* The request being read. Owned by its connection; freed once answered. */
-struct sl_request_s {
+/* The request being read. Owned by its connection; freed once answered, or when a stream takes
+ * the connection over. */
+typedef struct sl_request_s {
   uint64_t start_ns;           /* when its first byte arrived */
   size_t header_bytes;
   char *url;
   size_t url_len, url_cap;
+  const char *path, *query;    /* inside url, set before the handler runs */
+  size_t path_len, query_len;
+  sl_http_method_t method;
   char field[32];              /* the header name being read (longer names are not ours) */
   size_t field_len;
   int cur;                     /* sl_header_id_t being captured, or -1 */
@@ -40,31 +53,47 @@ struct sl_request_s {
   size_t body_len, body_cap;
   int status;                  /* set by a callback that rejects the request */
   const char *reason;
+} sl_request_t;
+
+/* A stream that owns its connection after its head went out. The struct is the first member of
+ * the owner's own state. */
+typedef struct sl_http_stream_s sl_http_stream_t;
+typedef struct sl_http_stream_ops_s {
+  /* The sweep, at loop time now (ms): heartbeats, expiry. */
+  void (*on_timeout)(sl_http_stream_t *s, sl_conn_t *c, uint64_t now);
+  /* The worker drains: send the final frame and end. */
+  void (*on_shutdown)(sl_http_stream_t *s, sl_conn_t *c);
+  /* The connection closes: release the stream (its memory is the owner's to free). */
+  void (*on_close)(sl_http_stream_t *s, sl_conn_t *c);
+} sl_http_stream_ops_t;
+struct sl_http_stream_s {
+  const sl_http_stream_ops_t *ops;
 };
 
-void sl__http_conn_init(sl_conn_t *c);
-void sl__http_feed(sl_conn_t *c, const char *data, size_t len);
-void sl__http_feed_eof(sl_conn_t *c);
-void sl__http_timeout(sl_conn_t *c);
-void sl__http_request_free(sl_conn_t *c);
+/* Per worker: what every HTTP connection of the worker shares. */
+typedef struct sl_http_ctx_s {
+  const sl_config_t *cfg;
+  sl_router_t router;
+} sl_http_ctx_t;
+
+/* Makes HTTP the protocol of every connection t accepts from now on, routed through ctx. */
+void sl__http_attach(sl_transport_t *t, sl_http_ctx_t *ctx);
 
 /* Queues a whole response. headers: extra "Name: value\r\n" lines, or NULL. */
 void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char *content_type,
                       const char *body, size_t len);
 /* A text/plain error whose body says what was wrong. */
 void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *what);
+/* The request ends the connection after its answer (no keep-alive). */
+void sl__http_close_after(sl_conn_t *c);
+
+/* Sends a stream's head (200, with the extra header lines given) and hands the connection to
+ * stream: chunked on HTTP/1.1, else delimited by the connection's end. The request is freed.
+ * 0, or a negative errno (the connection then closes). */
+int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *headers,
+                         sl_http_stream_t *stream);
 
 /* 1 when the client asked for HTTP/1.1 or later. */
 int sl__http_is_11(const sl_conn_t *c);
-
-/* Endpoint handlers (subscribe.c, publish.c). The request is c->req. */
-void sl__handle_subscribe(sl_conn_t *c, const char *query, size_t query_len);
-void sl__handle_publish(sl_conn_t *c);
-
-/* Verifies the request's token for role, by policy.c's rules (sl__auth_request). Returns 0 with
- * *present 0 when there is none (the caller decides whether that is allowed), 0 with *present 1
- * and claims filled when it is valid, or -1 after answering 400 (malformed presentation), 401
- * (invalid token, no key for the role) or 403 (a cookie publish from another origin). */
-int sl__http_authenticate(sl_conn_t *c, sl_role_t role, sl_claims_t *claims, int *present);
 
 #endif

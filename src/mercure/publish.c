@@ -1,6 +1,6 @@
 /* publish.c — POST /.well-known/mercure: authenticates the publisher, reads the form, checks
  * every field against the protocol's rules (each failure says which field and why), checks that
- * the token grants every topic, and hands the update to the hub. The answer is the update's id
+ * the token grants every topic, and hands the update to the bus. The answer is the update's id
  * only once the update has its place in the global order and in history. */
 #include <errno.h>
 #include <stdio.h>
@@ -10,11 +10,8 @@
 #include <time.h>
 
 #include "common/form.h"
-#include "http/http.h"
-#include "core/hub.h"
-#include "common/log.h"
-#include "net/pace.h"
 #include "common/validate.h"
+#include "mercure/mercure.h"
 
 #define MAX_TOPICS 64
 
@@ -29,9 +26,10 @@ static int is_form(const char *ct) {
 }
 
 /* 0 with claims, or an answer was sent. */
-static int publisher_auth(sl_conn_t *c, sl_claims_t *claims) {
+static int publisher_auth(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r,
+                          sl_claims_t *claims) {
   int present;
-  if (sl__http_authenticate(c, SL_ROLE_PUBLISHER, claims, &present))
+  if (sl__mercure_authenticate(m, c, r, SL_ROLE_PUBLISHER, claims, &present))
     return -1;
   if (!present) {
     sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n",
@@ -56,9 +54,8 @@ static int check_field(sl_conn_t *c, const sl_pair_t *p,
   return -1;
 }
 
-void sl__handle_publish(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
-  sl_request_t *r = c->req;
+void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
+  sl_mercure_t *m = arg;
   sl_form_t form = {0};
   sl_claims_t claims = {0};
   const char *topics[MAX_TOPICS];
@@ -66,7 +63,7 @@ void sl__handle_publish(sl_conn_t *c) {
   const char *why;
   char what[256];
 
-  if (publisher_auth(c, &claims))
+  if (publisher_auth(m, c, r, &claims))
     return;
   if (!is_form(r->hv[SL_H_CONTENT_TYPE])) {
     sl__http_error(c, 415, NULL, "publish with Content-Type: application/x-www-form-urlencoded");
@@ -127,9 +124,9 @@ void sl__handle_publish(sl_conn_t *c) {
   };
   char idbuf[1024];
   uint64_t seq = 0;
-  int e = sl__hub_publish(w->hub, &u, idbuf, sizeof idbuf, &seq, &why);
+  int e = sl__bus_publish(m->bus, &u, idbuf, sizeof idbuf, &seq, &why);
   if (e == -ESHUTDOWN) {
-    c->flags |= SL_CONN_CLOSE_AFTER;
+    sl__http_close_after(c);
     sl__http_error(c, 503, "Retry-After: 5\r\n",
                    "the hub is shutting down and accepts no more updates; retry on another node");
   } else if (e == -EINVAL) {
@@ -139,10 +136,10 @@ void sl__handle_publish(sl_conn_t *c) {
   } else if (e) {
     sl__http_error(c, 500, NULL, "the update could not be stored");
   } else {
-    sl_metric_add(&w->metrics.published_total, 1);
-    /* Held: the answer is queued now and written once delivery catches up (pace.c). */
-    if (!sl_pace_hold(c, seq, r->start_ns))
-      sl_metrics_observe_latency(&w->metrics, uv_hrtime() - r->start_ns);
+    sl_metric_add(&m->metrics->published_total, 1);
+    /* Held: the answer is queued now and written once delivery catches up (delivery.c). */
+    if (!sl__delivery_hold(m->dlv, c, seq, r->start_ns))
+      sl_metrics_observe_latency(m->metrics, uv_hrtime() - r->start_ns);
     sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", idbuf, strlen(idbuf));
   }
 out:

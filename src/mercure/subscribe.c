@@ -1,8 +1,10 @@
 /* subscribe.c — GET /.well-known/mercure: reads the topic matchers and the resume cursor,
  * authenticates the subscriber, registers it with the worker's broker and opens the event
  * stream: the response head, an initial comment so clients and proxies see the stream open, the
- * updates replayed from history, then live updates. */
+ * updates replayed from history, then live updates. The stream then owns the connection: its
+ * heartbeats, its token's expiry, its final frame in a drain and its end are here. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +12,35 @@
 #include <time.h>
 
 #include "common/form.h"
-#include "http/http.h"
-#include "core/hub.h"
 #include "common/log.h"
 #include "common/validate.h"
+#include "mercure/mercure.h"
 
 #define MAX_MATCHERS 256
 #define MAX_MATCHER_LEN 4096
+#define CURSOR_HEADER "Mercure-Last-Event-ID: "
+#define STREAM_HEADERS "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+#define WHAT_MAX 160
+#define MS_PER_S 1000
+#define JITTER_STEPS 1000000        /* resolution of the reconnect jitter */
+#define CLOSE_FRAME_MAX 96
+
+/* A subscriber's stream, in its subscription's own allocation (sl_sub_extra): the ops pointer
+ * leads to the worker's context, so the stream costs one pointer. */
+typedef struct stream_s {
+  sl_http_stream_t base;
+} stream_t;
+
+static sl_mercure_t *mercure_of(const sl_http_stream_t *s) {
+  return (sl_mercure_t *)((char *)s->ops - offsetof(sl_mercure_t, stream_ops));
+}
+
+/* The subscription whose extra bytes hold s. */
+static sl_sub_t *sub_of(sl_conn_t *c, sl_mercure_t *m, sl_http_stream_t *s) {
+  (void)c;
+  (void)m;
+  return *(sl_sub_t **)((char *)s + sizeof(stream_t));
+}
 
 typedef struct replay_s {
   sl_sub_t *sub;
@@ -25,8 +49,19 @@ typedef struct replay_s {
   int failed;
 } replay_t;
 
+static void replay_drop(replay_t *rp) {
+  for (size_t i = 0; i < rp->count; i++)
+    sl_frame_unref(rp->frames[i]);
+  rp->count = 0;
+}
+
 static void replay_visit(sl_frame_t *f, void *arg) {
   replay_t *rp = arg;
+  if (f == NULL) {
+    replay_drop(rp); /* the replay starts again from the oldest retained */
+    rp->failed = 0;
+    return;
+  }
   if (rp->failed || !sl_sub_wants(rp->sub, f))
     return;
   if (rp->count == rp->cap) {
@@ -43,8 +78,7 @@ static void replay_visit(sl_frame_t *f, void *arg) {
 }
 
 static void replay_free(replay_t *rp) {
-  for (size_t i = 0; i < rp->count; i++)
-    sl_frame_unref(rp->frames[i]);
+  replay_drop(rp);
   free(rp->frames);
 }
 
@@ -53,11 +87,64 @@ static int is_matcher_name(const char *name) {
          strcmp(name, "topic") == 0;
 }
 
+/* --- the stream ---------------------------------------------------------------------------- */
+
+static void stream_timeout(sl_http_stream_t *s, sl_conn_t *c, uint64_t now) {
+  sl_mercure_t *m = mercure_of(s);
+  sl_sub_t *sub = sub_of(c, m, s);
+  if (c->flags & SL_CONN_CLOSE_AFTER)
+    return;
+  if (sub->claims.exp > 0 && (int64_t)time(NULL) >= sub->claims.exp) {
+    sl__delivery_end(c); /* the token expired: the client must come back with a fresh one */
+    return;
+  }
+  if (m->cfg->heartbeat > 0 && c->q_len == 0 &&
+      now - c->last_write >= (uint64_t)(m->cfg->heartbeat * MS_PER_S))
+    sl__delivery_send(c, &sl_frame_heartbeat);
+}
+
+/* The drain: a final frame that tells the client to come back, at a jittered moment so that
+ * clients do not all return at once, then the end. */
+static void stream_shutdown(sl_http_stream_t *s, sl_conn_t *c) {
+  sl_mercure_t *m = mercure_of(s);
+  if (!(c->flags & SL_CONN_EVICTED)) {
+    double spread = m->cfg->reconnect_spread;
+    unsigned ms = 0;
+    if (spread > 0)
+      ms = (unsigned)((double)(rand_r(&m->jitter_seed) % JITTER_STEPS) / JITTER_STEPS * spread *
+                      MS_PER_S) + 1;
+    char buf[CLOSE_FRAME_MAX];
+    int len = snprintf(buf, sizeof buf, "retry: %u\nevent: close\ndata: server_shutdown\n\n", ms);
+    sl__conn_mark(c, SL_CONN_DRAINING);
+    sl_frame_t *f = len > 0 && (size_t)len < sizeof buf ? sl_frame_chunk(buf, (size_t)len) : NULL;
+    if (f) {
+      sl__delivery_send(c, f);
+      sl_frame_unref(f);
+    }
+  }
+  sl__delivery_end(c);
+}
+
+static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
+  sl_mercure_t *m = mercure_of(s);
+  sl_broker_remove(&m->dlv->broker, sub_of(c, m, s)); /* frees the stream too */
+  sl_metric_sub(&m->metrics->subscribers, 1);
+}
+
+void sl__mercure_stream_ops(sl_http_stream_ops_t *ops) {
+  ops->on_timeout = stream_timeout;
+  ops->on_shutdown = stream_shutdown;
+  ops->on_close = stream_close;
+}
+
+/* --- the request --------------------------------------------------------------------------- */
+
 /* Authenticates the subscriber. 0 and claims filled (has_token set), or an answer was sent. */
-static int subscriber_auth(sl_conn_t *c, sl_claims_t *claims, int *has_token) {
-  if (sl__http_authenticate(c, SL_ROLE_SUBSCRIBER, claims, has_token))
+static int subscriber_auth(sl_mercure_t *m, sl_conn_t *c, sl_request_t *r, sl_claims_t *claims,
+                           int *has_token) {
+  if (sl__mercure_authenticate(m, c, r, SL_ROLE_SUBSCRIBER, claims, has_token))
     return -1;
-  if (!*has_token && !c->worker->hub->cfg.anonymous) {
+  if (!*has_token && !m->cfg->anonymous) {
     sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n",
                    "this hub needs a subscriber token (Authorization: Bearer, or the "
                    "mercureAuthorization cookie)");
@@ -66,34 +153,43 @@ static int subscriber_auth(sl_conn_t *c, sl_claims_t *claims, int *has_token) {
   return 0;
 }
 
-static void stream_open(sl_conn_t *c, const char *cursor, replay_t *rp, int found) {
-  sl_worker_t *w = c->worker;
-  char head[512 + MAX_MATCHER_LEN];
-  int chunked = sl__http_is_11(c);
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                   "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s%s%s%s\r\n",
-                   chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n",
-                   cursor ? "Mercure-Last-Event-ID: " : "",
-                   cursor ? (found ? cursor : "earliest") : "", cursor ? "\r\n" : "");
-  c->flags |= SL_CONN_STREAM | (chunked ? SL_CONN_CHUNKED : 0);
-  c->deadline = 0;
-  sl_conn_send_raw(c, head, (size_t)n);
-  sl_conn_send(c, &sl_frame_heartbeat);
+/* The head (saying where the replay starts, when the client asked to resume), the opening
+ * comment, the replayed updates, and from now on the live ones. */
+static void stream_open(sl_mercure_t *m, sl_conn_t *c, sl_http_stream_t *stream,
+                        const char *cursor, replay_t *rp, int found) {
+  char *headers = NULL;
+  const char *where = found ? cursor : "earliest";
+  size_t cap = sizeof STREAM_HEADERS + sizeof CURSOR_HEADER + (cursor ? strlen(where) : 0) + 2;
+  headers = malloc(cap);
+  if (headers == NULL) {
+    sl__http_error(c, 500, NULL, "out of memory");
+    return;
+  }
+  int n = snprintf(headers, cap, "%s%s%s%s", STREAM_HEADERS, cursor ? CURSOR_HEADER : "",
+                   cursor ? where : "", cursor ? "\r\n" : "");
+  if (n < 0 || (size_t)n >= cap) {
+    free(headers);
+    sl__http_error(c, 500, NULL, "the stream's head could not be built");
+    return;
+  }
+  int r = sl__http_open_stream(c, "text/event-stream", headers, stream);
+  free(headers);
+  if (r)
+    return;
+  sl_metric_add(&m->metrics->subscribers, 1);
+  sl__delivery_send(c, &sl_frame_heartbeat);
   for (size_t i = 0; i < rp->count; i++)
-    sl_conn_send_opening(c, rp->frames[i]);
+    sl__delivery_send_opening(c, rp->frames[i]);
   c->q_opening = c->q_bytes; /* all at the queue's front: written before anything live */
-  sl_metric_add(&w->metrics.requests_total, 1);
-  sl_metric_add(&w->metrics.subscribers, 1);
   if (cursor) {
-    sl_metric_add(&w->metrics.resumes_total, 1);
-    sl_metric_add(&w->metrics.replayed_total, rp->count);
+    sl_metric_add(&m->metrics->resumes_total, 1);
+    sl_metric_add(&m->metrics->replayed_total, rp->count);
   }
 }
 
-void sl__handle_subscribe(sl_conn_t *c, const char *query, size_t query_len) {
-  sl_worker_t *w = c->worker;
-  sl_hub_t *hub = w->hub;
+void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
+  sl_mercure_t *m = arg;
+  sl_delivery_t *d = m->dlv;
   sl_form_t form = {0};
   sl_claims_t claims = {0};
   replay_t rp = {0};
@@ -101,14 +197,14 @@ void sl__handle_subscribe(sl_conn_t *c, const char *query, size_t query_len) {
   size_t lens[MAX_MATCHERS];
   size_t n = 0;
   const char *cursor = NULL, *legacy_cursor = NULL;
-  char what[160];
+  char what[WHAT_MAX];
   const char *why;
 
-  if (w->draining) {
+  if (c->net->draining) {
     sl__http_error(c, 503, "Retry-After: 5\r\n", "the hub is shutting down; reconnect shortly");
     return;
   }
-  if (sl_form_parse(&form, query, query_len)) {
+  if (sl_form_parse(&form, r->query, r->query_len)) {
     sl__http_error(c, 500, NULL, "out of memory");
     return;
   }
@@ -146,8 +242,8 @@ void sl__handle_subscribe(sl_conn_t *c, const char *query, size_t query_len) {
   }
   if (cursor == NULL)
     cursor = legacy_cursor;
-  if (c->req->hv[SL_H_LAST_EVENT_ID])
-    cursor = c->req->hv[SL_H_LAST_EVENT_ID];
+  if (r->hv[SL_H_LAST_EVENT_ID])
+    cursor = r->hv[SL_H_LAST_EVENT_ID];
   if (cursor && (cursor[0] == '\0' || sl_check_text(cursor, strlen(cursor), &why))) {
     if (cursor[0] == '\0') {
       cursor = NULL; /* EventSource sends an empty Last-Event-ID before it saw any id */
@@ -158,30 +254,41 @@ void sl__handle_subscribe(sl_conn_t *c, const char *query, size_t query_len) {
     }
   }
   int has_token;
-  if (subscriber_auth(c, &claims, &has_token))
+  if (subscriber_auth(m, c, r, &claims, &has_token))
     goto out;
 
-  sl_sub_t *sub = sl_sub_new(c, matchers, lens, n, &claims, has_token);
-  if (sub == NULL || sl_broker_add(&w->broker, sub)) {
+  sl_sub_t *sub = sl_sub_new(c, matchers, lens, n, &claims, has_token,
+                             sizeof(stream_t) + sizeof(sl_sub_t *));
+  if (sub == NULL || sl_broker_add(&d->broker, sub)) {
     if (sub)
-      sl_broker_remove(&w->broker, sub);
+      sl_broker_remove(&d->broker, sub);
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
-  c->sub = sub;
-  if (sub->claims.exp > 0) {
-    int64_t left = sub->claims.exp - (int64_t)time(NULL);
-    c->token_exp = sl_worker_now(w) + (uint64_t)(left > 0 ? left : 0) * 1000 + 1;
-  }
+  stream_t *stream = sl_sub_extra(sub);
+  stream->base.ops = &m->stream_ops;
+  *(sl_sub_t **)(stream + 1) = sub;
   /* Everything up to what this worker already dispatched comes from history; everything after
    * arrives through the inbox, so nothing is missed and nothing is sent twice. */
   int found = 0;
   rp.sub = sub;
-  if (cursor)
-    sl__hub_replay(hub, cursor, w->dispatched_seq, replay_visit, &rp, &found);
-  sub->last_seq = w->dispatched_seq;
-  stream_open(c, cursor, &rp, found);
-  sl__http_request_free(c);
+  if (cursor && sl__bus_replay(m->bus, cursor, d->dispatched_seq, replay_visit, &rp, &found)) {
+    sl_broker_remove(&d->broker, sub);
+    sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
+    goto out;
+  }
+  sub->last_seq = d->dispatched_seq;
+  /* The cursor may point into the request, which opening the stream frees. */
+  char *cursor_copy = cursor ? strdup(cursor) : NULL;
+  if (cursor && cursor_copy == NULL) {
+    sl_broker_remove(&d->broker, sub);
+    sl__http_error(c, 500, NULL, "out of memory");
+    goto out;
+  }
+  stream_open(m, c, &stream->base, cursor_copy, &rp, found);
+  free(cursor_copy);
+  if (!(c->flags & SL_CONN_STREAM))
+    sl_broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */
 out:
   replay_free(&rp);
   sl_claims_free(&claims);

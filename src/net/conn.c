@@ -1,9 +1,10 @@
-/* conn.c — one client connection: reading into the worker's shared buffer and feeding the HTTP
- * parser, the output queue of frame references written with one sendmsg per loop turn, slow
- * consumer eviction, timeouts, and the clean end (whole frames, chunked terminator, FIN, then
- * wait for the client's FIN so it never sees a reset). Readiness comes from the worker's epoll
- * set (server.c), level-triggered; a closed connection's socket is closed at once but its memory
- * is freed by the worker's reaper after the loop turn, when nothing points to it any more. */
+/* conn.c — the transport of one connection (see conn.h): the socket's place in the worker's
+ * epoll set, reads handed to the protocol, the queue of frame references and its writes, the
+ * transport's own timeouts, the clean end, hard close and detach. What to send and when to write
+ * is decided above (delivery.c); what the bytes mean, by the protocol (http.c). */
+#include "net/conn.h"
+
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -13,27 +14,38 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "http/http.h"
-#include "core/hub.h"
 #include "common/log.h"
-#include "net/pace.h"
-#include "net/worker.h"
 
-#define IOV_BATCH 1024               /* frames per sendmsg */
-#define READS_PER_TURN 16
-#define PIPELINE_QUEUE_LIMIT (1 << 20) /* stop reading a client that does not read its answers */
+#define IOV_BATCH 1024     /* frames per sendmsg */
+#define READS_PER_TURN 16  /* reads of one connection per readiness event */
+#define RING_FIRST_CAP 4   /* frames a new queue holds before it grows */
+#define MS_PER_S 1000
 
-enum {
-  SL_CONN_POLL_R = 1 << 16,
-  SL_CONN_POLL_W = 1 << 17,
-  SL_CONN_TERMINATED = 1 << 18,  /* the chunked terminator is queued */
-  SL_CONN_READ_EOF = 1 << 19,    /* the client half-closed */
-};
+int sl__transport_init(sl_transport_t *t, uv_loop_t *loop, int epfd, unsigned index,
+                       const sl_config_t *cfg, sl_metrics_t *metrics) {
+  memset(t, 0, sizeof *t);
+  t->loop = loop;
+  t->epfd = epfd;
+  t->index = index;
+  t->cfg = cfg;
+  t->metrics = metrics;
+  t->read_buf = malloc(SL_READ_BUF_SIZE);
+  return t->read_buf ? 0 : -ENOMEM;
+}
 
-/* Brings the socket's registration in the worker's epoll set in line with what the connection
- * waits for. A socket waiting for nothing leaves the set: epoll reports hang-ups even to an
- * empty interest mask. A connection that cannot be watched could never finish: it is closed. */
-static void conn_poll_update(sl_conn_t *c) {
+void sl__transport_set_protocol(sl_transport_t *t, const sl_conn_cbs_t *cbs, size_t size,
+                                void (*open)(sl_conn_t *c), void *ctx) {
+  assert(cbs != NULL && size >= sizeof(sl_conn_t));
+  t->proto = cbs;
+  t->proto_size = size;
+  t->proto_open = open;
+  t->proto_ctx = ctx;
+}
+
+/* Brings the socket's registration in the epoll set in line with what the connection waits for.
+ * A socket waiting for nothing leaves the set: epoll reports hang-ups even to an empty interest
+ * mask. A connection that cannot be watched could never finish: it is closed. */
+static void poll_update(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
   uint32_t want = 0;
@@ -48,141 +60,131 @@ static void conn_poll_update(sl_conn_t *c) {
                                      ((want & SL_CONN_POLL_W) ? EPOLLOUT : 0),
                            .data.ptr = c};
   int op = have == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
-  if (epoll_ctl(c->worker->epfd, op, c->fd, &ev)) {
-    sl_log(SL_LOG_ERROR, "worker %u: cannot watch a connection: %s; closing it", c->worker->index,
+  if (epoll_ctl(c->net->epfd, op, c->fd, &ev)) {
+    sl_log(SL_LOG_ERROR, "worker %u: cannot watch a connection: %s; closing it", c->net->index,
            strerror(errno));
     c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
+    sl__conn_close(c);
     return;
   }
   c->flags = (c->flags & ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W)) | want;
 }
 
-void sl_conn_accept(sl_worker_t *w, int fd) {
-  sl_conn_t *c = calloc(1, sizeof *c);
+sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd) {
+  assert(t->proto != NULL && t->proto_size >= sizeof(sl_conn_t));
+  sl_conn_t *c = calloc(1, t->proto_size);
   if (c == NULL) {
-    sl_log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", w->index);
+    sl_log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", t->index);
     close(fd);
-    return;
+    return NULL;
   }
   /* TCP_NODELAY comes from the listener: Linux copies it into every accepted socket. */
-  c->worker = w;
+  c->net = t;
+  c->cbs = t->proto;
   c->fd = fd;
-  c->last_write = sl_worker_now(w);
-  c->deadline = c->last_write + (uint64_t)(w->hub->cfg.header_timeout * 1000);
-  sl__http_conn_init(c);
-  c->next = w->conns;
-  if (w->conns)
-    w->conns->prev = c;
-  w->conns = c;
-  w->conn_count++;
-  sl_metric_add(&w->metrics.connections, 1);
-  sl_metric_add(&w->metrics.accepted_total, 1);
-  conn_poll_update(c);
+  c->last_write = sl__transport_now(t);
+  c->next = t->conns;
+  if (t->conns)
+    t->conns->prev = c;
+  t->conns = c;
+  t->conn_count++;
+  sl_metric_add(&t->metrics->connections, 1);
+  sl_metric_add(&t->metrics->accepted_total, 1);
+  if (t->proto_open)
+    t->proto_open(c);
+  poll_update(c);
+  return (c->flags & SL_CONN_CLOSING) ? NULL : c;
 }
 
-/* Frees one closed connection: called by the worker's reaper, after the loop turn. */
+/* Frees one closed connection: called by the reaper, after the loop turn. */
 static void conn_free(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
+  sl_transport_t *t = c->net;
+  assert(c->flags & SL_CONN_CLOSING);
   for (uint32_t i = 0; i < c->q_len; i++)
     sl_frame_unref(c->q[(c->q_head + i) % c->q_cap]);
   free(c->q);
-  sl__http_request_free(c);
   if (c->prev)
     c->prev->next = c->next;
   else
-    w->conns = c->next;
+    t->conns = c->next;
   if (c->next)
     c->next->prev = c->prev;
-  w->conn_count--;
-  sl_metric_sub(&w->metrics.connections, 1);
+  t->conn_count--;
+  sl_metric_sub(&t->metrics->connections, 1);
   free(c);
-  sl__worker_conn_gone(w);
+  if (t->conn_freed)
+    t->conn_freed(t);
 }
 
-/* The fan-out list outlives a loop turn, so a connection that closes must leave it. */
-static void fanout_list_remove(sl_conn_t *c) {
-  *c->pprev_flush = c->next_flush;
-  if (c->next_flush)
-    c->next_flush->pprev_flush = c->pprev_flush;
-  c->next_flush = NULL;
-  c->pprev_flush = NULL;
-  c->flags &= ~(uint32_t)(SL_CONN_IN_FLUSH | SL_CONN_IN_FANOUT);
-}
-
-void sl_worker_reap(sl_worker_t *w) {
-  while (w->closed_head) {
-    sl_conn_t *c = w->closed_head;
-    w->closed_head = c->next_closed;
+void sl__transport_reap(sl_transport_t *t) {
+  while (t->closed_head) {
+    sl_conn_t *c = t->closed_head;
+    t->closed_head = c->next_closed;
     conn_free(c);
   }
 }
 
-void sl_conn_close(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
+/* Out of the epoll set explicitly: close() alone would leave the socket there while another
+ * process (a fork of an embedding program, or the receiver of a hand-off) still holds it, with a
+ * pointer about to be freed. An event for it already fetched in this turn finds the connection
+ * CLOSING and is skipped. */
+static void leave(sl_conn_t *c) {
+  sl_transport_t *t = c->net;
+  if (c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W))
+    epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  c->flags &= ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W);
+  c->next_closed = t->closed_head;
+  t->closed_head = c;
+  if (t->reap_soon)
+    t->reap_soon(t);
+}
+
+void sl__conn_close(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
-  if (c->flags & SL_CONN_IN_FANOUT)
-    fanout_list_remove(c);
-  if (c->flags & SL_CONN_HELD)
-    sl_pace_forget(c);
   c->flags |= SL_CONN_CLOSING;
-  if (c->sub) {
-    sl_broker_remove(&c->worker->broker, c->sub);
-    c->sub = NULL;
-    sl_metric_sub(&c->worker->metrics.subscribers, 1);
-  }
+  c->cbs->on_close(c);
   if ((c->flags & SL_CONN_HARD_CLOSE) && c->q_len > 0) {
     /* Unsent output: reset rather than leave the client a truncated frame it might trust. */
     struct linger lg = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  /* Out of the epoll set explicitly: close() alone would leave it there while another process
-   * (a fork of an embedding program) still holds the socket, with a pointer about to be freed.
-   * An event for it already fetched in this turn finds the connection CLOSING and is skipped. */
-  if (c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W))
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  close(c->fd);
+  int fd = c->fd;
+  leave(c);
+  close(fd);
   c->fd = -1;
-  c->next_closed = w->closed_head;
-  w->closed_head = c;
-  sl__worker_reap_soon(w);
 }
 
-static void flush_list_add(sl_conn_t *c) {
-  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
-    return;
-  if ((c->flags & (SL_CONN_HELD | SL_CONN_HARD_CLOSE)) == SL_CONN_HELD)
-    return; /* written when its held answer is released */
-  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
-    return; /* written when the socket turns writable */
-  c->flags |= SL_CONN_IN_FLUSH;
-  c->next_flush = c->worker->flush_head;
-  c->worker->flush_head = c;
+int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_t *offset) {
+  if (c->flags & SL_CONN_CLOSING)
+    return -EBADF;
+  sl_frame_t **out = NULL;
+  if (c->q_len > 0) {
+    out = malloc(c->q_len * sizeof *out);
+    if (out == NULL)
+      return -ENOMEM;
+    for (uint32_t i = 0; i < c->q_len; i++)
+      out[i] = c->q[(c->q_head + i) % c->q_cap];
+  }
+  *pending = out;
+  *npending = c->q_len;
+  *offset = c->q_off;
+  c->q_len = 0; /* the references moved out */
+  c->q_bytes = c->q_opening = 0;
+  c->q_off = 0;
+  c->flags |= SL_CONN_CLOSING | SL_CONN_DETACHED;
+  c->cbs->on_close(c);
+  int fd = c->fd;
+  leave(c);
+  c->fd = -1;
+  return fd;
 }
 
-/* Links c at the head of its worker's fan-out list. */
-static void fanout_link(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
-  c->flags |= SL_CONN_IN_FLUSH | SL_CONN_IN_FANOUT;
-  c->next_flush = w->fanout_head;
-  if (w->fanout_head)
-    w->fanout_head->pprev_flush = &c->next_flush;
-  c->pprev_flush = &w->fanout_head;
-  w->fanout_head = c;
-}
-
-static void fanout_list_add(sl_conn_t *c) {
-  if (c->flags & (SL_CONN_IN_FLUSH | SL_CONN_CLOSING))
-    return; /* already on a list: written this turn or when the window ends */
-  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HARD_CLOSE)) == SL_CONN_WANT_WRITE)
-    return;
-  fanout_link(c);
-}
-
-static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
+int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {
+  if (c->flags & (SL_CONN_CLOSING | SL_CONN_TERMINATED | SL_CONN_FIN_SENT))
+    return -EPIPE;
   if (c->q_len == c->q_cap) {
-    uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
+    uint32_t cap = c->q_cap ? c->q_cap * 2 : RING_FIRST_CAP;
     sl_frame_t **q = malloc(cap * sizeof *q);
     if (q == NULL)
       return -ENOMEM;
@@ -195,133 +197,55 @@ static int queue_push(sl_conn_t *c, sl_frame_t *f, int fanout) {
   }
   c->q[(c->q_head + c->q_len) % c->q_cap] = sl_frame_ref(f);
   c->q_len++;
-  size_t len;
-  sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
-  c->q_bytes += len;
-  /* An update waits for the window only when this subscriber was written to less than a window
-   * ago, or publishers are being held back (then the next pass takes it): one that has been quiet (a topic of its own, a sparse stream) gets it this turn, as it
-   * would gain nothing from waiting. And the window must not make a fast reader look slow: past
-   * half of --max-queue, write now. */
-  sl_worker_t *w = c->worker;
-  if (fanout && (w->paced || (sl_worker_now(w) - c->last_write) * 1000000 < w->fanout_window) &&
-      c->q_bytes <= w->hub->cfg.max_queue / 2) {
-    fanout_list_add(c);
-  } else {
-    if (c->flags & SL_CONN_IN_FANOUT)
-      fanout_list_remove(c);
-    flush_list_add(c);
-  }
+  c->q_bytes += sl__conn_frame_len(c, f);
   return 0;
 }
 
-/* Slow consumer: drop the updates it has not started to receive, finish the frame it is in the
- * middle of, then end the stream; it resumes from history with its Last-Event-ID. What is not an
- * update (the response head, comments) stays: the client must still get a well-formed response. */
-static void conn_evict(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
+void sl__conn_drop(sl_conn_t *c, int (*keep)(const sl_frame_t *f)) {
   uint32_t kept = 0;
   for (uint32_t i = 0; i < c->q_len; i++) {
     sl_frame_t *f = c->q[(c->q_head + i) % c->q_cap];
-    if ((i == 0 && c->q_off > 0) || f->seq == 0) {
+    if ((i == 0 && c->q_off > 0) || keep(f)) {
       c->q[(c->q_head + kept++) % c->q_cap] = f;
       continue;
     }
-    size_t len;
-    sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
-    c->q_bytes -= len;
+    c->q_bytes -= sl__conn_frame_len(c, f);
     sl_frame_unref(f);
   }
   c->q_len = kept;
   if (c->q_opening > c->q_bytes)
     c->q_opening = c->q_bytes;
-  c->flags |= SL_CONN_EVICTED;
-  sl_metric_add(&w->metrics.slow_disconnects_total, 1);
-  sl_log(SL_LOG_INFO, "worker %u: slow subscriber cut at --max-queue %zu bytes; it can resume "
-         "with its Last-Event-ID", w->index, w->hub->cfg.max_queue);
-  sl_conn_end(c);
-}
-
-typedef enum { SEND_PLAIN, SEND_UPDATE, SEND_OPENING } send_kind_t;
-
-static int conn_send(sl_conn_t *c, sl_frame_t *f, send_kind_t kind) {
-  if (c->flags & (SL_CONN_CLOSING | SL_CONN_EVICTED | SL_CONN_TERMINATED | SL_CONN_FIN_SENT))
-    return -EPIPE;
-  /* A stream that is ending takes no more updates, chunked (TERMINATED above) or not: its client
-   * resumes after the last one it got. */
-  if ((c->flags & (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER)) == (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER) &&
-      f->seq > 0)
-    return -EPIPE;
-  size_t len;
-  sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
-  if (kind != SEND_OPENING && (c->flags & SL_CONN_STREAM) && f->seq > 0 &&
-      c->q_bytes - c->q_opening + len > c->worker->hub->cfg.max_queue) {
-    conn_evict(c);
-    return -ENOBUFS;
-  }
-  if (queue_push(c, f, kind == SEND_UPDATE)) {
-    /* Closed at the flush, not here: this may run inside the broker's dispatch loop. */
-    c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;
-    flush_list_add(c);
-    return -ENOMEM;
-  }
-  return 0;
-}
-
-int sl_conn_send(sl_conn_t *c, sl_frame_t *f) {
-  return conn_send(c, f, SEND_PLAIN);
-}
-
-int sl_conn_send_update(sl_conn_t *c, sl_frame_t *f) {
-  return conn_send(c, f, SEND_UPDATE);
-}
-
-int sl_conn_send_opening(sl_conn_t *c, sl_frame_t *f) {
-  return conn_send(c, f, SEND_OPENING);
-}
-
-int sl_conn_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
-  sl_frame_t *f = sl_frame_raw(bytes, len);
-  if (f == NULL) {
-    c->flags |= SL_CONN_HARD_CLOSE | SL_CONN_EVICTED;
-    flush_list_add(c);
-    return -ENOMEM;
-  }
-  int r = sl_conn_send(c, f);
-  sl_frame_unref(f);
-  return r;
 }
 
 /* Everything queued is written. */
-static void conn_queue_empty(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
+static void queue_empty(sl_conn_t *c) {
+  sl_transport_t *t = c->net;
   if (c->flags & SL_CONN_CLOSING)
     return;
   if (c->flags & SL_CONN_CLOSE_AFTER) {
     if (c->flags & SL_CONN_FIN_SENT)
       return;
-    c->flags |= SL_CONN_FIN_SENT | SL_CONN_PARSER_PAUSED;
+    c->flags |= SL_CONN_FIN_SENT;
     if ((c->flags & (SL_CONN_DRAINING | SL_CONN_STREAM)) == (SL_CONN_DRAINING | SL_CONN_STREAM))
-      sl_metric_add(&w->metrics.drained_total, 1);
+      sl_metric_add(&t->metrics->drained_total, 1);
     if (c->flags & SL_CONN_READ_EOF) {
-      sl_conn_close(c);
+      sl__conn_close(c);
       return;
     }
     /* Our FIN now; the socket is closed when the client's FIN arrives or the linger passes. */
     shutdown(c->fd, SHUT_WR);
     c->flags &= ~(uint32_t)SL_CONN_READ_PAUSED;
-    c->deadline = sl_worker_now(w) + (uint64_t)(w->hub->cfg.linger * 1000);
-    conn_poll_update(c);
+    c->deadline = sl__transport_now(t) + (uint64_t)(t->cfg->linger * MS_PER_S);
+    poll_update(c);
     return;
   }
-  if (!(c->flags & SL_CONN_STREAM) && (c->flags & SL_CONN_READ_PAUSED)) {
-    c->flags &= ~(uint32_t)SL_CONN_READ_PAUSED;
-    conn_poll_update(c);
-  }
+  if (c->cbs->on_writable)
+    c->cbs->on_writable(c);
 }
 
 /* One sendmsg of as many queued frames as fit in one iovec batch. */
 static void conn_write(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
+  sl_transport_t *t = c->net;
   struct iovec iov[IOV_BATCH];
   int chunked = (c->flags & SL_CONN_CHUNKED) != 0;
   uint32_t n = c->q_len < IOV_BATCH ? c->q_len : IOV_BATCH;
@@ -338,7 +262,8 @@ static void conn_write(sl_conn_t *c) {
   struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
   /* The last write before our FIN: MSG_MORE holds the segment back, and the shutdown() that
    * follows sets FIN on it, so the client gets the end of the stream in one segment. */
-  int more = n == c->q_len && (c->flags & (SL_CONN_CLOSE_AFTER | SL_CONN_FIN_SENT)) == SL_CONN_CLOSE_AFTER;
+  int more = n == c->q_len &&
+             (c->flags & (SL_CONN_CLOSE_AFTER | SL_CONN_FIN_SENT)) == SL_CONN_CLOSE_AFTER;
   ssize_t sent;
   do
     sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0));
@@ -346,24 +271,22 @@ static void conn_write(sl_conn_t *c) {
   if (sent < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       c->flags |= SL_CONN_WANT_WRITE;
-      conn_poll_update(c);
+      poll_update(c);
       return;
     }
     /* The client is gone (EPIPE, ECONNRESET): nothing more can reach it. */
-    sl_conn_close(c);
+    sl__conn_close(c);
     return;
   }
   size_t left = (size_t)sent;
   uint64_t delivered = 0;
   c->q_bytes -= left;
   c->q_opening -= c->q_opening < left ? c->q_opening : left; /* it is at the queue's front */
-  sl_metric_add(&w->metrics.bytes_out_total, left);
-  sl_metric_add(&w->metrics.writes_total, 1);
+  sl_metric_add(&t->metrics->bytes_out_total, left);
+  sl_metric_add(&t->metrics->writes_total, 1);
   while (left > 0) {
     sl_frame_t *f = c->q[c->q_head];
-    size_t len;
-    sl_frame_bytes(f, chunked, &len);
-    size_t rest = len - c->q_off;
+    size_t rest = sl__conn_frame_len(c, f) - c->q_off;
     if (left < rest) {
       c->q_off += (uint32_t)left;
       break;
@@ -376,193 +299,194 @@ static void conn_write(sl_conn_t *c) {
     c->q_head = (c->q_head + 1) % c->q_cap;
     c->q_len--;
   }
-  if (delivered) {
-    sl_metric_add(&w->metrics.delivered_total, delivered);
-    if (w->draining)
-      sl_metric_add(&w->drain_flushed, delivered);
-  }
-  c->last_write = sl_worker_now(w);
+  if (delivered)
+    sl_metric_add(&t->metrics->delivered_total, delivered);
+  c->last_write = sl__transport_now(t);
   if (c->q_len > 0) {
     /* Kernel buffer full, or more than one batch: the rest goes when the socket is writable. */
     c->flags |= SL_CONN_WANT_WRITE;
-    conn_poll_update(c);
+    poll_update(c);
     return;
   }
   if (c->flags & SL_CONN_WANT_WRITE) {
     c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
-    conn_poll_update(c);
+    poll_update(c);
   }
-  conn_queue_empty(c);
+  queue_empty(c);
 }
 
-/* The flush list must be empty at the end of a turn (a connection closed later would be freed
- * while still on it); the fan-out list may outlive it, since closing unlinks from it. So what a
- * flush leaves for the drain waits there, and drain_begin moves it back. */
-static void park_flush_list(sl_worker_t *w) {
-  while (w->flush_head) {
-    sl_conn_t *c = w->flush_head;
-    w->flush_head = c->next_flush;
-    fanout_link(c);
-  }
-}
-
-void sl_worker_flush(sl_worker_t *w) {
-  while (w->flush_head) {
-    /* A drain was just asked for: what is left goes with each stream's final frame, in one
-     * write, once the drain message is read (server.c), rather than in a write of its own. */
-    if (!w->draining && atomic_load_explicit(&w->drain_pending, memory_order_relaxed)) {
-      park_flush_list(w);
-      return;
-    }
-    sl_conn_t *c = w->flush_head;
-    w->flush_head = c->next_flush;
-    c->next_flush = NULL;
-    c->flags &= ~(uint32_t)SL_CONN_IN_FLUSH;
-    if (c->flags & SL_CONN_CLOSING)
-      continue;
-    if (c->flags & SL_CONN_HARD_CLOSE)
-      sl_conn_close(c);
-    else if (c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HELD))
-      continue;
-    else if (c->q_len > 0)
-      conn_write(c);
-    else
-      conn_queue_empty(c);
-  }
-}
-
-void sl_worker_fanout_splice(sl_worker_t *w) {
-  sl_conn_t *head = w->fanout_head, *last = NULL;
-  w->fanout_head = NULL;
-  for (sl_conn_t *c = head; c; c = c->next_flush) {
-    c->flags &= ~(uint32_t)SL_CONN_IN_FANOUT; /* stays IN_FLUSH: it moves to the flush list */
-    c->pprev_flush = NULL;
-    last = c;
-  }
-  if (last) {
-    last->next_flush = w->flush_head;
-    w->flush_head = head;
-  }
-}
-
-void sl_conn_unhold(sl_conn_t *c) {
-  c->flags &= ~(uint32_t)SL_CONN_HELD;
-  c->held_seq = 0;
-  flush_list_add(c);
-}
-
-void sl_conn_end(sl_conn_t *c) {
+void sl__conn_flush(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
-  c->flags |= SL_CONN_CLOSE_AFTER | SL_CONN_PARSER_PAUSED;
+  if (c->flags & SL_CONN_HARD_CLOSE)
+    sl__conn_close(c);
+  else if (c->flags & (SL_CONN_WANT_WRITE | SL_CONN_CORKED))
+    return; /* written when the socket turns writable, or when uncorked */
+  else if (c->q_len > 0)
+    conn_write(c);
+  else
+    queue_empty(c);
+}
+
+void sl__conn_end(sl_conn_t *c) {
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  c->flags |= SL_CONN_CLOSE_AFTER;
   if ((c->flags & (SL_CONN_STREAM | SL_CONN_CHUNKED)) == (SL_CONN_STREAM | SL_CONN_CHUNKED) &&
       !(c->flags & SL_CONN_TERMINATED)) {
-    queue_push(c, &sl_frame_terminator, 0);
+    sl__conn_push(c, &sl_frame_terminator);
     c->flags |= SL_CONN_TERMINATED;
   }
-  flush_list_add(c);
+}
+
+void sl__conn_pause_read(sl_conn_t *c) {
+  c->flags |= SL_CONN_READ_PAUSED;
+  poll_update(c);
+}
+
+void sl__conn_resume_read(sl_conn_t *c) {
+  if (!(c->flags & SL_CONN_READ_PAUSED))
+    return;
+  c->flags &= ~(uint32_t)SL_CONN_READ_PAUSED;
+  poll_update(c);
+}
+
+void sl__conn_cork(sl_conn_t *c) {
+  c->corks++;
+  c->flags |= SL_CONN_CORKED;
+}
+
+int sl__conn_uncork(sl_conn_t *c) {
+  assert(c->corks > 0);
+  if (--c->corks > 0)
+    return 0;
+  c->flags &= ~(uint32_t)SL_CONN_CORKED;
+  return 1;
+}
+
+void sl__conn_set_deadline(sl_conn_t *c, uint64_t deadline) {
+  if (!(c->flags & SL_CONN_FIN_SENT))
+    c->deadline = deadline;
+}
+
+void sl__conn_mark(sl_conn_t *c, uint32_t flags) {
+  assert((flags & ~(uint32_t)(SL_CONN_STREAM | SL_CONN_CHUNKED | SL_CONN_CLOSE_AFTER |
+                              SL_CONN_DRAINING | SL_CONN_HARD_CLOSE | SL_CONN_EVICTED)) == 0);
+  c->flags |= flags;
 }
 
 static void conn_read(sl_conn_t *c) {
-  sl_worker_t *w = c->worker;
+  sl_transport_t *t = c->net;
   for (int i = 0; i < READS_PER_TURN; i++) {
-    ssize_t n = recv(c->fd, w->read_buf, SL_READ_BUF_SIZE, 0);
+    ssize_t n = recv(c->fd, t->read_buf, SL_READ_BUF_SIZE, 0);
     if (n > 0) {
-      if (c->flags & (SL_CONN_PARSER_PAUSED | SL_CONN_FIN_SENT))
-        continue; /* a stream's client has nothing more to say; waiting for its FIN */
-      sl__http_feed(c, w->read_buf, (size_t)n);
-      if (c->flags & SL_CONN_CLOSING)
+      if (c->flags & SL_CONN_FIN_SENT)
+        continue; /* the client has nothing more to say; waiting for its FIN */
+      c->cbs->on_data(c, t->read_buf, (size_t)n);
+      if (c->flags & (SL_CONN_CLOSING | SL_CONN_READ_PAUSED))
         return;
-      if (!(c->flags & SL_CONN_STREAM) && c->q_bytes > PIPELINE_QUEUE_LIMIT) {
-        c->flags |= SL_CONN_READ_PAUSED;
-        conn_poll_update(c);
-        return;
-      }
       if ((size_t)n < SL_READ_BUF_SIZE)
         return; /* the socket is empty: the (level-triggered) poll says when more arrives */
       continue;
     }
     if (n == 0) {
       /* The client's FIN. After ours, or on a stream, the connection is over; a request
-       * half-closed by its client still gets its answer first. */
-      if ((c->flags & (SL_CONN_FIN_SENT | SL_CONN_STREAM)) || (c->q_len == 0 && c->req == NULL)) {
+       * half-closed by its client is the protocol's to finish. */
+      if (c->flags & (SL_CONN_FIN_SENT | SL_CONN_STREAM)) {
         if (c->q_off > 0)
           c->flags |= SL_CONN_HARD_CLOSE; /* a frame is half out: a reset, never a clean cut */
-        sl_conn_close(c);
+        sl__conn_close(c);
         return;
       }
       c->flags |= SL_CONN_READ_EOF;
-      sl__http_feed_eof(c);
-      if (!(c->flags & SL_CONN_CLOSING))
-        sl_conn_end(c);
-      conn_poll_update(c);
+      c->cbs->on_eof(c);
+      poll_update(c);
       return;
     }
     if (errno == EINTR)
       continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK)
-      sl_conn_close(c);
+      sl__conn_close(c);
     return;
   }
 }
 
-void sl_conn_io(sl_conn_t *c, uint32_t events) {
+void sl__conn_io(sl_conn_t *c, uint32_t events) {
   if (c->flags & SL_CONN_CLOSING)
     return;
   /* An error or hang-up is seen by the next write or read, which then closes the connection. */
   if (events & (EPOLLERR | EPOLLHUP))
     events |= EPOLLIN | EPOLLOUT;
-  if ((events & EPOLLOUT) && (c->flags & (SL_CONN_WANT_WRITE | SL_CONN_HELD)) ==
-                                (SL_CONN_WANT_WRITE | SL_CONN_HELD)) {
-    /* Writable, but a held answer is in the queue: nothing goes until it is released (the
-     * release puts the connection on the flush list), and a writable socket left in the set
-     * would wake the loop every turn. */
+  if ((events & EPOLLOUT) && (c->flags & (SL_CONN_WANT_WRITE | SL_CONN_CORKED)) ==
+                                (SL_CONN_WANT_WRITE | SL_CONN_CORKED)) {
+    /* Writable, but corked: nothing goes until the last cork is undone (whoever undoes it
+     * flushes), and a writable socket left in the set would wake the loop every turn. */
     c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
-    conn_poll_update(c);
+    poll_update(c);
   } else if ((events & EPOLLOUT) && (c->flags & SL_CONN_WANT_WRITE)) {
     /* conn_write keeps WANT_WRITE (and EPOLLOUT) while it is still blocked and drops both once
-     * the queue is out: a writable socket left in the set would wake the loop every turn. */
+     * the queue is out. */
     if (c->q_len > 0) {
       conn_write(c);
     } else {
       c->flags &= ~(uint32_t)SL_CONN_WANT_WRITE;
-      conn_poll_update(c);
-      conn_queue_empty(c);
+      poll_update(c);
+      queue_empty(c);
     }
   }
   if ((events & EPOLLIN) && (c->flags & SL_CONN_POLL_R) && !(c->flags & SL_CONN_CLOSING))
     conn_read(c);
 }
 
-void sl_conn_sweep(sl_conn_t *c, uint64_t now) {
-  const sl_config_t *cfg = &c->worker->hub->cfg;
-  if (c->flags & SL_CONN_CLOSING)
-    return;
-  if (c->flags & SL_CONN_FIN_SENT) {
-    if (now >= c->deadline)
-      sl_conn_close(c);
-    return;
-  }
-  if ((c->flags & SL_CONN_WANT_WRITE) && cfg->write_timeout > 0 &&
-      now - c->last_write > (uint64_t)(cfg->write_timeout * 1000)) {
-    sl_log(SL_LOG_INFO, "worker %u: closing a connection whose writes stalled for %.0f s",
-           c->worker->index, cfg->write_timeout);
-    c->flags |= SL_CONN_HARD_CLOSE;
-    sl_conn_close(c);
-    return;
-  }
-  if (c->flags & SL_CONN_STREAM) {
-    if (c->token_exp && now >= c->token_exp && !(c->flags & SL_CONN_CLOSE_AFTER)) {
-      sl_conn_end(c); /* the token expired: the client must come back with a fresh one */
-      return;
+void sl__transport_sweep(sl_transport_t *t, uint64_t now) {
+  const sl_config_t *cfg = t->cfg;
+  sl_conn_t *next;
+  for (sl_conn_t *c = t->conns; c; c = next) {
+    next = c->next;
+    if (c->flags & SL_CONN_CLOSING)
+      continue;
+    if (c->flags & SL_CONN_FIN_SENT) {
+      if (now >= c->deadline)
+        sl__conn_close(c);
+      continue;
     }
-    if (cfg->heartbeat > 0 && c->q_len == 0 && !(c->flags & SL_CONN_CLOSE_AFTER) &&
-        now - c->last_write >= (uint64_t)(cfg->heartbeat * 1000))
-      sl_conn_send(c, &sl_frame_heartbeat);
-    return;
+    if ((c->flags & SL_CONN_WANT_WRITE) && cfg->write_timeout > 0 &&
+        now - c->last_write > (uint64_t)(cfg->write_timeout * MS_PER_S)) {
+      sl_log(SL_LOG_INFO, "worker %u: closing a connection whose writes stalled for %.0f s",
+             t->index, cfg->write_timeout);
+      c->flags |= SL_CONN_HARD_CLOSE;
+      sl__conn_close(c);
+      continue;
+    }
+    c->cbs->on_timeout(c, now);
   }
-  /* A request still arriving keeps its deadline even when the connection is to close after it
-   * (a drain began): a stalled client must not hold the drain until --shutdown-timeout. */
-  if (c->deadline && now >= c->deadline && (!(c->flags & SL_CONN_CLOSE_AFTER) || c->req != NULL))
-    sl__http_timeout(c);
+}
+
+void sl__transport_shutdown(sl_transport_t *t) {
+  t->draining = 1;
+  sl_conn_t *next;
+  for (sl_conn_t *c = t->conns; c; c = next) {
+    next = c->next;
+    if (!(c->flags & SL_CONN_CLOSING))
+      c->cbs->on_shutdown(c);
+  }
+}
+
+size_t sl__transport_close_all(sl_transport_t *t) {
+  size_t n = 0;
+  for (sl_conn_t *c = t->conns; c; c = c->next) {
+    if (c->flags & SL_CONN_CLOSING)
+      continue;
+    c->flags |= SL_CONN_HARD_CLOSE;
+    sl__conn_close(c);
+    n++;
+  }
+  return n;
+}
+
+void sl__transport_destroy(sl_transport_t *t) {
+  sl__transport_close_all(t);
+  sl__transport_reap(t);
+  free(t->read_buf);
+  t->read_buf = NULL;
 }

@@ -59,11 +59,11 @@ static sl_claims_t make_claims(const char *const *publish, size_t np, const char
   sl_selector_t pub[8], sub[8];
   assert_true(np <= 8 && ns <= 8);
   for (size_t i = 0; i < np; i++)
-    pub[i] = (sl_selector_t){strcmp(publish[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
-                             (char *)publish[i], strlen(publish[i])};
+    pub[i] = (sl_selector_t){.kind = strcmp(publish[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
+                             .text = publish[i], .len = (uint32_t)strlen(publish[i])};
   for (size_t i = 0; i < ns; i++)
-    sub[i] = (sl_selector_t){strcmp(subscribe[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
-                             (char *)subscribe[i], strlen(subscribe[i])};
+    sub[i] = (sl_selector_t){.kind = strcmp(subscribe[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
+                             .text = subscribe[i], .len = (uint32_t)strlen(subscribe[i])};
   sl_claims_t src = {np ? pub : NULL, np, ns ? sub : NULL, ns, exp};
   sl_claims_t out;
   assert_int_equal(sl_claims_copy(&out, &src), 0);
@@ -143,9 +143,9 @@ static void test_claims_copy_empty(void **state) {
 static void test_claims_copy_selectors(void **state) {
   (void)state;
   char a[] = "https://example.com/a", star[] = "*", b[] = "urn:b";
-  sl_selector_t pub[] = {{SL_SELECTOR_EXACT, a, sizeof(a) - 1}, {SL_SELECTOR_ANY, star, 1}};
-  sl_selector_t sub[] = {{SL_SELECTOR_EXACT, b, sizeof(b) - 1}, {SL_SELECTOR_EXACT, star, 1},
-                         {SL_SELECTOR_EXACT, a, sizeof(a) - 1}};
+  sl_selector_t pub[] = {{.kind = SL_SELECTOR_EXACT, .text = a, .len = sizeof(a) - 1}, {.kind = SL_SELECTOR_ANY, .text = star, .len = 1}};
+  sl_selector_t sub[] = {{.kind = SL_SELECTOR_EXACT, .text = b, .len = sizeof(b) - 1}, {.kind = SL_SELECTOR_EXACT, .text = star, .len = 1},
+                         {.kind = SL_SELECTOR_EXACT, .text = a, .len = sizeof(a) - 1}};
   sl_claims_t src = {pub, 2, sub, 3, NOW + 60};
   sl_claims_t dst;
   assert_int_equal(sl_claims_copy(&dst, &src), 0);

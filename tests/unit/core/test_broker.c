@@ -61,7 +61,7 @@ static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_
   assert_true(n <= 64);
   for (size_t k = 0; k < n; k++)
     lens[k] = strlen(sels[k]);
-  sl_sub_t *s = sl_sub_new(conn_of(i), sels, lens, n, claims, has_token);
+  sl_sub_t *s = sl_sub_new(conn_of(i), sels, lens, n, claims, has_token, 0);
   assert_non_null(s);
   assert_int_equal(s->last_seq, 0);
   return s;
@@ -329,7 +329,7 @@ static void test_selectors_copied(void **state) {
   char sel[] = "topic-xyz";
   const char *sels[] = {sel};
   size_t len = 7; /* "topic-x" */
-  sl_sub_t *s = sl_sub_new(conn_of(0), sels, &len, 1, NULL, 0);
+  sl_sub_t *s = sl_sub_new(conn_of(0), sels, &len, 1, NULL, 0, 0);
   assert_non_null(s);
   assert_ptr_equal(s->conn, conn_of(0));
   assert_int_equal(s->node_count, 1);

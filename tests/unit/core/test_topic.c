@@ -54,7 +54,7 @@ static void test_exact_matches_bytes(void **state) {
   /* Only len bytes of the topic count. */
   assert_true(sl__selector_matches(&s, "https://example.com/a/b", 21));
   /* An exact selector "*" is a literal, never a wildcard. */
-  sl_selector_t literal = {SL_SELECTOR_EXACT, "*", 1};
+  sl_selector_t literal = {.kind = SL_SELECTOR_EXACT, .text = "*", .len = 1};
   assert_false(sl__selector_matches(&literal, "https://example.com/a", 21));
   assert_true(sl__selector_matches(&literal, "*", 1));
 }

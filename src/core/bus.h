@@ -1,0 +1,52 @@
+/* bus.h — the publish path and its one global order. An update is validated and serialised once,
+ * then, under the bus's lock, appended to history, which gives it its place (seq); once the
+ * history says it is stored, a reference goes to every worker's inbox, in that order. So every
+ * worker sees every update in one order, and a resume from history can never miss or repeat one.
+ * The bus also carries the hub's word to the workers: the drain message after the last accepted
+ * update, and the wake-ups of the drain's later steps.
+ *
+ * Owned by the hub; every function may be called from any thread. */
+#ifndef SL_BUS_H
+#define SL_BUS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "history/history.h"
+#include "net/worker.h"
+#include "sluice.h"
+
+typedef struct sl_bus_s {
+  uv_mutex_t lock;               /* orders appends and inbox posts, and guards closed */
+  int closed;                    /* no more updates accepted (draining) */
+  sl_history_t *history;         /* borrowed: the hub owns it */
+  sl_worker_t *workers;          /* set by sl__bus_attach before any publish */
+  unsigned worker_count;
+} sl_bus_t;
+
+int sl__bus_init(sl_bus_t *b, sl_history_t *history);
+void sl__bus_destroy(sl_bus_t *b);
+void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count);
+
+/* Validates and publishes one update: its id (generated when the update has none) is written to
+ * id; *seq (may be NULL) gets its place in the global order. On -EINVAL *why says which rule it
+ * broke; -ESHUTDOWN once the bus is closed; -ENOSPC when id_cap is too small. */
+int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                    const char **why);
+
+/* Resume: visits, in publish order, the retained updates after after_id up to seq upto, a page at
+ * a time, without the publish lock; the frame is borrowed. *found as in sl_history_ops_t. When
+ * retention overtakes the replay, cb gets NULL (forget what was visited) and the replay starts
+ * again from the oldest retained with *found 0; -ESPIPE if that keeps happening. */
+typedef void (*sl_bus_visit_cb)(sl_frame_t *frame, void *arg);
+int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visit_cb cb,
+                   void *arg, int *found);
+
+/* No more updates: each worker gets the drain message after every update already accepted. */
+void sl__bus_close(sl_bus_t *b);
+/* The drain's later steps: every worker closes what is left hard; every worker stops its loop
+ * once drained. Under the lock, so no wake-up crosses a worker's stop. */
+void sl__bus_force(sl_bus_t *b);
+void sl__bus_stop(sl_bus_t *b);
+
+#endif
