@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -171,6 +172,8 @@ static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size
   memory_cursor_t *c = (memory_cursor_t *)hc;
   memory_history_t *m = (memory_history_t *)hc->history;
   assert(frames != NULL || max == 0);
+  if (max > INT_MAX)
+    max = INT_MAX; /* the count is returned as an int */
   uv_mutex_lock(&m->lock);
   uint64_t last = m->last_seq < c->upto ? m->last_seq : c->upto;
   if (c->next > last) {
@@ -187,7 +190,6 @@ static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size
   if (n > 0)
     c->pos = c->next - 1;
   uv_mutex_unlock(&m->lock);
-  assert(n <= (size_t)INT32_MAX);
   return (int)n;
 }
 
