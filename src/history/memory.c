@@ -2,8 +2,9 @@
  * sequence number, so a cursor finds its place in O(1). When several updates share an id, the
  * index keeps the earliest retained one, as the protocol requires. It numbers the updates itself
  * (1, 2, 3, ...) and completes each append before append returns. One mutex guards the ring: an
- * append holds it for O(1) work, a cursor only while it copies a page of references; frames are
- * released and callbacks called outside it. It does not persist anything across restarts. */
+ * append holds it for O(1) work (plus a scan of the ring when it evicts an id known to repeat),
+ * a cursor only while it copies a page of references; frames are released and callbacks called
+ * outside it. It does not persist anything across restarts. */
 #include "history/history.h"
 
 #include <assert.h>
