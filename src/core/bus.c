@@ -16,12 +16,26 @@
 int sl__bus_init(sl_bus_t *b, sl_history_t *history) {
   memset(b, 0, sizeof *b);
   b->history = history;
-  return uv_mutex_init(&b->lock);
+  int r = uv_mutex_init(&b->lock);
+  if (r)
+    return r;
+  if ((r = uv_cond_init(&b->stored)))
+    uv_mutex_destroy(&b->lock);
+  return r;
 }
 
 void sl__bus_destroy(sl_bus_t *b) {
+  uv_cond_destroy(&b->stored);
   uv_mutex_destroy(&b->lock);
 }
+
+/* One append, from its start to its completion. */
+typedef struct append_s {
+  sl_bus_t *bus;
+  int done;
+  int err;
+  uint64_t seq;
+} append_t;
 
 void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count) {
   uv_mutex_lock(&b->lock);
@@ -50,11 +64,17 @@ static int check_update(const sl_update_t *u, const char **why) {
   return 0;
 }
 
-/* The history stored f (with the lock held, in append order): every worker gets it. */
-static void stored(sl_frame_t *f, int err, void *arg) {
-  sl_bus_t *b = arg;
-  if (err)
-    return;
+/* Every worker gets the drain message, after every update that reached it. Lock held. */
+static void post_drain(sl_bus_t *b) {
+  b->drain_posted = 1;
+  for (unsigned i = 0; i < b->worker_count; i++) {
+    sl__worker_post(&b->workers[i], SL_MSG_DRAIN, NULL);
+    sl__worker_wake(&b->workers[i]);
+  }
+}
+
+/* Lock held: every worker gets f, in the order history stored it. */
+static void post_frame(sl_bus_t *b, sl_frame_t *f) {
   for (unsigned i = 0; i < b->worker_count; i++) {
     sl_worker_t *w = &b->workers[i];
     int wake = sl__worker_post(w, SL_MSG_FRAME, sl_frame_ref(f));
@@ -70,6 +90,30 @@ static void stored(sl_frame_t *f, int err, void *arg) {
     /* Woken under the lock: a worker never stops while a wake-up is still on its way. */
     if (wake)
       sl__worker_wake(w);
+  }
+}
+
+/* History's completion, in append order: from inside append (memory: the lock is held by this
+ * thread already) or later from the backend's thread (take it). */
+static void stored(sl_frame_t *f, int err, void *arg) {
+  append_t *a = arg;
+  sl_bus_t *b = a->bus;
+  uv_thread_t self = uv_thread_self();
+  int inside = b->appending && uv_thread_equal(&b->append_thread, &self);
+  if (!inside)
+    uv_mutex_lock(&b->lock);
+  assert(b->pending > 0);
+  b->pending--;
+  if (err == 0)
+    post_frame(b, f);
+  if (b->closed && b->pending == 0 && !b->drain_posted)
+    post_drain(b);
+  a->done = 1;
+  a->err = err;
+  a->seq = f->seq;
+  if (!inside) {
+    uv_cond_broadcast(&b->stored);
+    uv_mutex_unlock(&b->lock);
   }
 }
 
@@ -97,10 +141,24 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
     sl_frame_unref(f);
     return -ESHUTDOWN;
   }
-  r = sl__history_append(b->history, f, stored, b);
+  append_t a = {.bus = b};
+  b->pending++;
+  b->appending = 1;
+  b->append_thread = uv_thread_self();
+  r = sl__history_append(b->history, f, stored, &a);
+  b->appending = 0;
+  if (r) {
+    b->pending--; /* it never started: no completion comes */
+  } else {
+    /* A backend that stores later: the answer waits for it (the lock is free meanwhile, so the
+     * next publishes start their appends behind this one). */
+    while (!a.done)
+      uv_cond_wait(&b->stored, &b->lock);
+    r = a.err;
+  }
   uv_mutex_unlock(&b->lock);
   if (r == 0 && seq)
-    *seq = f->seq;
+    *seq = a.seq;
   memcpy(id, uid, id_len + 1);
   sl_frame_unref(f);
   return r;
@@ -139,10 +197,8 @@ int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visi
 void sl__bus_close(sl_bus_t *b) {
   uv_mutex_lock(&b->lock);
   b->closed = 1;
-  for (unsigned i = 0; i < b->worker_count; i++) {
-    sl__worker_post(&b->workers[i], SL_MSG_DRAIN, NULL);
-    sl__worker_wake(&b->workers[i]);
-  }
+  if (b->pending == 0 && !b->drain_posted)
+    post_drain(b);
   uv_mutex_unlock(&b->lock);
 }
 

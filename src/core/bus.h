@@ -17,8 +17,13 @@
 #include "sluice.h"
 
 typedef struct sl_bus_s {
-  uv_mutex_t lock;               /* orders appends and inbox posts, and guards closed */
+  uv_mutex_t lock;               /* orders appends and inbox posts; guards what follows */
+  uv_cond_t stored;              /* a completion came from the backend's thread */
   int closed;                    /* no more updates accepted (draining) */
+  int drain_posted;              /* the workers were sent the drain message */
+  uint64_t pending;              /* appends started and not yet completed */
+  int appending;                 /* a thread is inside append with the lock held: */
+  uv_thread_t append_thread;     /* this one (a completion it makes has the lock already) */
   sl_history_t *history;         /* borrowed: the hub owns it */
   sl_worker_t *workers;          /* set by sl__bus_attach before any publish */
   unsigned worker_count;
@@ -29,8 +34,10 @@ void sl__bus_destroy(sl_bus_t *b);
 void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count);
 
 /* Validates and publishes one update: its id (generated when the update has none) is written to
- * id; *seq (may be NULL) gets its place in the global order. On -EINVAL *why says which rule it
- * broke; -ESHUTDOWN once the bus is closed; -ENOSPC when id_cap is too small. */
+ * id; *seq (may be NULL) gets its place in the global order. Returns once history stored it (or
+ * failed to): with a backend that completes later, the calling thread waits for it. On -EINVAL
+ * *why says which rule it broke; -ESHUTDOWN once the bus is closed; -ENOSPC when id_cap is too
+ * small; else history's error. */
 int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
                     const char **why);
 
@@ -42,7 +49,8 @@ typedef void (*sl_bus_visit_cb)(sl_frame_t *frame, void *arg);
 int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visit_cb cb,
                    void *arg, int *found);
 
-/* No more updates: each worker gets the drain message after every update already accepted. */
+/* No more updates: each worker gets the drain message after every update already accepted,
+ * once the appends still pending complete. */
 void sl__bus_close(sl_bus_t *b);
 /* The drain's later steps: every worker closes what is left hard; every worker stops its loop
  * once drained. Under the lock, so no wake-up crosses a worker's stop. */
