@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 
-PEER_ORDER = ["sluice", "sluice-1w", "recipe", "nchan", "pushpin"]
+PEER_ORDER = ["sluice", "sluice-1w", "sluice-base", "sluice-base-1w", "recipe", "nchan", "pushpin"]
 
 
 def load_runs(run_dir):

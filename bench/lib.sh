@@ -66,6 +66,7 @@ build_recipe() {
 have_peer() {
   case "$1" in
     sluice|sluice-1w) [ -x "$BUILD/sluice" ] ;;
+    sluice-base|sluice-base-1w) [ -n "${SLUICE_BASE_BIN:-}" ] && [ -x "$SLUICE_BASE_BIN" ] ;;
     recipe) command -v go >/dev/null ;;
     nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
     pushpin) command -v pushpin >/dev/null && command -v condure >/dev/null && command -v zurl >/dev/null ;;
@@ -95,14 +96,17 @@ peer_start() {
   PEER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-$name.XXXXXX")
   PEER_SERVER_PIDS=()
   case "$name" in
-    sluice|sluice-1w)
+    sluice|sluice-1w|sluice-base|sluice-base-1w)
       # sluice-1w: one worker thread, so that the hub and the load generator each have a core
       # of their own (sluice uses both cores and so shares one with the load generator).
-      local key token workers=2
-      [ "$name" = sluice-1w ] && workers=1
+      # sluice-base*: the same hub built from another commit ($SLUICE_BASE_BIN), to measure a
+      # change before and after in one run.
+      local key token workers=2 bin="$BUILD/sluice"
+      case "$name" in *-1w) workers=1 ;; esac
+      case "$name" in sluice-base*) bin=$SLUICE_BASE_BIN ;; esac
       key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
-      token=$("$BUILD/sluice" token --key "$key" --publish '*') || return 1
-      spawn "$PEER_DIR/sluice.log" "$BUILD/sluice" --listen "127.0.0.1:$port" --jwt-key "$key" \
+      token=$("$bin" token --key "$key" --publish '*') || return 1
+      spawn "$PEER_DIR/sluice.log" "$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
         --anonymous --workers "$workers"
       PEER_SERVER_PIDS=("$LAST_PID")
       PEER_SIGNAL_PID=$LAST_PID

@@ -119,6 +119,7 @@ static void stored(sl_frame_t *f, int err, void *arg) {
 
 int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
                     const char **why) {
+  assert(b->history != NULL && u != NULL && id != NULL && why != NULL);
   char gen[SL_UUID_URN_LEN + 1];
   const char *uid = u->id;
   int r = check_update(u, why);

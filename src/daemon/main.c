@@ -69,6 +69,28 @@ static void on_sighup(uv_signal_t *h, int signum) {
     sl_log(SL_LOG_INFO, "SIGHUP: log file reopened; streams untouched");
 }
 
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+/* SIGTERM and SIGINT drain, SIGHUP reopens the log; the drain's end comes back through an async.
+ * 0 or a libuv error (the caller closes what was made). */
+static int watch_signals(daemon_t *d) {
+  int r;
+  if ((r = uv_signal_init(d->loop, &d->sigterm)) || (r = uv_signal_init(d->loop, &d->sigint)) ||
+      (r = uv_signal_init(d->loop, &d->sighup)) ||
+      (r = uv_async_init(d->loop, &d->drained, on_drained_main)))
+    return r;
+  d->sigterm.data = d->sigint.data = d->sighup.data = d->drained.data = d;
+  if ((r = uv_signal_start(&d->sigterm, on_stop_signal, SIGTERM)) ||
+      (r = uv_signal_start(&d->sigint, on_stop_signal, SIGINT)) ||
+      (r = uv_signal_start(&d->sighup, on_sighup, SIGHUP)))
+    return r;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "token") == 0)
     return sl_token_command(argc - 1, argv + 1, stdout, stderr);
@@ -109,22 +131,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   d.loop = uv_default_loop();
-  uv_signal_init(d.loop, &d.sigterm);
-  uv_signal_init(d.loop, &d.sigint);
-  uv_signal_init(d.loop, &d.sighup);
-  uv_async_init(d.loop, &d.drained, on_drained_main);
-  d.sigterm.data = d.sigint.data = d.sighup.data = d.drained.data = &d;
-  uv_signal_start(&d.sigterm, on_stop_signal, SIGTERM);
-  uv_signal_start(&d.sigint, on_stop_signal, SIGINT);
-  uv_signal_start(&d.sighup, on_sighup, SIGHUP);
   /* Signals are caught before the workers serve anything: a client that sees the hub answer may
    * send SIGTERM at once, and it must find the drain, not the default action. */
-  if ((r = sl_hub_start(d.hub))) {
+  if ((r = watch_signals(&d)) == 0 && (r = sl_hub_start(d.hub)) != 0)
     fprintf(stderr, "sluice: cannot start: %s\n", sl_strerror(r));
-    uv_close((uv_handle_t *)&d.sigterm, NULL);
-    uv_close((uv_handle_t *)&d.sigint, NULL);
-    uv_close((uv_handle_t *)&d.sighup, NULL);
-    uv_close((uv_handle_t *)&d.drained, NULL);
+  else if (r)
+    fprintf(stderr, "sluice: cannot watch signals: %s\n", uv_strerror(r));
+  if (r) {
+    uv_walk(d.loop, close_walk, NULL);
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
     sl_hub_free(d.hub);

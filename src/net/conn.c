@@ -140,6 +140,7 @@ static void leave(sl_conn_t *c) {
 }
 
 void sl__conn_close(sl_conn_t *c) {
+  assert(c->cbs != NULL);
   if (c->flags & SL_CONN_CLOSING)
     return;
   c->flags |= SL_CONN_CLOSING;
@@ -181,6 +182,7 @@ int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_
 }
 
 int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {
+  assert(f != NULL && c->net != NULL);
   if (c->flags & (SL_CONN_CLOSING | SL_CONN_TERMINATED | SL_CONN_FIN_SENT))
     return -EPIPE;
   if (c->q_len == c->q_cap) {
@@ -316,6 +318,7 @@ static void conn_write(sl_conn_t *c) {
 }
 
 void sl__conn_flush(sl_conn_t *c) {
+  assert(!(c->flags & SL_CONN_DETACHED) || (c->flags & SL_CONN_CLOSING));
   if (c->flags & SL_CONN_CLOSING)
     return;
   if (c->flags & SL_CONN_HARD_CLOSE)

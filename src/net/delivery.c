@@ -343,6 +343,7 @@ static int push_failed(sl_conn_t *c, int r) {
 typedef enum { SEND_PLAIN, SEND_UPDATE, SEND_OPENING } send_kind_t;
 
 static int queue_frame(sl_conn_t *c, sl_frame_t *f, send_kind_t kind) {
+  assert(f != NULL && (kind == SEND_PLAIN || f->seq > 0));
   sl_delivery_t *d = delivery_of(c);
   if (c->flags & (SL_CONN_CLOSING | SL_CONN_EVICTED))
     return -EPIPE;
@@ -398,6 +399,7 @@ int sl__delivery_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
 }
 
 void sl__delivery_end(sl_conn_t *c) {
+  assert(c->net->sched != NULL);
   if (c->flags & SL_CONN_CLOSING)
     return;
   sl__conn_end(c);

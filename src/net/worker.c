@@ -174,6 +174,8 @@ static void on_reap(uv_idle_t *h) {
 
 static void reap_soon(sl_transport_t *t) {
   sl_worker_t *w = t->owner;
+  /* uv_idle_start fails only for a closing handle or a NULL callback, neither of which can be
+   * here while the worker runs. */
   if (!w->stopping && !uv_is_active((uv_handle_t *)&w->reaper))
     uv_idle_start(&w->reaper, on_reap);
 }
@@ -286,6 +288,7 @@ int sl__worker_port(const sl_worker_t *w, unsigned i) {
 }
 
 int sl__worker_post(sl_worker_t *w, sl_msg_kind_t kind, sl_frame_t *frame) {
+  assert((kind == SL_MSG_FRAME) == (frame != NULL));
   uv_mutex_lock(&w->inbox_lock);
   if (w->inbox_len == w->inbox_cap) {
     size_t cap = w->inbox_cap ? w->inbox_cap * 2 : INBOX_FIRST_CAP;
@@ -433,8 +436,14 @@ static void on_sweep(uv_timer_t *t) {
   sl__transport_sweep(&w->net, now);
   if (w->accept_paused && w->listeners_open) {
     w->accept_paused = 0;
-    for (unsigned i = 0; i < w->listen_count; i++)
-      uv_poll_start(&w->listeners[i], UV_READABLE, on_accept);
+    for (unsigned i = 0; i < w->listen_count; i++) {
+      int r = uv_poll_start(&w->listeners[i], UV_READABLE, on_accept);
+      if (r) {
+        /* Still out of something: try again at the next sweep. */
+        sl_log(SL_LOG_WARN, "worker %u: cannot resume accepting: %s", w->index, uv_strerror(r));
+        w->accept_paused = 1;
+      }
+    }
   }
   if (now - w->resume_window_start >= RESUME_WINDOW_MS) {
     uint64_t total = sl_metric_get(&w->metrics.resumes_total);
