@@ -29,6 +29,10 @@ void sl__bus_destroy(sl_bus_t *b) {
   uv_mutex_destroy(&b->lock);
 }
 
+/* The bus whose append this thread is inside, lock held: a completion the backend makes from
+ * inside append has the lock already. Thread-local, so no other thread reads it. */
+static _Thread_local sl_bus_t *appending;
+
 /* One append, from its start to its completion. */
 typedef struct append_s {
   sl_bus_t *bus;
@@ -98,8 +102,7 @@ static void post_frame(sl_bus_t *b, sl_frame_t *f) {
 static void stored(sl_frame_t *f, int err, void *arg) {
   append_t *a = arg;
   sl_bus_t *b = a->bus;
-  uv_thread_t self = uv_thread_self();
-  int inside = b->appending && uv_thread_equal(&b->append_thread, &self);
+  int inside = appending == b;
   if (!inside)
     uv_mutex_lock(&b->lock);
   assert(b->pending > 0);
@@ -144,10 +147,9 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
   }
   append_t a = {.bus = b};
   b->pending++;
-  b->appending = 1;
-  b->append_thread = uv_thread_self();
+  appending = b;
   r = sl__history_append(b->history, f, stored, &a);
-  b->appending = 0;
+  appending = NULL;
   if (r) {
     b->pending--; /* it never started: no completion comes */
   } else {

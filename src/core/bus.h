@@ -22,8 +22,6 @@ typedef struct sl_bus_s {
   int closed;                    /* no more updates accepted (draining) */
   int drain_posted;              /* the workers were sent the drain message */
   uint64_t pending;              /* appends started and not yet completed */
-  int appending;                 /* a thread is inside append with the lock held: */
-  uv_thread_t append_thread;     /* this one (a completion it makes has the lock already) */
   sl_history_t *history;         /* borrowed: the hub owns it */
   sl_worker_t *workers;          /* set by sl__bus_attach before any publish */
   unsigned worker_count;
