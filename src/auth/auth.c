@@ -50,7 +50,7 @@ static int copy_string(char **out, const char *s) {
   return *out ? 0 : -ENOMEM;
 }
 
-int sl_auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
+int sl__auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
                 const char *audience, const char *issuer) {
   assert(auth);
   *auth = NULL;
@@ -65,7 +65,7 @@ int sl_auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscri
       continue;
     size_t len = strlen(keys[r]);
     if (len > INT_MAX) {
-      sl_auth_free(a);
+      sl__auth_free(a);
       return -EINVAL;
     }
     if (copy_string(&a->key[r], keys[r]) < 0)
@@ -78,11 +78,11 @@ int sl_auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscri
   return 0;
 
 fail_alloc:
-  sl_auth_free(a);
+  sl__auth_free(a);
   return -ENOMEM;
 }
 
-void sl_auth_free(sl_auth_t *auth) {
+void sl__auth_free(sl_auth_t *auth) {
   if (!auth)
     return;
   for (int r = 0; r < 2; r++) {
@@ -464,7 +464,7 @@ static int check_signature(const sl_auth_t *auth, sl_role_t role, const char *co
   return 0;
 }
 
-int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
+int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
                    int64_t now, sl_claims_t *claims, const char **why) {
   assert(auth && claims && why && (role == SL_ROLE_PUBLISHER || role == SL_ROLE_SUBSCRIBER));
   memset(claims, 0, sizeof(*claims));
@@ -528,7 +528,7 @@ out:
   return err;
 }
 
-void sl_claims_free(sl_claims_t *claims) {
+void sl__claims_free(sl_claims_t *claims) {
   if (!claims)
     return;
   /* Each role's strings live in the block that starts with its selector array. */
@@ -570,13 +570,13 @@ static int copy_selectors(sl_selector_t **out, const sl_selector_t *sel, size_t 
   return 0;
 }
 
-int sl_claims_copy(sl_claims_t *dst, const sl_claims_t *src) {
+int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src) {
   assert(dst && src && dst != src);
   memset(dst, 0, sizeof(*dst));
   if (copy_selectors(&dst->publish, src->publish, src->publish_count) < 0)
     return -ENOMEM;
   if (copy_selectors(&dst->subscribe, src->subscribe, src->subscribe_count) < 0) {
-    sl_claims_free(dst);
+    sl__claims_free(dst);
     return -ENOMEM;
   }
   dst->publish_count = src->publish_count;
@@ -620,7 +620,7 @@ static json_t *mint_claims(const char *const *publish, size_t npublish,
                            const char *const *subscribe, size_t nsubscribe, int64_t iat,
                            int64_t exp_seconds, const char *audience, const char *issuer) {
   char jti[SL_UUID_URN_LEN + 1];
-  sl_uuid_urn(jti);
+  sl__uuid_urn(jti);
   json_t *claims = json_pack("{s:I, s:s, s:s, s:s}", "iat", (json_int_t)iat, "jti", jti, "sub",
                              MINTED_SUBJECT, "client_id", MINTED_SUBJECT);
   json_t *details = json_array();
@@ -660,7 +660,7 @@ static int valid_list(const char *const *list, size_t n) {
 
 /* libjwt 1.10 always writes "typ":"JWT" into the header it signs (it overrides any typ set with
  * jwt_add_header), so minted tokens carry that until the signing moves off libjwt 1.10. */
-int sl_token_mint(const char *key, const char *const *publish, size_t npublish,
+int sl__token_mint(const char *key, const char *const *publish, size_t npublish,
                   const char *const *subscribe, size_t nsubscribe, int64_t exp_seconds,
                   const char *audience, const char *issuer, char **out) {
   assert(out);

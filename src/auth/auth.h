@@ -28,31 +28,31 @@ typedef struct sl_auth_s sl_auth_t;
 
 /* Keys may be NULL or "" (that role then cannot authenticate). audience/issuer NULL = not
  * checked. Copies every string. 0, -EINVAL (a key longer than INT_MAX) or -ENOMEM. */
-int sl_auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
+int sl__auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
                 const char *audience, const char *issuer);
-void sl_auth_free(sl_auth_t *auth);
+void sl__auth_free(sl_auth_t *auth);
 
 /* Verifies token (len bytes, not NUL-terminated) for role at time now (seconds since the epoch).
  * 0 and *claims filled; -EACCES for any invalid token (bad signature, alg not HS256/HS384/HS512,
  * typ other than JWT/at+jwt/application/at+jwt when present, expired, not yet valid (nbf), wrong
  * aud/iss when configured, malformed claims, unsupported match_type) with *why a short reason for
  * logs; -ENOKEY when no key is configured for role; -ENOMEM. On any error *claims is empty. */
-int sl_auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
+int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
                    int64_t now, sl_claims_t *claims, const char **why);
 
-void sl_claims_free(sl_claims_t *claims);
+void sl__claims_free(sl_claims_t *claims);
 
-/* A deep copy of src into dst, laid out as sl_auth_verify lays claims out (one block per role:
- * the selector array, then its strings), so sl_claims_free frees it. dst and src must differ.
+/* A deep copy of src into dst, laid out as sl__auth_verify lays claims out (one block per role:
+ * the selector array, then its strings), so sl__claims_free frees it. dst and src must differ.
  * 0, or -ENOMEM with dst empty. */
-int sl_claims_copy(sl_claims_t *dst, const sl_claims_t *src);
+int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src);
 
 /* Mints an HS256 token granting publish on publish[] and subscribe on
  * subscribe[] (as authorization_details and, for older clients, the legacy mercure claim), with
  * iat, exp = now + exp_seconds (0 = no exp), sub, client_id, jti, and aud/iss when given. Its
  * header says "typ":"JWT", not "at+jwt": libjwt 1.10 overrides any typ it is given. *out is
  * malloc'ed. 0, -EINVAL or -ENOMEM. */
-int sl_token_mint(const char *key, const char *const *publish, size_t npublish,
+int sl__token_mint(const char *key, const char *const *publish, size_t npublish,
                   const char *const *subscribe, size_t nsubscribe, int64_t exp_seconds,
                   const char *audience, const char *issuer, char **out);
 

@@ -1,10 +1,10 @@
 /* auth_cache.c — tokens already verified, per worker: a direct-mapped table indexed by a seeded
  * 64-bit hash of (role, token bytes). It does not verify anything itself: only what the caller
- * puts after a successful sl_auth_verify is ever returned, and only for the same role and the very
+ * puts after a successful sl__auth_verify is ever returned, and only for the same role and the very
  * same bytes. The hash only picks the slot and rejects most misses early; a hit always compares
  * the full token, so a collision can never hand out another token's claims.
  *
- * What sl_auth_verify checked stays true for a stored token while time moves forward and
+ * What sl__auth_verify checked stays true for a stored token while time moves forward and
  * stays before exp: signature, alg, typ, aud and iss do not depend on time, and nbf was already
  * past when it was stored. So an entry is trusted only for stored <= now < exp.
  *
@@ -85,7 +85,7 @@ static int equal_bytes(const char *a, const char *b, size_t n) {
 
 static void slot_clear(struct slot *s) {
   free(s->token);
-  sl_claims_free(&s->claims);
+  sl__claims_free(&s->claims);
   memset(s, 0, sizeof(*s));
 }
 
@@ -99,7 +99,7 @@ static uint64_t random_seed(const void *salt) {
   return mix64((uint64_t)(uintptr_t)salt ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32));
 }
 
-sl_auth_cache_t *sl_auth_cache_new(size_t entries) {
+sl_auth_cache_t *sl__auth_cache_new(size_t entries) {
   size_t n = 1;
   while (n < entries) {
     if (n > SIZE_MAX / 2)
@@ -119,7 +119,7 @@ sl_auth_cache_t *sl_auth_cache_new(size_t entries) {
   return cache;
 }
 
-void sl_auth_cache_free(sl_auth_cache_t *cache) {
+void sl__auth_cache_free(sl_auth_cache_t *cache) {
   if (!cache)
     return;
   for (size_t i = 0; i <= cache->mask; i++)
@@ -128,7 +128,7 @@ void sl_auth_cache_free(sl_auth_cache_t *cache) {
   free(cache);
 }
 
-int sl_auth_cache_get(sl_auth_cache_t *cache, sl_role_t role, const char *token, size_t len,
+int sl__auth_cache_get(sl_auth_cache_t *cache, sl_role_t role, const char *token, size_t len,
                       int64_t now, sl_claims_t *claims) {
   assert(claims && (token || !len));
   memset(claims, 0, sizeof(*claims));
@@ -143,10 +143,10 @@ int sl_auth_cache_get(sl_auth_cache_t *cache, sl_role_t role, const char *token,
     slot_clear(s);
     return -ENOENT;
   }
-  return sl_claims_copy(claims, &s->claims);
+  return sl__claims_copy(claims, &s->claims);
 }
 
-void sl_auth_cache_put(sl_auth_cache_t *cache, sl_role_t role, const char *token, size_t len,
+void sl__auth_cache_put(sl_auth_cache_t *cache, sl_role_t role, const char *token, size_t len,
                        int64_t now, const sl_claims_t *claims) {
   assert(claims && (token || !len));
   if (!cache || !len || len > SL_AUTH_CACHE_MAX_TOKEN || (claims->exp && now >= claims->exp))
@@ -156,7 +156,7 @@ void sl_auth_cache_put(sl_auth_cache_t *cache, sl_role_t role, const char *token
     return;
   memcpy(copy, token, len);
   sl_claims_t claims_copy;
-  if (sl_claims_copy(&claims_copy, claims) < 0) {
+  if (sl__claims_copy(&claims_copy, claims) < 0) {
     free(copy);
     return;
   }

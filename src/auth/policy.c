@@ -108,12 +108,12 @@ int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t ro
                   "request forgery; or send the token in an Authorization header");
   /* A verified token is remembered by its exact bytes until it expires: signature checks cost
    * tens of microseconds, and a publisher sends the same token with every update. */
-  if (sl_auth_cache_get(cache, role, tok, len, now, claims) == 0)
+  if (sl__auth_cache_get(cache, role, tok, len, now, claims) == 0)
     return 0;
   const char *why = "invalid token";
-  int r = sl_auth_verify(auth, role, tok, len, now, claims, &why);
+  int r = sl__auth_verify(auth, role, tok, len, now, claims, &why);
   if (r == 0) {
-    sl_auth_cache_put(cache, role, tok, len, now, claims);
+    sl__auth_cache_put(cache, role, tok, len, now, claims);
     return 0;
   }
   if (r == -ENOKEY) {
@@ -121,7 +121,7 @@ int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t ro
              role_names[role], key_flags[role]);
     return refuse(v, -ENOKEY, 401, invalid_token, what);
   }
-  sl_log(SL_LOG_DEBUG, "%s token rejected: %s", role_names[role], why);
+  sl__log(SL_LOG_DEBUG, "%s token rejected: %s", role_names[role], why);
   snprintf(what, sizeof what, "the %s token is not valid", role_names[role]);
   return refuse(v, -EACCES, 401, invalid_token, what);
 }

@@ -1,7 +1,7 @@
 /* policy.h — who may use the hub, decided from a request's credentials: where the token is found
  * (an Authorization: Bearer header, else the __Secure-mercure_access_token or mercureAuthorization
  * cookie), the cross-site check a cookie-authorized publish must pass, the token cache in front of
- * sl_auth_verify, and the refusal to give (status, WWW-Authenticate header, message). It knows
+ * sl__auth_verify, and the refusal to give (status, WWW-Authenticate header, message). It knows
  * nothing of connections or of HTTP parsing: the caller hands it header values and writes the
  * answer itself.
  */
@@ -43,7 +43,7 @@ const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malfo
  * token, checks the cookie publish's origin, and verifies the token through cache (NULL = none),
  * remembering a newly verified one there. Fills *v and returns
  *   0        not refused: v->present 0 when there was no token (the caller decides whether that
- *            is allowed), v->present 1 with *claims filled (free with sl_claims_free);
+ *            is allowed), v->present 1 with *claims filled (free with sl__claims_free);
  *   -EINVAL  400: the Authorization header is not "Bearer <token>";
  *   -EPERM   403: a publish authorized by cookie whose Origin, else Referer, does not name Host;
  *   -ENOKEY  401: no key configured for role (the message names the flag that sets one);

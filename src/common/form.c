@@ -58,7 +58,7 @@ static int push_pair(sl_form_t *form, const sl_pair_t *pair) {
 /* Every segment of k bytes decodes to at most k bytes of name and value plus two NULs, less the
  * '=' it spends; a segment without '=' shares its name's NUL as its empty value. So a segment
  * needs at most k + 1 bytes, and with the '&' between segments, len + 1 bytes hold them all. */
-int sl_form_parse(sl_form_t *form, const char *s, size_t len) {
+int sl__form_parse(sl_form_t *form, const char *s, size_t len) {
   memset(form, 0, sizeof *form);
   if (len == SIZE_MAX)
     return -ENOMEM;
@@ -90,7 +90,7 @@ int sl_form_parse(sl_form_t *form, const char *s, size_t len) {
       }
       out++;
       if (push_pair(form, &pair) < 0) {
-        sl_form_free(form);
+        sl__form_free(form);
         return -ENOMEM;
       }
     }
@@ -101,13 +101,13 @@ int sl_form_parse(sl_form_t *form, const char *s, size_t len) {
   return 0;
 }
 
-void sl_form_free(sl_form_t *form) {
+void sl__form_free(sl_form_t *form) {
   free(form->pairs);
   free(form->buf);
   memset(form, 0, sizeof *form);
 }
 
-const sl_pair_t *sl_form_get(const sl_form_t *form, const char *name) {
+const sl_pair_t *sl__form_get(const sl_form_t *form, const char *name) {
   size_t len = strlen(name);
   for (size_t i = 0; i < form->count; i++) {
     const sl_pair_t *p = &form->pairs[i];

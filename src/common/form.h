@@ -24,12 +24,12 @@ typedef struct sl_form_s {
 
 /* Parses len bytes of s into *form (which it initialises). 0, or -ENOMEM. An empty input, or
  * empty segments between '&', yield no pair; "name" alone yields name with an empty value. */
-int sl_form_parse(sl_form_t *form, const char *s, size_t len);
+int sl__form_parse(sl_form_t *form, const char *s, size_t len);
 
-/* Frees what sl_form_parse allocated; safe on a zeroed form. */
-void sl_form_free(sl_form_t *form);
+/* Frees what sl__form_parse allocated; safe on a zeroed form. */
+void sl__form_free(sl_form_t *form);
 
 /* The first pair named name (exact, case-sensitive), or NULL. */
-const sl_pair_t *sl_form_get(const sl_form_t *form, const char *name);
+const sl_pair_t *sl__form_get(const sl_form_t *form, const char *name);
 
 #endif

@@ -8,10 +8,10 @@
 
 #define CHUNK_HDR_MAX 10 /* "ffffffff\r\n" */
 
-sl_frame_t sl_frame_heartbeat = {
+sl_frame_t sl__frame_heartbeat = {
   .len = 8, .hdr = 3, .flags = SL_FRAME_STATIC, .wire = (char *)"3\r\n:\n\n\r\n",
 };
-sl_frame_t sl_frame_terminator = {
+sl_frame_t sl__frame_terminator = {
   .len = 5, .hdr = 0, .flags = SL_FRAME_STATIC | SL_FRAME_RAW, .wire = (char *)"0\r\n\r\n",
 };
 
@@ -78,7 +78,7 @@ static void frame_seal_chunk(sl_frame_t *f, size_t payload) {
   f->len = (uint32_t)((size_t)n + payload + 2);
 }
 
-sl_frame_t *sl_frame_update(const sl_update_t *u, const char *id, size_t id_len) {
+sl_frame_t *sl__frame_update(const sl_update_t *u, const char *id, size_t id_len) {
   size_t strings = id_len + 1;
   for (size_t i = 0; i < u->topic_count; i++)
     strings += strlen(u->topics[i]) + 1;
@@ -127,7 +127,7 @@ sl_frame_t *sl_frame_update(const sl_update_t *u, const char *id, size_t id_len)
   return f;
 }
 
-sl_frame_t *sl_frame_chunk(const char *payload, size_t len) {
+sl_frame_t *sl__frame_chunk(const char *payload, size_t len) {
   if (len > UINT32_MAX - 64)
     return NULL;
   sl_frame_t *f = frame_alloc(0, 0, len);
@@ -138,7 +138,7 @@ sl_frame_t *sl_frame_chunk(const char *payload, size_t len) {
   return f;
 }
 
-sl_frame_t *sl_frame_raw(const char *bytes, size_t len) {
+sl_frame_t *sl__frame_raw(const char *bytes, size_t len) {
   if (len > UINT32_MAX)
     return NULL;
   sl_frame_t *f = frame_alloc(0, 0, len);
@@ -150,6 +150,6 @@ sl_frame_t *sl_frame_raw(const char *bytes, size_t len) {
   return f;
 }
 
-void sl_frame_free_(sl_frame_t *f) {
+void sl__frame_free(sl_frame_t *f) {
   free(f);
 }

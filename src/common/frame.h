@@ -32,16 +32,16 @@ typedef struct sl_frame_s {
 
 /* The SSE serialisation of an update (id, event, retry, data lines), as one chunk. The update
  * must have been validated. NULL when out of memory. refs = 1. */
-sl_frame_t *sl_frame_update(const sl_update_t *u, const char *id, size_t id_len);
+sl_frame_t *sl__frame_update(const sl_update_t *u, const char *id, size_t id_len);
 
 /* payload wrapped as one chunk, e.g. a comment or the final close event. refs = 1. */
-sl_frame_t *sl_frame_chunk(const char *payload, size_t len);
+sl_frame_t *sl__frame_chunk(const char *payload, size_t len);
 
 /* len raw bytes copied as they are (no chunk framing). refs = 1. */
-sl_frame_t *sl_frame_raw(const char *bytes, size_t len);
+sl_frame_t *sl__frame_raw(const char *bytes, size_t len);
 
 /* The bytes to write for this frame on a connection that does (or does not) use chunking. */
-static inline const char *sl_frame_bytes(const sl_frame_t *f, int chunked, size_t *len) {
+static inline const char *sl__frame_bytes(const sl_frame_t *f, int chunked, size_t *len) {
   if (chunked || (f->flags & SL_FRAME_RAW)) {
     *len = f->len;
     return f->wire;
@@ -50,22 +50,22 @@ static inline const char *sl_frame_bytes(const sl_frame_t *f, int chunked, size_
   return f->wire + f->hdr;
 }
 
-static inline sl_frame_t *sl_frame_ref(sl_frame_t *f) {
+static inline sl_frame_t *sl__frame_ref(sl_frame_t *f) {
   atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
   return f;
 }
 
-void sl_frame_free_(sl_frame_t *f);
+void sl__frame_free(sl_frame_t *f);
 
-static inline void sl_frame_unref(sl_frame_t *f) {
+static inline void sl__frame_unref(sl_frame_t *f) {
   if (f->flags & SL_FRAME_STATIC)
     return;
   if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-    sl_frame_free_(f);
+    sl__frame_free(f);
 }
 
 /* The terminating zero-length chunk, and the keep-alive comment, shared by every stream. */
-extern sl_frame_t sl_frame_heartbeat;
-extern sl_frame_t sl_frame_terminator;
+extern sl_frame_t sl__frame_heartbeat;
+extern sl_frame_t sl__frame_terminator;
 
 #endif

@@ -21,7 +21,7 @@ static int open_path(const char *path) {
   return fd < 0 ? -errno : fd;
 }
 
-int sl_log_open(const char *path, sl_log_level_t level) {
+int sl__log_open(const char *path, sl_log_level_t level) {
   log_level = level;
   if (path == NULL)
     return 0;
@@ -39,7 +39,7 @@ int sl_log_open(const char *path, sl_log_level_t level) {
 }
 
 /* A record racing with the swap may land in the old file: it is still written whole. */
-int sl_log_reopen(void) {
+int sl__log_reopen(void) {
   if (log_path == NULL)
     return 0;
   int fd = open_path(log_path);
@@ -51,13 +51,13 @@ int sl_log_reopen(void) {
   return 0;
 }
 
-int sl_log_enabled(sl_log_level_t level) {
+int sl__log_enabled(sl_log_level_t level) {
   return (int)level <= log_level;
 }
 
-void sl_log(sl_log_level_t level, const char *fmt, ...) {
+void sl__log(sl_log_level_t level, const char *fmt, ...) {
   static const char *names[] = {"error", "warn", "info", "debug"};
-  if (!sl_log_enabled(level))
+  if (!sl__log_enabled(level))
     return;
   char line[1024];
   struct timespec ts;

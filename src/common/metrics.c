@@ -6,28 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double sl_latency_bounds[SL_LATENCY_BUCKETS] = {
+const double sl__latency_bounds[SL_LATENCY_BUCKETS] = {
   0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
   0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
 };
 
-void sl_metrics_observe_latency(sl_metrics_t *m, uint64_t ns) {
+void sl__metrics_observe_latency(sl_metrics_t *m, uint64_t ns) {
   double s = (double)ns / 1e9;
   size_t i = 0;
-  while (i < SL_LATENCY_BUCKETS && s > sl_latency_bounds[i])
+  while (i < SL_LATENCY_BUCKETS && s > sl__latency_bounds[i])
     i++;
-  sl_metric_add(&m->latency_bucket[i], 1);
-  sl_metric_add(&m->latency_sum_ns, ns);
+  sl__metric_add(&m->latency_bucket[i], 1);
+  sl__metric_add(&m->latency_sum_ns, ns);
 }
 
-void sl_metrics_sum(const sl_metrics_t *const *blocks, size_t n, sl_metrics_t *out) {
+void sl__metrics_sum(const sl_metrics_t *const *blocks, size_t n, sl_metrics_t *out) {
   const size_t count = sizeof(sl_metrics_t) / sizeof(atomic_uint_fast64_t);
   memset(out, 0, sizeof *out);
   atomic_uint_fast64_t *dst = (atomic_uint_fast64_t *)out;
   for (size_t b = 0; b < n; b++) {
     const atomic_uint_fast64_t *src = (const atomic_uint_fast64_t *)blocks[b];
     for (size_t i = 0; i < count; i++)
-      sl_metric_add(&dst[i], sl_metric_get(&src[i]));
+      sl__metric_add(&dst[i], sl__metric_get(&src[i]));
   }
 }
 
@@ -69,7 +69,7 @@ static void metric(buf_t *b, const char *name, const char *type, const char *hel
        (unsigned long long)v);
 }
 
-char *sl_metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, size_t *len) {
+char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, size_t *len) {
   buf_t b = {malloc(4096), 0, 4096, 0};
   if (b.p == NULL)
     return NULL;
@@ -77,37 +77,37 @@ char *sl_metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, size
   metric(&b, "sluice_ready", "gauge", "1 while accepting new connections and updates.", (uint64_t)x->ready);
   metric(&b, "sluice_draining", "gauge", "1 while a graceful shutdown is draining streams.", (uint64_t)x->draining);
   metric(&b, "sluice_workers", "gauge", "Event-loop threads.", x->workers);
-  metric(&b, "sluice_connections", "gauge", "Open client connections.", sl_metric_get(&m->connections));
-  metric(&b, "sluice_subscribers", "gauge", "Open event streams.", sl_metric_get(&m->subscribers));
-  metric(&b, "sluice_streams_remaining", "gauge", "Event streams not yet ended (same as sluice_subscribers; watch it fall during a drain).", sl_metric_get(&m->subscribers));
-  metric(&b, "sluice_connections_accepted_total", "counter", "Connections accepted.", sl_metric_get(&m->accepted_total));
-  metric(&b, "sluice_requests_total", "counter", "HTTP requests handled.", sl_metric_get(&m->requests_total));
-  metric(&b, "sluice_errors_total", "counter", "Requests answered with a 4xx or 5xx status.", sl_metric_get(&m->errors_total));
-  metric(&b, "sluice_published_total", "counter", "Updates accepted (answered 200).", sl_metric_get(&m->published_total));
-  metric(&b, "sluice_delivered_total", "counter", "Updates fully written to subscribers.", sl_metric_get(&m->delivered_total));
-  metric(&b, "sluice_bytes_out_total", "counter", "Bytes written to clients.", sl_metric_get(&m->bytes_out_total));
-  metric(&b, "sluice_writes_total", "counter", "Writes (sendmsg calls) to clients; delivered over writes is how many updates a write carried (--flush-window).", sl_metric_get(&m->writes_total));
-  metric(&b, "sluice_publish_held_total", "counter", "Publish answers that waited for delivery to catch up (--max-pending back-pressure).", sl_metric_get(&m->held_total));
-  metric(&b, "sluice_slow_consumer_disconnects_total", "counter", "Subscribers cut because their queue passed --max-queue.", sl_metric_get(&m->slow_disconnects_total));
-  metric(&b, "sluice_resumes_total", "counter", "Subscriptions that arrived with a Last-Event-ID (reconnects).", sl_metric_get(&m->resumes_total));
-  metric(&b, "sluice_resumes_per_second", "gauge", "Subscriptions with a Last-Event-ID in the last second.", sl_metric_get(&m->resumes_last_second));
-  metric(&b, "sluice_replayed_total", "counter", "Updates sent from history on resume.", sl_metric_get(&m->replayed_total));
-  metric(&b, "sluice_drained_streams_total", "counter", "Streams ended cleanly by a graceful shutdown.", sl_metric_get(&m->drained_total));
-  metric(&b, "sluice_forced_closes_total", "counter", "Connections closed hard when the shutdown timeout passed.", sl_metric_get(&m->forced_total));
-  metric(&b, "sluice_accept_emfile_total", "counter", "accept() failures for lack of file descriptors.", sl_metric_get(&m->emfile_total));
+  metric(&b, "sluice_connections", "gauge", "Open client connections.", sl__metric_get(&m->connections));
+  metric(&b, "sluice_subscribers", "gauge", "Open event streams.", sl__metric_get(&m->subscribers));
+  metric(&b, "sluice_streams_remaining", "gauge", "Event streams not yet ended (same as sluice_subscribers; watch it fall during a drain).", sl__metric_get(&m->subscribers));
+  metric(&b, "sluice_connections_accepted_total", "counter", "Connections accepted.", sl__metric_get(&m->accepted_total));
+  metric(&b, "sluice_requests_total", "counter", "HTTP requests handled.", sl__metric_get(&m->requests_total));
+  metric(&b, "sluice_errors_total", "counter", "Requests answered with a 4xx or 5xx status.", sl__metric_get(&m->errors_total));
+  metric(&b, "sluice_published_total", "counter", "Updates accepted (answered 200).", sl__metric_get(&m->published_total));
+  metric(&b, "sluice_delivered_total", "counter", "Updates fully written to subscribers.", sl__metric_get(&m->delivered_total));
+  metric(&b, "sluice_bytes_out_total", "counter", "Bytes written to clients.", sl__metric_get(&m->bytes_out_total));
+  metric(&b, "sluice_writes_total", "counter", "Writes (sendmsg calls) to clients; delivered over writes is how many updates a write carried (--flush-window).", sl__metric_get(&m->writes_total));
+  metric(&b, "sluice_publish_held_total", "counter", "Publish answers that waited for delivery to catch up (--max-pending back-pressure).", sl__metric_get(&m->held_total));
+  metric(&b, "sluice_slow_consumer_disconnects_total", "counter", "Subscribers cut because their queue passed --max-queue.", sl__metric_get(&m->slow_disconnects_total));
+  metric(&b, "sluice_resumes_total", "counter", "Subscriptions that arrived with a Last-Event-ID (reconnects).", sl__metric_get(&m->resumes_total));
+  metric(&b, "sluice_resumes_per_second", "gauge", "Subscriptions with a Last-Event-ID in the last second.", sl__metric_get(&m->resumes_last_second));
+  metric(&b, "sluice_replayed_total", "counter", "Updates sent from history on resume.", sl__metric_get(&m->replayed_total));
+  metric(&b, "sluice_drained_streams_total", "counter", "Streams ended cleanly by a graceful shutdown.", sl__metric_get(&m->drained_total));
+  metric(&b, "sluice_forced_closes_total", "counter", "Connections closed hard when the shutdown timeout passed.", sl__metric_get(&m->forced_total));
+  metric(&b, "sluice_accept_emfile_total", "counter", "accept() failures for lack of file descriptors.", sl__metric_get(&m->emfile_total));
   metric(&b, "sluice_history_capacity", "gauge", "Updates the in-memory history keeps.", x->history_size);
 
   emit(&b, "# HELP sluice_publish_latency_seconds Time from a publish request's arrival to its answer.\n"
            "# TYPE sluice_publish_latency_seconds histogram\n");
   uint64_t cum = 0;
   for (size_t i = 0; i < SL_LATENCY_BUCKETS; i++) {
-    cum += sl_metric_get(&m->latency_bucket[i]);
-    emit(&b, "sluice_publish_latency_seconds_bucket{le=\"%g\"} %llu\n", sl_latency_bounds[i],
+    cum += sl__metric_get(&m->latency_bucket[i]);
+    emit(&b, "sluice_publish_latency_seconds_bucket{le=\"%g\"} %llu\n", sl__latency_bounds[i],
          (unsigned long long)cum);
   }
-  cum += sl_metric_get(&m->latency_bucket[SL_LATENCY_BUCKETS]);
+  cum += sl__metric_get(&m->latency_bucket[SL_LATENCY_BUCKETS]);
   emit(&b, "sluice_publish_latency_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-  emit(&b, "sluice_publish_latency_seconds_sum %.9f\n", (double)sl_metric_get(&m->latency_sum_ns) / 1e9);
+  emit(&b, "sluice_publish_latency_seconds_sum %.9f\n", (double)sl__metric_get(&m->latency_sum_ns) / 1e9);
   emit(&b, "sluice_publish_latency_seconds_count %llu\n", (unsigned long long)cum);
   if (b.failed) {
     free(b.p);

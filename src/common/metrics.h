@@ -33,22 +33,22 @@ typedef struct sl_metrics_s {
 } sl_metrics_t;
 
 /* Upper bounds of the publish latency buckets, in seconds. */
-extern const double sl_latency_bounds[SL_LATENCY_BUCKETS];
+extern const double sl__latency_bounds[SL_LATENCY_BUCKETS];
 
-static inline void sl_metric_add(atomic_uint_fast64_t *c, uint64_t n) {
+static inline void sl__metric_add(atomic_uint_fast64_t *c, uint64_t n) {
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
-static inline void sl_metric_sub(atomic_uint_fast64_t *c, uint64_t n) {
+static inline void sl__metric_sub(atomic_uint_fast64_t *c, uint64_t n) {
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - n, memory_order_relaxed);
 }
-static inline uint64_t sl_metric_get(const atomic_uint_fast64_t *c) {
+static inline uint64_t sl__metric_get(const atomic_uint_fast64_t *c) {
   return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void sl_metrics_observe_latency(sl_metrics_t *m, uint64_t ns);
+void sl__metrics_observe_latency(sl_metrics_t *m, uint64_t ns);
 
 /* Sums n per-worker metric blocks into *out (plain numbers in the same layout). */
-void sl_metrics_sum(const sl_metrics_t *const *blocks, size_t n, sl_metrics_t *out);
+void sl__metrics_sum(const sl_metrics_t *const *blocks, size_t n, sl_metrics_t *out);
 
 /* Hub-wide values that are not per-worker counters. */
 typedef struct sl_metrics_extra_s {
@@ -59,6 +59,6 @@ typedef struct sl_metrics_extra_s {
 } sl_metrics_extra_t;
 
 /* Renders Prometheus text exposition into a malloc'ed buffer. NULL when out of memory. */
-char *sl_metrics_render(const sl_metrics_t *sum, const sl_metrics_extra_t *extra, size_t *len);
+char *sl__metrics_render(const sl_metrics_t *sum, const sl_metrics_extra_t *extra, size_t *len);
 
 #endif

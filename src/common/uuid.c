@@ -78,7 +78,7 @@ static uint64_t next(void) {
   return result;
 }
 
-void sl_uuid_urn(char *out) {
+void sl__uuid_urn(char *out) {
   static const char hex[] = "0123456789abcdef";
   if (!rng.seeded)
     seed();

@@ -6,6 +6,6 @@
 #define SL_UUID_URN_LEN 45   /* strlen("urn:uuid:xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx") */
 
 /* Writes "urn:uuid:<v4 uuid>" and a NUL into out (at least SL_UUID_URN_LEN + 1 bytes). */
-void sl_uuid_urn(char *out);
+void sl__uuid_urn(char *out);
 
 #endif

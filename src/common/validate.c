@@ -57,7 +57,7 @@ static int32_t next_code_point(const unsigned char *s, size_t len, size_t *i) {
 }
 
 /* Publish bodies carry up to a MiB of data that is mostly ASCII: skip it eight bytes at a time. */
-int sl_utf8_valid(const char *str, size_t len) {
+int sl__utf8_valid(const char *str, size_t len) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < len) {
@@ -149,7 +149,7 @@ static int check_text(const char *str, size_t len, const struct field_messages *
   return 0;
 }
 
-int sl_check_text(const char *s, size_t len, const char **why) {
+int sl__check_text(const char *s, size_t len, const char **why) {
   return check_text(s, len, &text_messages, why);
 }
 
@@ -368,7 +368,7 @@ static int addresses_hub(const char *s, size_t len) {
 
 /* ---- The fields ---------------------------------------------------------------------------- */
 
-int sl_check_topic(const char *s, size_t len, const char **why) {
+int sl__check_topic(const char *s, size_t len, const char **why) {
   if (len == 0) {
     *why = "topic must not be empty";
     return -EINVAL;
@@ -392,7 +392,7 @@ int sl_check_topic(const char *s, size_t len, const char **why) {
   return 0;
 }
 
-int sl_check_matcher(const char *s, size_t len, const char **why) {
+int sl__check_matcher(const char *s, size_t len, const char **why) {
   if (len == 0) {
     *why = "topic matcher must not be empty";
     return -EINVAL;
@@ -400,7 +400,7 @@ int sl_check_matcher(const char *s, size_t len, const char **why) {
   return check_text(s, len, &matcher_messages, why);
 }
 
-int sl_check_id(const char *s, size_t len, const char **why) {
+int sl__check_id(const char *s, size_t len, const char **why) {
   if (len == 0) {
     *why = "id must not be empty";
     return -EINVAL;
@@ -419,7 +419,7 @@ int sl_check_id(const char *s, size_t len, const char **why) {
   return 0;
 }
 
-int sl_check_type(const char *s, size_t len, const char **why) {
+int sl__check_type(const char *s, size_t len, const char **why) {
   int rc = check_text(s, len, &type_messages, why);
   if (rc < 0)
     return rc;
@@ -432,7 +432,7 @@ int sl_check_type(const char *s, size_t len, const char **why) {
 
 #define RETRY_MAX_DIGITS 10
 
-int sl_check_retry(const char *s, size_t len, const char **why) {
+int sl__check_retry(const char *s, size_t len, const char **why) {
   if (len == 0) {
     *why = "retry must be ASCII digits (it is empty)";
     return -EINVAL;

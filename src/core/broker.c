@@ -19,7 +19,7 @@ static uint64_t hash_bytes(const char *s, size_t n) {
   return h ^ (h >> 31);
 }
 
-int sl_broker_init(sl_broker_t *b) {
+int sl__broker_init(sl_broker_t *b) {
   memset(b, 0, sizeof *b);
   b->slots = calloc(64, sizeof *b->slots);
   if (b->slots == NULL)
@@ -28,7 +28,7 @@ int sl_broker_init(sl_broker_t *b) {
   return 0;
 }
 
-void sl_broker_destroy(sl_broker_t *b) {
+void sl__broker_destroy(sl_broker_t *b) {
   for (size_t i = 0; i <= b->slot_mask; i++) {
     sl_bucket_t *bk = b->slots[i];
     while (bk) {
@@ -96,7 +96,7 @@ static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
   free(bk);
 }
 
-sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
+sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
                      size_t n, sl_claims_t *claims, int has_token, size_t extra) {
   size_t strings = 0;
   for (size_t i = 0; i < n; i++)
@@ -140,7 +140,7 @@ static void node_unlink(sl_sel_node_t **head, sl_sel_node_t *n) {
     n->next->prev = n->prev;
 }
 
-int sl_broker_add(sl_broker_t *b, sl_sub_t *sub) {
+int sl__broker_add(sl_broker_t *b, sl_sub_t *sub) {
   for (size_t i = 0; i < sub->node_count; i++) {
     sl_sel_node_t *n = &sub->nodes[i];
     if (!sl__selector_is_exact(&n->sel)) {
@@ -169,7 +169,7 @@ int sl_broker_add(sl_broker_t *b, sl_sub_t *sub) {
   return 0;
 }
 
-void sl_broker_remove(sl_broker_t *b, sl_sub_t *sub) {
+void sl__broker_remove(sl_broker_t *b, sl_sub_t *sub) {
   for (size_t i = 0; i < sub->node_count; i++) {
     sl_sel_node_t *n = &sub->nodes[i];
     if (n->bucket == NULL) {
@@ -181,11 +181,11 @@ void sl_broker_remove(sl_broker_t *b, sl_sub_t *sub) {
         bucket_drop(b, bk);
     }
   }
-  sl_claims_free(&sub->claims);
+  sl__claims_free(&sub->claims);
   free(sub);
 }
 
-int sl_sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
+int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
   if (!(f->flags & SL_FRAME_PRIVATE))
     return 1;
   if (!sub->has_token)
@@ -205,8 +205,8 @@ static int selects(const sl_selector_t *sel, const sl_frame_t *f) {
   return 0;
 }
 
-int sl_sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
-  if (!sl_sub_may_read(sub, f))
+int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
+  if (!sl__sub_may_read(sub, f))
     return 0;
   for (size_t i = 0; i < sub->node_count; i++)
     if (selects(&sub->nodes[i].sel, f))
@@ -223,12 +223,12 @@ static void deliver_list(sl_sel_node_t *n, int scan, sl_frame_t *f, sl_deliver_c
     if (s->last_seq >= f->seq || (scan && !selects(&n->sel, f)))
       continue;
     s->last_seq = f->seq;
-    if (sl_sub_may_read(s, f))
+    if (sl__sub_may_read(s, f))
       cb(s, f, arg);
   }
 }
 
-void sl_broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
+void sl__broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
   for (size_t i = 0; i < f->topic_count; i++) {
     uint64_t h = hash_bytes(f->topics[i], f->topic_lens[i]);
     sl_bucket_t *bk = bucket_find(b, f->topics[i], f->topic_lens[i], h);

@@ -21,7 +21,7 @@ typedef struct sl_sub_s sl_sub_t;
 typedef struct sl_sel_node_s {
   struct sl_sel_node_s *next;
   struct sl_sel_node_s *prev;
-  struct sl_bucket_s *bucket;    /* NULL for a scanned selector, or before sl_broker_add */
+  struct sl_bucket_s *bucket;    /* NULL for a scanned selector, or before sl__broker_add */
   sl_sub_t *sub;
   sl_selector_t sel;
 } sl_sel_node_t;
@@ -54,34 +54,34 @@ typedef struct sl_broker_s {
 /* Called for each subscriber an update must go to. */
 typedef void (*sl_deliver_cb)(sl_sub_t *sub, sl_frame_t *frame, void *arg);
 
-int sl_broker_init(sl_broker_t *b);
-void sl_broker_destroy(sl_broker_t *b);
+int sl__broker_init(sl_broker_t *b);
+void sl__broker_destroy(sl_broker_t *b);
 
 /* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). The claims
  * are moved into the subscription. extra bytes (zeroed, aligned for pointers and 64-bit integers) are the owner's
- * in the same allocation: sl_sub_extra. NULL when out of memory. */
-sl_sub_t *sl_sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
+ * in the same allocation: sl__sub_extra. NULL when out of memory. */
+sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
                      size_t n, sl_claims_t *claims, int has_token, size_t extra);
 
 /* The owner's extra bytes of a subscription. */
-static inline void *sl_sub_extra(sl_sub_t *s) {
+static inline void *sl__sub_extra(sl_sub_t *s) {
   return (void *)(s->nodes + s->node_count);
 }
 
 /* Links every selector into the index. 0 or -ENOMEM (then nothing is linked). */
-int sl_broker_add(sl_broker_t *b, sl_sub_t *sub);
+int sl__broker_add(sl_broker_t *b, sl_sub_t *sub);
 
 /* Unlinks and frees the subscription. */
-void sl_broker_remove(sl_broker_t *b, sl_sub_t *sub);
+void sl__broker_remove(sl_broker_t *b, sl_sub_t *sub);
 
 /* 1 when the subscription selects one of the frame's topics and may read it. */
-int sl_sub_wants(const sl_sub_t *sub, const sl_frame_t *f);
+int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f);
 
 /* 1 when a private frame may go to this subscriber. */
-int sl_sub_may_read(const sl_sub_t *sub, const sl_frame_t *f);
+int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f);
 
 /* Calls cb once for every subscriber that selects one of the frame's topics and may read it,
  * and whose last_seq is below frame->seq (then raised to it). */
-void sl_broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg);
+void sl__broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg);
 
 #endif

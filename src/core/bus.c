@@ -55,15 +55,15 @@ static int check_update(const sl_update_t *u, const char **why) {
     return -EINVAL;
   }
   for (size_t i = 0; i < u->topic_count; i++)
-    if (u->topics[i] == NULL || sl_check_topic(u->topics[i], strlen(u->topics[i]), why))
+    if (u->topics[i] == NULL || sl__check_topic(u->topics[i], strlen(u->topics[i]), why))
       return -EINVAL;
-  if (u->data && !sl_utf8_valid(u->data, u->data_len)) {
+  if (u->data && !sl__utf8_valid(u->data, u->data_len)) {
     *why = "data is not valid UTF-8";
     return -EINVAL;
   }
-  if ((u->id && sl_check_id(u->id, strlen(u->id), why)) ||
-      (u->type && sl_check_type(u->type, strlen(u->type), why)) ||
-      (u->retry && sl_check_retry(u->retry, strlen(u->retry), why)))
+  if ((u->id && sl__check_id(u->id, strlen(u->id), why)) ||
+      (u->type && sl__check_type(u->type, strlen(u->type), why)) ||
+      (u->retry && sl__check_retry(u->retry, strlen(u->retry), why)))
     return -EINVAL;
   return 0;
 }
@@ -81,13 +81,13 @@ static void post_drain(sl_bus_t *b) {
 static void post_frame(sl_bus_t *b, sl_frame_t *f) {
   for (unsigned i = 0; i < b->worker_count; i++) {
     sl_worker_t *w = &b->workers[i];
-    int wake = sl__worker_post(w, SL_MSG_FRAME, sl_frame_ref(f));
+    int wake = sl__worker_post(w, SL_MSG_FRAME, sl__frame_ref(f));
     if (wake < 0) {
       /* Out of memory posting. The update is in history and accepted; this worker's streams
        * would miss it, so they end before anything later reaches them, and get it back when
        * their clients resume with Last-Event-ID. The worker was told (lost_seq): the wake-up
        * makes it act now, not at the next update. */
-      sl_frame_unref(f);
+      sl__frame_unref(f);
       sl__worker_wake(w);
       continue;
     }
@@ -129,20 +129,20 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
   if (r)
     return r;
   if (uid == NULL) {
-    sl_uuid_urn(gen);
+    sl__uuid_urn(gen);
     uid = gen;
   }
   size_t id_len = strlen(uid);
   if (id_len + 1 > id_cap)
     return -ENOSPC;
-  sl_frame_t *f = sl_frame_update(u, uid, id_len);
+  sl_frame_t *f = sl__frame_update(u, uid, id_len);
   if (f == NULL)
     return -ENOMEM;
 
   uv_mutex_lock(&b->lock);
   if (b->closed) {
     uv_mutex_unlock(&b->lock);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
     return -ESHUTDOWN;
   }
   append_t a = {.bus = b};
@@ -163,7 +163,7 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
   if (r == 0 && seq)
     *seq = a.seq;
   memcpy(id, uid, id_len + 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
   return r;
 }
 
@@ -186,13 +186,13 @@ int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visi
     while ((r = sl__history_cursor_next(cur, page, REPLAY_PAGE)) > 0) {
       for (int i = 0; i < r; i++) {
         cb(page[i], arg);
-        sl_frame_unref(page[i]);
+        sl__frame_unref(page[i]);
       }
     }
     sl__history_cursor_close(cur);
   }
   if (r == -ESPIPE)
-    sl_log(SL_LOG_WARN, "replay: history dropped updates faster than %d attempts could read them",
+    sl__log(SL_LOG_WARN, "replay: history dropped updates faster than %d attempts could read them",
            REPLAY_ATTEMPTS);
   return r;
 }

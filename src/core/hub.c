@@ -93,15 +93,15 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
   unsigned n = hub->worker_count;
   for (unsigned i = 0; i < n; i++)
     blocks[i] = &hub->workers[i].metrics;
-  sl_metrics_sum(blocks, n, &sum);
-  sl_metric_add(&sum.published_total, atomic_load(&hub->api_published));
+  sl__metrics_sum(blocks, n, &sum);
+  sl__metric_add(&sum.published_total, atomic_load(&hub->api_published));
   sl_metrics_extra_t x = {
     .ready = atomic_load(&hub->ready),
     .draining = sl__shutdown_draining(&hub->shutdown),
     .workers = hub->worker_count,
     .history_size = hub->cfg.history_size,
   };
-  return sl_metrics_render(&sum, &x, len);
+  return sl__metrics_render(&sum, &x, len);
 }
 
 static void respond_metrics(sl_conn_t *c, sl_request_t *r, void *arg) {
@@ -174,11 +174,11 @@ static void drain_count(void *arg, sl_shutdown_counts_t *out) {
   sl_hub_t *hub = arg;
   for (unsigned i = 0; i < hub->worker_count; i++) {
     sl_worker_t *w = &hub->workers[i];
-    out->streams_open += sl_metric_get(&w->metrics.subscribers);
-    out->open += sl_metric_get(&w->metrics.connections);
-    out->accepted += sl_metric_get(&w->metrics.accepted_total);
-    out->drained += sl_metric_get(&w->metrics.drained_total);
-    out->forced += sl_metric_get(&w->metrics.forced_total);
+    out->streams_open += sl__metric_get(&w->metrics.subscribers);
+    out->open += sl__metric_get(&w->metrics.connections);
+    out->accepted += sl__metric_get(&w->metrics.accepted_total);
+    out->drained += sl__metric_get(&w->metrics.drained_total);
+    out->forced += sl__metric_get(&w->metrics.forced_total);
     if (w->draining || atomic_load(&w->delivered_at_drain))
       out->flushed += sl__worker_drain_flushed(w);
   }
@@ -228,9 +228,9 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     hub->cfg.workers = SL_MAX_WORKERS;
   const char *pk = hub->cfg.publisher_jwt_key ? hub->cfg.publisher_jwt_key : hub->cfg.jwt_key;
   const char *sk = hub->cfg.subscriber_jwt_key ? hub->cfg.subscriber_jwt_key : hub->cfg.jwt_key;
-  if ((r = sl_auth_new(&hub->auth, pk, sk, hub->cfg.jwt_audience, hub->cfg.jwt_issuer)))
+  if ((r = sl__auth_new(&hub->auth, pk, sk, hub->cfg.jwt_audience, hub->cfg.jwt_issuer)))
     goto fail;
-  if ((r = sl_history_memory_new(&hub->history, hub->cfg.history_size)))
+  if ((r = sl__history_memory_new(&hub->history, hub->cfg.history_size)))
     goto fail;
   if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;
@@ -243,7 +243,7 @@ fail_bus:
 fail:
   if (hub->history)
     sl__history_destroy(hub->history);
-  sl_auth_free(hub->auth);
+  sl__auth_free(hub->auth);
   for (size_t i = 0; i < SL_HUB_STRINGS; i++)
     free(hub->strings[i]);
   free(hub);
@@ -256,7 +256,7 @@ static void raise_nofile(void) {
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl))
-      sl_log(SL_LOG_WARN, "cannot raise the open-files limit: %s", strerror(errno));
+      sl__log(SL_LOG_WARN, "cannot raise the open-files limit: %s", strerror(errno));
   }
 }
 
@@ -300,7 +300,7 @@ int sl_hub_start(sl_hub_t *hub) {
     sl_worker_t *w = &hub->workers[i];
     if ((r = sl__worker_init(w, i, &hub->cfg, &hub->pacer, i ? &hub->workers[0] : NULL,
                              worker_drained, hub, err, sizeof err))) {
-      sl_log(SL_LOG_ERROR, "%s", err);
+      sl__log(SL_LOG_ERROR, "%s", err);
       goto fail;
     }
     hub->worker_count = i + 1;
@@ -372,7 +372,7 @@ void sl_hub_free(sl_hub_t *hub) {
   sl__shutdown_destroy(&hub->shutdown);
   sl__history_destroy(hub->history);
   sl__bus_destroy(&hub->bus);
-  sl_auth_free(hub->auth);
+  sl__auth_free(hub->auth);
   for (size_t i = 0; i < SL_HUB_STRINGS; i++)
     free(hub->strings[i]);
   free(hub);

@@ -40,7 +40,7 @@ static void begin_drain(sl_shutdown_t *s) {
   atomic_store(&s->state, SL_SHUTDOWN_DRAINING);
   uv_timer_stop(&s->delay_timer);
   s->ops->drain(s->ops_arg);
-  sl_log(SL_LOG_INFO, "drain: listeners closed, no new updates; ending %llu streams at an "
+  sl__log(SL_LOG_INFO, "drain: listeners closed, no new updates; ending %llu streams at an "
          "event boundary", (unsigned long long)counts(s).streams_open);
 }
 
@@ -50,7 +50,7 @@ static void force(sl_shutdown_t *s) {
     return;
   begin_drain(s);
   atomic_store(&s->state, SL_SHUTDOWN_FORCING);
-  sl_log(SL_LOG_WARN, "drain: closing the %llu connections still open",
+  sl__log(SL_LOG_WARN, "drain: closing the %llu connections still open",
          (unsigned long long)counts(s).open);
   s->ops->force(s->ops_arg);
 }
@@ -67,7 +67,7 @@ static void finish(sl_shutdown_t *s) {
   atomic_store(&s->forced, c.forced);
   rep->seconds = (double)(uv_hrtime() - s->started_ns) / 1e9;
   atomic_store(&s->state, SL_SHUTDOWN_DONE);
-  sl_log(rep->forced ? SL_LOG_WARN : SL_LOG_INFO,
+  sl__log(rep->forced ? SL_LOG_WARN : SL_LOG_INFO,
          "drain: done in %.3f s: %llu streams drained, %llu updates flushed, %llu connections "
          "forced, %llu connections ended in all", rep->seconds,
          (unsigned long long)rep->streams_drained, (unsigned long long)rep->updates_flushed,
@@ -96,7 +96,7 @@ static void on_delay(uv_timer_t *t) {
 
 static void on_deadline(uv_timer_t *t) {
   sl_shutdown_t *s = shutdown_of((uv_handle_t *)t);
-  sl_log(SL_LOG_WARN, "drain: --shutdown-timeout %.1f s passed", s->timeout);
+  sl__log(SL_LOG_WARN, "drain: --shutdown-timeout %.1f s passed", s->timeout);
   force(s);
 }
 
@@ -143,7 +143,7 @@ int sl__shutdown_request(sl_shutdown_t *s, unsigned worker_count, double drain_d
       (r = uv_timer_init(&s->loop, &s->deadline_timer)))
     goto out_loop;
   atomic_store(&s->state, SL_SHUTDOWN_DELAYING);
-  sl_log(SL_LOG_INFO, "drain: began with %llu streams open; readiness down, serving for "
+  sl__log(SL_LOG_INFO, "drain: began with %llu streams open; readiness down, serving for "
          "--drain-delay %.1f s, at most --shutdown-timeout %.1f s",
          (unsigned long long)c.streams_open, drain_delay, timeout);
   if ((r = uv_timer_start(&s->delay_timer, on_delay, (uint64_t)(drain_delay * MS_PER_S), 0)) ||

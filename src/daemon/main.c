@@ -51,10 +51,10 @@ static void on_drained_main(uv_async_t *h) {
 static void on_stop_signal(uv_signal_t *h, int signum) {
   daemon_t *d = h->data;
   if (d->signals++ == 0) {
-    sl_log(SL_LOG_INFO, "%s: draining (send it again to stop at once)", strsignal(signum));
+    sl__log(SL_LOG_INFO, "%s: draining (send it again to stop at once)", strsignal(signum));
     notify("STOPPING=1");
   } else {
-    sl_log(SL_LOG_WARN, "%s again: stopping at once", strsignal(signum));
+    sl__log(SL_LOG_WARN, "%s again: stopping at once", strsignal(signum));
   }
   sl_hub_shutdown(d->hub, d->shutdown_timeout, on_drained, d);
 }
@@ -62,11 +62,11 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
 static void on_sighup(uv_signal_t *h, int signum) {
   (void)h;
   (void)signum;
-  int r = sl_log_reopen();
+  int r = sl__log_reopen();
   if (r)
-    sl_log(SL_LOG_ERROR, "SIGHUP: cannot reopen the log file: %s", sl_strerror(r));
+    sl__log(SL_LOG_ERROR, "SIGHUP: cannot reopen the log file: %s", sl_strerror(r));
   else
-    sl_log(SL_LOG_INFO, "SIGHUP: log file reopened; streams untouched");
+    sl__log(SL_LOG_INFO, "SIGHUP: log file reopened; streams untouched");
 }
 
 static void close_walk(uv_handle_t *h, void *arg) {
@@ -93,41 +93,41 @@ static int watch_signals(daemon_t *d) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "token") == 0)
-    return sl_token_command(argc - 1, argv + 1, stdout, stderr);
+    return sl__token_command(argc - 1, argv + 1, stdout, stderr);
 
   sl_options_t opt;
   char err[512] = "";
-  int r = sl_options_parse(&opt, argc, argv, err, sizeof err);
+  int r = sl__options_parse(&opt, argc, argv, err, sizeof err);
   if (r) {
     fprintf(stderr, "sluice: %s\n", err[0] ? err : sl_strerror(r));
     return 2;
   }
   if (opt.show_help || opt.show_version) {
     if (opt.show_help)
-      sl_options_usage(stdout);
+      sl__options_usage(stdout);
     else
       printf("sluice %s\n", sl_version());
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     return 0;
   }
-  if ((r = sl_log_open(opt.log_file, opt.verbose ? SL_LOG_DEBUG : SL_LOG_INFO))) {
+  if ((r = sl__log_open(opt.log_file, opt.verbose ? SL_LOG_DEBUG : SL_LOG_INFO))) {
     fprintf(stderr, "sluice: cannot open log file %s: %s\n", opt.log_file, sl_strerror(r));
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
   const sl_config_t *cfg = &opt.hub;
   if (!cfg->jwt_key && !cfg->publisher_jwt_key)
-    sl_log(SL_LOG_WARN, "no --jwt-key or --publisher-jwt-key: nobody can publish over HTTP");
+    sl__log(SL_LOG_WARN, "no --jwt-key or --publisher-jwt-key: nobody can publish over HTTP");
   if (!cfg->anonymous && !cfg->jwt_key && !cfg->subscriber_jwt_key)
-    sl_log(SL_LOG_WARN, "no subscriber key and no --anonymous: nobody can subscribe");
+    sl__log(SL_LOG_WARN, "no subscriber key and no --anonymous: nobody can subscribe");
 
   daemon_t d;
   memset(&d, 0, sizeof d);
   d.shutdown_timeout = cfg->shutdown_timeout;
   if ((r = sl_hub_new(cfg, &d.hub))) {
     fprintf(stderr, "sluice: bad configuration: %s\n", sl_strerror(r));
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     return 2;
   }
   d.loop = uv_default_loop();
@@ -142,12 +142,12 @@ int main(int argc, char **argv) {
     uv_run(d.loop, UV_RUN_DEFAULT);
     uv_loop_close(d.loop);
     sl_hub_free(d.hub);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     return 1;
   }
 
   for (unsigned i = 0; i < cfg->listen_count || i == 0; i++)
-    sl_log(SL_LOG_INFO, "sluice %s listening on http://%s/.well-known/mercure (port %d)",
+    sl__log(SL_LOG_INFO, "sluice %s listening on http://%s/.well-known/mercure (port %d)",
            sl_version(), cfg->listen_count ? cfg->listen[i] : SL_DEFAULT_LISTEN,
            sl_hub_port(d.hub, i));
   notify("READY=1");
@@ -156,6 +156,6 @@ int main(int argc, char **argv) {
   int forced = sl_hub_wait(d.hub);
   uv_loop_close(d.loop);
   sl_hub_free(d.hub);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   return forced ? 1 : 0;
 }

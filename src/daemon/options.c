@@ -116,7 +116,7 @@ static const option_def_t options[] = {
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])
 
-/* The state of one sl_options_parse call. */
+/* The state of one sl__options_parse call. */
 typedef struct {
   sl_options_t *opt;
   int listen_source;  /* FROM_* of the source whose addresses are in hub.listen, 0 = defaults */
@@ -585,7 +585,7 @@ static int parse_flags(parser_t *p, int argc, char **argv, flag_t *flags, size_t
   return 0;
 }
 
-int sl_options_parse(sl_options_t *opt, int argc, char **argv, char *err, size_t errlen) {
+int sl__options_parse(sl_options_t *opt, int argc, char **argv, char *err, size_t errlen) {
   parser_t p = {.opt = opt, .listen_source = 0, .err = err, .errlen = errlen};
   flag_t *flags = NULL;
   size_t nflags = 0;
@@ -651,12 +651,12 @@ done:
 fail:
   if (rc == -ENOMEM) set_error(err, errlen, "out of memory while reading the options");
   free(flags);
-  sl_options_free(opt);
+  sl__options_free(opt);
   sl_config_init(&opt->hub);
   return rc;
 }
 
-void sl_options_free(sl_options_t *opt) {
+void sl__options_free(sl_options_t *opt) {
   for (size_t i = 0; i < opt->owned_count; i++) free(opt->owned[i]);
   free(opt->owned);
   memset(opt, 0, sizeof *opt);
@@ -693,7 +693,7 @@ static void print_wrapped(FILE *out, const char *left, const char *text) {
   fputc('\n', out);
 }
 
-void sl_options_usage(FILE *out) {
+void sl__options_usage(FILE *out) {
   sl_options_t defaults;
   memset(&defaults, 0, sizeof defaults);
   sl_config_init(&defaults.hub);

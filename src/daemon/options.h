@@ -22,9 +22,9 @@ typedef struct sl_options_s {
 
 /* Parses argv (argv[0] is the program) and the environment. 0, or -EINVAL with a one-line
  * message naming the offending flag or value in err (the daemon prints it and exits 2). */
-int sl_options_parse(sl_options_t *opt, int argc, char **argv, char *err, size_t errlen);
-void sl_options_free(sl_options_t *opt);
-void sl_options_usage(FILE *out);
+int sl__options_parse(sl_options_t *opt, int argc, char **argv, char *err, size_t errlen);
+void sl__options_free(sl_options_t *opt);
+void sl__options_usage(FILE *out);
 
 /* Values are echoed in messages at most this long, so one bad value keeps the message one line. */
 #define SL_SHOWN_VALUE_MAX 64
@@ -47,6 +47,6 @@ const char *sl__options_shown(const char *v, char *buf, size_t cap);
 int sl__options_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
 
 /* `sluice token ...` (token.c): prints a signed JWT. Returns the process exit code (0, or 2 on bad usage). */
-int sl_token_command(int argc, char **argv, FILE *out, FILE *errout);
+int sl__token_command(int argc, char **argv, FILE *out, FILE *errout);
 
 #endif

@@ -47,7 +47,7 @@ static const char *token_key_from_env(size_t npublish, size_t nsubscribe, FILE *
   return key;
 }
 
-int sl_token_command(int argc, char **argv, FILE *out, FILE *errout) {
+int sl__token_command(int argc, char **argv, FILE *out, FILE *errout) {
   const char **publish = NULL, **subscribe = NULL;
   size_t npublish = 0, nsubscribe = 0;
   const char *key = NULL, *audience = NULL, *issuer = NULL;
@@ -127,7 +127,7 @@ int sl_token_command(int argc, char **argv, FILE *out, FILE *errout) {
   if (key == NULL) key = token_key_from_env(npublish, nsubscribe, errout);
   if (key == NULL) goto free_lists;
 
-  rc = sl_token_mint(key, publish, npublish, subscribe, nsubscribe, exp, audience, issuer,
+  rc = sl__token_mint(key, publish, npublish, subscribe, nsubscribe, exp, audience, issuer,
                          &token);
   if (rc != 0) {
     fprintf(errout, "sluice token: cannot mint the token: %s\n", strerror(-rc));

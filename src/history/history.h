@@ -60,7 +60,7 @@ struct sl_history_cursor_s {
 
 /* The in-memory ring of the last capacity updates (capacity 0 keeps nothing, yet still numbers
  * them). Appends complete before append returns. */
-int sl_history_memory_new(sl_history_t **h, size_t capacity);
+int sl__history_memory_new(sl_history_t **h, size_t capacity);
 
 static inline int sl__history_append(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done,
                                      void *arg) {

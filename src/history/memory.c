@@ -119,7 +119,7 @@ static int memory_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done
   } else {
     if (m->count == m->capacity)
       old = evict_oldest(m);
-    m->ring[f->seq % m->capacity] = sl_frame_ref(f);
+    m->ring[f->seq % m->capacity] = sl__frame_ref(f);
     m->count++;
     size_t i = slot_find(m, f->id);
     if (m->slots[i].id == NULL) {
@@ -131,7 +131,7 @@ static int memory_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done
   }
   uv_mutex_unlock(&m->lock);
   if (old)
-    sl_frame_unref(old);
+    sl__frame_unref(old);
   done(f, 0, arg);
   return 0;
 }
@@ -187,7 +187,7 @@ static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size
   }
   size_t n = 0;
   for (; n < max && c->next <= last; n++, c->next++)
-    frames[n] = sl_frame_ref(ring_at(m, c->next));
+    frames[n] = sl__frame_ref(ring_at(m, c->next));
   if (n > 0)
     c->pos = c->next - 1;
   uv_mutex_unlock(&m->lock);
@@ -211,7 +211,7 @@ static void memory_destroy(sl_history_t *h) {
   memory_history_t *m = (memory_history_t *)h;
   assert(m->cursors == 0);
   for (size_t i = 0; i < m->count; i++)
-    sl_frame_unref(ring_at(m, m->first_seq + i));
+    sl__frame_unref(ring_at(m, m->first_seq + i));
   uv_mutex_destroy(&m->lock);
   free(m->ring);
   free(m->later_dup);
@@ -229,7 +229,7 @@ static const sl_history_ops_t memory_ops = {
   .destroy = memory_destroy,
 };
 
-int sl_history_memory_new(sl_history_t **out, size_t capacity) {
+int sl__history_memory_new(sl_history_t **out, size_t capacity) {
   int r = -ENOMEM;
   memory_history_t *m = calloc(1, sizeof *m);
   if (m == NULL)

@@ -247,10 +247,10 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
     return;
   }
   sl__delivery_send(c, f);
-  sl_frame_unref(f);
-  sl_metric_add(&c->net->metrics->requests_total, 1);
+  sl__frame_unref(f);
+  sl__metric_add(&c->net->metrics->requests_total, 1);
   if (status >= 400)
-    sl_metric_add(&c->net->metrics->errors_total, 1);
+    sl__metric_add(&c->net->metrics->errors_total, 1);
   h->hflags |= HTTP_SERVED;
   if (!keep) {
     h->hflags |= HTTP_PAUSED;
@@ -290,8 +290,8 @@ int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *hea
   h->stream = stream;
   h->hflags |= HTTP_SERVED | HTTP_PAUSED;
   int r = sl__delivery_send(c, f);
-  sl_frame_unref(f);
-  sl_metric_add(&c->net->metrics->requests_total, 1);
+  sl__frame_unref(f);
+  sl__metric_add(&c->net->metrics->requests_total, 1);
   request_free(h);
   return r;
 }

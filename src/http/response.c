@@ -60,7 +60,7 @@ sl_frame_t *sl__http_response_frame(const sl_http_head_t *h, const char *body, s
   }
   if (body_len)
     memcpy(buf + n, body, body_len);
-  sl_frame_t *f = sl_frame_raw(buf, total);
+  sl_frame_t *f = sl__frame_raw(buf, total);
   free(buf);
   return f;
 }

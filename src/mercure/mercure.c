@@ -21,12 +21,12 @@ int sl__mercure_init(sl_mercure_t *m, const sl_config_t *cfg, sl_bus_t *bus,
   m->dlv = dlv;
   m->metrics = metrics;
   m->jitter_seed = seed;
-  m->auth_cache = sl_auth_cache_new(AUTH_CACHE_SLOTS);
+  m->auth_cache = sl__auth_cache_new(AUTH_CACHE_SLOTS);
   return m->auth_cache ? 0 : -ENOMEM;
 }
 
 void sl__mercure_destroy(sl_mercure_t *m) {
-  sl_auth_cache_free(m->auth_cache);
+  sl__auth_cache_free(m->auth_cache);
   m->auth_cache = NULL;
 }
 

@@ -69,7 +69,7 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 415, NULL, "publish with Content-Type: application/x-www-form-urlencoded");
     goto out;
   }
-  if (sl_form_parse(&form, r->body ? r->body : "", r->body_len)) {
+  if (sl__form_parse(&form, r->body ? r->body : "", r->body_len)) {
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
@@ -81,7 +81,7 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
       sl__http_error(c, 413, NULL, "too many topic fields (64 at most)");
       goto out;
     }
-    int e = sl_check_topic(p->value, p->value_len, &why);
+    int e = sl__check_topic(p->value, p->value_len, &why);
     if (e) {
       snprintf(what, sizeof what, "field topic: %s", why);
       sl__http_error(c, e == -ENOMEM ? 500 : 400, NULL, what);
@@ -93,16 +93,16 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 400, NULL, "missing field topic: an update needs at least one topic");
     goto out;
   }
-  const sl_pair_t *data = sl_form_get(&form, "data");
-  const sl_pair_t *id = sl_form_get(&form, "id");
-  const sl_pair_t *type = sl_form_get(&form, "type");
-  const sl_pair_t *retry = sl_form_get(&form, "retry");
-  if (data && !sl_utf8_valid(data->value, data->value_len)) {
+  const sl_pair_t *data = sl__form_get(&form, "data");
+  const sl_pair_t *id = sl__form_get(&form, "id");
+  const sl_pair_t *type = sl__form_get(&form, "type");
+  const sl_pair_t *retry = sl__form_get(&form, "retry");
+  if (data && !sl__utf8_valid(data->value, data->value_len)) {
     sl__http_error(c, 400, NULL, "field data: not valid UTF-8");
     goto out;
   }
-  if (check_field(c, id, sl_check_id) || check_field(c, type, sl_check_type) ||
-      check_field(c, retry, sl_check_retry))
+  if (check_field(c, id, sl__check_id) || check_field(c, type, sl__check_type) ||
+      check_field(c, retry, sl__check_retry))
     goto out;
   for (size_t i = 0; i < ntopics; i++) {
     if (!sl__selectors_match(claims.publish, claims.publish_count, topics[i], strlen(topics[i]))) {
@@ -120,7 +120,7 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
     .id = id ? id->value : NULL,
     .type = type ? type->value : NULL,
     .retry = retry ? retry->value : NULL,
-    .is_private = sl_form_get(&form, "private") != NULL,
+    .is_private = sl__form_get(&form, "private") != NULL,
   };
   char idbuf[1024];
   uint64_t seq = 0;
@@ -136,13 +136,13 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
   } else if (e) {
     sl__http_error(c, 500, NULL, "the update could not be stored");
   } else {
-    sl_metric_add(&m->metrics->published_total, 1);
+    sl__metric_add(&m->metrics->published_total, 1);
     /* Held: the answer is queued now and written once delivery catches up (delivery.c). */
     if (!sl__delivery_hold(m->dlv, c, seq, r->start_ns))
-      sl_metrics_observe_latency(m->metrics, uv_hrtime() - r->start_ns);
+      sl__metrics_observe_latency(m->metrics, uv_hrtime() - r->start_ns);
     sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", idbuf, strlen(idbuf));
   }
 out:
-  sl_claims_free(&claims);
-  sl_form_free(&form);
+  sl__claims_free(&claims);
+  sl__form_free(&form);
 }

@@ -25,7 +25,7 @@
 #define JITTER_STEPS 1000000        /* resolution of the reconnect jitter */
 #define CLOSE_FRAME_MAX 96
 
-/* A subscriber's stream, in its subscription's own allocation (sl_sub_extra): the ops pointer
+/* A subscriber's stream, in its subscription's own allocation (sl__sub_extra): the ops pointer
  * leads to the worker's context, so the stream costs one pointer. */
 typedef struct stream_s {
   sl_http_stream_t base;
@@ -51,7 +51,7 @@ typedef struct replay_s {
 
 static void replay_drop(replay_t *rp) {
   for (size_t i = 0; i < rp->count; i++)
-    sl_frame_unref(rp->frames[i]);
+    sl__frame_unref(rp->frames[i]);
   rp->count = 0;
 }
 
@@ -62,7 +62,7 @@ static void replay_visit(sl_frame_t *f, void *arg) {
     rp->failed = 0;
     return;
   }
-  if (rp->failed || !sl_sub_wants(rp->sub, f))
+  if (rp->failed || !sl__sub_wants(rp->sub, f))
     return;
   if (rp->count == rp->cap) {
     size_t cap = rp->cap ? rp->cap * 2 : 64;
@@ -74,7 +74,7 @@ static void replay_visit(sl_frame_t *f, void *arg) {
     rp->frames = p;
     rp->cap = cap;
   }
-  rp->frames[rp->count++] = sl_frame_ref(f);
+  rp->frames[rp->count++] = sl__frame_ref(f);
 }
 
 static void replay_free(replay_t *rp) {
@@ -100,7 +100,7 @@ static void stream_timeout(sl_http_stream_t *s, sl_conn_t *c, uint64_t now) {
   }
   if (m->cfg->heartbeat > 0 && c->q_len == 0 &&
       now - c->last_write >= (uint64_t)(m->cfg->heartbeat * MS_PER_S))
-    sl__delivery_send(c, &sl_frame_heartbeat);
+    sl__delivery_send(c, &sl__frame_heartbeat);
 }
 
 /* The drain: a final frame that tells the client to come back, at a jittered moment so that
@@ -116,10 +116,10 @@ static void stream_shutdown(sl_http_stream_t *s, sl_conn_t *c) {
     char buf[CLOSE_FRAME_MAX];
     int len = snprintf(buf, sizeof buf, "retry: %u\nevent: close\ndata: server_shutdown\n\n", ms);
     sl__conn_mark(c, SL_CONN_DRAINING);
-    sl_frame_t *f = len > 0 && (size_t)len < sizeof buf ? sl_frame_chunk(buf, (size_t)len) : NULL;
+    sl_frame_t *f = len > 0 && (size_t)len < sizeof buf ? sl__frame_chunk(buf, (size_t)len) : NULL;
     if (f) {
       sl__delivery_send(c, f);
-      sl_frame_unref(f);
+      sl__frame_unref(f);
     }
   }
   sl__delivery_end(c);
@@ -127,8 +127,8 @@ static void stream_shutdown(sl_http_stream_t *s, sl_conn_t *c) {
 
 static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
   sl_mercure_t *m = mercure_of(s);
-  sl_broker_remove(&m->dlv->broker, sub_of(c, m, s)); /* frees the stream too */
-  sl_metric_sub(&m->metrics->subscribers, 1);
+  sl__broker_remove(&m->dlv->broker, sub_of(c, m, s)); /* frees the stream too */
+  sl__metric_sub(&m->metrics->subscribers, 1);
 }
 
 void sl__mercure_stream_ops(sl_http_stream_ops_t *ops) {
@@ -176,14 +176,14 @@ static void stream_open(sl_mercure_t *m, sl_conn_t *c, sl_http_stream_t *stream,
   free(headers);
   if (r)
     return;
-  sl_metric_add(&m->metrics->subscribers, 1);
-  sl__delivery_send(c, &sl_frame_heartbeat);
+  sl__metric_add(&m->metrics->subscribers, 1);
+  sl__delivery_send(c, &sl__frame_heartbeat);
   for (size_t i = 0; i < rp->count; i++)
     sl__delivery_send_opening(c, rp->frames[i]);
   c->q_opening = c->q_bytes; /* all at the queue's front: written before anything live */
   if (cursor) {
-    sl_metric_add(&m->metrics->resumes_total, 1);
-    sl_metric_add(&m->metrics->replayed_total, rp->count);
+    sl__metric_add(&m->metrics->resumes_total, 1);
+    sl__metric_add(&m->metrics->replayed_total, rp->count);
   }
 }
 
@@ -204,7 +204,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 503, "Retry-After: 5\r\n", "the hub is shutting down; reconnect shortly");
     return;
   }
-  if (sl_form_parse(&form, r->query, r->query_len)) {
+  if (sl__form_parse(&form, r->query, r->query_len)) {
     sl__http_error(c, 500, NULL, "out of memory");
     return;
   }
@@ -215,7 +215,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
         sl__http_error(c, 400, NULL, "too many topic matchers (256 at most) or one longer than 4096 bytes");
         goto out;
       }
-      if (sl_check_matcher(p->value, p->value_len, &why)) {
+      if (sl__check_matcher(p->value, p->value_len, &why)) {
         snprintf(what, sizeof what, "%s: %s", p->name, why);
         sl__http_error(c, 400, NULL, what);
         goto out;
@@ -244,7 +244,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     cursor = legacy_cursor;
   if (r->hv[SL_H_LAST_EVENT_ID])
     cursor = r->hv[SL_H_LAST_EVENT_ID];
-  if (cursor && (cursor[0] == '\0' || sl_check_text(cursor, strlen(cursor), &why))) {
+  if (cursor && (cursor[0] == '\0' || sl__check_text(cursor, strlen(cursor), &why))) {
     if (cursor[0] == '\0') {
       cursor = NULL; /* EventSource sends an empty Last-Event-ID before it saw any id */
     } else {
@@ -257,15 +257,15 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   if (subscriber_auth(m, c, r, &claims, &has_token))
     goto out;
 
-  sl_sub_t *sub = sl_sub_new(c, matchers, lens, n, &claims, has_token,
+  sl_sub_t *sub = sl__sub_new(c, matchers, lens, n, &claims, has_token,
                              sizeof(stream_t) + sizeof(sl_sub_t *));
-  if (sub == NULL || sl_broker_add(&d->broker, sub)) {
+  if (sub == NULL || sl__broker_add(&d->broker, sub)) {
     if (sub)
-      sl_broker_remove(&d->broker, sub);
+      sl__broker_remove(&d->broker, sub);
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
-  stream_t *stream = sl_sub_extra(sub);
+  stream_t *stream = sl__sub_extra(sub);
   stream->base.ops = &m->stream_ops;
   *(sl_sub_t **)(stream + 1) = sub;
   /* Everything up to what this worker already dispatched comes from history; everything after
@@ -273,7 +273,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   int found = 0;
   rp.sub = sub;
   if (cursor && sl__bus_replay(m->bus, cursor, d->dispatched_seq, replay_visit, &rp, &found)) {
-    sl_broker_remove(&d->broker, sub);
+    sl__broker_remove(&d->broker, sub);
     sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
     goto out;
   }
@@ -281,16 +281,16 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   /* The cursor may point into the request, which opening the stream frees. */
   char *cursor_copy = cursor ? strdup(cursor) : NULL;
   if (cursor && cursor_copy == NULL) {
-    sl_broker_remove(&d->broker, sub);
+    sl__broker_remove(&d->broker, sub);
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
   stream_open(m, c, &stream->base, cursor_copy, &rp, found);
   free(cursor_copy);
   if (!(c->flags & SL_CONN_STREAM))
-    sl_broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */
+    sl__broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */
 out:
   replay_free(&rp);
-  sl_claims_free(&claims);
-  sl_form_free(&form);
+  sl__claims_free(&claims);
+  sl__form_free(&form);
 }

@@ -61,7 +61,7 @@ static void poll_update(sl_conn_t *c) {
                            .data.ptr = c};
   int op = have == 0 ? EPOLL_CTL_ADD : want == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
   if (epoll_ctl(c->net->epfd, op, c->fd, &ev)) {
-    sl_log(SL_LOG_ERROR, "worker %u: cannot watch a connection: %s; closing it", c->net->index,
+    sl__log(SL_LOG_ERROR, "worker %u: cannot watch a connection: %s; closing it", c->net->index,
            strerror(errno));
     c->flags |= SL_CONN_HARD_CLOSE;
     sl__conn_close(c);
@@ -74,7 +74,7 @@ sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd) {
   assert(t->proto != NULL && t->proto_size >= sizeof(sl_conn_t));
   sl_conn_t *c = calloc(1, t->proto_size);
   if (c == NULL) {
-    sl_log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", t->index);
+    sl__log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", t->index);
     close(fd);
     return NULL;
   }
@@ -88,8 +88,8 @@ sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd) {
     t->conns->prev = c;
   t->conns = c;
   t->conn_count++;
-  sl_metric_add(&t->metrics->connections, 1);
-  sl_metric_add(&t->metrics->accepted_total, 1);
+  sl__metric_add(&t->metrics->connections, 1);
+  sl__metric_add(&t->metrics->accepted_total, 1);
   if (t->proto_open)
     t->proto_open(c);
   poll_update(c);
@@ -101,7 +101,7 @@ static void conn_free(sl_conn_t *c) {
   sl_transport_t *t = c->net;
   assert(c->flags & SL_CONN_CLOSING);
   for (uint32_t i = 0; i < c->q_len; i++)
-    sl_frame_unref(c->q[(c->q_head + i) % c->q_cap]);
+    sl__frame_unref(c->q[(c->q_head + i) % c->q_cap]);
   free(c->q);
   if (c->prev)
     c->prev->next = c->next;
@@ -110,7 +110,7 @@ static void conn_free(sl_conn_t *c) {
   if (c->next)
     c->next->prev = c->prev;
   t->conn_count--;
-  sl_metric_sub(&t->metrics->connections, 1);
+  sl__metric_sub(&t->metrics->connections, 1);
   free(c);
   if (t->conn_freed)
     t->conn_freed(t);
@@ -197,7 +197,7 @@ int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {
     c->q_cap = cap;
     c->q_head = 0;
   }
-  c->q[(c->q_head + c->q_len) % c->q_cap] = sl_frame_ref(f);
+  c->q[(c->q_head + c->q_len) % c->q_cap] = sl__frame_ref(f);
   c->q_len++;
   c->q_bytes += sl__conn_frame_len(c, f);
   return 0;
@@ -212,7 +212,7 @@ void sl__conn_drop(sl_conn_t *c, int (*keep)(const sl_frame_t *f)) {
       continue;
     }
     c->q_bytes -= sl__conn_frame_len(c, f);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   c->q_len = kept;
   if (c->q_opening > c->q_bytes)
@@ -229,7 +229,7 @@ static void queue_empty(sl_conn_t *c) {
       return;
     c->flags |= SL_CONN_FIN_SENT;
     if ((c->flags & (SL_CONN_DRAINING | SL_CONN_STREAM)) == (SL_CONN_DRAINING | SL_CONN_STREAM))
-      sl_metric_add(&t->metrics->drained_total, 1);
+      sl__metric_add(&t->metrics->drained_total, 1);
     if (c->flags & SL_CONN_READ_EOF) {
       sl__conn_close(c);
       return;
@@ -253,7 +253,7 @@ static void conn_write(sl_conn_t *c) {
   uint32_t n = c->q_len < IOV_BATCH ? c->q_len : IOV_BATCH;
   for (uint32_t i = 0; i < n; i++) {
     size_t len;
-    const char *p = sl_frame_bytes(c->q[(c->q_head + i) % c->q_cap], chunked, &len);
+    const char *p = sl__frame_bytes(c->q[(c->q_head + i) % c->q_cap], chunked, &len);
     if (i == 0) {
       p += c->q_off;
       len -= c->q_off;
@@ -284,8 +284,8 @@ static void conn_write(sl_conn_t *c) {
   uint64_t delivered = 0;
   c->q_bytes -= left;
   c->q_opening -= c->q_opening < left ? c->q_opening : left; /* it is at the queue's front */
-  sl_metric_add(&t->metrics->bytes_out_total, left);
-  sl_metric_add(&t->metrics->writes_total, 1);
+  sl__metric_add(&t->metrics->bytes_out_total, left);
+  sl__metric_add(&t->metrics->writes_total, 1);
   while (left > 0) {
     sl_frame_t *f = c->q[c->q_head];
     size_t rest = sl__conn_frame_len(c, f) - c->q_off;
@@ -297,12 +297,12 @@ static void conn_write(sl_conn_t *c) {
     c->q_off = 0;
     if (f->seq > 0)
       delivered++;
-    sl_frame_unref(f);
+    sl__frame_unref(f);
     c->q_head = (c->q_head + 1) % c->q_cap;
     c->q_len--;
   }
   if (delivered)
-    sl_metric_add(&t->metrics->delivered_total, delivered);
+    sl__metric_add(&t->metrics->delivered_total, delivered);
   c->last_write = sl__transport_now(t);
   if (c->q_len > 0) {
     /* Kernel buffer full, or more than one batch: the rest goes when the socket is writable. */
@@ -337,7 +337,7 @@ void sl__conn_end(sl_conn_t *c) {
   c->flags |= SL_CONN_CLOSE_AFTER;
   if ((c->flags & (SL_CONN_STREAM | SL_CONN_CHUNKED)) == (SL_CONN_STREAM | SL_CONN_CHUNKED) &&
       !(c->flags & SL_CONN_TERMINATED)) {
-    sl__conn_push(c, &sl_frame_terminator);
+    sl__conn_push(c, &sl__frame_terminator);
     c->flags |= SL_CONN_TERMINATED;
   }
 }
@@ -455,7 +455,7 @@ void sl__transport_sweep(sl_transport_t *t, uint64_t now) {
     }
     if ((c->flags & SL_CONN_WANT_WRITE) && cfg->write_timeout > 0 &&
         now - c->last_write > (uint64_t)(cfg->write_timeout * MS_PER_S)) {
-      sl_log(SL_LOG_INFO, "worker %u: closing a connection whose writes stalled for %.0f s",
+      sl__log(SL_LOG_INFO, "worker %u: closing a connection whose writes stalled for %.0f s",
              t->index, cfg->write_timeout);
       c->flags |= SL_CONN_HARD_CLOSE;
       sl__conn_close(c);

@@ -151,7 +151,7 @@ int sl__conn_push(sl_conn_t *c, sl_frame_t *f);
 /* Bytes f takes on this connection's wire. */
 static inline size_t sl__conn_frame_len(const sl_conn_t *c, const sl_frame_t *f) {
   size_t len;
-  sl_frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
+  sl__frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
   return len;
 }
 /* Drops the queued frames keep() refuses, but never the one half written. */

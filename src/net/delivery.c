@@ -31,11 +31,11 @@ int sl__delivery_init(sl_delivery_t *d, sl_transport_t *net, uv_loop_t *loop, uv
   d->wake = wake;
   d->fanout_window = (uint64_t)(cfg->flush_window * 1e9);
   net->sched = d;
-  int r = sl_broker_init(&d->broker);
+  int r = sl__broker_init(&d->broker);
   if (r)
     return r;
   if ((r = uv_timer_init(loop, &d->fanout_timer))) {
-    sl_broker_destroy(&d->broker);
+    sl__broker_destroy(&d->broker);
     return r;
   }
   d->fanout_timer.data = d;
@@ -49,13 +49,13 @@ void sl__delivery_close(sl_delivery_t *d) {
 
 void sl__delivery_destroy(sl_delivery_t *d) {
   if (d->last_frame)
-    sl_frame_unref(d->last_frame);
+    sl__frame_unref(d->last_frame);
   d->last_frame = NULL;
   free(d->held);
   d->held = NULL;
   d->held_len = d->held_cap = d->held_head = 0;
   atomic_store(&d->held_count, 0);
-  sl_broker_destroy(&d->broker);
+  sl__broker_destroy(&d->broker);
 }
 
 /* --- the flush and fan-out lists ---------------------------------------------------------- */
@@ -215,7 +215,7 @@ int sl__delivery_hold(sl_delivery_t *d, sl_conn_t *c, uint64_t seq, uint64_t sta
    * a worker that progresses sees this count and wakes us, or we see its progress. */
   atomic_store(&d->held_count, (int)d->held_len);
   atomic_store_explicit(&d->pacer->paced_at, uv_hrtime(), memory_order_relaxed);
-  sl_metric_add(&d->metrics->held_total, 1);
+  sl__metric_add(&d->metrics->held_total, 1);
   return 1;
 }
 
@@ -231,7 +231,7 @@ static size_t pace_release(sl_delivery_t *d) {
     if (h->seq > upto)
       break;
     if (h->conn) {
-      sl_metrics_observe_latency(d->metrics, now - h->start_ns);
+      sl__metrics_observe_latency(d->metrics, now - h->start_ns);
       if (sl__conn_uncork(h->conn))
         flush_list_add(h->conn); /* its last held answer: the connection writes again */
     }
@@ -324,8 +324,8 @@ static void evict(sl_conn_t *c) {
   sl_delivery_t *d = delivery_of(c);
   sl__conn_drop(c, is_not_update);
   sl__conn_mark(c, SL_CONN_EVICTED);
-  sl_metric_add(&d->metrics->slow_disconnects_total, 1);
-  sl_log(SL_LOG_INFO, "worker %u: slow subscriber cut at --max-queue %zu bytes; it can resume "
+  sl__metric_add(&d->metrics->slow_disconnects_total, 1);
+  sl__log(SL_LOG_INFO, "worker %u: slow subscriber cut at --max-queue %zu bytes; it can resume "
          "with its Last-Event-ID", c->net->index, d->cfg->max_queue);
   sl__delivery_end(c);
 }
@@ -390,11 +390,11 @@ int sl__delivery_send_update(sl_conn_t *c, sl_frame_t *f) {
 }
 
 int sl__delivery_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
-  sl_frame_t *f = sl_frame_raw(bytes, len);
+  sl_frame_t *f = sl__frame_raw(bytes, len);
   if (f == NULL)
     return push_failed(c, -ENOMEM);
   int r = queue_frame(c, f, SEND_PLAIN);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
   return r;
 }
 
@@ -437,7 +437,7 @@ void sl__delivery_gap(sl_delivery_t *d, uint64_t seq) {
   if (buf) {
     int len = snprintf(buf, cap, "id: %s\n\n", id);
     if (len > 0 && (size_t)len < cap)
-      mark = sl_frame_chunk(buf, (size_t)len);
+      mark = sl__frame_chunk(buf, (size_t)len);
     free(buf);
   }
   size_t ended = 0;
@@ -450,10 +450,10 @@ void sl__delivery_gap(sl_delivery_t *d, uint64_t seq) {
     }
   }
   if (mark)
-    sl_frame_unref(mark);
+    sl__frame_unref(mark);
   if (d->dispatched_seq < seq)
     d->dispatched_seq = seq;
-  sl_log(SL_LOG_ERROR, "worker %u: out of memory: updates up to %" PRIu64 " did not all reach "
+  sl__log(SL_LOG_ERROR, "worker %u: out of memory: updates up to %" PRIu64 " did not all reach "
          "this worker; %zu streams end so that their clients resume from history", d->net->index,
          seq, ended);
 }
@@ -463,10 +463,10 @@ void sl__delivery_dispatch(sl_delivery_t *d, sl_frame_t *f) {
   if (f->seq > d->dispatched_seq + 1)
     sl__delivery_gap(d, f->seq - 1);
   d->dispatched_seq = f->seq;
-  sl_broker_dispatch(&d->broker, f, deliver, NULL);
+  sl__broker_dispatch(&d->broker, f, deliver, NULL);
   if (d->last_frame)
-    sl_frame_unref(d->last_frame);
-  d->last_frame = sl_frame_ref(f);
+    sl__frame_unref(d->last_frame);
+  d->last_frame = sl__frame_ref(f);
 }
 
 /* --- the drain ----------------------------------------------------------------------------- */

@@ -128,9 +128,9 @@ static void on_accept(uv_poll_t *h, int status, int events) {
       continue;
     if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
       /* Keep serving the connections we have; try again at the next sweep. */
-      sl_metric_add(&w->metrics.emfile_total, 1);
+      sl__metric_add(&w->metrics.emfile_total, 1);
       if (!w->emfile_logged)
-        sl_log(SL_LOG_WARN, "worker %u: accept: %s; pausing accept, existing connections keep "
+        sl__log(SL_LOG_WARN, "worker %u: accept: %s; pausing accept, existing connections keep "
                "being served (raise the open-files limit)", w->index, strerror(errno));
       w->emfile_logged = 1;
       w->accept_paused = 1;
@@ -328,12 +328,12 @@ void sl__worker_stop(sl_worker_t *w) {
 
 uint64_t sl__worker_drain_flushed(sl_worker_t *w) {
   uint64_t base = atomic_load(&w->delivered_at_drain);
-  return sl_metric_get(&w->metrics.delivered_total) - base;
+  return sl__metric_get(&w->metrics.delivered_total) - base;
 }
 
 static void force_close_all(sl_worker_t *w) {
   size_t n = sl__transport_close_all(&w->net);
-  sl_metric_add(&w->metrics.forced_total, n);
+  sl__metric_add(&w->metrics.forced_total, n);
 }
 
 /* The socket goes with its handle, so new connections are refused at once, not queued. */
@@ -364,7 +364,7 @@ static void close_listener_fds(sl_worker_t *w) {
  * came after them): close the listeners, and ask every connection's protocol to end. */
 static void drain_begin(sl_worker_t *w) {
   w->draining = 1;
-  atomic_store(&w->delivered_at_drain, sl_metric_get(&w->metrics.delivered_total));
+  atomic_store(&w->delivered_at_drain, sl__metric_get(&w->metrics.delivered_total));
   sl__delivery_drain(&w->dlv);
   close_listeners(w);
   sl__transport_shutdown(&w->net);
@@ -412,7 +412,7 @@ static void on_wakeup(uv_async_t *h) {
       continue;
     }
     sl__delivery_dispatch(&w->dlv, msgs[i].frame);
-    sl_frame_unref(msgs[i].frame);
+    sl__frame_unref(msgs[i].frame);
   }
   if (lost > w->dlv.dispatched_seq)
     sl__delivery_gap(&w->dlv, lost);
@@ -440,13 +440,13 @@ static void on_sweep(uv_timer_t *t) {
       int r = uv_poll_start(&w->listeners[i], UV_READABLE, on_accept);
       if (r) {
         /* Still out of something: try again at the next sweep. */
-        sl_log(SL_LOG_WARN, "worker %u: cannot resume accepting: %s", w->index, uv_strerror(r));
+        sl__log(SL_LOG_WARN, "worker %u: cannot resume accepting: %s", w->index, uv_strerror(r));
         w->accept_paused = 1;
       }
     }
   }
   if (now - w->resume_window_start >= RESUME_WINDOW_MS) {
-    uint64_t total = sl_metric_get(&w->metrics.resumes_total);
+    uint64_t total = sl__metric_get(&w->metrics.resumes_total);
     atomic_store_explicit(&w->metrics.resumes_last_second, total - w->resume_window_base,
                           memory_order_relaxed);
     w->resume_window_base = total;
@@ -506,7 +506,7 @@ void sl__worker_destroy(sl_worker_t *w) {
   w->epfd = -1;
   for (size_t i = 0; i < w->inbox_len; i++)
     if (w->inbox[i].frame)
-      sl_frame_unref(w->inbox[i].frame);
+      sl__frame_unref(w->inbox[i].frame);
   free(w->inbox);
   free(w->spare);
   sl__delivery_destroy(&w->dlv);

@@ -78,7 +78,7 @@ static const char *signature_of(const char *token) {
 
 static sl_auth_t *new_auth(const char *audience, const char *issuer) {
   sl_auth_t *auth = NULL;
-  assert_int_equal(sl_auth_new(&auth, PUB_KEY, SUB_KEY, audience, issuer), 0);
+  assert_int_equal(sl__auth_new(&auth, PUB_KEY, SUB_KEY, audience, issuer), 0);
   assert_non_null(auth);
   return auth;
 }
@@ -94,7 +94,7 @@ static void expect(const sl_auth_t *auth, sl_role_t role, const char *token, int
   const char *why = "unset";
   sl_claims_t local;
   sl_claims_t *c = claims ? claims : &local;
-  int err = sl_auth_verify(auth, role, copy, len, now, c, &why);
+  int err = sl__auth_verify(auth, role, copy, len, now, c, &why);
   free(copy);
   if (err != want_err)
     fail_msg("verify returned %d (%s), wanted %d", err, why ? why : "no reason", want_err);
@@ -109,7 +109,7 @@ static void expect(const sl_auth_t *auth, sl_role_t role, const char *token, int
     assert_null(why);
   }
   if (!claims)
-    sl_claims_free(&local);
+    sl__claims_free(&local);
 }
 
 /* Signs claims with the publisher key and expects the given outcome for a publisher. */
@@ -119,7 +119,7 @@ static void expect_claims(const char *claims_json, int want_err, const char *wan
   char *token = sign(PUB_KEY, JWT_ALG_HS256, claims_json);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, want_err, want_why, claims);
   free(token);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static int has(const sl_selector_t *sel, size_t n, sl_selector_kind_t type, const char *match) {
@@ -135,7 +135,7 @@ static void test_mint_round_trip_publisher(void **state) {
   const char *subscribe[] = {"https://example.com/users/42"};
   char *token = NULL;
   int64_t before = (int64_t)time(NULL);
-  assert_int_equal(sl_token_mint(PUB_KEY, publish, 2, subscribe, 1, 3600, AUDIENCE, ISSUER,
+  assert_int_equal(sl__token_mint(PUB_KEY, publish, 2, subscribe, 1, 3600, AUDIENCE, ISSUER,
                                  &token),
                    0);
   int64_t after = (int64_t)time(NULL);
@@ -152,20 +152,20 @@ static void test_mint_round_trip_publisher(void **state) {
   assert_true(has(claims.subscribe, claims.subscribe_count, SL_SELECTOR_EXACT,
                   "https://example.com/users/42"));
   assert_false(has(claims.subscribe, claims.subscribe_count, SL_SELECTOR_ANY, "*"));
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
   /* The publisher's token is no subscriber token: the subscriber key does not verify it. */
   expect(auth, SL_ROLE_SUBSCRIBER, token, after, -EACCES, "bad signature", NULL);
   /* It stops working at exp. */
   expect(auth, SL_ROLE_PUBLISHER, token, after + 3601, -EACCES, "token expired", NULL);
   free(token);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_mint_round_trip_subscriber(void **state) {
   (void)state;
   const char *subscribe[] = {"*", "https://example.com/users/42"};
   char *token = NULL;
-  assert_int_equal(sl_token_mint(SUB_KEY, NULL, 0, subscribe, 2, 0, NULL, NULL, &token), 0);
+  assert_int_equal(sl__token_mint(SUB_KEY, NULL, 0, subscribe, 2, 0, NULL, NULL, &token), 0);
   sl_auth_t *auth = new_auth(NULL, NULL);
   sl_claims_t claims;
   expect(auth, SL_ROLE_SUBSCRIBER, token, (int64_t)time(NULL) + 100000000, 0, NULL, &claims);
@@ -176,16 +176,16 @@ static void test_mint_round_trip_subscriber(void **state) {
   assert_true(has(claims.subscribe, claims.subscribe_count, SL_SELECTOR_ANY, "*"));
   assert_true(has(claims.subscribe, claims.subscribe_count, SL_SELECTOR_EXACT,
                   "https://example.com/users/42"));
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, -EACCES, "bad signature", NULL);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
   /* A configured audience or issuer rejects a token minted without one. */
   auth = new_auth(AUDIENCE, NULL);
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, -EACCES, "audience mismatch", NULL);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
   auth = new_auth(NULL, ISSUER);
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, -EACCES, "issuer mismatch", NULL);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
   free(token);
 }
 
@@ -196,7 +196,7 @@ static void test_mint_claims(void **state) {
   const char *subscribe[] = {"https://example.com/b", "https://example.com/c"};
   char *token = NULL;
   int64_t before = (int64_t)time(NULL);
-  assert_int_equal(sl_token_mint(PUB_KEY, publish, 1, subscribe, 2, 60, AUDIENCE, ISSUER,
+  assert_int_equal(sl__token_mint(PUB_KEY, publish, 1, subscribe, 2, 60, AUDIENCE, ISSUER,
                                  &token),
                    0);
   jwt_t *jwt = NULL;
@@ -241,7 +241,7 @@ static void test_mint_claims(void **state) {
 
   /* Two mints differ by jti. */
   char *again = NULL;
-  assert_int_equal(sl_token_mint(PUB_KEY, publish, 1, subscribe, 2, 60, AUDIENCE, ISSUER,
+  assert_int_equal(sl__token_mint(PUB_KEY, publish, 1, subscribe, 2, 60, AUDIENCE, ISSUER,
                                  &again),
                    0);
   assert_string_not_equal(token, again);
@@ -254,14 +254,14 @@ static void test_mint_rejects_bad_arguments(void **state) {
   const char *topics[] = {"https://example.com/a", NULL};
   const char *empty[] = {""};
   char *token = (char *)"untouched";
-  assert_int_equal(sl_token_mint(NULL, topics, 1, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
+  assert_int_equal(sl__token_mint(NULL, topics, 1, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
   assert_null(token);
-  assert_int_equal(sl_token_mint("", topics, 1, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
-  assert_int_equal(sl_token_mint(PUB_KEY, NULL, 1, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
-  assert_int_equal(sl_token_mint(PUB_KEY, topics, 2, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
-  assert_int_equal(sl_token_mint(PUB_KEY, NULL, 0, empty, 1, 60, NULL, NULL, &token), -EINVAL);
-  assert_int_equal(sl_token_mint(PUB_KEY, topics, 1, NULL, 0, -1, NULL, NULL, &token), -EINVAL);
-  assert_int_equal(sl_token_mint(PUB_KEY, topics, 1, NULL, 0, INT64_MAX, NULL, NULL, &token),
+  assert_int_equal(sl__token_mint("", topics, 1, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
+  assert_int_equal(sl__token_mint(PUB_KEY, NULL, 1, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
+  assert_int_equal(sl__token_mint(PUB_KEY, topics, 2, NULL, 0, 60, NULL, NULL, &token), -EINVAL);
+  assert_int_equal(sl__token_mint(PUB_KEY, NULL, 0, empty, 1, 60, NULL, NULL, &token), -EINVAL);
+  assert_int_equal(sl__token_mint(PUB_KEY, topics, 1, NULL, 0, -1, NULL, NULL, &token), -EINVAL);
+  assert_int_equal(sl__token_mint(PUB_KEY, topics, 1, NULL, 0, INT64_MAX, NULL, NULL, &token),
                    -EINVAL);
   assert_null(token);
 }
@@ -277,7 +277,7 @@ static void test_algorithms(void **state) {
     expect(auth, SL_ROLE_PUBLISHER, token, NOW, 0, NULL, &c);
     assert_int_equal(c.publish_count, 1);
     assert_true(sl__selectors_match(c.publish, c.publish_count, "https://example.com/a", 21));
-    sl_claims_free(&c);
+    sl__claims_free(&c);
     /* A header claiming another HMAC size over the same signature does not verify. */
     const char *other = algs[i] == JWT_ALG_HS256 ? "{\"alg\":\"HS512\",\"typ\":\"JWT\"}"
                                                    : "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
@@ -286,7 +286,7 @@ static void test_algorithms(void **state) {
     free(swapped);
     free(token);
   }
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_wrong_key(void **state) {
@@ -301,7 +301,7 @@ static void test_wrong_key(void **state) {
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, -EACCES, "bad signature", NULL);
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, 0, NULL, NULL);
   free(token);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 /* Unsigned tokens, in every spelling, with and without a signature borrowed from a real token. */
@@ -329,7 +329,7 @@ static void test_alg_none(void **state) {
   expect(auth, SL_ROLE_PUBLISHER, stripped, NOW, -EACCES, "bad signature", NULL);
   free(stripped);
   free(real);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 /* typ is read before the signature: an unsuitable typ is named as the reason, a suitable one
@@ -365,7 +365,7 @@ static void test_typ(void **state) {
     expect(auth, SL_ROLE_PUBLISHER, token, NOW, -EACCES, cases[i].why, NULL);
     free(token);
   }
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_structure(void **state) {
@@ -379,7 +379,7 @@ static void test_structure(void **state) {
 
   const char *why = NULL;
   sl_claims_t claims;
-  assert_int_equal(sl_auth_verify(auth, SL_ROLE_PUBLISHER, NULL, 0, NOW, &claims, &why),
+  assert_int_equal(sl__auth_verify(auth, SL_ROLE_PUBLISHER, NULL, 0, NOW, &claims, &why),
                    -EACCES);
   assert_string_equal(why, "not a compact JWS");
   expect(auth, SL_ROLE_PUBLISHER, "", NOW, -EACCES, "not a compact JWS", NULL);
@@ -391,12 +391,12 @@ static void test_structure(void **state) {
 
   /* Verification reads len bytes, not up to a NUL: the token's own length counts. */
   memcpy(buf, good, len);
-  assert_int_equal(sl_auth_verify(auth, SL_ROLE_PUBLISHER, buf, len - 1, NOW, &claims, &why),
+  assert_int_equal(sl__auth_verify(auth, SL_ROLE_PUBLISHER, buf, len - 1, NOW, &claims, &why),
                    -EACCES);
   assert_string_equal(why, "bad signature");
   buf[len] = '\0';
   buf[len - 3] = '\0';
-  assert_int_equal(sl_auth_verify(auth, SL_ROLE_PUBLISHER, buf, len, NOW, &claims, &why),
+  assert_int_equal(sl__auth_verify(auth, SL_ROLE_PUBLISHER, buf, len, NOW, &claims, &why),
                    -EACCES);
   assert_string_equal(why, "not a compact JWS");
 
@@ -407,7 +407,7 @@ static void test_structure(void **state) {
     memcpy(buf, good, len + 1);
     buf[i] = buf[i] == 'A' ? 'B' : 'A';
     const char *w = NULL;
-    assert_int_equal(sl_auth_verify(auth, SL_ROLE_PUBLISHER, buf, len, NOW, &claims, &w),
+    assert_int_equal(sl__auth_verify(auth, SL_ROLE_PUBLISHER, buf, len, NOW, &claims, &w),
                      -EACCES);
   }
   /* Padding and non-base64url characters in the header. */
@@ -440,22 +440,22 @@ static void test_structure(void **state) {
   expect(auth, SL_ROLE_PUBLISHER, huge, NOW, -EACCES, "token too long", NULL);
   free(huge);
   free(good);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_no_key(void **state) {
   (void)state;
   sl_auth_t *auth = NULL;
-  assert_int_equal(sl_auth_new(&auth, PUB_KEY, NULL, NULL, NULL), 0);
+  assert_int_equal(sl__auth_new(&auth, PUB_KEY, NULL, NULL, NULL), 0);
   char *token = sign(PUB_KEY, JWT_ALG_HS256, "{}");
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, -ENOKEY, "no key configured for role", NULL);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, 0, NULL, NULL);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
   /* An empty key is no key: anyone could sign with it. */
-  assert_int_equal(sl_auth_new(&auth, "", "", NULL, NULL), 0);
+  assert_int_equal(sl__auth_new(&auth, "", "", NULL, NULL), 0);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, -ENOKEY, NULL, NULL);
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, -ENOKEY, NULL, NULL);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
   free(token);
 }
 
@@ -470,16 +470,16 @@ static void test_exp_nbf(void **state) {
   snprintf(claims, sizeof(claims), "{\"exp\":%lld}", (long long)NOW + 1);
   expect_claims(claims, 0, NULL, &c);
   assert_int_equal(c.exp, NOW + 1);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   snprintf(claims, sizeof(claims), "{\"exp\":%lld.5}", (long long)NOW);
   expect_claims(claims, 0, NULL, &c);
   assert_int_equal(c.exp, NOW);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   snprintf(claims, sizeof(claims), "{\"exp\":%lld.5}", (long long)NOW - 1);
   expect_claims(claims, -EACCES, "token expired", NULL);
   expect_claims("{\"exp\":1e300}", 0, NULL, &c);
   assert_int_equal(c.exp, INT64_MAX);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   expect_claims("{\"exp\":\"tomorrow\"}", -EACCES, "malformed exp", NULL);
   expect_claims("{\"exp\":null}", -EACCES, "malformed exp", NULL);
 
@@ -524,8 +524,8 @@ static void test_audience_issuer(void **state) {
     expect(lax, SL_ROLE_SUBSCRIBER, token, NOW, 0, NULL, NULL);
     free(token);
   }
-  sl_auth_free(strict);
-  sl_auth_free(lax);
+  sl__auth_free(strict);
+  sl__auth_free(lax);
 }
 
 #define DETAIL(actions, topics) \
@@ -549,7 +549,7 @@ static void test_authorization_details(void **state) {
   assert_true(has(c.publish, 3, SL_SELECTOR_ANY, "*"));
   assert_false(has(c.publish, 3, SL_SELECTOR_EXACT, "https://example.com/c"));
   assert_true(has(c.subscribe, 4, SL_SELECTOR_EXACT, "https://example.com/c"));
-  sl_claims_free(&c);
+  sl__claims_free(&c);
 
   /* Other detail types, unknown actions and a payload are no reason to reject. */
   expect_claims("{\"authorization_details\":[{\"type\":\"https://example.com/other\",\"x\":1},"
@@ -560,10 +560,10 @@ static void test_authorization_details(void **state) {
   assert_int_equal(c.publish_count, 0);
   assert_int_equal(c.subscribe_count, 1);
   assert_string_equal(c.subscribe[0].text, "https://example.com/d");
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   expect_claims("{\"authorization_details\":[]}", 0, NULL, &c);
   assert_int_equal(c.publish_count + c.subscribe_count, 0);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
 }
 
 /* Every defect rejects the whole token, even next to a valid detail (no partial acceptance). */
@@ -643,8 +643,8 @@ static void test_legacy_claim(void **state) {
   assert_int_equal(c.publish[0].len, 21);
   assert_int_equal(c.publish[1].kind, SL_SELECTOR_ANY);
   assert_string_equal(c.subscribe[0].text, "https://example.com/b");
-  sl_claims_free(&c);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
+  sl__claims_free(&c);
 
   /* Both forms: their union. */
   expect_claims("{\"mercure\":{\"subscribe\":[\"https://example.com/b\"]},"
@@ -656,7 +656,7 @@ static void test_legacy_claim(void **state) {
   assert_int_equal(c.subscribe_count, 1);
   assert_string_equal(c.publish[0].text, "https://example.com/a");
   assert_string_equal(c.subscribe[0].text, "https://example.com/b");
-  sl_claims_free(&c);
+  sl__claims_free(&c);
 
   /* Only "*" itself is the wildcard. */
   expect_claims("{\"mercure\":{\"publish\":[\"*x\",\"**\"]}}", 0, NULL, &c);
@@ -664,11 +664,11 @@ static void test_legacy_claim(void **state) {
   assert_int_equal(c.publish[0].kind, SL_SELECTOR_EXACT);
   assert_int_equal(c.publish[1].kind, SL_SELECTOR_EXACT);
   assert_false(sl__selectors_match(c.publish, c.publish_count, "https://example.com/a", 21));
-  sl_claims_free(&c);
+  sl__claims_free(&c);
 
   expect_claims("{\"mercure\":{}}", 0, NULL, &c);
   assert_int_equal(c.publish_count + c.subscribe_count, 0);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   expect_claims("{\"mercure\":[\"*\"]}", -EACCES, "malformed mercure claim", NULL);
   expect_claims("{\"mercure\":{\"publish\":\"*\"}}", -EACCES, "malformed mercure claim", NULL);
   expect_claims("{\"mercure\":{\"subscribe\":[\"a\",{}]}}", -EACCES, "malformed mercure claim",
@@ -702,10 +702,10 @@ static void test_many_grants(void **state) {
   }
   assert_false(sl__selectors_match(c.subscribe, c.subscribe_count, "https://example.com/t/300",
                                   25));
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   free(token);
   free(claims);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 int main(void) {

@@ -1,4 +1,4 @@
-/* test_auth_cache.c — auth_cache.c and sl_claims_copy: hits hand back an independent copy of the
+/* test_auth_cache.c — auth_cache.c and sl__claims_copy: hits hand back an independent copy of the
  * stored claims; anything but the same role and the very same bytes misses; entries stop at exp
  * and when the clock goes back; tokens over the size bound are not kept; a slot keeps only its
  * newest token; and nothing leaks (the suite also runs under ASan).
@@ -53,7 +53,7 @@ static void token_free(struct token *t) {
   t->bytes = NULL;
 }
 
-/* Claims as sl_auth_verify would return them, built from string lists ("*" is the wildcard). */
+/* Claims as sl__auth_verify would return them, built from string lists ("*" is the wildcard). */
 static sl_claims_t make_claims(const char *const *publish, size_t np, const char *const *subscribe,
                                size_t ns, int64_t exp) {
   sl_selector_t pub[8], sub[8];
@@ -66,7 +66,7 @@ static sl_claims_t make_claims(const char *const *publish, size_t np, const char
                              .text = subscribe[i], .len = (uint32_t)strlen(subscribe[i])};
   sl_claims_t src = {np ? pub : NULL, np, ns ? sub : NULL, ns, exp};
   sl_claims_t out;
-  assert_int_equal(sl_claims_copy(&out, &src), 0);
+  assert_int_equal(sl__claims_copy(&out, &src), 0);
   return out;
 }
 
@@ -104,7 +104,7 @@ static void expect_miss(sl_auth_cache_t *cache, sl_role_t role, const struct tok
                         int64_t now) {
   sl_claims_t c;
   memset(&c, 0xa5, sizeof(c));
-  assert_int_equal(sl_auth_cache_get(cache, role, t->bytes, t->len, now, &c), -ENOENT);
+  assert_int_equal(sl__auth_cache_get(cache, role, t->bytes, t->len, now, &c), -ENOENT);
   assert_null(c.publish);
   assert_null(c.subscribe);
   assert_int_equal(c.publish_count, 0);
@@ -116,28 +116,28 @@ static void expect_miss(sl_auth_cache_t *cache, sl_role_t role, const struct tok
 static void expect_hit(sl_auth_cache_t *cache, sl_role_t role, const struct token *t, int64_t now,
                        const sl_claims_t *want) {
   sl_claims_t c;
-  assert_int_equal(sl_auth_cache_get(cache, role, t->bytes, t->len, now, &c), 0);
+  assert_int_equal(sl__auth_cache_get(cache, role, t->bytes, t->len, now, &c), 0);
   assert_claims_equal(&c, want);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
 }
 
 static void test_claims_copy_empty(void **state) {
   (void)state;
   sl_claims_t src = {0}, dst;
   memset(&dst, 0xa5, sizeof(dst));
-  assert_int_equal(sl_claims_copy(&dst, &src), 0);
+  assert_int_equal(sl__claims_copy(&dst, &src), 0);
   assert_null(dst.publish);
   assert_null(dst.subscribe);
   assert_int_equal(dst.publish_count + dst.subscribe_count, 0);
   assert_int_equal(dst.exp, 0);
-  sl_claims_free(&dst);
+  sl__claims_free(&dst);
   /* Only an exp. */
   src.exp = NOW;
-  assert_int_equal(sl_claims_copy(&dst, &src), 0);
+  assert_int_equal(sl__claims_copy(&dst, &src), 0);
   assert_int_equal(dst.exp, NOW);
   assert_null(dst.publish);
   assert_null(dst.subscribe);
-  sl_claims_free(&dst);
+  sl__claims_free(&dst);
 }
 
 static void test_claims_copy_selectors(void **state) {
@@ -148,7 +148,7 @@ static void test_claims_copy_selectors(void **state) {
                          {.kind = SL_SELECTOR_EXACT, .text = a, .len = sizeof(a) - 1}};
   sl_claims_t src = {pub, 2, sub, 3, NOW + 60};
   sl_claims_t dst;
-  assert_int_equal(sl_claims_copy(&dst, &src), 0);
+  assert_int_equal(sl__claims_copy(&dst, &src), 0);
   assert_claims_equal(&dst, &src);
   assert_string_equal(dst.publish[0].text, "https://example.com/a");
   assert_int_equal(dst.publish[1].kind, SL_SELECTOR_ANY);
@@ -164,82 +164,82 @@ static void test_claims_copy_selectors(void **state) {
   assert_int_equal(dst.publish[1].kind, SL_SELECTOR_ANY);
   /* Only one role granted: the other stays NULL. */
   sl_claims_t one = {NULL, 0, sub, 1, 0}, dst2;
-  assert_int_equal(sl_claims_copy(&dst2, &one), 0);
+  assert_int_equal(sl__claims_copy(&dst2, &one), 0);
   assert_null(dst2.publish);
   assert_int_equal(dst2.subscribe_count, 1);
   assert_string_equal(dst2.subscribe[0].text, "urn:b");
   /* A copy of a copy, each freed on its own (ASan catches a shared block). */
   sl_claims_t dst3;
-  assert_int_equal(sl_claims_copy(&dst3, &dst), 0);
-  sl_claims_free(&dst);
+  assert_int_equal(sl__claims_copy(&dst3, &dst), 0);
+  sl__claims_free(&dst);
   assert_string_equal(dst3.subscribe[0].text, "urn:b");
   assert_int_equal(dst3.exp, NOW + 60);
-  sl_claims_free(&dst3);
-  sl_claims_free(&dst2);
+  sl__claims_free(&dst3);
+  sl__claims_free(&dst2);
 }
 
-/* Claims straight from sl_auth_verify round-trip through the copy. */
+/* Claims straight from sl__auth_verify round-trip through the copy. */
 static void test_claims_copy_verified(void **state) {
   (void)state;
   const char *publish[] = {"https://example.com/books/1", "*"};
   char *jwt = NULL;
-  assert_int_equal(sl_token_mint(PUB_KEY, publish, 2, NULL, 0, 3600, NULL, NULL, &jwt), 0);
+  assert_int_equal(sl__token_mint(PUB_KEY, publish, 2, NULL, 0, 3600, NULL, NULL, &jwt), 0);
   sl_auth_t *auth = NULL;
-  assert_int_equal(sl_auth_new(&auth, PUB_KEY, NULL, NULL, NULL), 0);
+  assert_int_equal(sl__auth_new(&auth, PUB_KEY, NULL, NULL, NULL), 0);
   sl_claims_t verified, copy;
   const char *why;
   int64_t now = (int64_t)time(NULL);
-  assert_int_equal(sl_auth_verify(auth, SL_ROLE_PUBLISHER, jwt, strlen(jwt), now, &verified, &why),
+  assert_int_equal(sl__auth_verify(auth, SL_ROLE_PUBLISHER, jwt, strlen(jwt), now, &verified, &why),
                    0);
-  assert_int_equal(sl_claims_copy(&copy, &verified), 0);
+  assert_int_equal(sl__claims_copy(&copy, &verified), 0);
   assert_claims_equal(&copy, &verified);
   assert_true(copy.exp > now);
 
   /* The cache with real claims: put, free what verify gave, get them back. */
-  sl_auth_cache_t *cache = sl_auth_cache_new(16);
+  sl_auth_cache_t *cache = sl__auth_cache_new(16);
   assert_non_null(cache);
   struct token t = token_of(jwt);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, now, &verified);
-  sl_claims_free(&verified);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, now, &verified);
+  sl__claims_free(&verified);
   expect_hit(cache, SL_ROLE_PUBLISHER, &t, now, &copy);
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, copy.exp);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
   token_free(&t);
-  sl_claims_free(&copy);
-  sl_auth_free(auth);
+  sl__claims_free(&copy);
+  sl__auth_free(auth);
   free(jwt);
 }
 
 static void test_miss_on_empty(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   assert_non_null(cache);
   struct token t = token_of("aaa.bbb.ccc");
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, NOW);
   expect_miss(cache, SL_ROLE_SUBSCRIBER, &t, NOW);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
   /* A NULL cache is an empty one; freeing it is allowed. */
   expect_miss(NULL, SL_ROLE_PUBLISHER, &t, NOW);
   sl_claims_t c = sample_claims(0);
-  sl_auth_cache_put(NULL, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
-  sl_auth_cache_free(NULL);
-  sl_claims_free(&c);
+  sl__auth_cache_put(NULL, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_free(NULL);
+  sl__claims_free(&c);
   token_free(&t);
 }
 
 static void test_put_get(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   assert_non_null(cache);
   struct token t = token_of("eyJhbGciOiJIUzI1NiJ9.eyJtZXJjdXJlIjp7fX0.c2lnbmF0dXJl");
   sl_claims_t put = sample_claims(NOW + 3600);
   sl_claims_t want = sample_claims(NOW + 3600);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &put);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &put);
   /* The cache copied them: the caller's claims are its own to free. */
-  sl_claims_free(&put);
+  sl__claims_free(&put);
 
   sl_claims_t c;
-  assert_int_equal(sl_auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 5, &c), 0);
+  assert_int_equal(sl__auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 5, &c), 0);
   assert_claims_equal(&c, &want);
   assert_int_equal(c.publish[1].kind, SL_SELECTOR_ANY);
   assert_string_equal(c.subscribe[0].text, "https://example.com/users/42");
@@ -247,69 +247,69 @@ static void test_put_get(void **state) {
   ((char *)c.publish[0].text)[0] = 'X'; /* the claims own the block the text lives in */
   c.publish[1].kind = SL_SELECTOR_EXACT;
   c.subscribe[1].len = 1;
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &t, NOW + 6, &want);
   /* Two copies alive at once do not share memory either. */
   sl_claims_t c1, c2;
-  assert_int_equal(sl_auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c1), 0);
-  assert_int_equal(sl_auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c2), 0);
+  assert_int_equal(sl__auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c1), 0);
+  assert_int_equal(sl__auth_cache_get(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c2), 0);
   assert_claims_equal(&c1, &c2);
-  sl_claims_free(&c1);
-  sl_claims_free(&c2);
+  sl__claims_free(&c1);
+  sl__claims_free(&c2);
 
   /* The caller's buffer is not kept: the same bytes elsewhere hit. */
   struct token again = token_of("eyJhbGciOiJIUzI1NiJ9.eyJtZXJjdXJlIjp7fX0.c2lnbmF0dXJl");
   token_free(&t);
   expect_hit(cache, SL_ROLE_PUBLISHER, &again, NOW + 7, &want);
   token_free(&again);
-  sl_claims_free(&want);
-  sl_auth_cache_free(cache);
+  sl__claims_free(&want);
+  sl__auth_cache_free(cache);
 }
 
 /* Claims without exp never expire in the cache; empty claims are cached as they are. */
 static void test_no_exp_and_empty_claims(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   struct token t = token_of("no.exp.token");
   sl_claims_t c = sample_claims(0), empty = {0};
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &c);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &t, NOW + 100 * 365 * 86400LL, &c);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &t, INT64_MAX, &c);
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &empty);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &empty);
   sl_claims_t got;
   memset(&got, 0xa5, sizeof(got));
-  assert_int_equal(sl_auth_cache_get(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &got), 0);
+  assert_int_equal(sl__auth_cache_get(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &got), 0);
   assert_null(got.publish);
   assert_null(got.subscribe);
   assert_int_equal(got.publish_count + got.subscribe_count, 0);
   assert_int_equal(got.exp, 0);
-  sl_claims_free(&got);
-  sl_claims_free(&c);
+  sl__claims_free(&got);
+  sl__claims_free(&c);
   token_free(&t);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
 }
 
 static void test_other_role_misses(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(64);
+  sl_auth_cache_t *cache = sl__auth_cache_new(64);
   struct token t = token_of("shared.token.bytes");
   sl_claims_t c = sample_claims(0);
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &c);
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, NOW);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &t, NOW, &c);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   token_free(&t);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
 }
 
 /* Every way of being almost the stored token misses: each single byte changed, same length
  * other bytes, a prefix, an extension. */
 static void test_other_bytes_miss(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(1024);
+  sl_auth_cache_t *cache = sl__auth_cache_new(1024);
   struct token t = token_of("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.AbCdEfGhIjKlMnOpQrStUvWxYz");
   sl_claims_t c = sample_claims(NOW + 60);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &t, NOW, &c);
 
   struct token v = token_of("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.AbCdEfGhIjKlMnOpQrStUvWxYz");
@@ -336,20 +336,20 @@ static void test_other_bytes_miss(void **state) {
   token_free(&same_len);
   token_free(&v);
   token_free(&t);
-  sl_claims_free(&c);
-  sl_auth_cache_free(cache);
+  sl__claims_free(&c);
+  sl__auth_cache_free(cache);
 }
 
 /* An entry planted with the hash of another token (another role, or the same length with one
  * byte changed) still misses for that token: the hash is never trusted alone. */
 static void test_hash_collision_misses(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(1);
+  sl_auth_cache_t *cache = sl__auth_cache_new(1);
   struct token t = token_of("stored.token.bytes");
   struct token u = token_of("stored.token.bytes");
   struct token w = token_of("stored.token.bytes.longer");
   sl_claims_t c = sample_claims(0);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
   struct slot *s = &cache->slots[0];
   assert_non_null(s->token);
 
@@ -370,8 +370,8 @@ static void test_hash_collision_misses(void **state) {
   token_free(&t);
   token_free(&u);
   token_free(&w);
-  sl_claims_free(&c);
-  sl_auth_cache_free(cache);
+  sl__claims_free(&c);
+  sl__auth_cache_free(cache);
 }
 
 /* The seed is per cache and the hash depends on role, length and every byte. */
@@ -408,10 +408,10 @@ static void test_hash_spread(void **state) {
 
 static void test_expiry(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   struct token t = token_of("expiring.token.x");
   sl_claims_t c = sample_claims(NOW + 10);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &t, NOW, &c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &t, NOW + 9, &c);
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, NOW + 10);
@@ -421,80 +421,80 @@ static void test_expiry(void **state) {
                            cache->mask].token);
 
   /* Put again, then long past exp. */
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW, &c);
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, NOW + 1000000);
   /* Claims already expired when put are not stored. */
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 10, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 10, &c);
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, NOW + 5);
   expect_miss(cache, SL_ROLE_PUBLISHER, &t, NOW + 10);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
   /* ... so they do not evict what a slot holds. */
-  cache = sl_auth_cache_new(1);
+  cache = sl__auth_cache_new(1);
   struct token keep = token_of("kept.token.z");
   sl_claims_t forever = sample_claims(0);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, keep.bytes, keep.len, NOW, &forever);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 11, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, keep.bytes, keep.len, NOW, &forever);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, t.bytes, t.len, NOW + 11, &c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &keep, NOW + 11, &forever);
-  sl_claims_free(&forever);
+  sl__claims_free(&forever);
   token_free(&keep);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   token_free(&t);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
 }
 
 static void test_clock_back(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   struct token t = token_of("clock.token.y");
   sl_claims_t c = sample_claims(NOW + 3600);
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW, &c);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &t, NOW, &c);
   expect_miss(cache, SL_ROLE_SUBSCRIBER, &t, NOW - 1);
   /* Dropped: the caller verifies again and puts it back with the time it has now. */
   expect_miss(cache, SL_ROLE_SUBSCRIBER, &t, NOW);
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW - 1, &c);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, t.bytes, t.len, NOW - 1, &c);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &t, NOW - 1, &c);
   expect_miss(cache, SL_ROLE_SUBSCRIBER, &t, NOW - 2);
-  sl_claims_free(&c);
+  sl__claims_free(&c);
   token_free(&t);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
 }
 
 static void test_size_bound(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   struct token longest = token_filled(SL_AUTH_CACHE_MAX_TOKEN, 1);
   struct token too_long = token_filled(SL_AUTH_CACHE_MAX_TOKEN + 1, 2);
   struct token huge = token_filled(16384, 3);
   sl_claims_t c = sample_claims(0);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, too_long.bytes, too_long.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, too_long.bytes, too_long.len, NOW, &c);
   expect_miss(cache, SL_ROLE_PUBLISHER, &too_long, NOW);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, huge.bytes, huge.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, huge.bytes, huge.len, NOW, &c);
   expect_miss(cache, SL_ROLE_PUBLISHER, &huge, NOW);
   for (size_t i = 0; i <= cache->mask; i++)
     assert_null(cache->slots[i].token);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, longest.bytes, longest.len, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, longest.bytes, longest.len, NOW, &c);
   expect_hit(cache, SL_ROLE_PUBLISHER, &longest, NOW, &c);
   /* The longest token with one more byte is not it. */
   struct token extended = token_filled(SL_AUTH_CACHE_MAX_TOKEN + 1, 1);
   memcpy(extended.bytes, longest.bytes, longest.len);
   expect_miss(cache, SL_ROLE_PUBLISHER, &extended, NOW);
   /* An empty token is never stored. */
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, longest.bytes, 0, NOW, &c);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, longest.bytes, 0, NOW, &c);
   struct token empty = {longest.bytes, 0};
   expect_miss(cache, SL_ROLE_PUBLISHER, &empty, NOW);
   token_free(&extended);
   token_free(&longest);
   token_free(&too_long);
   token_free(&huge);
-  sl_claims_free(&c);
-  sl_auth_cache_free(cache);
+  sl__claims_free(&c);
+  sl__auth_cache_free(cache);
 }
 
 /* A cache of one slot: every token shares it, and it keeps only the newest. */
 static void test_slot_replacement(void **state) {
   (void)state;
-  sl_auth_cache_t *cache = sl_auth_cache_new(1);
+  sl_auth_cache_t *cache = sl__auth_cache_new(1);
   assert_non_null(cache);
   assert_int_equal(cache->mask, 0);
   struct token a = token_of("token.number.one");
@@ -502,38 +502,38 @@ static void test_slot_replacement(void **state) {
   const char *pa[] = {"urn:a"}, *pb[] = {"urn:b", "*"};
   sl_claims_t ca = make_claims(pa, 1, NULL, 0, NOW + 100);
   sl_claims_t cb = make_claims(pb, 2, pa, 1, 0);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, a.bytes, a.len, NOW, &ca);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, a.bytes, a.len, NOW, &ca);
   expect_hit(cache, SL_ROLE_PUBLISHER, &a, NOW, &ca);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, b.bytes, b.len, NOW, &cb);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, b.bytes, b.len, NOW, &cb);
   expect_hit(cache, SL_ROLE_PUBLISHER, &b, NOW, &cb);
   expect_miss(cache, SL_ROLE_PUBLISHER, &a, NOW);
-  sl_auth_cache_put(cache, SL_ROLE_PUBLISHER, a.bytes, a.len, NOW, &ca);
+  sl__auth_cache_put(cache, SL_ROLE_PUBLISHER, a.bytes, a.len, NOW, &ca);
   expect_hit(cache, SL_ROLE_PUBLISHER, &a, NOW, &ca);
   expect_miss(cache, SL_ROLE_PUBLISHER, &b, NOW);
   /* The same token for the other role takes the slot too. */
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, a.bytes, a.len, NOW, &cb);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, a.bytes, a.len, NOW, &cb);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &a, NOW, &cb);
   expect_miss(cache, SL_ROLE_PUBLISHER, &a, NOW);
   /* Putting the same token again replaces its claims. */
-  sl_auth_cache_put(cache, SL_ROLE_SUBSCRIBER, a.bytes, a.len, NOW + 1, &ca);
+  sl__auth_cache_put(cache, SL_ROLE_SUBSCRIBER, a.bytes, a.len, NOW + 1, &ca);
   expect_hit(cache, SL_ROLE_SUBSCRIBER, &a, NOW + 1, &ca);
-  sl_claims_free(&ca);
-  sl_claims_free(&cb);
+  sl__claims_free(&ca);
+  sl__claims_free(&cb);
   token_free(&a);
   token_free(&b);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
   /* 0 entries rounds up to one slot, 5 to 8, 8 stays 8. */
-  cache = sl_auth_cache_new(0);
+  cache = sl__auth_cache_new(0);
   assert_non_null(cache);
   assert_int_equal(cache->mask, 0);
-  sl_auth_cache_free(cache);
-  cache = sl_auth_cache_new(5);
+  sl__auth_cache_free(cache);
+  cache = sl__auth_cache_new(5);
   assert_int_equal(cache->mask, 7);
-  sl_auth_cache_free(cache);
-  cache = sl_auth_cache_new(8);
+  sl__auth_cache_free(cache);
+  cache = sl__auth_cache_new(8);
   assert_int_equal(cache->mask, 7);
-  sl_auth_cache_free(cache);
-  assert_null(sl_auth_cache_new(SIZE_MAX));
+  sl__auth_cache_free(cache);
+  assert_null(sl__auth_cache_new(SIZE_MAX));
 }
 
 static sl_role_t role_of(unsigned i) {
@@ -560,33 +560,33 @@ static sl_claims_t numbered_claims(unsigned i) {
 static void test_many(void **state) {
   (void)state;
   enum { N = 2000, SLOTS = 64 };
-  sl_auth_cache_t *cache = sl_auth_cache_new(SLOTS);
+  sl_auth_cache_t *cache = sl__auth_cache_new(SLOTS);
   unsigned last[SLOTS];
   memset(last, 0xff, sizeof(last));
   size_t mid_hits = 0;
   for (unsigned i = 0; i < N; i++) {
     struct token t = numbered_token(i);
     sl_claims_t c = numbered_claims(i);
-    sl_auth_cache_put(cache, role_of(i), t.bytes, t.len, NOW, &c);
+    sl__auth_cache_put(cache, role_of(i), t.bytes, t.len, NOW, &c);
     last[hash_token(cache->seed, role_of(i), t.bytes, t.len) & cache->mask] = i;
     expect_hit(cache, role_of(i), &t, NOW, &c);
     expect_miss(cache, role_of(i + 1), &t, NOW);
     token_free(&t);
-    sl_claims_free(&c);
+    sl__claims_free(&c);
     /* An earlier token: present or not, a hit must be its own. */
     unsigned j = i * 7919u % (i + 1);
     t = numbered_token(j);
     c = numbered_claims(j);
     sl_claims_t got;
-    int r = sl_auth_cache_get(cache, role_of(j), t.bytes, t.len, NOW + 1, &got);
+    int r = sl__auth_cache_get(cache, role_of(j), t.bytes, t.len, NOW + 1, &got);
     int present = last[hash_token(cache->seed, role_of(j), t.bytes, t.len) & cache->mask] == j;
     assert_int_equal(r, present ? 0 : -ENOENT);
     if (!r) {
       mid_hits++;
       assert_claims_equal(&got, &c);
     }
-    sl_claims_free(&got);
-    sl_claims_free(&c);
+    sl__claims_free(&got);
+    sl__claims_free(&c);
     token_free(&t);
   }
   assert_true(mid_hits > 0);
@@ -598,15 +598,15 @@ static void test_many(void **state) {
     struct token t = numbered_token(j);
     int present = last[hash_token(cache->seed, role_of(j), t.bytes, t.len) & cache->mask] == j;
     sl_claims_t got;
-    int r = sl_auth_cache_get(cache, role_of(j), t.bytes, t.len, NOW + 2, &got);
+    int r = sl__auth_cache_get(cache, role_of(j), t.bytes, t.len, NOW + 2, &got);
     assert_int_equal(r, present ? 0 : -ENOENT);
     hits += !r;
-    sl_claims_free(&got);
+    sl__claims_free(&got);
     token_free(&t);
   }
   assert_int_equal(hits, used);
   assert_true(used > SLOTS / 2);
-  sl_auth_cache_free(cache);
+  sl__auth_cache_free(cache);
 }
 
 int main(void) {

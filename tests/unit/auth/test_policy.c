@@ -1,7 +1,7 @@
 /* test_policy.c — policy.c: which token a request presents (the Authorization header before any
  * cookie, both cookie names, whole cookie names only), the 400 for an Authorization header that is
  * not "Bearer <token>", the cross-site check on cookie-authorized publishes (Origin, else Referer,
- * must name Host), the token cache consulted before sl_auth_verify, and the exact status, header
+ * must name Host), the token cache consulted before sl__auth_verify, and the exact status, header
  * and message of every refusal (the integration tests and clients read them).
  */
 #include <setjmp.h>
@@ -29,7 +29,7 @@ static const int64_t NOW = 1700000000;
 static char *mint(const char *key) {
   const char *topics[] = {TOPIC};
   char *tok = NULL;
-  assert_int_equal(sl_token_mint(key, topics, 1, topics, 1, 0, NULL, NULL, &tok), 0);
+  assert_int_equal(sl__token_mint(key, topics, 1, topics, 1, 0, NULL, NULL, &tok), 0);
   return tok;
 }
 
@@ -49,7 +49,7 @@ static char *cookie(const char *name, const char *tok) {
 
 static sl_auth_t *auth_with(const char *pub, const char *sub) {
   sl_auth_t *auth = NULL;
-  assert_int_equal(sl_auth_new(&auth, pub, sub, NULL, NULL), 0);
+  assert_int_equal(sl__auth_new(&auth, pub, sub, NULL, NULL), 0);
   return auth;
 }
 
@@ -63,7 +63,7 @@ static void expect_ok(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t r
   assert_int_equal(v.status, 0);
   assert_true(sl__selectors_match(claims.publish, claims.publish_count, TOPIC, strlen(TOPIC)));
   assert_true(sl__selectors_match(claims.subscribe, claims.subscribe_count, TOPIC, strlen(TOPIC)));
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
 }
 
 /* A request that must be refused with exactly this answer. */
@@ -98,7 +98,7 @@ static void test_no_token(void **state) {
     assert_null(claims.publish);
     assert_null(claims.subscribe);
   }
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_token_found(void **state) {
@@ -169,7 +169,7 @@ static void test_header_wins_over_cookie(void **state) {
   free(bad_cookie);
   free(good);
   free(bad);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_both_cookie_names(void **state) {
@@ -184,7 +184,7 @@ static void test_both_cookie_names(void **state) {
     free(ck);
   }
   free(tok);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_malformed_authorization(void **state) {
@@ -199,7 +199,7 @@ static void test_malformed_authorization(void **state) {
                      "the Authorization header must be \"Bearer <token>\"");
     }
   }
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_cookie_publish_origin(void **state) {
@@ -253,7 +253,7 @@ static void test_cookie_publish_origin(void **state) {
   free(header);
   free(ck);
   free(tok);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 /* A token verified once is taken from the cache the next time: a second sl_auth_t whose key
@@ -262,7 +262,7 @@ static void test_cache_hit_skips_verify(void **state) {
   (void)state;
   sl_auth_t *auth = auth_with(PUB_KEY, SUB_KEY);
   sl_auth_t *other = auth_with("another-publisher-key-32-bytes!!", SUB_KEY);
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   assert_non_null(cache);
   char *tok = mint(PUB_KEY);
   char *header = bearer(tok);
@@ -280,9 +280,9 @@ static void test_cache_hit_skips_verify(void **state) {
 
   free(header);
   free(tok);
-  sl_auth_cache_free(cache);
-  sl_auth_free(other);
-  sl_auth_free(auth);
+  sl__auth_cache_free(cache);
+  sl__auth_free(other);
+  sl__auth_free(auth);
 }
 
 static void test_no_key_for_role(void **state) {
@@ -298,14 +298,14 @@ static void test_no_key_for_role(void **state) {
                  "this hub has no publisher key configured (--jwt-key or --publisher-jwt-key)");
   free(header);
   free(tok);
-  sl_auth_free(sub_only);
-  sl_auth_free(pub_only);
+  sl__auth_free(sub_only);
+  sl__auth_free(pub_only);
 }
 
 static void test_invalid_token(void **state) {
   (void)state;
   sl_auth_t *auth = auth_with(PUB_KEY, SUB_KEY);
-  sl_auth_cache_t *cache = sl_auth_cache_new(8);
+  sl_auth_cache_t *cache = sl__auth_cache_new(8);
   assert_non_null(cache);
   char *sub_tok = mint(SUB_KEY);
   char *header = bearer(sub_tok);
@@ -326,8 +326,8 @@ static void test_invalid_token(void **state) {
                  "the publisher token is not valid");
   free(header);
   free(sub_tok);
-  sl_auth_cache_free(cache);
-  sl_auth_free(auth);
+  sl__auth_cache_free(cache);
+  sl__auth_free(auth);
 }
 
 int main(void) {

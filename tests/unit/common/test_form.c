@@ -26,7 +26,7 @@ static void parse_exact(sl_form_t *form, const char *input, size_t len) {
   char *copy = malloc(len ? len : 1);
   assert_non_null(copy);
   memcpy(copy, input, len);
-  assert_int_equal(sl_form_parse(form, copy, len), 0);
+  assert_int_equal(sl__form_parse(form, copy, len), 0);
   free(copy);
 }
 
@@ -93,7 +93,7 @@ static void test_cases(void **state) {
     assert_int_equal(form.count, c->count);
     for (size_t j = 0; j < c->count; j++)
       check_pair(&form.pairs[j], &c->pairs[j]);
-    sl_form_free(&form);
+    sl__form_free(&form);
   }
 }
 
@@ -101,40 +101,40 @@ static void test_get_returns_first_occurrence(void **state) {
   (void)state;
   sl_form_t form;
   parse_exact(&form, S("topic=first&Topic=other&topic=second&id=7"));
-  const sl_pair_t *p = sl_form_get(&form, "topic");
+  const sl_pair_t *p = sl__form_get(&form, "topic");
   assert_non_null(p);
   assert_string_equal(p->value, "first");
-  p = sl_form_get(&form, "Topic");
+  p = sl__form_get(&form, "Topic");
   assert_non_null(p);
   assert_string_equal(p->value, "other");
-  assert_string_equal(sl_form_get(&form, "id")->value, "7");
-  assert_null(sl_form_get(&form, "top"));
-  assert_null(sl_form_get(&form, "topics"));
-  assert_null(sl_form_get(&form, ""));
-  sl_form_free(&form);
+  assert_string_equal(sl__form_get(&form, "id")->value, "7");
+  assert_null(sl__form_get(&form, "top"));
+  assert_null(sl__form_get(&form, "topics"));
+  assert_null(sl__form_get(&form, ""));
+  sl__form_free(&form);
 }
 
 static void test_get_matches_decoded_names(void **state) {
   (void)state;
   sl_form_t form;
   parse_exact(&form, S("%74opic=x&last+event=y"));
-  assert_string_equal(sl_form_get(&form, "topic")->value, "x");
-  assert_string_equal(sl_form_get(&form, "last event")->value, "y");
-  sl_form_free(&form);
+  assert_string_equal(sl__form_get(&form, "topic")->value, "x");
+  assert_string_equal(sl__form_get(&form, "last event")->value, "y");
+  sl__form_free(&form);
 }
 
 static void test_free_is_safe_on_zeroed_and_freed(void **state) {
   (void)state;
   sl_form_t form;
   memset(&form, 0, sizeof form);
-  assert_null(sl_form_get(&form, "a"));
-  sl_form_free(&form);
+  assert_null(sl__form_get(&form, "a"));
+  sl__form_free(&form);
   parse_exact(&form, S("a=1"));
-  sl_form_free(&form);
+  sl__form_free(&form);
   assert_null(form.pairs);
   assert_null(form.buf);
   assert_int_equal(form.count, 0);
-  sl_form_free(&form);
+  sl__form_free(&form);
 }
 
 /* Enough pairs to make the pairs array grow several times; every value must survive the moves. */
@@ -156,7 +156,7 @@ static void test_many_pairs(void **state) {
     sprintf(want, "v+%d", i);
     assert_string_equal(form.pairs[i].value, want);
   }
-  sl_form_free(&form);
+  sl__form_free(&form);
   free(input);
 }
 
@@ -227,7 +227,7 @@ static void test_fuzz_against_reference(void **state) {
     sl_form_t form;
     parse_exact(&form, (const char *)buf, len);
     ref_compare(&form, buf, len);
-    sl_form_free(&form);
+    sl__form_free(&form);
   }
 }
 
@@ -247,7 +247,7 @@ static void test_large_body(void **state) {
   assert_int_equal(form.pairs[0].value_len, (len - 5) / 3);
   for (size_t i = 0; i < form.pairs[0].value_len; i++)
     assert_int_equal(form.pairs[0].value[i], 'A');
-  sl_form_free(&form);
+  sl__form_free(&form);
   free(input);
 }
 

@@ -39,7 +39,7 @@ static void check_chunk(const sl_frame_t *f, const char *expected, size_t len) {
   assert_false(f->flags & SL_FRAME_RAW);
 
   size_t wlen = 0;
-  const char *w = sl_frame_bytes(f, 1, &wlen);
+  const char *w = sl__frame_bytes(f, 1, &wlen);
   assert_int_equal(wlen, f->len);
   assert_memory_equal(w, hdr, (size_t)n);
   /* The size line parsed back as a client would. */
@@ -52,7 +52,7 @@ static void check_chunk(const sl_frame_t *f, const char *expected, size_t len) {
   assert_memory_equal(w + n + len, "\r\n", 2);
 
   size_t plen = 0;
-  const char *p = sl_frame_bytes(f, 0, &plen);
+  const char *p = sl__frame_bytes(f, 0, &plen);
   assert_int_equal(plen, len);
   if (len)
     assert_memory_equal(p, expected, len);
@@ -61,13 +61,13 @@ static void check_chunk(const sl_frame_t *f, const char *expected, size_t len) {
 /* Serialises data under id "x" and compares the payload with "id: x\n" lines "\n". */
 static void check_data(const char *data, size_t len, const char *lines) {
   sl_update_t u = update_with(one_topic, 1, data, len);
-  sl_frame_t *f = sl_frame_update(&u, "x", 1);
+  sl_frame_t *f = sl__frame_update(&u, "x", 1);
   assert_non_null(f);
   char expected[256];
   int n = snprintf(expected, sizeof expected, "id: x\n%s\n", lines);
   assert_true(n > 0 && (size_t)n < sizeof expected);
   check_chunk(f, expected, (size_t)n);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_data_line_splitting(void **state) {
@@ -105,66 +105,66 @@ static void test_data_with_nul_is_kept(void **state) {
   (void)state;
   static const char data[] = {'a', '\0', 'b', '\n', '\0'};
   sl_update_t u = update_with(one_topic, 1, data, sizeof data);
-  sl_frame_t *f = sl_frame_update(&u, "x", 1);
+  sl_frame_t *f = sl__frame_update(&u, "x", 1);
   assert_non_null(f);
   static const char expected[] = "id: x\ndata: a\0b\ndata: \0\n\n";
   check_chunk(f, expected, sizeof expected - 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_empty_and_null_data(void **state) {
   (void)state;
   check_data("", 0, "data: \n");
   sl_update_t u = update_with(one_topic, 1, NULL, 0);
-  sl_frame_t *f = sl_frame_update(&u, "x", 1);
+  sl_frame_t *f = sl__frame_update(&u, "x", 1);
   assert_non_null(f);
   check_chunk(f, "id: x\ndata: \n\n", 14);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
   /* NULL data with a stray length is still no data. */
   u.data_len = 5;
-  f = sl_frame_update(&u, "x", 1);
+  f = sl__frame_update(&u, "x", 1);
   assert_non_null(f);
   check_chunk(f, "id: x\ndata: \n\n", 14);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_event_and_retry_fields(void **state) {
   (void)state;
   sl_update_t u = update_with(one_topic, 1, "d", 1);
   u.type = "book-updated";
-  sl_frame_t *f = sl_frame_update(&u, "urn:uuid:1", 10);
+  sl_frame_t *f = sl__frame_update(&u, "urn:uuid:1", 10);
   assert_non_null(f);
   static const char with_type[] = "id: urn:uuid:1\nevent: book-updated\ndata: d\n\n";
   check_chunk(f, with_type, sizeof with_type - 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   u.type = NULL;
   u.retry = "3000";
-  f = sl_frame_update(&u, "urn:uuid:1", 10);
+  f = sl__frame_update(&u, "urn:uuid:1", 10);
   assert_non_null(f);
   static const char with_retry[] = "id: urn:uuid:1\nretry: 3000\ndata: d\n\n";
   check_chunk(f, with_retry, sizeof with_retry - 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   u.type = "t";
   u.retry = "0";
   u.data = "l1\r\nl2";
   u.data_len = 6;
-  f = sl_frame_update(&u, "42", 2);
+  f = sl__frame_update(&u, "42", 2);
   assert_non_null(f);
   static const char both[] = "id: 42\nevent: t\nretry: 0\ndata: l1\ndata: l2\n\n";
   check_chunk(f, both, sizeof both - 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* Empty strings are the same as no field. */
   u.type = "";
   u.retry = "";
   u.data = "d";
   u.data_len = 1;
-  f = sl_frame_update(&u, "42", 2);
+  f = sl__frame_update(&u, "42", 2);
   assert_non_null(f);
   check_chunk(f, "id: 42\ndata: d\n\n", 16);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_id_is_copied_by_length(void **state) {
@@ -172,13 +172,13 @@ static void test_id_is_copied_by_length(void **state) {
   char id[] = "abcdef";
   sl_update_t u = update_with(one_topic, 1, "d", 1);
   /* Only id_len bytes count; the frame keeps its own NUL-terminated copy. */
-  sl_frame_t *f = sl_frame_update(&u, id, 3);
+  sl_frame_t *f = sl__frame_update(&u, id, 3);
   assert_non_null(f);
   id[0] = 'X';
   assert_int_equal(f->id_len, 3);
   assert_string_equal(f->id, "abc");
   check_chunk(f, "id: abc\ndata: d\n\n", 17);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_topics_and_flags_stored(void **state) {
@@ -189,7 +189,7 @@ static void test_topics_and_flags_stored(void **state) {
   char t3[] = "https://example.com/books/{id}";
   const char *topics[] = {t0, t1, t2, t3};
   sl_update_t u = update_with(topics, 4, "d", 1);
-  sl_frame_t *f = sl_frame_update(&u, "id-1", 4);
+  sl_frame_t *f = sl__frame_update(&u, "id-1", 4);
   assert_non_null(f);
   /* The update's strings are borrowed: the frame must not point into them. */
   memset(t0, 'Z', sizeof t0 - 1);
@@ -209,15 +209,15 @@ static void test_topics_and_flags_stored(void **state) {
   assert_false(f->flags & SL_FRAME_STATIC);
   /* Topics are not on the wire. */
   check_chunk(f, "id: id-1\ndata: d\n\n", 18);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   u.is_private = 1;
-  f = sl_frame_update(&u, "id-2", 4);
+  f = sl__frame_update(&u, "id-2", 4);
   assert_non_null(f);
   assert_true(f->flags & SL_FRAME_PRIVATE);
   /* Private is a routing flag, not a wire field. */
   check_chunk(f, "id: id-2\ndata: d\n\n", 18);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 /* 1 MiB of data with a line break every 1000 bytes, mixing LF, CR and CRLF. */
@@ -238,7 +238,7 @@ static void test_big_data(void **state) {
     }
   }
   sl_update_t u = update_with(one_topic, 1, data, size);
-  sl_frame_t *f = sl_frame_update(&u, "big", 3);
+  sl_frame_t *f = sl__frame_update(&u, "big", 3);
   assert_non_null(f);
 
   /* Reference serialisation, built independently. */
@@ -264,16 +264,16 @@ static void test_big_data(void **state) {
   check_chunk(f, expected, n);
   free(expected);
   free(data);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_chunk_frames(void **state) {
   (void)state;
-  sl_frame_t *f = sl_frame_chunk(":\n\n", 3);
+  sl_frame_t *f = sl__frame_chunk(":\n\n", 3);
   assert_non_null(f);
   check_chunk(f, ":\n\n", 3);
   assert_int_equal(f->topic_count, 0);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* Sizes that need one, two and several hex digits, lowercase. */
   static const size_t sizes[] = {1, 15, 16, 255, 256, 4095, 4096, 65535, 65536, 1000003};
@@ -282,65 +282,65 @@ static void test_chunk_frames(void **state) {
   for (size_t i = 0; i < 1000003; i++)
     payload[i] = (char)(i * 7);
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-    f = sl_frame_chunk(payload, sizes[k]);
+    f = sl__frame_chunk(payload, sizes[k]);
     assert_non_null(f);
     check_chunk(f, payload, sizes[k]);
     char hex[16];
     snprintf(hex, sizeof hex, "%zx\r\n", sizes[k]);
     assert_memory_equal(f->wire, hex, strlen(hex));
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   free(payload);
-  f = sl_frame_chunk("", 0);
+  f = sl__frame_chunk("", 0);
   assert_non_null(f);
   check_chunk(f, "", 0);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_raw_frames(void **state) {
   (void)state;
   static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
-  sl_frame_t *f = sl_frame_raw(head, sizeof head - 1);
+  sl_frame_t *f = sl__frame_raw(head, sizeof head - 1);
   assert_non_null(f);
   assert_true(f->flags & SL_FRAME_RAW);
   assert_int_equal(f->len, sizeof head - 1);
   /* Raw bytes go out as they are, chunked connection or not. */
   for (int chunked = 0; chunked <= 1; chunked++) {
     size_t len = 0;
-    const char *p = sl_frame_bytes(f, chunked, &len);
+    const char *p = sl__frame_bytes(f, chunked, &len);
     assert_int_equal(len, sizeof head - 1);
     assert_memory_equal(p, head, len);
   }
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
-  f = sl_frame_raw("", 0);
+  f = sl__frame_raw("", 0);
   assert_non_null(f);
   size_t len = 1;
-  sl_frame_bytes(f, 0, &len);
+  sl__frame_bytes(f, 0, &len);
   assert_int_equal(len, 0);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_static_frames(void **state) {
   (void)state;
   /* The heartbeat is an SSE comment in one chunk. */
-  check_chunk(&sl_frame_heartbeat, ":\n\n", 3);
-  assert_true(sl_frame_heartbeat.flags & SL_FRAME_STATIC);
+  check_chunk(&sl__frame_heartbeat, ":\n\n", 3);
+  assert_true(sl__frame_heartbeat.flags & SL_FRAME_STATIC);
   /* The terminator is the zero-length last chunk, written raw. */
   size_t len = 0;
-  const char *p = sl_frame_bytes(&sl_frame_terminator, 1, &len);
+  const char *p = sl__frame_bytes(&sl__frame_terminator, 1, &len);
   assert_int_equal(len, 5);
   assert_memory_equal(p, "0\r\n\r\n", 5);
-  assert_true(sl_frame_terminator.flags & SL_FRAME_STATIC);
+  assert_true(sl__frame_terminator.flags & SL_FRAME_STATIC);
   /* Unref of a static frame never frees it (ASan would report a bad free), however often. */
   for (int i = 0; i < 1000; i++) {
-    sl_frame_ref(&sl_frame_heartbeat);
-    sl_frame_unref(&sl_frame_heartbeat);
-    sl_frame_unref(&sl_frame_heartbeat);
-    sl_frame_unref(&sl_frame_terminator);
+    sl__frame_ref(&sl__frame_heartbeat);
+    sl__frame_unref(&sl__frame_heartbeat);
+    sl__frame_unref(&sl__frame_heartbeat);
+    sl__frame_unref(&sl__frame_terminator);
   }
-  check_chunk(&sl_frame_heartbeat, ":\n\n", 3);
-  p = sl_frame_bytes(&sl_frame_terminator, 0, &len);
+  check_chunk(&sl__frame_heartbeat, ":\n\n", 3);
+  p = sl__frame_bytes(&sl__frame_terminator, 0, &len);
   assert_int_equal(len, 5);
   assert_memory_equal(p, "0\r\n\r\n", 5);
 }
@@ -348,29 +348,29 @@ static void test_static_frames(void **state) {
 static void test_refcount(void **state) {
   (void)state;
   sl_update_t u = update_with(one_topic, 1, "d", 1);
-  sl_frame_t *f = sl_frame_update(&u, "x", 1);
+  sl_frame_t *f = sl__frame_update(&u, "x", 1);
   assert_non_null(f);
   assert_int_equal(atomic_load(&f->refs), 1);
-  assert_ptr_equal(sl_frame_ref(f), f);
+  assert_ptr_equal(sl__frame_ref(f), f);
   for (int i = 0; i < 99; i++)
-    sl_frame_ref(f);
+    sl__frame_ref(f);
   assert_int_equal(atomic_load(&f->refs), 101);
   for (int i = 0; i < 100; i++)
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   /* Still alive with one reference: reading it must not touch freed memory (ASan). */
   assert_int_equal(atomic_load(&f->refs), 1);
   check_chunk(f, "id: x\ndata: d\n\n", 15);
-  sl_frame_unref(f); /* freed here; a leak or a double free shows under ASan */
+  sl__frame_unref(f); /* freed here; a leak or a double free shows under ASan */
 
-  sl_frame_t *c = sl_frame_chunk("abc", 3);
-  sl_frame_t *r = sl_frame_raw("abc", 3);
+  sl_frame_t *c = sl__frame_chunk("abc", 3);
+  sl_frame_t *r = sl__frame_raw("abc", 3);
   assert_non_null(c);
   assert_non_null(r);
   assert_int_equal(atomic_load(&c->refs), 1);
   assert_int_equal(atomic_load(&r->refs), 1);
-  sl_frame_unref(sl_frame_ref(c));
-  sl_frame_unref(c);
-  sl_frame_unref(r);
+  sl__frame_unref(sl__frame_ref(c));
+  sl__frame_unref(c);
+  sl__frame_unref(r);
 }
 
 int main(void) {

@@ -367,7 +367,7 @@ static void test_sum_over_blocks(void **state) {
   }
   sl_metrics_t out;
   memset(&out, 0xa5, sizeof out); /* garbage: the sum must not add onto it */
-  sl_metrics_sum(ptrs, BLOCKS, &out);
+  sl__metrics_sum(ptrs, BLOCKS, &out);
   uint64_t k = 1;
 #define CHECK_FIELD(name)                                                                        \
   {                                                                                              \
@@ -375,20 +375,20 @@ static void test_sum_over_blocks(void **state) {
     for (size_t b = 0; b < BLOCKS; b++)                                                          \
       want += (b + 1) * 1000003ULL + k * 17;                                                     \
     k++;                                                                                         \
-    if (sl_metric_get(&out.name) != want)                                                        \
+    if (sl__metric_get(&out.name) != want)                                                        \
       fail_msg("sum of " #name ": %llu, expected %llu",                                          \
-               (unsigned long long)sl_metric_get(&out.name), (unsigned long long)want);          \
+               (unsigned long long)sl__metric_get(&out.name), (unsigned long long)want);          \
   }
   SCALAR_FIELDS(CHECK_FIELD)
 #undef CHECK_FIELD
   for (size_t i = 0; i <= SL_LATENCY_BUCKETS; i++)
-    assert_int_equal(sl_metric_get(&out.latency_bucket[i]), 1000 + 4 * i);
+    assert_int_equal(sl__metric_get(&out.latency_bucket[i]), 1000 + 4 * i);
 
   /* One block: a copy. No block: all zero. */
-  sl_metrics_sum(ptrs + 2, 1, &out);
-  assert_int_equal(sl_metric_get(&out.connections), sl_metric_get(&blocks[2].connections));
-  assert_int_equal(sl_metric_get(&out.latency_sum_ns), sl_metric_get(&blocks[2].latency_sum_ns));
-  sl_metrics_sum(ptrs, 0, &out);
+  sl__metrics_sum(ptrs + 2, 1, &out);
+  assert_int_equal(sl__metric_get(&out.connections), sl__metric_get(&blocks[2].connections));
+  assert_int_equal(sl__metric_get(&out.latency_sum_ns), sl__metric_get(&blocks[2].latency_sum_ns));
+  sl__metrics_sum(ptrs, 0, &out);
   static const sl_metrics_t zero;
   assert_memory_equal(&out, &zero, sizeof out);
 }
@@ -398,48 +398,48 @@ static void test_add_sub_get(void **state) {
   (void)state;
   static sl_metrics_t m;
   memset(&m, 0, sizeof m);
-  sl_metric_add(&m.connections, 5);
-  sl_metric_sub(&m.connections, 2);
-  sl_metric_add(&m.connections, 1);
-  assert_int_equal(sl_metric_get(&m.connections), 4);
-  sl_metric_add(&m.bytes_out_total, UINT64_C(1) << 40);
-  sl_metric_add(&m.bytes_out_total, 1);
-  assert_int_equal(sl_metric_get(&m.bytes_out_total), (UINT64_C(1) << 40) + 1);
+  sl__metric_add(&m.connections, 5);
+  sl__metric_sub(&m.connections, 2);
+  sl__metric_add(&m.connections, 1);
+  assert_int_equal(sl__metric_get(&m.connections), 4);
+  sl__metric_add(&m.bytes_out_total, UINT64_C(1) << 40);
+  sl__metric_add(&m.bytes_out_total, 1);
+  assert_int_equal(sl__metric_get(&m.bytes_out_total), (UINT64_C(1) << 40) + 1);
 }
 
 static void test_latency_buckets(void **state) {
   (void)state;
   /* Bounds ascend, so that the first bucket that fits is the right one. */
   for (size_t i = 1; i < SL_LATENCY_BUCKETS; i++)
-    assert_true(sl_latency_bounds[i] > sl_latency_bounds[i - 1]);
+    assert_true(sl__latency_bounds[i] > sl__latency_bounds[i - 1]);
 
   for (size_t i = 0; i < SL_LATENCY_BUCKETS; i++) {
-    uint64_t at = (uint64_t)(sl_latency_bounds[i] * 1e9 + 0.5);
+    uint64_t at = (uint64_t)(sl__latency_bounds[i] * 1e9 + 0.5);
     static sl_metrics_t m;
     memset(&m, 0, sizeof m);
     /* Exactly on the bound counts in that bucket ("le" = less or equal); 1 ns more, the next. */
-    sl_metrics_observe_latency(&m, at);
-    sl_metrics_observe_latency(&m, at + 1);
-    sl_metrics_observe_latency(&m, at - 1);
+    sl__metrics_observe_latency(&m, at);
+    sl__metrics_observe_latency(&m, at + 1);
+    sl__metrics_observe_latency(&m, at - 1);
     for (size_t k = 0; k <= SL_LATENCY_BUCKETS; k++) {
       uint64_t want = (k == i) * 2 + (k == i + 1);
-      if (sl_metric_get(&m.latency_bucket[k]) != want)
+      if (sl__metric_get(&m.latency_bucket[k]) != want)
         fail_msg("observations at bound %zu (%llu ns, +1, -1): bucket %zu holds %llu, expected "
                  "%llu", i, (unsigned long long)at, k,
-                 (unsigned long long)sl_metric_get(&m.latency_bucket[k]),
+                 (unsigned long long)sl__metric_get(&m.latency_bucket[k]),
                  (unsigned long long)want);
     }
-    assert_int_equal(sl_metric_get(&m.latency_sum_ns), 3 * at);
+    assert_int_equal(sl__metric_get(&m.latency_sum_ns), 3 * at);
   }
 
   static sl_metrics_t m;
   memset(&m, 0, sizeof m);
-  sl_metrics_observe_latency(&m, 0);
-  sl_metrics_observe_latency(&m, 3600ULL * 1000000000ULL);
-  sl_metrics_observe_latency(&m, 1500000000ULL);
-  assert_int_equal(sl_metric_get(&m.latency_bucket[0]), 1);
-  assert_int_equal(sl_metric_get(&m.latency_bucket[SL_LATENCY_BUCKETS]), 2);
-  assert_int_equal(sl_metric_get(&m.latency_sum_ns), 3601500000000ULL);
+  sl__metrics_observe_latency(&m, 0);
+  sl__metrics_observe_latency(&m, 3600ULL * 1000000000ULL);
+  sl__metrics_observe_latency(&m, 1500000000ULL);
+  assert_int_equal(sl__metric_get(&m.latency_bucket[0]), 1);
+  assert_int_equal(sl__metric_get(&m.latency_bucket[SL_LATENCY_BUCKETS]), 2);
+  assert_int_equal(sl__metric_get(&m.latency_sum_ns), 3601500000000ULL);
 }
 
 static void test_render_zero(void **state) {
@@ -448,7 +448,7 @@ static void test_render_zero(void **state) {
   memset(&m, 0, sizeof m);
   sl_metrics_extra_t x = {0};
   size_t len = 0;
-  char *text = sl_metrics_render(&m, &x, &len);
+  char *text = sl__metrics_render(&m, &x, &len);
   assert_non_null(text);
   histogram_t h;
   if (check_exposition(text, len, "sluice_publish_latency_seconds", &h))
@@ -466,31 +466,31 @@ static void test_render_values(void **state) {
   (void)state;
   static sl_metrics_t m;
   memset(&m, 0, sizeof m);
-  sl_metric_add(&m.connections, 7);
-  sl_metric_add(&m.subscribers, 5);
-  sl_metric_add(&m.accepted_total, 1234567);
-  sl_metric_add(&m.published_total, 42);
-  sl_metric_add(&m.delivered_total, 99);
-  sl_metric_add(&m.bytes_out_total, UINT64_MAX);
-  sl_metric_add(&m.slow_disconnects_total, 3);
-  sl_metric_add(&m.resumes_total, 11);
-  sl_metric_add(&m.resumes_last_second, 2);
-  sl_metric_add(&m.replayed_total, 13);
-  sl_metric_add(&m.requests_total, 17);
-  sl_metric_add(&m.errors_total, 19);
-  sl_metric_add(&m.forced_total, 23);
-  sl_metric_add(&m.drained_total, 29);
-  sl_metric_add(&m.emfile_total, 31);
+  sl__metric_add(&m.connections, 7);
+  sl__metric_add(&m.subscribers, 5);
+  sl__metric_add(&m.accepted_total, 1234567);
+  sl__metric_add(&m.published_total, 42);
+  sl__metric_add(&m.delivered_total, 99);
+  sl__metric_add(&m.bytes_out_total, UINT64_MAX);
+  sl__metric_add(&m.slow_disconnects_total, 3);
+  sl__metric_add(&m.resumes_total, 11);
+  sl__metric_add(&m.resumes_last_second, 2);
+  sl__metric_add(&m.replayed_total, 13);
+  sl__metric_add(&m.requests_total, 17);
+  sl__metric_add(&m.errors_total, 19);
+  sl__metric_add(&m.forced_total, 23);
+  sl__metric_add(&m.drained_total, 29);
+  sl__metric_add(&m.emfile_total, 31);
   /* Observations in the first, a middle and the overflow bucket. */
   static const uint64_t obs[] = {5000, 10000, 300000, 300000, 2000000000ULL, 7000000, 1};
   uint64_t total_ns = 0;
   for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++) {
-    sl_metrics_observe_latency(&m, obs[i]);
+    sl__metrics_observe_latency(&m, obs[i]);
     total_ns += obs[i];
   }
   sl_metrics_extra_t x = {.ready = 1, .draining = 1, .workers = 4, .history_size = 10000};
   size_t len = 0;
-  char *text = sl_metrics_render(&m, &x, &len);
+  char *text = sl__metrics_render(&m, &x, &len);
   assert_non_null(text);
   histogram_t h;
   if (check_exposition(text, len, "sluice_publish_latency_seconds", &h))
@@ -524,12 +524,12 @@ static void test_render_values(void **state) {
   assert_true(h.total == 7);
   assert_true(distance(h.sum, (double)total_ns / 1e9) < 1e-9);
   for (size_t i = 0; i < SL_LATENCY_BUCKETS; i++) {
-    assert_true(distance(h.le[i], sl_latency_bounds[i]) <= 1e-12 * sl_latency_bounds[i]);
+    assert_true(distance(h.le[i], sl__latency_bounds[i]) <= 1e-12 * sl__latency_bounds[i]);
     double want = 0;
     for (size_t k = 0; k < sizeof obs / sizeof obs[0]; k++)
-      want += (double)obs[k] / 1e9 <= sl_latency_bounds[i];
+      want += (double)obs[k] / 1e9 <= sl__latency_bounds[i];
     if (h.count[i] != want)
-      fail_msg("bucket le=%g holds %.0f, expected %.0f", sl_latency_bounds[i], h.count[i], want);
+      fail_msg("bucket le=%g holds %.0f, expected %.0f", sl__latency_bounds[i], h.count[i], want);
   }
   free(text);
 }

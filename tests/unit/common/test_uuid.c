@@ -55,7 +55,7 @@ static void test_shape_and_bits(void **state) {
   assert_non_null(urn);
   for (int n = 0; n < N; n++) {
     unsigned char o[16];
-    sl_uuid_urn(urn);
+    sl__uuid_urn(urn);
     check_shape(urn, o);
     assert_int_equal(o[6] >> 4, 4);
     assert_int_equal(o[8] >> 6, 2);
@@ -94,7 +94,7 @@ static void test_distinct(void **state) {
   char(*urns)[URN_SIZE] = calloc(N, URN_SIZE);
   assert_non_null(urns);
   for (int i = 0; i < N; i++)
-    sl_uuid_urn(urns[i]);
+    sl__uuid_urn(urns[i]);
   assert_all_distinct(urns, N);
   free(urns);
 }
@@ -105,7 +105,7 @@ static void test_distinct(void **state) {
 static void *generate(void *arg) {
   char(*urns)[URN_SIZE] = arg;
   for (int i = 0; i < PER_THREAD; i++)
-    sl_uuid_urn(urns[i]);
+    sl__uuid_urn(urns[i]);
   return NULL;
 }
 
@@ -129,18 +129,18 @@ static void test_distinct_across_threads(void **state) {
 static void test_distinct_across_fork(void **state) {
   (void)state;
   char parent[URN_SIZE], child[URN_SIZE];
-  sl_uuid_urn(parent); /* make sure this thread's generator is seeded before the fork */
+  sl__uuid_urn(parent); /* make sure this thread's generator is seeded before the fork */
   int fds[2];
   assert_int_equal(pipe(fds), 0);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
     char urn[URN_SIZE];
-    sl_uuid_urn(urn);
+    sl__uuid_urn(urn);
     _exit(write(fds[1], urn, URN_SIZE) == URN_SIZE ? 0 : 1);
   }
   close(fds[1]);
-  sl_uuid_urn(parent);
+  sl__uuid_urn(parent);
   assert_int_equal(read(fds[0], child, URN_SIZE), URN_SIZE);
   close(fds[0]);
   int status;

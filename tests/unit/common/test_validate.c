@@ -103,13 +103,13 @@ static void test_utf8_tables(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof utf8_good / sizeof utf8_good[0]; i++) {
     char *c = exact_copy(utf8_good[i].s, utf8_good[i].len);
-    if (!sl_utf8_valid(c, utf8_good[i].len))
+    if (!sl__utf8_valid(c, utf8_good[i].len))
       fail_msg("good UTF-8 #%zu rejected", i);
     free(c);
   }
   for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++) {
     char *c = exact_copy(utf8_bad[i].s, utf8_bad[i].len);
-    if (sl_utf8_valid(c, utf8_bad[i].len))
+    if (sl__utf8_valid(c, utf8_bad[i].len))
       fail_msg("bad UTF-8 #%zu accepted", i);
     free(c);
   }
@@ -124,30 +124,30 @@ static void test_utf8_every_code_point(void **state) {
     size_t min = minimal_length(cp);
     size_t n = encode(buf, cp, min);
     int surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-    if (sl_utf8_valid(buf, n) != !surrogate)
+    if (sl__utf8_valid(buf, n) != !surrogate)
       fail_msg("U+%04X: minimal form judged wrongly", (unsigned)cp);
     for (size_t longer = min + 1; longer <= 4; longer++) {
       n = encode(buf, cp, longer);
-      if (sl_utf8_valid(buf, n))
+      if (sl__utf8_valid(buf, n))
         fail_msg("U+%04X: overlong %zu-byte form accepted", (unsigned)cp, longer);
     }
     for (size_t cut = 1; cut < min; cut++) {
       encode(buf, cp, min);
-      if (sl_utf8_valid(buf, cut))
+      if (sl__utf8_valid(buf, cut))
         fail_msg("U+%04X: truncated to %zu bytes accepted", (unsigned)cp, cut);
     }
   }
   /* Beyond U+10FFFF, with the 4-byte lead bytes F4..F7. */
   for (uint32_t cp = 0x110000; cp < 0x200000; cp += 0x101) {
     encode(buf, cp, 4);
-    if (sl_utf8_valid(buf, 4))
+    if (sl__utf8_valid(buf, 4))
       fail_msg("U+%X beyond Unicode accepted", (unsigned)cp);
   }
 }
 
 /* ---- Control and format characters ------------------------------------------------------- */
 
-/* 1 when the character must be refused by sl_check_text. */
+/* 1 when the character must be refused by sl__check_text. */
 struct code_point_case {
   uint32_t cp;
   int refused;
@@ -192,7 +192,7 @@ static void test_text_code_point_boundaries(void **state) {
     size_t n = 2 + encode(buf + 2, cp, minimal_length(cp));
     buf[n++] = 'z';
     const char *why = NULL;
-    int rc = sl_check_text(buf, n, &why);
+    int rc = sl__check_text(buf, n, &why);
     if (code_points[i].refused) {
       if (rc != -EINVAL)
         fail_msg("U+%04X accepted, should be refused", (unsigned)cp);
@@ -206,14 +206,14 @@ static void test_text_code_point_boundaries(void **state) {
 static void test_text_messages(void **state) {
   (void)state;
   const char *why = NULL;
-  assert_int_equal(sl_check_text("", 0, &why), 0);
-  assert_int_equal(sl_check_text(S("https://example.com/books/1"), &why), 0);
-  assert_int_equal(sl_check_text(S("caf\xC3\xA9 \xF0\x9F\x98\x80"), &why), 0);
-  assert_int_equal(sl_check_text(S("a\xED\xA0\x80"), &why), -EINVAL);
+  assert_int_equal(sl__check_text("", 0, &why), 0);
+  assert_int_equal(sl__check_text(S("https://example.com/books/1"), &why), 0);
+  assert_int_equal(sl__check_text(S("caf\xC3\xA9 \xF0\x9F\x98\x80"), &why), 0);
+  assert_int_equal(sl__check_text(S("a\xED\xA0\x80"), &why), -EINVAL);
   assert_string_equal(why, "value is not valid UTF-8");
-  assert_int_equal(sl_check_text(S("a\xC0\x8A"), &why), -EINVAL); /* overlong LF */
+  assert_int_equal(sl__check_text(S("a\xC0\x8A"), &why), -EINVAL); /* overlong LF */
   assert_string_equal(why, "value is not valid UTF-8");
-  assert_int_equal(sl_check_text(S("a\0b"), &why), -EINVAL);
+  assert_int_equal(sl__check_text(S("a\0b"), &why), -EINVAL);
   assert_string_equal(why, "value contains a control or format character");
 }
 
@@ -328,7 +328,7 @@ static void test_topics_accepted(void **state) {
     const char *t = topics_ok[i];
     char *c = exact_copy(t, strlen(t));
     const char *why = NULL;
-    if (sl_check_topic(c, strlen(t), &why) != 0)
+    if (sl__check_topic(c, strlen(t), &why) != 0)
       fail_msg("topic \"%s\" refused: %s", t, why);
     free(c);
   }
@@ -340,7 +340,7 @@ static void test_topics_reserved(void **state) {
     const char *t = topics_reserved[i];
     char *c = exact_copy(t, strlen(t));
     const char *why = NULL;
-    if (sl_check_topic(c, strlen(t), &why) != -EINVAL)
+    if (sl__check_topic(c, strlen(t), &why) != -EINVAL)
       fail_msg("topic \"%s\" accepted, addresses the hub", t);
     if (strcmp(why, RESERVED) != 0)
       fail_msg("topic \"%s\": wrong reason \"%s\"", t, why);
@@ -359,18 +359,18 @@ static void test_topics_long(void **state) {
   strcpy(t, "/.well-known/mercure/");
   memset(t + strlen(t), 'a', n);
   t[21 + n] = '\0';
-  assert_int_equal(sl_check_topic(t, strlen(t), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(t, strlen(t), &why), -EINVAL);
   assert_string_equal(why, RESERVED);
 
   t[1] = 'x';
-  assert_int_equal(sl_check_topic(t, strlen(t), &why), 0);
+  assert_int_equal(sl__check_topic(t, strlen(t), &why), 0);
 
   memset(t, 'a', n);
   strcpy(t + n, "/../../mercure");
-  assert_int_equal(sl_check_topic(t, strlen(t), &why), 0); /* /.well-known/a.../../.. is / */
+  assert_int_equal(sl__check_topic(t, strlen(t), &why), 0); /* /.well-known/a.../../.. is / */
   memcpy(t + n, "/../", 4);
   strcpy(t + n + 4, "mercure");
-  assert_int_equal(sl_check_topic(t, strlen(t), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(t, strlen(t), &why), -EINVAL);
   assert_string_equal(why, RESERVED);
   free(t);
 }
@@ -378,17 +378,17 @@ static void test_topics_long(void **state) {
 static void test_topic_other_rules(void **state) {
   (void)state;
   const char *why = NULL;
-  assert_int_equal(sl_check_topic("", 0, &why), -EINVAL);
+  assert_int_equal(sl__check_topic("", 0, &why), -EINVAL);
   assert_string_equal(why, "topic must not be empty");
-  assert_int_equal(sl_check_topic(S("*"), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(S("*"), &why), -EINVAL);
   assert_string_equal(why, "topic \"*\" is reserved for the wildcard matcher");
-  assert_int_equal(sl_check_topic(S("https://example.com/\xFF"), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(S("https://example.com/\xFF"), &why), -EINVAL);
   assert_string_equal(why, "topic is not valid UTF-8");
-  assert_int_equal(sl_check_topic(S("https://example.com/a\nb"), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(S("https://example.com/a\nb"), &why), -EINVAL);
   assert_string_equal(why, "topic contains a control or format character");
-  assert_int_equal(sl_check_topic(S("https://example.com/a\xE2\x80\x8B"), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(S("https://example.com/a\xE2\x80\x8B"), &why), -EINVAL);
   assert_string_equal(why, "topic contains a control or format character");
-  assert_int_equal(sl_check_topic(S("\t/.well-known/mercure"), &why), -EINVAL);
+  assert_int_equal(sl__check_topic(S("\t/.well-known/mercure"), &why), -EINVAL);
   assert_string_equal(why, "topic contains a control or format character");
 }
 
@@ -400,7 +400,7 @@ static void test_topic_prefixes(void **state) {
     for (size_t n = 0; n <= strlen(t); n++) {
       char *c = exact_copy(t, n);
       const char *why = NULL;
-      int rc = sl_check_topic(c, n, &why);
+      int rc = sl__check_topic(c, n, &why);
       assert_true(rc == 0 || (rc == -EINVAL && why != NULL));
       free(c);
     }
@@ -412,59 +412,59 @@ static void test_topic_prefixes(void **state) {
 static void test_matcher(void **state) {
   (void)state;
   const char *why = NULL;
-  assert_int_equal(sl_check_matcher(S("*"), &why), 0);
-  assert_int_equal(sl_check_matcher(S("https://example.com/books/{id}"), &why), 0);
+  assert_int_equal(sl__check_matcher(S("*"), &why), 0);
+  assert_int_equal(sl__check_matcher(S("https://example.com/books/{id}"), &why), 0);
   /* Subscribers may listen to the hub's own namespace: only publishing there is refused. */
-  assert_int_equal(sl_check_matcher(S("/.well-known/mercure/subscriptions{/topic}{/subscriber}"),
+  assert_int_equal(sl__check_matcher(S("/.well-known/mercure/subscriptions{/topic}{/subscriber}"),
                                     &why), 0);
-  assert_int_equal(sl_check_matcher("", 0, &why), -EINVAL);
+  assert_int_equal(sl__check_matcher("", 0, &why), -EINVAL);
   assert_string_equal(why, "topic matcher must not be empty");
-  assert_int_equal(sl_check_matcher(S("a\x7F"), &why), -EINVAL);
+  assert_int_equal(sl__check_matcher(S("a\x7F"), &why), -EINVAL);
   assert_string_equal(why, "topic matcher contains a control or format character");
-  assert_int_equal(sl_check_matcher(S("\xC0\xAF"), &why), -EINVAL);
+  assert_int_equal(sl__check_matcher(S("\xC0\xAF"), &why), -EINVAL);
   assert_string_equal(why, "topic matcher is not valid UTF-8");
 }
 
 static void test_id(void **state) {
   (void)state;
   const char *why = NULL;
-  assert_int_equal(sl_check_id(S("urn:uuid:bb3de268-05b0-4c65-b44e-8f9acefc29d6"), &why), 0);
-  assert_int_equal(sl_check_id(S("1"), &why), 0);
-  assert_int_equal(sl_check_id(S("a#b"), &why), 0);
-  assert_int_equal(sl_check_id(S("Earliest"), &why), 0);
-  assert_int_equal(sl_check_id(S("earliest2"), &why), 0);
-  assert_int_equal(sl_check_id(S("earlies"), &why), 0);
-  assert_int_equal(sl_check_id(S("/.well-known/mercure/x"), &why), 0);
-  assert_int_equal(sl_check_id("", 0, &why), -EINVAL);
+  assert_int_equal(sl__check_id(S("urn:uuid:bb3de268-05b0-4c65-b44e-8f9acefc29d6"), &why), 0);
+  assert_int_equal(sl__check_id(S("1"), &why), 0);
+  assert_int_equal(sl__check_id(S("a#b"), &why), 0);
+  assert_int_equal(sl__check_id(S("Earliest"), &why), 0);
+  assert_int_equal(sl__check_id(S("earliest2"), &why), 0);
+  assert_int_equal(sl__check_id(S("earlies"), &why), 0);
+  assert_int_equal(sl__check_id(S("/.well-known/mercure/x"), &why), 0);
+  assert_int_equal(sl__check_id("", 0, &why), -EINVAL);
   assert_string_equal(why, "id must not be empty");
-  assert_int_equal(sl_check_id(S("#"), &why), -EINVAL);
+  assert_int_equal(sl__check_id(S("#"), &why), -EINVAL);
   assert_string_equal(why, "id must not start with '#' (reserved for ids the hub generates)");
-  assert_int_equal(sl_check_id(S("#42"), &why), -EINVAL);
-  assert_int_equal(sl_check_id(S("earliest"), &why), -EINVAL);
+  assert_int_equal(sl__check_id(S("#42"), &why), -EINVAL);
+  assert_int_equal(sl__check_id(S("earliest"), &why), -EINVAL);
   assert_string_equal(why, "id \"earliest\" is reserved");
-  assert_int_equal(sl_check_id(S("a\rb"), &why), -EINVAL);
+  assert_int_equal(sl__check_id(S("a\rb"), &why), -EINVAL);
   assert_string_equal(why, "id contains a control or format character");
-  assert_int_equal(sl_check_id(S("\xEF\xBB\xBFid"), &why), -EINVAL); /* BOM */
+  assert_int_equal(sl__check_id(S("\xEF\xBB\xBFid"), &why), -EINVAL); /* BOM */
   assert_string_equal(why, "id contains a control or format character");
-  assert_int_equal(sl_check_id(S("id\xE2\x82"), &why), -EINVAL);
+  assert_int_equal(sl__check_id(S("id\xE2\x82"), &why), -EINVAL);
   assert_string_equal(why, "id is not valid UTF-8");
 }
 
 static void test_type(void **state) {
   (void)state;
   const char *why = NULL;
-  assert_int_equal(sl_check_type("", 0, &why), 0);
-  assert_int_equal(sl_check_type(S("message"), &why), 0);
-  assert_int_equal(sl_check_type(S("Mercure"), &why), 0);
-  assert_int_equal(sl_check_type(S("mercure2"), &why), 0);
-  assert_int_equal(sl_check_type(S("mercur"), &why), 0);
-  assert_int_equal(sl_check_type(S("mercure"), &why), -EINVAL);
+  assert_int_equal(sl__check_type("", 0, &why), 0);
+  assert_int_equal(sl__check_type(S("message"), &why), 0);
+  assert_int_equal(sl__check_type(S("Mercure"), &why), 0);
+  assert_int_equal(sl__check_type(S("mercure2"), &why), 0);
+  assert_int_equal(sl__check_type(S("mercur"), &why), 0);
+  assert_int_equal(sl__check_type(S("mercure"), &why), -EINVAL);
   assert_string_equal(why, "type \"mercure\" is reserved for events the hub generates");
-  assert_int_equal(sl_check_type(S("a\x01"), &why), -EINVAL);
+  assert_int_equal(sl__check_type(S("a\x01"), &why), -EINVAL);
   assert_string_equal(why, "type contains a control or format character");
-  assert_int_equal(sl_check_type(S("\xE2\x81\xA0x"), &why), -EINVAL); /* U+2060 word joiner */
+  assert_int_equal(sl__check_type(S("\xE2\x81\xA0x"), &why), -EINVAL); /* U+2060 word joiner */
   assert_string_equal(why, "type contains a control or format character");
-  assert_int_equal(sl_check_type(S("\xF5"), &why), -EINVAL);
+  assert_int_equal(sl__check_type(S("\xF5"), &why), -EINVAL);
   assert_string_equal(why, "type is not valid UTF-8");
 }
 
@@ -475,20 +475,20 @@ static void test_retry(void **state) {
                                     "\xD9\xA1" /* ARABIC-INDIC DIGIT ONE */, "1\0"};
   const char *why = NULL;
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-    if (sl_check_retry(ok[i], strlen(ok[i]), &why) != 0)
+    if (sl__check_retry(ok[i], strlen(ok[i]), &why) != 0)
       fail_msg("retry \"%s\" refused: %s", ok[i], why);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     size_t len = strlen(bad[i]) + (i == sizeof bad / sizeof bad[0] - 1);
     why = NULL;
-    if (sl_check_retry(bad[i], len, &why) != -EINVAL)
+    if (sl__check_retry(bad[i], len, &why) != -EINVAL)
       fail_msg("retry \"%s\" accepted", bad[i]);
     assert_string_equal(why, "retry must be ASCII digits");
   }
-  assert_int_equal(sl_check_retry("", 0, &why), -EINVAL);
+  assert_int_equal(sl__check_retry("", 0, &why), -EINVAL);
   assert_string_equal(why, "retry must be ASCII digits (it is empty)");
-  assert_int_equal(sl_check_retry(S("12345678901"), &why), -E2BIG);
+  assert_int_equal(sl__check_retry(S("12345678901"), &why), -E2BIG);
   assert_string_equal(why, "retry is too long (at most 10 digits)");
-  assert_int_equal(sl_check_retry(S("1234567890x"), &why), -EINVAL);
+  assert_int_equal(sl__check_retry(S("1234567890x"), &why), -EINVAL);
 }
 
 int main(void) {

@@ -3,7 +3,7 @@
  * deduplication, private updates only for tokens granting subscribe on one of the update's
  * topics, removal (no delivery after, buckets freed when their last selector goes), the index
  * growing past its first table, and thousands of subscribers over hundreds of topics with adds
- * and removes between updates, checked against a brute-force model — sl_sub_wants included.
+ * and removes between updates, checked against a brute-force model — sl__sub_wants included.
  * The broker never dereferences a subscription's connection, so each test subscription gets a
  * dummy one: a pointer into tags[], whose index names the subscriber.
  */
@@ -32,7 +32,7 @@ static size_t index_of(const sl_sub_t *s) {
 }
 
 /* Claims granting subscribe on the given selectors ("*" = any topic), laid out as auth.c does:
- * one block holding the selector array and then its strings, freed by sl_claims_free. */
+ * one block holding the selector array and then its strings, freed by sl__claims_free. */
 static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
   sl_claims_t c = {0};
   size_t strings = 0;
@@ -61,7 +61,7 @@ static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_
   assert_true(n <= 64);
   for (size_t k = 0; k < n; k++)
     lens[k] = strlen(sels[k]);
-  sl_sub_t *s = sl_sub_new(conn_of(i), sels, lens, n, claims, has_token, 0);
+  sl_sub_t *s = sl__sub_new(conn_of(i), sels, lens, n, claims, has_token, 0);
   assert_non_null(s);
   assert_int_equal(s->last_seq, 0);
   return s;
@@ -69,7 +69,7 @@ static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_
 
 static sl_sub_t *add_sub(sl_broker_t *b, size_t i, const char *const *sels, size_t n) {
   sl_sub_t *s = sub_new(i, sels, n, NULL, 0);
-  assert_int_equal(sl_broker_add(b, s), 0);
+  assert_int_equal(sl__broker_add(b, s), 0);
   return s;
 }
 
@@ -82,7 +82,7 @@ static sl_frame_t *frame_for(const char *const *topics, size_t n, uint64_t seq, 
   u.is_private = is_private;
   char id[32];
   int len = snprintf(id, sizeof id, "id-%llu", (unsigned long long)seq);
-  sl_frame_t *f = sl_frame_update(&u, id, (size_t)len);
+  sl_frame_t *f = sl__frame_update(&u, id, (size_t)len);
   assert_non_null(f);
   f->seq = seq;
   return f;
@@ -110,7 +110,7 @@ static void expect_dispatch(sl_broker_t *b, sl_frame_t *f, const size_t *expecte
   static deliveries_t d;
   memset(&d, 0, sizeof d);
   d.frame = f;
-  sl_broker_dispatch(b, f, on_deliver, &d);
+  sl__broker_dispatch(b, f, on_deliver, &d);
   for (size_t i = 0; i < n; i++)
     if (d.count[expected[i]] != 1)
       fail_msg("seq %llu: subscriber %zu got the update %u times, expected once",
@@ -122,7 +122,7 @@ static void expect_dispatch(sl_broker_t *b, sl_frame_t *f, const size_t *expecte
 static sl_broker_t *new_broker(void) {
   sl_broker_t *b = malloc(sizeof *b);
   assert_non_null(b);
-  assert_int_equal(sl_broker_init(b), 0);
+  assert_int_equal(sl__broker_init(b), 0);
   return b;
 }
 
@@ -135,7 +135,7 @@ static void expect_empty_index(const sl_broker_t *b) {
 }
 
 static void free_broker(sl_broker_t *b) {
-  sl_broker_destroy(b);
+  sl__broker_destroy(b);
   free(b);
 }
 
@@ -153,28 +153,28 @@ static void test_exact_and_wildcard_selectors(void **state) {
 
   sl_frame_t *f = frame_for(a, 1, 1, 0);
   for (size_t i = 0; i < 5; i++)
-    assert_int_equal(sl_sub_wants(s[i], f), i == 0 || i == 2 || i == 3);
+    assert_int_equal(sl__sub_wants(s[i], f), i == 0 || i == 2 || i == 3);
   expect_dispatch(b, f, (const size_t[]){0, 2, 3}, 3);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   f = frame_for(bb, 1, 2, 0);
   expect_dispatch(b, f, (const size_t[]){1, 2, 3}, 3);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* A topic nobody names exactly reaches only the wildcard; "**" and prefixes are exact. */
   static const char *const other[] = {"https://example.com/c"};
   f = frame_for(other, 1, 3, 0);
-  assert_false(sl_sub_wants(s[4], f));
+  assert_false(sl__sub_wants(s[4], f));
   expect_dispatch(b, f, (const size_t[]){2}, 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   static const char *const star_topic[] = {"**"};
   f = frame_for(star_topic, 1, 4, 0);
   expect_dispatch(b, f, (const size_t[]){2, 4}, 2);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   for (size_t i = 0; i < 5; i++)
-    sl_broker_remove(b, s[i]);
+    sl__broker_remove(b, s[i]);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -189,12 +189,12 @@ static void test_alternate_topics(void **state) {
   sl_sub_t *s1 = add_sub(b, 1, alt, 1);
   static const char *const both[] = {"https://example.com/books/1", "urn:books:1"};
   sl_frame_t *f = frame_for(both, 2, 1, 0);
-  assert_true(sl_sub_wants(s0, f));
-  assert_true(sl_sub_wants(s1, f));
+  assert_true(sl__sub_wants(s0, f));
+  assert_true(sl__sub_wants(s1, f));
   expect_dispatch(b, f, (const size_t[]){0, 1}, 2);
-  sl_frame_unref(f);
-  sl_broker_remove(b, s0);
-  sl_broker_remove(b, s1);
+  sl__frame_unref(f);
+  sl__broker_remove(b, s0);
+  sl__broker_remove(b, s1);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -214,10 +214,10 @@ static void test_each_subscriber_once(void **state) {
   expect_dispatch(b, f, (const size_t[]){0, 1, 2}, 3);
   assert_int_equal(s0->last_seq, 7);
   assert_int_equal(s1->last_seq, 7);
-  sl_frame_unref(f);
-  sl_broker_remove(b, s1);
-  sl_broker_remove(b, s0);
-  sl_broker_remove(b, s2);
+  sl__frame_unref(f);
+  sl__broker_remove(b, s1);
+  sl__broker_remove(b, s0);
+  sl__broker_remove(b, s2);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -245,12 +245,12 @@ static void test_last_seq_dedupe(void **state) {
   expect_dispatch(b, f9, (const size_t[]){0, 1}, 2);
   assert_int_equal(s1->last_seq, 9);
 
-  sl_frame_unref(f3);
-  sl_frame_unref(f5);
-  sl_frame_unref(f8);
-  sl_frame_unref(f9);
-  sl_broker_remove(b, s0);
-  sl_broker_remove(b, s1);
+  sl__frame_unref(f3);
+  sl__frame_unref(f5);
+  sl__frame_unref(f8);
+  sl__frame_unref(f9);
+  sl__broker_remove(b, s0);
+  sl__broker_remove(b, s1);
   free_broker(b);
 }
 
@@ -288,36 +288,36 @@ static void test_private_updates(void **state) {
   c = claims_for(any, 1);
   s[8] = sub_new(8, a, 1, &c, 0);
   for (size_t i = 1; i < 9; i++)
-    assert_int_equal(sl_broker_add(b, s[i]), 0);
+    assert_int_equal(sl__broker_add(b, s[i]), 0);
 
   sl_frame_t *f = frame_for(a, 1, 1, 1);
   for (size_t i = 0; i < 9; i++)
-    assert_int_equal(sl_sub_may_read(s[i], f), i == 1 || i == 3);
+    assert_int_equal(sl__sub_may_read(s[i], f), i == 1 || i == 3);
   for (size_t i = 0; i < 9; i++)
-    assert_int_equal(sl_sub_wants(s[i], f), i == 1 || i == 3);
+    assert_int_equal(sl__sub_wants(s[i], f), i == 1 || i == 3);
   expect_dispatch(b, f, (const size_t[]){1, 3}, 2);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* A grant on any one of the update's topics is enough: subscriber 2 selects a, holds b. */
   static const char *const ab[] = {"https://example.com/a", "https://example.com/b"};
   f = frame_for(ab, 2, 2, 1);
   expect_dispatch(b, f, (const size_t[]){1, 2, 3}, 3);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* Holding b but selecting only a does not deliver an update on b alone. */
   f = frame_for(grant_b, 1, 3, 1);
   expect_dispatch(b, f, (const size_t[]){3}, 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* Public updates go to every selecting subscriber, token or not. */
   f = frame_for(a, 1, 4, 0);
   for (size_t i = 0; i < 9; i++)
-    assert_true(sl_sub_may_read(s[i], f));
+    assert_true(sl__sub_may_read(s[i], f));
   expect_dispatch(b, f, (const size_t[]){0, 1, 2, 3, 4, 5, 6, 7, 8}, 9);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   for (size_t i = 0; i < 9; i++)
-    sl_broker_remove(b, s[i]); /* frees the claims: ASan reports a leak otherwise */
+    sl__broker_remove(b, s[i]); /* frees the claims: ASan reports a leak otherwise */
   expect_empty_index(b);
   free_broker(b);
 }
@@ -329,21 +329,21 @@ static void test_selectors_copied(void **state) {
   char sel[] = "topic-xyz";
   const char *sels[] = {sel};
   size_t len = 7; /* "topic-x" */
-  sl_sub_t *s = sl_sub_new(conn_of(0), sels, &len, 1, NULL, 0, 0);
+  sl_sub_t *s = sl__sub_new(conn_of(0), sels, &len, 1, NULL, 0, 0);
   assert_non_null(s);
   assert_ptr_equal(s->conn, conn_of(0));
   assert_int_equal(s->node_count, 1);
   memset(sel, 'Q', sizeof sel - 1);
-  assert_int_equal(sl_broker_add(b, s), 0);
+  assert_int_equal(sl__broker_add(b, s), 0);
   static const char *const tx[] = {"topic-x"};
   static const char *const txyz[] = {"topic-xyz"};
   sl_frame_t *f = frame_for(tx, 1, 1, 0);
   expect_dispatch(b, f, (const size_t[]){0}, 1);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
   f = frame_for(txyz, 1, 2, 0);
   expect_dispatch(b, f, NULL, 0);
-  sl_frame_unref(f);
-  sl_broker_remove(b, s);
+  sl__frame_unref(f);
+  sl__broker_remove(b, s);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -352,13 +352,13 @@ static void test_no_selectors(void **state) {
   (void)state;
   sl_broker_t *b = new_broker();
   sl_sub_t *s = sub_new(0, NULL, 0, NULL, 0);
-  assert_int_equal(sl_broker_add(b, s), 0);
+  assert_int_equal(sl__broker_add(b, s), 0);
   static const char *const t[] = {"t"};
   sl_frame_t *f = frame_for(t, 1, 1, 0);
-  assert_false(sl_sub_wants(s, f));
+  assert_false(sl__sub_wants(s, f));
   expect_dispatch(b, f, NULL, 0);
-  sl_frame_unref(f);
-  sl_broker_remove(b, s);
+  sl__frame_unref(f);
+  sl__broker_remove(b, s);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -374,35 +374,35 @@ static void test_remove(void **state) {
   assert_int_equal(b->bucket_count, 2);
 
   /* Removing from the middle of a bucket's list keeps the others linked. */
-  sl_broker_remove(b, s1);
+  sl__broker_remove(b, s1);
   assert_int_equal(b->bucket_count, 1); /* "u" had only s1 */
   assert_null(b->scanned);
   static const char *const u[] = {"u"};
   sl_frame_t *f = frame_for(u, 1, 1, 0);
   expect_dispatch(b, f, NULL, 0);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
   f = frame_for(t, 1, 2, 0);
   expect_dispatch(b, f, (const size_t[]){0, 2}, 2);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* The head of the list, then the last one. */
-  sl_broker_remove(b, s2);
+  sl__broker_remove(b, s2);
   assert_int_equal(b->bucket_count, 1);
   f = frame_for(t, 1, 3, 0);
   expect_dispatch(b, f, (const size_t[]){0}, 1);
-  sl_frame_unref(f);
-  sl_broker_remove(b, s0);
+  sl__frame_unref(f);
+  sl__broker_remove(b, s0);
   expect_empty_index(b);
   f = frame_for(t, 1, 4, 0);
   expect_dispatch(b, f, NULL, 0);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 
   /* The topic can be subscribed again after its bucket was freed. */
   s0 = add_sub(b, 0, t, 1);
   f = frame_for(t, 1, 5, 0);
   expect_dispatch(b, f, (const size_t[]){0}, 1);
-  sl_frame_unref(f);
-  sl_broker_remove(b, s0);
+  sl__frame_unref(f);
+  sl__broker_remove(b, s0);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -426,10 +426,10 @@ static void test_index_grows(void **state) {
     const char *topic[] = {names[i]};
     sl_frame_t *f = frame_for(topic, 1, i + 1, 0);
     expect_dispatch(b, f, (const size_t[]){i}, 1);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   for (size_t i = 0; i < N; i += 2)
-    sl_broker_remove(b, s[i]);
+    sl__broker_remove(b, s[i]);
   assert_int_equal(b->bucket_count, N / 2);
   for (size_t i = 0; i < N; i++) {
     const char *topic[] = {names[i]};
@@ -438,10 +438,10 @@ static void test_index_grows(void **state) {
       expect_dispatch(b, f, (const size_t[]){i}, 1);
     else
       expect_dispatch(b, f, NULL, 0);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   for (size_t i = 1; i < N; i += 2)
-    sl_broker_remove(b, s[i]);
+    sl__broker_remove(b, s[i]);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -501,7 +501,7 @@ static void model_subscribe(sl_broker_t *b, model_sub_t *m, size_t i) {
   }
   sl_claims_t c = claims_for(grants, m->ngrant);
   m->sub = sub_new(i, sels, m->nsel, &c, m->has_token);
-  assert_int_equal(sl_broker_add(b, m->sub), 0);
+  assert_int_equal(sl__broker_add(b, m->sub), 0);
 }
 
 static void test_many_subscribers_against_model(void **state) {
@@ -523,7 +523,7 @@ static void test_many_subscribers_against_model(void **state) {
     for (int k = 0; k < 20; k++) {
       size_t i = (size_t)rand() % SUBS;
       if (model[i].sub) {
-        sl_broker_remove(b, model[i].sub);
+        sl__broker_remove(b, model[i].sub);
         model[i].sub = NULL;
       } else {
         model_subscribe(b, &model[i], i);
@@ -544,13 +544,13 @@ static void test_many_subscribers_against_model(void **state) {
         continue;
       int want = model_selects(&model[i], topics, n) &&
                  model_may_read(&model[i], topics, n, is_private);
-      if (sl_sub_wants(model[i].sub, f) != want)
-        fail_msg("round %zu: sl_sub_wants(subscriber %zu) = %d, expected %d", round, i, !want,
+      if (sl__sub_wants(model[i].sub, f) != want)
+        fail_msg("round %zu: sl__sub_wants(subscriber %zu) = %d, expected %d", round, i, !want,
                  want);
     }
     memset(&d, 0, sizeof d);
     d.frame = f;
-    sl_broker_dispatch(b, f, on_deliver, &d);
+    sl__broker_dispatch(b, f, on_deliver, &d);
     for (size_t i = 0; i < SUBS; i++) {
       unsigned want = model[i].sub && model_selects(&model[i], topics, n) &&
                       model_may_read(&model[i], topics, n, is_private);
@@ -561,7 +561,7 @@ static void test_many_subscribers_against_model(void **state) {
     }
     delivered += d.total;
     privately += is_private ? d.total : 0;
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   /* The workload must have exercised what it claims to. */
   assert_true(delivered > ROUNDS * 10);
@@ -569,7 +569,7 @@ static void test_many_subscribers_against_model(void **state) {
 
   for (size_t i = 0; i < SUBS; i++)
     if (model[i].sub)
-      sl_broker_remove(b, model[i].sub);
+      sl__broker_remove(b, model[i].sub);
   expect_empty_index(b);
   free_broker(b);
 }

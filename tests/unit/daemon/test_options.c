@@ -53,7 +53,7 @@ static int parse(sl_options_t *opt, char *err, size_t errlen, ...) {
   }
   va_end(ap);
   argv[argc] = NULL;
-  return sl_options_parse(opt, argc, argv, err, errlen);
+  return sl__options_parse(opt, argc, argv, err, errlen);
 }
 
 /* A config file with the given text; the caller unlinks path. */
@@ -145,7 +145,7 @@ static void test_defaults(void **state) {
   assert_null(opt.config_file);
   assert_null(opt.log_file);
   assert_int_equal(opt.verbose + opt.show_help + opt.show_version, 0);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 }
 
 static void test_every_flag_both_forms(void **state) {
@@ -162,12 +162,12 @@ static void test_every_flag_both_forms(void **state) {
     else
       assert_int_equal(parse(&opt, err, sizeof err, flag, s->value, NULL), 0);
     check_setting(&opt, s);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
 
     snprintf(joined, sizeof joined, "--%s=%s", s->name, s->value);
     assert_int_equal(parse(&opt, err, sizeof err, joined, NULL), 0);
     check_setting(&opt, s);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
   }
 }
 
@@ -180,7 +180,7 @@ static void test_every_setting_from_env(void **state) {
     setenv(var, s->value, 1);
     assert_int_equal(parse(&opt, err, sizeof err, NULL), 0);
     check_setting(&opt, s);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     clear_env(state);
   }
 }
@@ -197,7 +197,7 @@ static void test_every_setting_from_config_file(void **state) {
     assert_int_equal(parse(&opt, err, sizeof err, "--config", path, NULL), 0);
     check_setting(&opt, s);
     assert_string_equal(opt.config_file, path);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     unlink(path);
   }
 }
@@ -211,26 +211,26 @@ static void test_booleans(void **state) {
   assert_int_equal(parse(&opt, err, sizeof err, "--anonymous", "--verbose", NULL), 0);
   assert_int_equal(opt.hub.anonymous, 1);
   assert_int_equal(opt.verbose, 1);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 
   for (size_t i = 0; i < 5; i++) {
     setenv("SLUICE_ANONYMOUS", yes[i], 1);
     assert_int_equal(parse(&opt, err, sizeof err, NULL), 0);
     assert_int_equal(opt.hub.anonymous, 1);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
   }
   for (size_t i = 0; i < 4; i++) {
     setenv("SLUICE_ANONYMOUS", no[i], 1);
     assert_int_equal(parse(&opt, err, sizeof err, NULL), 0);
     assert_int_equal(opt.hub.anonymous, 0);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
   }
   /* A bare flag takes no value: the next argument is parsed as a flag of its own. */
   setenv("SLUICE_ANONYMOUS", "0", 1);
   assert_int_equal(parse(&opt, err, sizeof err, "--anonymous", "--history-size", "3", NULL), 0);
   assert_int_equal(opt.hub.anonymous, 1);
   assert_int_equal(opt.hub.history_size, 3);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   clear_env(state);
 
   char path[32];
@@ -238,11 +238,11 @@ static void test_booleans(void **state) {
   assert_int_equal(parse(&opt, err, sizeof err, "--config", path, "--verbose", NULL), 0);
   assert_int_equal(opt.hub.anonymous, 1);
   assert_int_equal(opt.verbose, 1);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   assert_int_equal(parse(&opt, err, sizeof err, "--config", path, "--anonymous=no", NULL), 0);
   assert_int_equal(opt.hub.anonymous, 0);
   assert_int_equal(opt.verbose, 0);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   unlink(path);
 }
 
@@ -256,7 +256,7 @@ static void test_precedence(void **state) {
   assert_int_equal(opt.hub.listen_count, 2);
   assert_string_equal(opt.hub.listen[1], "127.0.0.1:2");
   assert_string_equal(opt.hub.jwt_key, "file");
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 
   /* The environment beats the file, value by value; an address list replaces the file's. */
   setenv("SLUICE_HISTORY_SIZE", "5", 1);
@@ -266,7 +266,7 @@ static void test_precedence(void **state) {
   assert_int_equal(opt.hub.listen_count, 1);
   assert_string_equal(opt.hub.listen[0], "127.0.0.1:3");
   assert_string_equal(opt.hub.jwt_key, "file");
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 
   /* Flags beat both. */
   assert_int_equal(parse(&opt, err, sizeof err, "--history-size", "9", "--config", path,
@@ -276,13 +276,13 @@ static void test_precedence(void **state) {
   assert_string_equal(opt.hub.listen[0], "127.0.0.1:4");
   assert_string_equal(opt.hub.listen[1], "127.0.0.1:5");
   assert_string_equal(opt.hub.jwt_key, "file");
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 
   /* An empty variable counts as unset. */
   setenv("SLUICE_HISTORY_SIZE", "", 1);
   assert_int_equal(parse(&opt, err, sizeof err, "--config", path, NULL), 0);
   assert_int_equal(opt.hub.history_size, 7);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   clear_env(state);
 
   /* SLUICE_CONFIG names the file; --config beats it. */
@@ -291,11 +291,11 @@ static void test_precedence(void **state) {
   setenv("SLUICE_CONFIG", path, 1);
   assert_int_equal(parse(&opt, err, sizeof err, NULL), 0);
   assert_int_equal(opt.hub.history_size, 7);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   assert_int_equal(parse(&opt, err, sizeof err, "--config", other, NULL), 0);
   assert_int_equal(opt.hub.history_size, 11);
   assert_null(opt.hub.jwt_key);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   unlink(other);
   unlink(path);
 }
@@ -323,7 +323,7 @@ static void test_config_file_syntax(void **state) {
   assert_string_equal(opt.hub.listen[0], "127.0.0.1:8081");
   assert_string_equal(opt.hub.listen[1], "[::1]:8082");
   assert_int_equal(opt.hub.history_size, 12);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   unlink(path);
 }
 
@@ -355,7 +355,7 @@ static void test_config_file_errors(void **state) {
     assert_ptr_equal(strstr(err, want), err);
     assert_non_null(strstr(err, cases[i].want));
     assert_null(strchr(err, '\n'));
-    sl_options_free(&opt);
+    sl__options_free(&opt);
     unlink(path);
   }
 
@@ -440,7 +440,7 @@ static void test_bad_values(void **state) {
                    NULL);
     if (cases[i].want == NULL) {
       assert_int_equal(rc, 0);
-      sl_options_free(&opt);
+      sl__options_free(&opt);
       continue;
     }
     if (rc != -EINVAL || strstr(err, cases[i].want) == NULL)
@@ -449,7 +449,7 @@ static void test_bad_values(void **state) {
     assert_null(strchr(err, '\n'));
     /* A failed parse leaves nothing to free, and freeing again is harmless. */
     assert_int_equal(opt.owned_count, 0);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
   }
 
   /* An over-long value is cut in the message, which stays one line and bounded. */
@@ -503,7 +503,7 @@ static void test_unrelated_env(void **state) {
   assert_int_equal(parse(&opt, err, sizeof err, NULL), 0);
   assert_int_equal(opt.show_help, 0);
   assert_int_equal(opt.show_version, 0);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 }
 
 /* --help and --version work even when the environment holds a bad value. */
@@ -515,14 +515,14 @@ static void test_help_and_version(void **state) {
   setenv("SLUICE_CONFIG", "/nonexistent/sluice.conf", 1);
   assert_int_equal(parse(&opt, err, sizeof err, "--help", NULL), 0);
   assert_int_equal(opt.show_help, 1);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   assert_int_equal(parse(&opt, err, sizeof err, "-h", NULL), 0);
   assert_int_equal(opt.show_help, 1);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   assert_int_equal(parse(&opt, err, sizeof err, "--heartbeat", "x", "--version", NULL), 0);
   assert_int_equal(opt.show_version, 1);
   assert_int_equal(opt.show_help, 0);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   /* ...but not when the command line itself is wrong. */
   assert_int_equal(parse(&opt, err, sizeof err, "--help", "--nope", NULL), -EINVAL);
   assert_non_null(strstr(err, "'--nope'"));
@@ -541,7 +541,7 @@ static void test_listen(void **state) {
                                      "[::ffff:10.0.0.1]:82"};
   assert_int_equal(opt.hub.listen_count, 7);
   for (unsigned i = 0; i < 7; i++) assert_string_equal(opt.hub.listen[i], want[i]);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 
   static const char *const bad[] = {
     "127.0.0.1",        "127.0.0.1:",       ":8080",           "127.0.0.1:65536",
@@ -567,7 +567,7 @@ static void test_listen(void **state) {
   assert_int_equal(parse(&opt, err, sizeof err, "--listen", list, NULL), 0);
   assert_int_equal(opt.hub.listen_count, SL_MAX_LISTEN);
   assert_string_equal(opt.hub.listen[SL_MAX_LISTEN - 1], "127.0.0.1:9015");
-  sl_options_free(&opt);
+  sl__options_free(&opt);
   assert_int_equal(parse(&opt, err, sizeof err, "--listen", list, "--listen", "[::1]:1", NULL),
                    -EINVAL);
   assert_non_null(strstr(err, "--listen: more than 16 addresses"));
@@ -587,7 +587,7 @@ static void test_sizes_and_seconds(void **state) {
     char err[256];
     assert_int_equal(parse(&opt, err, sizeof err, "--max-queue", sizes[i].text, NULL), 0);
     assert_int_equal(opt.hub.max_queue, sizes[i].want);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
   }
   static const struct {
     const char *text;
@@ -601,7 +601,7 @@ static void test_sizes_and_seconds(void **state) {
     char err[256];
     assert_int_equal(parse(&opt, err, sizeof err, "--drain-delay", secs[i].text, NULL), 0);
     assert_true(opt.hub.drain_delay == secs[i].want);
-    sl_options_free(&opt);
+    sl__options_free(&opt);
   }
 }
 
@@ -612,7 +612,7 @@ static void test_strings_are_owned(void **state) {
   char err[256], flag[] = "--jwt-key=secret", addr[] = "127.0.0.1:1";
   setenv("SLUICE_JWT_ISSUER", "issuer", 1);
   char *argv[] = {"sluice", flag, "--listen", addr, NULL};
-  assert_int_equal(sl_options_parse(&opt, 4, argv, err, sizeof err), 0);
+  assert_int_equal(sl__options_parse(&opt, 4, argv, err, sizeof err), 0);
   memset(flag, 'x', sizeof flag - 1);
   memset(addr, 'x', sizeof addr - 1);
   setenv("SLUICE_JWT_ISSUER", "changed", 1);
@@ -621,7 +621,7 @@ static void test_strings_are_owned(void **state) {
   assert_string_equal(opt.hub.listen[0], "127.0.0.1:1");
   assert_string_equal(opt.hub.jwt_issuer, "issuer");
   assert_true(opt.owned_count >= 3);
-  sl_options_free(&opt);
+  sl__options_free(&opt);
 }
 
 static char *capture(void (*fn)(FILE *)) {
@@ -636,7 +636,7 @@ static char *capture(void (*fn)(FILE *)) {
 
 static void test_usage(void **state) {
   (void)state;
-  char *text = capture(sl_options_usage);
+  char *text = capture(sl__options_usage);
   static const char *const want[] = {
     "--listen HOST:PORT", "127.0.0.1:8080", "--workers", "--jwt-key", "--publisher-jwt-key",
     "--subscriber-jwt-key", "--jwt-audience", "--jwt-issuer", "--anonymous", "--history-size",
@@ -657,7 +657,7 @@ static void test_usage(void **state) {
   free(text);
 }
 
-/* Runs sl_token_command("token", args...) and captures both streams. */
+/* Runs sl__token_command("token", args...) and captures both streams. */
 static int token(char **out, char **errout, ...) {
   char *argv[MAX_ARGS];
   int argc = 0;
@@ -675,7 +675,7 @@ static int token(char **out, char **errout, ...) {
   FILE *e = open_memstream(errout, &elen);
   assert_non_null(o);
   assert_non_null(e);
-  int rc = sl_token_command(argc, argv, o, e);
+  int rc = sl__token_command(argc, argv, o, e);
   fclose(o);
   fclose(e);
   return rc;
@@ -757,10 +757,10 @@ static void check_token(const char *out, const char *key, sl_role_t role, const 
 
   sl_auth_t *auth;
   const char *why = NULL;
-  assert_int_equal(sl_auth_new(&auth, key, key, aud, iss), 0);
-  int rc = sl_auth_verify(auth, role, out, len, (int64_t)time(NULL), claims, &why);
+  assert_int_equal(sl__auth_new(&auth, key, key, aud, iss), 0);
+  int rc = sl__auth_verify(auth, role, out, len, (int64_t)time(NULL), claims, &why);
   if (rc != 0) fail_msg("token does not verify: %d (%s)", rc, why ? why : "");
-  sl_auth_free(auth);
+  sl__auth_free(auth);
 }
 
 static void test_token_mints(void **state) {
@@ -780,7 +780,7 @@ static void test_token_mints(void **state) {
   assert_int_equal(sl__selectors_match(claims.publish, claims.publish_count, "https://e.x/b", 13), 1);
   assert_int_equal(claims.subscribe_count, 0);
   assert_true(claims.exp >= now + 59 && claims.exp <= now + 61);
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
   free(out);
   free(err);
 
@@ -788,10 +788,10 @@ static void test_token_mints(void **state) {
   assert_int_equal(token(&out, &err, "--key", "k1", "--subscribe", "t", NULL), 0);
   sl_auth_t *auth;
   const char *why;
-  assert_int_equal(sl_auth_new(&auth, "other", "other", NULL, NULL), 0);
-  assert_int_equal(sl_auth_verify(auth, SL_ROLE_SUBSCRIBER, out, strlen(out) - 1, now, &claims,
+  assert_int_equal(sl__auth_new(&auth, "other", "other", NULL, NULL), 0);
+  assert_int_equal(sl__auth_verify(auth, SL_ROLE_SUBSCRIBER, out, strlen(out) - 1, now, &claims,
                                   &why), -EACCES);
-  sl_auth_free(auth);
+  sl__auth_free(auth);
   free(out);
   free(err);
 
@@ -803,7 +803,7 @@ static void test_token_mints(void **state) {
   assert_true(claims.subscribe_count >= 1);
   assert_int_equal(claims.publish_count, 0);
   assert_int_equal(claims.exp, 0);
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
   free(out);
   free(err);
 
@@ -811,12 +811,12 @@ static void test_token_mints(void **state) {
   setenv("SLUICE_PUBLISHER_JWT_KEY", "pub-key", 1);
   assert_int_equal(token(&out, &err, "--publish", "x", NULL), 0);
   check_token(out, "pub-key", SL_ROLE_PUBLISHER, NULL, NULL, &claims);
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
   free(out);
   free(err);
   assert_int_equal(token(&out, &err, "--subscribe", "x", NULL), 0);
   check_token(out, "env-key", SL_ROLE_SUBSCRIBER, NULL, NULL, &claims);
-  sl_claims_free(&claims);
+  sl__claims_free(&claims);
   free(out);
   free(err);
   unsetenv("SLUICE_PUBLISHER_JWT_KEY");

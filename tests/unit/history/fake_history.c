@@ -55,7 +55,7 @@ static int fake_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done, 
                 sizeof *fh->pending)) == 0 &&
       (r = grow((void **)&fh->stored, &fh->stored_cap,
                 fh->stored_count + fh->pending_count + 1, sizeof *fh->stored)) == 0)
-    fh->pending[fh->pending_count++] = (pending_t){sl_frame_ref(f), done, arg};
+    fh->pending[fh->pending_count++] = (pending_t){sl__frame_ref(f), done, arg};
   uv_mutex_unlock(&fh->lock);
   return r;
 }
@@ -81,11 +81,11 @@ size_t fake_history_complete(sl_history_t *h, size_t n, int err) {
     memmove(fh->pending, fh->pending + 1, --fh->pending_count * sizeof *fh->pending);
     if (err == 0) {
       p.frame->seq = fh->first_seq + fh->stored_count;
-      fh->stored[fh->stored_count++] = sl_frame_ref(p.frame);
+      fh->stored[fh->stored_count++] = sl__frame_ref(p.frame);
     }
     uv_mutex_unlock(&fh->lock);
     p.done(p.frame, err, p.arg);
-    sl_frame_unref(p.frame);
+    sl__frame_unref(p.frame);
   }
   return done;
 }
@@ -141,7 +141,7 @@ static int fake_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t
   uv_mutex_lock(&fh->lock);
   for (; (size_t)n < max && c->next <= c->upto && c->next < fh->first_seq + fh->stored_count;
        n++, c->next++)
-    frames[n] = sl_frame_ref(fh->stored[c->next - fh->first_seq]);
+    frames[n] = sl__frame_ref(fh->stored[c->next - fh->first_seq]);
   if (n > 0)
     c->pos = c->next - 1;
   uv_mutex_unlock(&fh->lock);
@@ -166,7 +166,7 @@ static void fake_destroy(sl_history_t *h) {
   assert(fh->cursors == 0);
   fake_history_complete(h, SIZE_MAX, -ECANCELED);
   for (size_t i = 0; i < fh->stored_count; i++)
-    sl_frame_unref(fh->stored[i]);
+    sl__frame_unref(fh->stored[i]);
   uv_mutex_destroy(&fh->lock);
   free(fh->pending);
   free(fh->stored);

@@ -21,7 +21,7 @@ static sl_frame_t *make_frame(const char *id) {
   u.topic_count = 1;
   u.data = id;
   u.data_len = strlen(id);
-  sl_frame_t *f = sl_frame_update(&u, id, strlen(id));
+  sl_frame_t *f = sl__frame_update(&u, id, strlen(id));
   assert_non_null(f);
   return f;
 }
@@ -80,7 +80,7 @@ static void test_completes_when_told(void **state) {
   assert_int_equal(found, 1);
   assert_int_equal(sl__history_cursor_next(cur, page, 8), 1);
   assert_ptr_equal(page[0], f[1]);
-  sl_frame_unref(page[0]);
+  sl__frame_unref(page[0]);
   assert_int_equal(sl__history_cursor_pos(cur), 43);
   assert_int_equal(sl__history_cursor_next(cur, page, 8), 0);
   sl__history_cursor_close(cur);
@@ -92,10 +92,10 @@ static void test_completes_when_told(void **state) {
   assert_ptr_equal(c.frame[3], f[3]);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(atomic_load(&f[i]->refs), 1);
-    sl_frame_unref(f[i]);
+    sl__frame_unref(f[i]);
   }
   assert_int_equal(atomic_load(&g->refs), 1);
-  sl_frame_unref(g);
+  sl__frame_unref(g);
 }
 
 int main(void) {

@@ -34,7 +34,7 @@ static sl_frame_t *new_frame(const char *id) {
   u.topic_count = 1;
   u.data = id;
   u.data_len = strlen(id);
-  return sl_frame_update(&u, id, strlen(id));
+  return sl__frame_update(&u, id, strlen(id));
 }
 
 static sl_frame_t *make_frame(const char *id) {
@@ -75,7 +75,7 @@ static void append_as(sl_history_t *h, sl_frame_t *f, uint64_t seq) {
 static void append_owned(sl_history_t *h, const char *id, uint64_t seq) {
   sl_frame_t *f = make_frame(id);
   append_as(h, f, seq);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 typedef struct visits_s {
@@ -96,7 +96,7 @@ static int read_cursor(sl_history_cursor_t *c, size_t max, visits_t *v) {
       assert_true(atomic_load(&page[i]->refs) >= 1);
       assert_int_equal(strlen(page[i]->id), page[i]->id_len);
       v->seq[v->n++] = page[i]->seq;
-      sl_frame_unref(page[i]);
+      sl__frame_unref(page[i]);
     }
     assert_int_equal(sl__history_cursor_pos(c), v->seq[v->n - 1]);
   }
@@ -135,7 +135,7 @@ static void expect_replay(sl_history_t *h, const char *after, uint64_t upto, int
 
 static sl_history_t *new_history(size_t capacity) {
   sl_history_t *h = NULL;
-  assert_int_equal(sl_history_memory_new(&h, capacity), 0);
+  assert_int_equal(sl__history_memory_new(&h, capacity), 0);
   assert_non_null(h);
   assert_non_null(h->ops);
   return h;
@@ -221,7 +221,7 @@ static void test_eviction(void **state) {
   sl__history_destroy(h);
   for (int i = 0; i < 5; i++) {
     assert_int_equal(atomic_load(&f[i]->refs), 1);
-    sl_frame_unref(f[i]);
+    sl__frame_unref(f[i]);
   }
 }
 
@@ -251,7 +251,7 @@ static void test_capacity_zero_keeps_nothing(void **state) {
     append_owned(h, "b", s);
   expect_replay(h, "earliest", UINT64_MAX, 0, 1, 0);
   sl__history_destroy(h);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void test_capacity_one(void **state) {
@@ -287,7 +287,7 @@ static void test_seq_hint_overwritten(void **state) {
     sl_frame_t *f = make_frame(id);
     f->seq = base + i * 3;
     append_as(h, f, i + 1);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   expect_replay(h, NULL, UINT64_MAX, 0, 14, 20);
   expect_replay(h, "n15", UINT64_MAX, 1, 17, 20);
@@ -313,7 +313,7 @@ static void test_destroy_releases_every_frame(void **state) {
   sl__history_destroy(h);
   for (int i = 0; i < N; i++) {
     assert_int_equal(atomic_load(&f[i]->refs), 1);
-    sl_frame_unref(f[i]);
+    sl__frame_unref(f[i]);
   }
 }
 
@@ -373,7 +373,7 @@ static int churn_read(sl_history_t *h, const char *after, uint64_t upto, size_t 
         v->out_of_order = 1;
       v->next++;
       v->n++;
-      sl_frame_unref(f);
+      sl__frame_unref(f);
     }
   }
   sl__history_cursor_close(c);
@@ -473,7 +473,7 @@ static void test_append_numbers_and_completes(void **state) {
     assert_int_equal(f->seq, s);
     assert_int_equal(atomic_load(&f->refs), 2); /* the ring's and ours */
     assert_int_equal(sl__history_last_seq(h), s);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
   sl__history_destroy(h);
 }
@@ -533,12 +533,12 @@ static void test_paging_matches_one_page(void **state) {
   assert_int_equal(sl__history_cursor_next(c, page, 3), 3);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(page[i]->seq, 41 + (uint64_t)i);
-    sl_frame_unref(page[i]);
+    sl__frame_unref(page[i]);
   }
   assert_int_equal(sl__history_cursor_pos(c), 43);
   assert_int_equal(sl__history_cursor_next(c, page, 1), 1);
   assert_int_equal(page[0]->seq, 44);
-  sl_frame_unref(page[0]);
+  sl__frame_unref(page[0]);
   assert_int_equal(sl__history_cursor_pos(c), 44);
   sl__history_cursor_close(c);
   sl__history_destroy(h);
@@ -557,13 +557,13 @@ static void test_cursor_stops_at_upto(void **state) {
   assert_int_equal(sl__history_cursor_open(h, NULL, 5, &c, &found), 0);
   assert_int_equal(sl__history_cursor_open(h, NULL, UINT64_MAX, &open_ended, &found), 0);
   assert_int_equal(sl__history_cursor_next(c, page, 2), 2);
-  sl_frame_unref(page[0]);
-  sl_frame_unref(page[1]);
+  sl__frame_unref(page[0]);
+  sl__frame_unref(page[1]);
   append_owned(h, "z", 9);
   assert_int_equal(sl__history_cursor_next(c, page, 16), 3);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(page[i]->seq, 3 + (uint64_t)i);
-    sl_frame_unref(page[i]);
+    sl__frame_unref(page[i]);
   }
   assert_int_equal(sl__history_cursor_next(c, page, 16), 0);
   assert_int_equal(sl__history_cursor_pos(c), 5);
@@ -572,7 +572,7 @@ static void test_cursor_stops_at_upto(void **state) {
   assert_int_equal(sl__history_cursor_next(open_ended, page, 16), 9);
   for (int i = 0; i < 9; i++) {
     assert_int_equal(page[i]->seq, 1 + (uint64_t)i);
-    sl_frame_unref(page[i]);
+    sl__frame_unref(page[i]);
   }
   assert_int_equal(sl__history_cursor_next(open_ended, page, 16), 0);
   sl__history_cursor_close(open_ended);
@@ -594,11 +594,11 @@ static void test_overtaken_cursor(void **state) {
   assert_int_equal(found, 1);
   assert_int_equal(sl__history_cursor_open(h, NULL, UINT64_MAX, &caught_up, &found), 0);
   assert_int_equal(sl__history_cursor_next(slow, page, 2), 2); /* 1, 2 */
-  sl_frame_unref(page[0]);
-  sl_frame_unref(page[1]);
+  sl__frame_unref(page[0]);
+  sl__frame_unref(page[1]);
   assert_int_equal(sl__history_cursor_next(caught_up, page, 3), 3); /* 1, 2, 3 */
   for (int i = 0; i < 3; i++)
-    sl_frame_unref(page[i]);
+    sl__frame_unref(page[i]);
 
   append_owned(h, "other", 5); /* evicts 1 */
   append_owned(h, "other", 6); /* evicts 2 */
@@ -613,7 +613,7 @@ static void test_overtaken_cursor(void **state) {
   assert_int_equal(sl__history_cursor_next(caught_up, page, 8), 4);
   for (int i = 0; i < 4; i++) {
     assert_int_equal(page[i]->seq, 4 + (uint64_t)i);
-    sl_frame_unref(page[i]);
+    sl__frame_unref(page[i]);
   }
   sl__history_cursor_close(slow);
   sl__history_cursor_close(fresh);
@@ -653,7 +653,7 @@ static void appender(void *arg) {
     if (f == NULL || sl__history_append(t->h, f, threaded_done, &seq) != 0 || seq != i)
       t->append_errors++;
     if (f)
-      sl_frame_unref(f);
+      sl__frame_unref(f);
   }
   atomic_store(&t->appending, 0);
 }
@@ -693,7 +693,7 @@ static void reader(void *arg) {
           t->read_errors++;
         prev = f->seq;
         t->frames++;
-        sl_frame_unref(f);
+        sl__frame_unref(f);
       }
       if (sl__history_cursor_pos(c) != prev)
         t->read_errors++;

@@ -212,7 +212,7 @@ static void test_get_routed_with_path_query_headers(void **state) {
   assert_null(strstr(got, "Connection: close"));
   assert_non_null(strstr(got, "\r\n\r\ntopic=x&b=2"));
   assert_false(eof); /* keep-alive */
-  assert_int_equal(sl_metric_get(&F.metrics.requests_total), 1);
+  assert_int_equal(sl__metric_get(&F.metrics.requests_total), 1);
 }
 
 static void test_absolute_form_routed_by_path(void **state) {
@@ -235,7 +235,7 @@ static void test_404_and_405(void **state) {
   assert_non_null(strstr(got, "\r\nAllow: GET, HEAD\r\n"));
   assert_non_null(strstr(got, "only GET here"));
   assert_int_equal(F.ncalls, 0);
-  assert_int_equal(sl_metric_get(&F.metrics.errors_total), 2);
+  assert_int_equal(sl__metric_get(&F.metrics.errors_total), 2);
 }
 
 static void test_pipelined_answered_in_order(void **state) {
@@ -252,7 +252,7 @@ static void test_pipelined_answered_in_order(void **state) {
   assert_non_null(b);
   assert_true(a < b);
   assert_false(eof);
-  assert_int_equal(sl_metric_get(&F.metrics.writes_total), 1); /* one turn, one write */
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), 1); /* one turn, one write */
 }
 
 static void test_http10_closes(void **state) {

@@ -102,7 +102,7 @@ static int teardown(void **state) {
   (void)state;
   sl__transport_destroy(&F.t);
   assert_int_equal(F.t.conn_count, 0);
-  assert_int_equal(sl_metric_get(&F.metrics.connections), 0);
+  assert_int_equal(sl__metric_get(&F.metrics.connections), 0);
   if (F.peer >= 0)
     close(F.peer);
   close(F.epfd);
@@ -178,7 +178,7 @@ static sl_frame_t *big_frame(size_t len, char fill) {
   assert_non_null(b);
   for (size_t i = 0; i < len; i++)
     b[i] = (char)(fill + (char)(i % 23));
-  sl_frame_t *f = sl_frame_raw(b, len);
+  sl_frame_t *f = sl__frame_raw(b, len);
   free(b);
   assert_non_null(f);
   return f;
@@ -186,7 +186,7 @@ static sl_frame_t *big_frame(size_t len, char fill) {
 
 static void push_unref(sl_conn_t *c, sl_frame_t *f) {
   assert_int_equal(sl__conn_push(c, f), 0);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 static void small_sndbuf(sl_conn_t *c) {
@@ -199,7 +199,7 @@ static void small_sndbuf(sl_conn_t *c) {
 static void test_data_reaches_protocol(void **state) {
   (void)state;
   sl_conn_t *c = accept_pair();
-  assert_int_equal(sl_metric_get(&F.metrics.accepted_total), 1);
+  assert_int_equal(sl__metric_get(&F.metrics.accepted_total), 1);
   assert_true(c->flags & SL_CONN_POLL_R);
   assert_int_equal(send(F.peer, "GET / HTTP/1.1\r\n", 16, 0), 16);
   assert_int_equal(pump(100), 1);
@@ -227,9 +227,9 @@ static void test_flush_writes_queue_in_one_write(void **state) {
   (void)state;
   sl_conn_t *c = accept_pair();
   sl__conn_mark(c, SL_CONN_CHUNKED);
-  push_unref(c, sl_frame_raw("HTTP/1.1 200 OK\r\n\r\n", 19));
-  push_unref(c, sl_frame_chunk("data: a\n\n", 9));
-  push_unref(c, sl_frame_chunk("data: bb\n\n", 10));
+  push_unref(c, sl__frame_raw("HTTP/1.1 200 OK\r\n\r\n", 19));
+  push_unref(c, sl__frame_chunk("data: a\n\n", 9));
+  push_unref(c, sl__frame_chunk("data: bb\n\n", 10));
   static const char want[] = "HTTP/1.1 200 OK\r\n\r\n"
                              "9\r\ndata: a\n\n\r\n"
                              "a\r\ndata: bb\n\n\r\n";
@@ -238,8 +238,8 @@ static void test_flush_writes_queue_in_one_write(void **state) {
   size_t len = 0;
   assert_int_equal(peer_read(buf, sizeof buf, &len), 0); /* nothing before the flush */
   sl__conn_flush(c);
-  assert_int_equal(sl_metric_get(&F.metrics.writes_total), 1);
-  assert_int_equal(sl_metric_get(&F.metrics.bytes_out_total), sizeof want - 1);
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), 1);
+  assert_int_equal(sl__metric_get(&F.metrics.bytes_out_total), sizeof want - 1);
   assert_int_equal(c->q_len, 0);
   assert_int_equal(c->q_bytes, 0);
   assert_int_equal(F.rec.writable_calls, 1);
@@ -251,7 +251,7 @@ static void test_flush_writes_queue_in_one_write(void **state) {
 static void test_unchunked_connection_writes_payload_only(void **state) {
   (void)state;
   sl_conn_t *c = accept_pair();
-  push_unref(c, sl_frame_chunk("data: a\n\n", 9));
+  push_unref(c, sl__frame_chunk("data: a\n\n", 9));
   sl__conn_flush(c);
   char buf[64];
   size_t len = 0;
@@ -266,7 +266,7 @@ static void test_full_socket_finishes_on_epollout(void **state) {
   small_sndbuf(c);
   sl_frame_t *f = big_frame(BIG, 'a');
   assert_int_equal(sl__conn_push(c, f), 0);
-  push_unref(c, sl_frame_raw("END", 3));
+  push_unref(c, sl__frame_raw("END", 3));
   sl__conn_flush(c);
   assert_true(c->flags & SL_CONN_WANT_WRITE);
   assert_true(c->flags & SL_CONN_POLL_W);
@@ -274,9 +274,9 @@ static void test_full_socket_finishes_on_epollout(void **state) {
   assert_true(c->q_off > 0 && c->q_off < BIG);
   assert_int_equal(F.rec.writable_calls, 0);
   /* A flush while waiting for EPOLLOUT writes nothing more. */
-  uint64_t writes = sl_metric_get(&F.metrics.writes_total);
+  uint64_t writes = sl__metric_get(&F.metrics.writes_total);
   sl__conn_flush(c);
-  assert_int_equal(sl_metric_get(&F.metrics.writes_total), writes);
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), writes);
 
   char *buf = malloc(BIG + 3);
   assert_non_null(buf);
@@ -292,7 +292,7 @@ static void test_full_socket_finishes_on_epollout(void **state) {
   assert_false(c->flags & (SL_CONN_WANT_WRITE | SL_CONN_POLL_W));
   assert_int_equal(F.rec.writable_calls, 1);
   free(buf);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
 }
 
 /* --- the clean end ------------------------------------------------------------------------- */
@@ -301,15 +301,15 @@ static void test_end_chunked_stream_terminator_then_fin(void **state) {
   (void)state;
   sl_conn_t *c = accept_pair();
   sl__conn_mark(c, SL_CONN_STREAM | SL_CONN_CHUNKED);
-  push_unref(c, sl_frame_chunk("data: x\n\n", 9));
+  push_unref(c, sl__frame_chunk("data: x\n\n", 9));
   sl__conn_end(c);
   /* Nothing more is taken once the terminator is queued. */
-  sl_frame_t *late = sl_frame_chunk("data: y\n\n", 9);
+  sl_frame_t *late = sl__frame_chunk("data: y\n\n", 9);
   assert_int_equal(sl__conn_push(c, late), -EPIPE);
-  sl_frame_unref(late);
+  sl__frame_unref(late);
   sl__conn_flush(c);
   assert_true(c->flags & SL_CONN_FIN_SENT);
-  assert_int_equal(sl_metric_get(&F.metrics.writes_total), 1);
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), 1);
   char buf[64];
   size_t len = 0;
   assert_true(peer_read(buf, sizeof buf, &len) > 0);
@@ -330,7 +330,7 @@ static void test_end_chunked_stream_terminator_then_fin(void **state) {
 static void test_end_plain_response_no_terminator(void **state) {
   (void)state;
   sl_conn_t *c = accept_pair();
-  push_unref(c, sl_frame_raw("HTTP/1.1 204 No Content\r\n\r\n", 27));
+  push_unref(c, sl__frame_raw("HTTP/1.1 204 No Content\r\n\r\n", 27));
   sl__conn_end(c);
   sl__conn_flush(c);
   char buf[64];
@@ -400,7 +400,7 @@ static void test_plain_close_after_queue_written_is_clean(void **state) {
   (void)state;
   /* The counterpart: nothing unsent, so no reset even when closed hard. */
   sl_conn_t *c = accept_tcp(0, 0);
-  push_unref(c, sl_frame_raw("bye", 3));
+  push_unref(c, sl__frame_raw("bye", 3));
   sl__conn_flush(c);
   assert_int_equal(c->q_len, 0);
   sl__conn_mark(c, SL_CONN_HARD_CLOSE);
@@ -417,12 +417,12 @@ static void test_cork_holds_writes(void **state) {
   sl_conn_t *c = accept_pair();
   sl__conn_cork(c);
   sl__conn_cork(c);
-  push_unref(c, sl_frame_raw("answer", 6));
+  push_unref(c, sl__frame_raw("answer", 6));
   sl__conn_flush(c);
   char buf[16];
   size_t len = 0;
   assert_int_equal(peer_read(buf, sizeof buf, &len), 0);
-  assert_int_equal(sl_metric_get(&F.metrics.writes_total), 0);
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), 0);
   assert_int_equal(F.rec.writable_calls, 0);
   assert_int_equal(sl__conn_uncork(c), 0); /* one cork left */
   sl__conn_flush(c);
@@ -432,7 +432,7 @@ static void test_cork_holds_writes(void **state) {
   peer_read(buf, sizeof buf, &len);
   assert_int_equal(len, 6);
   assert_memory_equal(buf, "answer", 6);
-  assert_int_equal(sl_metric_get(&F.metrics.writes_total), 1);
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), 1);
 }
 
 /* --- detach -------------------------------------------------------------------------------- */
@@ -443,8 +443,8 @@ static void test_detach_hands_out_socket_and_queue(void **state) {
   small_sndbuf(c);
   int fd = c->fd;
   sl_frame_t *f1 = big_frame(BIG, 'd');
-  sl_frame_t *f2 = sl_frame_raw("second", 6);
-  sl_frame_t *f3 = sl_frame_raw("third", 5);
+  sl_frame_t *f2 = sl__frame_raw("second", 6);
+  sl_frame_t *f3 = sl__frame_raw("third", 5);
   assert_int_equal(sl__conn_push(c, f1), 0);
   assert_int_equal(sl__conn_push(c, f2), 0);
   assert_int_equal(sl__conn_push(c, f3), 0);
@@ -499,11 +499,11 @@ static void test_detach_hands_out_socket_and_queue(void **state) {
   free(buf);
 
   for (size_t i = 0; i < npending; i++)
-    sl_frame_unref(pending[i]);
+    sl__frame_unref(pending[i]);
   free(pending);
-  sl_frame_unref(f1);
-  sl_frame_unref(f2);
-  sl_frame_unref(f3);
+  sl__frame_unref(f1);
+  sl__frame_unref(f2);
+  sl__frame_unref(f3);
   sl__transport_reap(&F.t);
   assert_int_equal(F.t.conn_count, 0);
   close(fd);

@@ -155,7 +155,7 @@ static size_t drain_peer(int peer, char *buf, size_t cap, int *eof) {
 
 /* A chunk frame of an update with the given seq (0 = not an update). */
 static sl_frame_t *chunk(const char *text, uint64_t seq) {
-  sl_frame_t *f = sl_frame_chunk(text, strlen(text));
+  sl_frame_t *f = sl__frame_chunk(text, strlen(text));
   assert_non_null(f);
   f->seq = seq;
   return f;
@@ -165,7 +165,7 @@ static sl_frame_t *chunk(const char *text, uint64_t seq) {
 static sl_frame_t *update(const char *topic, const char *id, uint64_t seq) {
   const char *const topics[] = {topic};
   sl_update_t u = {.topics = topics, .topic_count = 1, .data = id, .data_len = strlen(id)};
-  sl_frame_t *f = sl_frame_update(&u, id, strlen(id));
+  sl_frame_t *f = sl__frame_update(&u, id, strlen(id));
   assert_non_null(f);
   f->seq = seq;
   return f;
@@ -173,12 +173,12 @@ static sl_frame_t *update(const char *topic, const char *id, uint64_t seq) {
 
 static int send_unref(int (*send_fn)(sl_conn_t *, sl_frame_t *), sl_conn_t *c, sl_frame_t *f) {
   int r = send_fn(c, f);
-  sl_frame_unref(f);
+  sl__frame_unref(f);
   return r;
 }
 
 static uint64_t writes(unsigned i) {
-  return sl_metric_get(&F.side[i].metrics.writes_total);
+  return sl__metric_get(&F.side[i].metrics.writes_total);
 }
 
 /* --- the flush list ------------------------------------------------------------------------ */
@@ -191,9 +191,9 @@ static void test_one_write_per_connection_per_turn(void **state) {
   for (int i = 0; i < 3; i++) {
     char t[16];
     snprintf(t, sizeof t, "a%d;", i);
-    assert_int_equal(send_unref(sl__delivery_send, a, sl_frame_raw(t, 3)), 0);
+    assert_int_equal(send_unref(sl__delivery_send, a, sl__frame_raw(t, 3)), 0);
     snprintf(t, sizeof t, "b%d;", i);
-    assert_int_equal(send_unref(sl__delivery_send, b, sl_frame_raw(t, 3)), 0);
+    assert_int_equal(send_unref(sl__delivery_send, b, sl__frame_raw(t, 3)), 0);
   }
   char buf[64];
   assert_int_equal(drain_peer(pa, buf, sizeof buf, NULL), 0); /* not before the turn ends */
@@ -268,19 +268,19 @@ static void test_slow_stream_evicted_keeps_non_updates(void **state) {
   sl_conn_t *c = connect_to(0, &peer);
   sl__conn_mark(c, SL_CONN_STREAM | SL_CONN_CHUNKED);
   static const char head[] = "HTTP/1.1 200 OK\r\n\r\n";
-  assert_int_equal(send_unref(sl__delivery_send, c, sl_frame_raw(head, sizeof head - 1)), 0);
+  assert_int_equal(send_unref(sl__delivery_send, c, sl__frame_raw(head, sizeof head - 1)), 0);
   /* Each update takes 33 bytes on the wire: head 19 + 33 + comment 8 + 33 = 93 fit in 100. */
   sl_frame_t *u1 = chunk("data: update one, 1234567\n\n", 1);
   size_t ulen = sl__conn_frame_len(c, u1);
   assert_int_equal(sl__delivery_send_update(c, u1), 0);
-  sl_frame_unref(u1);
+  sl__frame_unref(u1);
   assert_int_equal(send_unref(sl__delivery_send, c, chunk(":\n\n", 0)), 0);
   assert_int_equal(send_unref(sl__delivery_send_update, c, chunk("data: update two, 1234567\n\n", 2)), 0);
   assert_true(c->q_bytes + ulen > F.cfg.max_queue);
-  assert_int_equal(sl_metric_get(&F.side[0].metrics.slow_disconnects_total), 0);
+  assert_int_equal(sl__metric_get(&F.side[0].metrics.slow_disconnects_total), 0);
   assert_int_equal(send_unref(sl__delivery_send_update, c, chunk("data: update 3!!, 1234567\n\n", 3)),
                    -ENOBUFS);
-  assert_int_equal(sl_metric_get(&F.side[0].metrics.slow_disconnects_total), 1);
+  assert_int_equal(sl__metric_get(&F.side[0].metrics.slow_disconnects_total), 1);
   assert_true(c->flags & SL_CONN_EVICTED);
   assert_int_equal(send_unref(sl__delivery_send_update, c, chunk("data: 4\n\n", 4)), -EPIPE);
   sl__delivery_turn_end(&F.side[0].d);
@@ -291,7 +291,7 @@ static void test_slow_stream_evicted_keeps_non_updates(void **state) {
                            "3\r\n:\n\n\r\n"
                            "0\r\n\r\n");
   assert_true(eof);
-  assert_int_equal(sl_metric_get(&F.side[0].metrics.delivered_total), 0);
+  assert_int_equal(sl__metric_get(&F.side[0].metrics.delivered_total), 0);
 }
 
 static void test_opening_frames_not_counted(void **state) {
@@ -308,12 +308,12 @@ static void test_opening_frames_not_counted(void **state) {
   assert_false(c->flags & SL_CONN_EVICTED);
   c->q_opening = c->q_bytes; /* as the stream's owner does */
   assert_int_equal(send_unref(sl__delivery_send_update, c, chunk("data: live\n\n", 6)), 0);
-  assert_int_equal(sl_metric_get(&F.side[0].metrics.slow_disconnects_total), 0);
+  assert_int_equal(sl__metric_get(&F.side[0].metrics.slow_disconnects_total), 0);
   assert_null(F.side[0].d.fanout_head); /* past half of --max-queue: written now */
   sl__delivery_turn_end(&F.side[0].d);
   char buf[512];
   drain_peer(peer, buf, sizeof buf, NULL);
-  assert_int_equal(sl_metric_get(&F.side[0].metrics.delivered_total), 6);
+  assert_int_equal(sl__metric_get(&F.side[0].metrics.delivered_total), 6);
   assert_int_equal(c->q_opening, 0);
 }
 
@@ -323,7 +323,7 @@ static void dispatch_range(sl_delivery_t *d, uint64_t from, uint64_t to) {
   for (uint64_t s = from; s <= to; s++) {
     sl_frame_t *f = chunk("data: x\n\n", s);
     sl__delivery_dispatch(d, f);
-    sl_frame_unref(f);
+    sl__frame_unref(f);
   }
 }
 
@@ -343,8 +343,8 @@ static void test_answer_held_until_other_worker_catches_up(void **state) {
   assert_int_equal(sl__delivery_hold(d0, pub, 2, uv_hrtime()), 0); /* 2 <= floor 1 + 1 */
   assert_int_equal(sl__delivery_hold(d0, pub, 3, uv_hrtime()), 1);
   assert_true(pub->flags & SL_CONN_CORKED);
-  assert_int_equal(sl_metric_get(&F.side[0].metrics.held_total), 1);
-  assert_int_equal(send_unref(sl__delivery_send, pub, sl_frame_raw("200 for 3;", 10)), 0);
+  assert_int_equal(sl__metric_get(&F.side[0].metrics.held_total), 1);
+  assert_int_equal(send_unref(sl__delivery_send, pub, sl__frame_raw("200 for 3;", 10)), 0);
   sl__delivery_turn_end(d0);
   char buf[64];
   assert_int_equal(drain_peer(peer, buf, sizeof buf, NULL), 0);
@@ -372,10 +372,10 @@ static void test_answers_queue_behind_held_one(void **state) {
   sl__delivery_turn_end(d0);
   sl__delivery_turn_end(d1); /* floor 0 */
   assert_int_equal(sl__delivery_hold(d0, pub, 4, uv_hrtime()), 1);
-  assert_int_equal(send_unref(sl__delivery_send, pub, sl_frame_raw("A;", 2)), 0);
+  assert_int_equal(send_unref(sl__delivery_send, pub, sl__frame_raw("A;", 2)), 0);
   /* seq 1 alone would go now, but it answers after A on the same connection: it waits too. */
   assert_int_equal(sl__delivery_hold(d0, pub, 1, uv_hrtime()), 1);
-  assert_int_equal(send_unref(sl__delivery_send, pub, sl_frame_raw("B;", 2)), 0);
+  assert_int_equal(send_unref(sl__delivery_send, pub, sl__frame_raw("B;", 2)), 0);
   dispatch_range(d1, 1, 2); /* floor 2: releases neither (4 > 3), order kept */
   sl__delivery_turn_end(d1);
   sl__delivery_turn_end(d0);
@@ -422,9 +422,9 @@ static void test_dispatch_reaches_subscriber(void **state) {
   sl__conn_mark(c, SL_CONN_STREAM);
   const char *sel = "https://example.com/a";
   size_t len = strlen(sel);
-  sl_sub_t *sub = sl_sub_new(c, &sel, &len, 1, NULL, 0, 0);
+  sl_sub_t *sub = sl__sub_new(c, &sel, &len, 1, NULL, 0, 0);
   assert_non_null(sub);
-  assert_int_equal(sl_broker_add(&d->broker, sub), 0);
+  assert_int_equal(sl__broker_add(&d->broker, sub), 0);
   sl_frame_t *fa = update("https://example.com/a", "ida", 1);
   sl_frame_t *fb = update("https://example.com/b", "idb", 2);
   sl__delivery_dispatch(d, fa);
@@ -438,9 +438,9 @@ static void test_dispatch_reaches_subscriber(void **state) {
   assert_int_equal(drain_peer(other_peer, buf, sizeof buf, NULL), 0);
   assert_int_equal(d->dispatched_seq, 2);
   assert_int_equal(atomic_load(&d->flushed_seq), 2);
-  sl_broker_remove(&d->broker, sub);
-  sl_frame_unref(fa);
-  sl_frame_unref(fb);
+  sl__broker_remove(&d->broker, sub);
+  sl__frame_unref(fa);
+  sl__frame_unref(fb);
   (void)other;
 }
 
@@ -454,10 +454,10 @@ static void test_gap_ends_streams_with_id_event(void **state) {
   sl__conn_mark(s, SL_CONN_STREAM | SL_CONN_CHUNKED);
   sl_frame_t *f1 = update("https://example.com/a", "u1", 1);
   sl__delivery_dispatch(d, f1);
-  sl_frame_unref(f1);
+  sl__frame_unref(f1);
   sl_frame_t *f4 = update("https://example.com/a", "u4", 4); /* 2 and 3 never came */
   sl__delivery_dispatch(d, f4);
-  sl_frame_unref(f4);
+  sl__frame_unref(f4);
   assert_int_equal(d->dispatched_seq, 4);
   assert_true(s->flags & SL_CONN_CLOSE_AFTER);
   assert_false(r->flags & SL_CONN_CLOSE_AFTER); /* not a stream: untouched */
