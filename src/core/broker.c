@@ -5,6 +5,7 @@
  * already queued for it. */
 #include "core/broker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -97,30 +98,50 @@ static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
 }
 
 sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                     size_t n, sl_claims_t *claims, int has_token, size_t extra) {
+                      size_t n, sl_claims_t *claims, int has_token, size_t front) {
+  assert(front % sizeof(uint64_t) == 0 && front <= UINT32_MAX && n <= UINT32_MAX);
   size_t strings = 0;
   for (size_t i = 0; i < n; i++)
     strings += lens[i] + 1;
-  extra = (extra + sizeof(uint64_t) - 1) / sizeof(uint64_t) * sizeof(uint64_t);
-  sl_sub_t *s = calloc(1, sizeof *s + n * sizeof(sl_sel_node_t) + extra + strings);
-  if (s == NULL)
+  char *block = calloc(1, front + sizeof(sl_sub_t) + n * sizeof(sl_sel_node_t) + strings);
+  if (block == NULL)
     return NULL;
+  sl_sub_t *s = (sl_sub_t *)(block + front);
+  s->front = (uint32_t)front;
   s->conn = conn;
-  s->node_count = n;
-  s->has_token = has_token;
+  s->node_count = (uint32_t)n;
+  s->has_token = has_token != 0;
   if (claims) {
-    s->claims = *claims;
-    memset(claims, 0, sizeof *claims);
+    /* A subscriber only ever subscribes: its publish grants go now. */
+    s->grants = claims->subscribe;
+    s->grant_count = (uint32_t)claims->subscribe_count;
+    s->exp = claims->exp;
+    claims->subscribe = NULL;
+    claims->subscribe_count = 0;
+    sl__claims_free(claims);
   }
-  char *p = (char *)(s->nodes + n) + extra;
+  char *p = (char *)(s->nodes + n);
   for (size_t i = 0; i < n; i++) {
     memcpy(p, matchers[i], lens[i]);
     p[lens[i]] = '\0';
     s->nodes[i].sub = s;
-    sl__selector_init(&s->nodes[i].sel, p, lens[i]);
     p += lens[i] + 1;
   }
   return s;
+}
+
+/* The text of the first selector; each is NUL-terminated and the next follows it. */
+static const char *first_text(const sl_sub_t *s) {
+  return (const char *)(s->nodes + s->node_count);
+}
+
+/* The selector whose text is at *text, which then moves to the next one. */
+static sl_selector_t next_selector(const char **text) {
+  sl_selector_t sel;
+  size_t len = strlen(*text);
+  sl__selector_init(&sel, *text, len);
+  *text += len + 1;
+  return sel;
 }
 
 static void node_link(sl_sel_node_t **head, sl_sel_node_t *n) {
@@ -140,49 +161,44 @@ static void node_unlink(sl_sel_node_t **head, sl_sel_node_t *n) {
     n->next->prev = n->prev;
 }
 
+/* Unlinks one node from wherever sl__broker_add put it. */
+static void node_drop(sl_broker_t *b, sl_sel_node_t *n) {
+  if (n->bucket == NULL) {
+    node_unlink(&b->scanned, n);
+    return;
+  }
+  sl_bucket_t *bk = n->bucket;
+  node_unlink(&bk->head, n);
+  if (bk->head == NULL)
+    bucket_drop(b, bk);
+  n->bucket = NULL;
+}
+
 int sl__broker_add(sl_broker_t *b, sl_sub_t *sub) {
+  const char *text = first_text(sub);
   for (size_t i = 0; i < sub->node_count; i++) {
     sl_sel_node_t *n = &sub->nodes[i];
-    if (!sl__selector_is_exact(&n->sel)) {
+    sl_selector_t sel = next_selector(&text);
+    if (!sl__selector_is_exact(&sel)) {
       node_link(&b->scanned, n);
-      continue;
-    }
-    sl_bucket_t *bk = bucket_get(b, n->sel.text, n->sel.len);
-    if (bk == NULL) {
-      /* Undo the nodes linked so far. */
-      for (size_t j = 0; j < i; j++) {
-        sl_sel_node_t *m = &sub->nodes[j];
-        if (m->bucket == NULL) {
-          node_unlink(&b->scanned, m);
-        } else {
-          node_unlink(&m->bucket->head, m);
-          if (m->bucket->head == NULL)
-            bucket_drop(b, m->bucket);
-        }
-      }
+    } else if ((n->bucket = bucket_get(b, sel.text, sel.len)) != NULL) {
+      node_link(&n->bucket->head, n);
+    } else {
+      /* Undo the nodes linked so far: the subscription is as it was before. */
+      for (size_t j = 0; j < i; j++)
+        node_drop(b, &sub->nodes[j]);
       sub->node_count = 0;
       return -ENOMEM;
     }
-    n->bucket = bk;
-    node_link(&bk->head, n);
   }
   return 0;
 }
 
 void sl__broker_remove(sl_broker_t *b, sl_sub_t *sub) {
-  for (size_t i = 0; i < sub->node_count; i++) {
-    sl_sel_node_t *n = &sub->nodes[i];
-    if (n->bucket == NULL) {
-      node_unlink(&b->scanned, n);
-    } else {
-      sl_bucket_t *bk = n->bucket;
-      node_unlink(&bk->head, n);
-      if (bk->head == NULL)
-        bucket_drop(b, bk);
-    }
-  }
-  sl__claims_free(&sub->claims);
-  free(sub);
+  for (size_t i = 0; i < sub->node_count; i++)
+    node_drop(b, &sub->nodes[i]);
+  free(sub->grants); /* the block holds the selector array and its strings */
+  free(sl__sub_front(sub));
 }
 
 int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
@@ -191,8 +207,7 @@ int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
   if (!sub->has_token)
     return 0;
   for (size_t i = 0; i < f->topic_count; i++)
-    if (sl__selectors_match(sub->claims.subscribe, sub->claims.subscribe_count, f->topics[i],
-                           f->topic_lens[i]))
+    if (sl__selectors_match(sub->grants, sub->grant_count, f->topics[i], f->topic_lens[i]))
       return 1;
   return 0;
 }
@@ -205,12 +220,25 @@ static int selects(const sl_selector_t *sel, const sl_frame_t *f) {
   return 0;
 }
 
+/* A scanned node's selector: its text is the node's among the subscription's strings. */
+static int node_selects(const sl_sel_node_t *n, const sl_frame_t *f) {
+  const sl_sub_t *s = n->sub;
+  const char *text = first_text(s);
+  sl_selector_t sel = next_selector(&text);
+  for (const sl_sel_node_t *k = s->nodes; k != n; k++)
+    sel = next_selector(&text);
+  return selects(&sel, f);
+}
+
 int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
   if (!sl__sub_may_read(sub, f))
     return 0;
-  for (size_t i = 0; i < sub->node_count; i++)
-    if (selects(&sub->nodes[i].sel, f))
+  const char *text = first_text(sub);
+  for (size_t i = 0; i < sub->node_count; i++) {
+    sl_selector_t sel = next_selector(&text);
+    if (selects(&sel, f))
       return 1;
+  }
   return 0;
 }
 
@@ -220,7 +248,7 @@ int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
 static void deliver_list(sl_sel_node_t *n, int scan, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
   for (; n; n = n->next) {
     sl_sub_t *s = n->sub;
-    if (s->last_seq >= f->seq || (scan && !selects(&n->sel, f)))
+    if (s->last_seq >= f->seq || (scan && !node_selects(n, f)))
       continue;
     s->last_seq = f->seq;
     if (sl__sub_may_read(s, f))

@@ -17,23 +17,28 @@ struct sl_conn_s;
 typedef struct sl_sub_s sl_sub_t;
 
 /* One selector of a subscription, linked into the index bucket of its topic (or the scanned
- * list). Owned by its subscription, whose block also holds the selector's text. */
+ * list). Owned by its subscription, whose block also holds the selector's text. Four words: a
+ * subscriber's memory is the hub's first number. */
 typedef struct sl_sel_node_s {
   struct sl_sel_node_s *next;
   struct sl_sel_node_s *prev;
-  struct sl_bucket_s *bucket;    /* NULL for a scanned selector, or before sl__broker_add */
+  struct sl_bucket_s *bucket;    /* the bucket of an exact selector; NULL for a scanned one */
   sl_sub_t *sub;
-  sl_selector_t sel;
 } sl_sel_node_t;
 
-/* A subscription: the stream of one connection. Owned by the connection. */
+/* A subscription: the stream of one connection. Owned by the connection's stream, which lives
+ * in the same block, in front of it (sl__sub_front). */
 struct sl_sub_s {
   struct sl_conn_s *conn;
   uint64_t last_seq;             /* highest seq queued: skips duplicates across selectors */
-  sl_claims_t claims;            /* what the subscriber's token grants (private updates) */
-  int has_token;
-  size_t node_count;
-  sl_sel_node_t nodes[];         /* one per selector */
+  sl_selector_t *grants;         /* what the subscriber's token grants (private updates): the
+                                    subscribe half of its claims, owned */
+  uint32_t grant_count;
+  uint32_t front;                /* bytes in front of the struct that are the owner's */
+  int64_t exp;                   /* the token's expiry, seconds since the epoch; 0 = none */
+  uint32_t has_token;
+  uint32_t node_count;
+  sl_sel_node_t nodes[];         /* one per selector; then each selector's text, NUL-terminated */
 };
 
 typedef struct sl_bucket_s {
@@ -57,15 +62,16 @@ typedef void (*sl_deliver_cb)(sl_sub_t *sub, sl_frame_t *frame, void *arg);
 int sl__broker_init(sl_broker_t *b);
 void sl__broker_destroy(sl_broker_t *b);
 
-/* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). The claims
- * are moved into the subscription. extra bytes (zeroed, aligned for pointers and 64-bit integers) are the owner's
- * in the same allocation: sl__sub_extra. NULL when out of memory. */
+/* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). What the
+ * claims grant for subscribing is moved into the subscription (the rest is freed). front bytes
+ * (zeroed, a multiple of 8) in front of it, in the same allocation, are the owner's:
+ * sl__sub_front. NULL when out of memory. */
 sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                     size_t n, sl_claims_t *claims, int has_token, size_t extra);
+                      size_t n, sl_claims_t *claims, int has_token, size_t front);
 
-/* The owner's extra bytes of a subscription. */
-static inline void *sl__sub_extra(sl_sub_t *s) {
-  return (void *)(s->nodes + s->node_count);
+/* The owner's bytes in front of a subscription. */
+static inline void *sl__sub_front(sl_sub_t *s) {
+  return (char *)s - s->front;
 }
 
 /* Links every selector into the index. 0 or -ENOMEM (then nothing is linked). */

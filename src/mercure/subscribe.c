@@ -25,21 +25,21 @@
 #define JITTER_STEPS 1000000        /* resolution of the reconnect jitter */
 #define CLOSE_FRAME_MAX 96
 
-/* A subscriber's stream, in its subscription's own allocation (sl__sub_extra): the ops pointer
- * leads to the worker's context, so the stream costs one pointer. */
+/* A subscriber's stream, in front of its subscription in the same allocation (sl__sub_front):
+ * the ops pointer leads to the worker's context, so the stream costs one pointer. */
 typedef struct stream_s {
   sl_http_stream_t base;
 } stream_t;
+
+#define STREAM_FRONT ((sizeof(stream_t) + 7) / 8 * 8) /* sl__sub_new wants a multiple of 8 */
 
 static sl_mercure_t *mercure_of(const sl_http_stream_t *s) {
   return (sl_mercure_t *)((char *)s->ops - offsetof(sl_mercure_t, stream_ops));
 }
 
-/* The subscription whose extra bytes hold s. */
-static sl_sub_t *sub_of(sl_conn_t *c, sl_mercure_t *m, sl_http_stream_t *s) {
-  (void)c;
-  (void)m;
-  return *(sl_sub_t **)((char *)s + sizeof(stream_t));
+/* The subscription s stands in front of. */
+static sl_sub_t *sub_of(sl_http_stream_t *s) {
+  return (sl_sub_t *)((char *)s + STREAM_FRONT);
 }
 
 typedef struct replay_s {
@@ -91,10 +91,10 @@ static int is_matcher_name(const char *name) {
 
 static void stream_timeout(sl_http_stream_t *s, sl_conn_t *c, uint64_t now) {
   sl_mercure_t *m = mercure_of(s);
-  sl_sub_t *sub = sub_of(c, m, s);
+  sl_sub_t *sub = sub_of(s);
   if (c->flags & SL_CONN_CLOSE_AFTER)
     return;
-  if (sub->claims.exp > 0 && (int64_t)time(NULL) >= sub->claims.exp) {
+  if (sub->exp > 0 && (int64_t)time(NULL) >= sub->exp) {
     sl__delivery_end(c); /* the token expired: the client must come back with a fresh one */
     return;
   }
@@ -127,7 +127,8 @@ static void stream_shutdown(sl_http_stream_t *s, sl_conn_t *c) {
 
 static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
   sl_mercure_t *m = mercure_of(s);
-  sl__broker_remove(&m->dlv->broker, sub_of(c, m, s)); /* frees the stream too */
+  (void)c;
+  sl__broker_remove(&m->dlv->broker, sub_of(s)); /* frees the stream too */
   sl__metric_sub(&m->metrics->subscribers, 1);
 }
 
@@ -257,17 +258,15 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   if (subscriber_auth(m, c, r, &claims, &has_token))
     goto out;
 
-  sl_sub_t *sub = sl__sub_new(c, matchers, lens, n, &claims, has_token,
-                             sizeof(stream_t) + sizeof(sl_sub_t *));
+  sl_sub_t *sub = sl__sub_new(c, matchers, lens, n, &claims, has_token, STREAM_FRONT);
   if (sub == NULL || sl__broker_add(&d->broker, sub)) {
     if (sub)
       sl__broker_remove(&d->broker, sub);
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
-  stream_t *stream = sl__sub_extra(sub);
+  stream_t *stream = sl__sub_front(sub);
   stream->base.ops = &m->stream_ops;
-  *(sl_sub_t **)(stream + 1) = sub;
   /* Everything up to what this worker already dispatched comes from history; everything after
    * arrives through the inbox, so nothing is missed and nothing is sent twice. */
   int found = 0;
