@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/text.h"
 
 static const char *const role_names[] = {"publisher", "subscriber"};
 static const char *const key_flags[] = {"--publisher-jwt-key", "--subscriber-jwt-key"};
@@ -22,11 +23,11 @@ const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malfo
   const char *a = cred->authorization;
   if (a) {
     /* The Authorization header wins over any cookie. */
-    if (strncasecmp(a, "Bearer ", 7) != 0) {
+    if (!SL_STARTS_WITH_CASE(a, "Bearer ")) {
       *malformed = 1;
       return NULL;
     }
-    a += 7;
+    a += SL_LITLEN("Bearer ");
     while (*a == ' ')
       a++;
     size_t n = strlen(a);

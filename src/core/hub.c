@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/text.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
@@ -73,17 +74,16 @@ extern const size_t sl__demo_page_len;
 static void respond_healthz(sl_conn_t *c, sl_request_t *r, void *arg) {
   (void)r;
   (void)arg;
-  sl__http_respond(c, 200, NULL, TEXT_PLAIN, "ok\n", 3);
+  sl__http_respond(c, 200, NULL, TEXT_PLAIN, SL_LIT("ok\n"));
 }
 
 static void respond_readyz(sl_conn_t *c, sl_request_t *r, void *arg) {
-  static const char draining[] = "draining: not accepting new work\n";
   sl_hub_t *hub = arg;
   (void)r;
   if (atomic_load(&hub->ready))
-    sl__http_respond(c, 200, NULL, TEXT_PLAIN, "ready\n", 6);
+    sl__http_respond(c, 200, NULL, TEXT_PLAIN, SL_LIT("ready\n"));
   else
-    sl__http_respond(c, 503, "Retry-After: 5\r\n", TEXT_PLAIN, draining, sizeof draining - 1);
+    sl__http_respond(c, 503, "Retry-After: 5\r\n", TEXT_PLAIN, SL_LIT("draining: not accepting new work\n"));
 }
 
 /* Prometheus text of the whole hub (malloc'ed). */

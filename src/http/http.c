@@ -16,6 +16,7 @@
 
 #include "http/response.h"
 #include "net/delivery.h"
+#include "common/text.h"
 
 #define SL_XSTR(x) #x
 #define SL_STR(x) SL_XSTR(x)
@@ -166,7 +167,7 @@ static int on_header_value_complete(llhttp_t *p) {
   sl_request_t *r = conn_of(p)->req;
   if (r->cur == SL_H_COOKIE) {
     size_t cap = r->hv_len[r->cur] + 1;
-    if (append(&r->hv[r->cur], &r->hv_len[r->cur], &cap, "; ", 2))
+    if (append(&r->hv[r->cur], &r->hv_len[r->cur], &cap, SL_LIT("; ")))
       return reject(r, 500, "out of memory");
   }
   r->cur = -1;
@@ -185,7 +186,7 @@ static int on_headers_complete(llhttp_t *p) {
     /* Not while draining: the body would only be answered 503, and "100" followed by the end
      * of the connection would leave the client guessing. */
     if (p->http_major == 1 && p->http_minor >= 1 && !c->conn.net->draining)
-      sl__delivery_send_raw(&c->conn, CONTINUE_100, sizeof CONTINUE_100 - 1);
+      sl__delivery_send_raw(&c->conn, SL_LIT(CONTINUE_100));
   }
   return 0;
 }
@@ -306,7 +307,7 @@ static sl_http_method_t method_of(const llhttp_t *p) {
   }
 }
 
-#define ABSOLUTE_FORM_MIN 8 /* "https://" */
+#define ABSOLUTE_FORM_MIN SL_LITLEN("https://")
 
 /* Splits the target into path and query, keeping only those of an absolute-form target
  * (RFC 9112 3.2.2), and runs the handler the table names. */
@@ -315,7 +316,7 @@ static void route(http_conn_t *h) {
   const char *url = r->url ? r->url : "";
   size_t ulen = r->url_len;
   if (ulen > ABSOLUTE_FORM_MIN &&
-      (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
+      (SL_STARTS_WITH_CASE(url, "http://") || SL_STARTS_WITH_CASE(url, "https://"))) {
     const char *s = strchr(url + ABSOLUTE_FORM_MIN, '/');
     const char *q = strchr(url + ABSOLUTE_FORM_MIN, '?');
     if (s == NULL || (q && q < s))

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/validate.h"
 #include "mercure/mercure.h"
+#include "common/text.h"
 
 #define MAX_MATCHERS 256
 #define MAX_MATCHER_LEN 4096
@@ -229,7 +230,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     } else if (strcmp(p->name, "lastEventID") == 0) {
       if (legacy_cursor == NULL)
         legacy_cursor = p->value;
-    } else if (strncasecmp(p->name, "match", 5) == 0) {
+    } else if (SL_STARTS_WITH_CASE(p->name, "match")) {
       snprintf(what, sizeof what, "unknown or unsupported topic matcher type '%.60s' (this hub "
                "supports match, match_exact and topic)", p->name);
       sl__http_error(c, 400, NULL, what);
