@@ -46,7 +46,7 @@ static const http_conn_t *chttp_of(const sl_conn_t *c) {
   return (const http_conn_t *)c;
 }
 
-static const sl_http_ctx_t *ctx_of(const sl_conn_t *c) {
+static sl_http_ctx_t *ctx_of(const sl_conn_t *c) {
   return c->net->proto_ctx;
 }
 
@@ -153,10 +153,27 @@ static int on_header_field_complete(llhttp_t *p) {
   return 0;
 }
 
+/* 1 when the value piece at begins a continuation line: only spaces and tabs between it and
+ * the line break before it (llhttp leaves the line break out and reports the rest). RFC 9112 5.2
+ * lets a server refuse obs-fold, and a folded Authorization or framing header is how requests
+ * get smuggled past proxies that read it differently. feed is where this read's bytes start;
+ * before them, the request remembers whether the last read ended a line. */
+static int folded(const sl_request_t *r, const char *feed, const char *at) {
+  const char *q = at;
+  while (q > feed && (q[-1] == ' ' || q[-1] == '\t'))
+    q--;
+  if (q > feed)
+    return q[-1] == '\n';
+  return r->read_ended_line;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
   sl_request_t *r = conn_of(p)->req;
   if (count_header_bytes(r, n))
     return -1;
+  if (n > 0 && folded(r, ctx_of(&conn_of(p)->conn)->feed, at))
+    return reject(r, 400, "a header value folded over lines (obs-fold, RFC 9112 5.2) is not "
+                  "accepted");
   if (r->cur < 0)
     return 0;
   size_t cap = r->hv[r->cur] ? r->hv_len[r->cur] + 1 : 0;
@@ -178,6 +195,17 @@ static int on_headers_complete(llhttp_t *p) {
   http_conn_t *c = conn_of(p);
   sl_request_t *r = c->req;
   size_t max = ctx_of(&c->conn)->cfg->max_body;
+  /* RFC 9112: only HTTP/1.0 and 1.1 are spoken here (505 for others, which llhttp lets through
+   * as 0.9 and 2.0); a 1.1 request names its Host (3.2); a 1.0 request with Transfer-Encoding
+   * has faulty framing and the connection must close after it (6.1), as it does after any
+   * refusal. */
+  if (p->http_major != 1 || p->http_minor > 1)
+    return reject(r, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+  if (p->http_minor == 1 && r->hv[SL_H_HOST] == NULL)
+    return reject(r, 400, "an HTTP/1.1 request must have a Host header");
+  if (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))
+    return reject(r, 400, "Transfer-Encoding in an HTTP/1.0 request: its framing cannot be "
+                  "trusted");
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > max)
     return reject(r, 413, "request body exceeds --max-body");
   if (r->hv[SL_H_EXPECT]) {
@@ -188,6 +216,16 @@ static int on_headers_complete(llhttp_t *p) {
     if (p->http_major == 1 && p->http_minor >= 1 && !c->conn.net->draining)
       sl__delivery_send_raw(&c->conn, SL_LIT(CONTINUE_100));
   }
+  return 0;
+}
+
+/* A chunk announced larger than what the body may still take is refused before it arrives. */
+static int on_chunk_header(llhttp_t *p) {
+  http_conn_t *c = conn_of(p);
+  sl_request_t *r = c->req;
+  uint64_t max = ctx_of(&c->conn)->cfg->max_body;
+  if (p->content_length > max - r->body_len)
+    return reject(r, 413, "request body exceeds --max-body");
   return 0;
 }
 
@@ -371,6 +409,7 @@ static const llhttp_settings_t settings = {
   .on_header_field_complete = on_header_field_complete,
   .on_header_value_complete = on_header_value_complete,
   .on_headers_complete = on_headers_complete,
+  .on_chunk_header = on_chunk_header,
   .on_body = on_body,
   .on_message_complete = on_message_complete,
 };
@@ -400,7 +439,10 @@ static void http_data(sl_conn_t *c, const char *data, size_t len) {
   http_conn_t *h = http_of(c);
   if (h->hflags & HTTP_PAUSED)
     return; /* a stream's client, or one being answered last, has nothing more to say */
+  ctx_of(c)->feed = data;
   llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
+  if (h->req && len > 0)
+    h->req->read_ended_line = data[len - 1] == '\n';
   if (err != HPE_OK) {
     h->hflags |= HTTP_PAUSED;
     if (err == HPE_PAUSED_UPGRADE && !(c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING))) {
@@ -417,7 +459,8 @@ static void http_data(sl_conn_t *c, const char *data, size_t len) {
       snprintf(what, sizeof what, "%s", r->reason);
     else
       snprintf(what, sizeof what, "malformed HTTP request (%s)", llhttp_get_error_reason(&h->parser));
-    refuse(h, (r && r->status) ? r->status : 400, what);
+    int status = (r && r->status) ? r->status : err == HPE_INVALID_VERSION ? 505 : 400;
+    refuse(h, status, what);
     return;
   }
   /* A client that sends requests without reading the answers stops being read. */

@@ -47,6 +47,7 @@ typedef struct sl_request_s {
   char field[32];              /* the header name being read (longer names are not ours) */
   size_t field_len;
   int cur;                     /* sl_header_id_t being captured, or -1 */
+  int read_ended_line;         /* the last read ended with a line feed (obs-fold detection) */
   char *hv[SL_H_COUNT];        /* captured header values, NUL-terminated */
   size_t hv_len[SL_H_COUNT];
   char *body;
@@ -74,6 +75,7 @@ struct sl_http_stream_s {
 typedef struct sl_http_ctx_s {
   const sl_config_t *cfg;
   sl_router_t router;
+  const char *feed;            /* http.c's: the start of the bytes being parsed now */
 } sl_http_ctx_t;
 
 /* Makes HTTP the protocol of every connection t accepts from now on, routed through ctx. */

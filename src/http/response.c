@@ -27,6 +27,7 @@ const char *sl__http_status_text(int status) {
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 503: return "Service Unavailable";
+  case 505: return "HTTP Version Not Supported";
   default: return "Unknown";
   }
 }
