@@ -55,6 +55,8 @@ extern "C" {
 #define SL_DEFAULT_MAX_PENDING      16           /* updates ahead of delivery before answers wait */
 #define SL_MAX_MAX_PENDING          1000000      /* the largest --max-pending accepted */
 #define SL_MAX_WORKERS              256          /* the most loop threads accepted */
+#define SL_MIN_HMAC_KEY             32           /* bytes of an HMAC key: 256 bits for HS256,
+                                                    RFC 7518 3.2 */
 
 typedef struct sl_hub_s sl_hub_t;
 
@@ -74,6 +76,8 @@ typedef struct sl_config_s {
   const char *jwt_audience;           /* required "aud" member; NULL = not checked */
   const char *jwt_issuer;             /* required "iss"; NULL = not checked */
   int anonymous;                      /* 1: subscribers need no token */
+  int allow_weak_key;                 /* 1: accept HMAC keys shorter than SL_MIN_HMAC_KEY (tests
+                                         only: a short key can be found by brute force) */
   size_t history_size;                /* events kept in memory for resume */
   double heartbeat;                   /* seconds; 0 = no keep-alive comments */
   size_t max_queue;                   /* bytes queued for one subscriber before it is cut */

@@ -55,6 +55,17 @@ static int copy_str(sl_hub_t *hub, size_t slot, const char **field) {
   return 0;
 }
 
+/* The name of a configured HMAC key shorter than SL_MIN_HMAC_KEY, or NULL: RFC 7518 3.2 wants
+ * at least as many bits of key as the hash has, and a short one falls to brute force. */
+static const char *weak_key(const sl_config_t *c) {
+  static const char *const names[] = {"--jwt-key", "--publisher-jwt-key", "--subscriber-jwt-key"};
+  const char *keys[] = {c->jwt_key, c->publisher_jwt_key, c->subscriber_jwt_key};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    if (keys[i] && keys[i][0] != '\0' && strlen(keys[i]) < SL_MIN_HMAC_KEY)
+      return names[i];
+  return NULL;
+}
+
 static int check_config(const sl_config_t *c) {
   if (c->listen_count > SL_MAX_LISTEN || c->max_queue < 1024 || c->max_body < 1 ||
       c->heartbeat < 0 || c->write_timeout < 0 || c->header_timeout <= 0 || c->idle_timeout <= 0 ||
@@ -62,6 +73,13 @@ static int check_config(const sl_config_t *c) {
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
       c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS)
     return -EINVAL;
+  const char *weak = c->allow_weak_key ? NULL : weak_key(c);
+  if (weak) {
+    sl__log(SL_LOG_ERROR, "%s is shorter than %d bytes (256 bits, RFC 7518 3.2): a short HMAC key "
+            "can be found by brute force; use a longer random key, or allow_weak_key for tests",
+            weak, SL_MIN_HMAC_KEY);
+    return -EINVAL;
+  }
   return 0;
 }
 

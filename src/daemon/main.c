@@ -69,6 +69,25 @@ static void on_sighup(uv_signal_t *h, int signum) {
     sl__log(SL_LOG_INFO, "SIGHUP: log file reopened; streams untouched");
 }
 
+/* HMAC keys shorter than the hash (RFC 7518 3.2) fall to brute force: refused, wherever they came
+ * from, unless --allow-weak-key says this is a test. 0, or 2 after saying which key and why. */
+static int check_keys(const sl_config_t *c) {
+  static const char *const names[] = {"jwt-key", "publisher-jwt-key", "subscriber-jwt-key"};
+  const char *keys[] = {c->jwt_key, c->publisher_jwt_key, c->subscriber_jwt_key};
+  if (c->allow_weak_key)
+    return 0;
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    if (keys[i] && keys[i][0] != '\0' && strlen(keys[i]) < SL_MIN_HMAC_KEY) {
+      fprintf(stderr, "sluice: --%s: the key is %zu bytes; an HMAC key needs at least %d (256 "
+              "bits, RFC 7518 3.2) or it can be found by brute force: use a random one (openssl "
+              "rand -base64 48), or --allow-weak-key for a test\n",
+              names[i], strlen(keys[i]), SL_MIN_HMAC_KEY);
+      return 2;
+    }
+  }
+  return 0;
+}
+
 static void close_walk(uv_handle_t *h, void *arg) {
   (void)arg;
   if (!uv_is_closing(h))
@@ -117,6 +136,10 @@ int main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   const sl_config_t *cfg = &opt.hub;
+  if ((r = check_keys(cfg))) {
+    sl__options_free(&opt);
+    return r;
+  }
   if (!cfg->jwt_key && !cfg->publisher_jwt_key)
     sl__log(SL_LOG_WARN, "no --jwt-key or --publisher-jwt-key: nobody can publish over HTTP");
   if (!cfg->anonymous && !cfg->jwt_key && !cfg->subscriber_jwt_key)

@@ -72,6 +72,8 @@ static const option_def_t options[] = {
    "tokens must carry this \"aud\""},
   {"jwt-issuer", KIND_STRING, HUB(jwt_issuer), FROM_ALL, 0, 0, "ISS",
    "tokens must carry this \"iss\""},
+  {"allow-weak-key", KIND_BOOL, HUB(allow_weak_key), FROM_ALL, 0, 0, NULL,
+   "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, 0, "N",

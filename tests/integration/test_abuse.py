@@ -6,12 +6,14 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
   Host gets 400; a 1.0 request with Transfer-Encoding gets 400 and the connection closes;
   obs-fold is refused on every header, Authorization and the framing headers included.
 - A chunk announced larger than --max-body is refused with 413 at once, not left to time out.
+- A short HMAC key is refused (exit 2, one line saying why) unless --allow-weak-key.
 - A token whose exp is far in the future keeps its stream open (it once overflowed the stream's
   expiry and ended it at once).
 """
 
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -117,7 +119,40 @@ def far_future_exp():
     t.stop_hub(hub)
 
 
+def refused_cli(*args, env):
+    """The daemon run with args, expected to exit at once; a CompletedProcess, or one with
+    returncode None when it started serving instead (then it is stopped)."""
+    try:
+        return ht.run_cli(*args, env=env, timeout=3)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, None, "", "(it started and served)")
+
+
+def weak_keys():
+    env = ht.base_env()
+    for flag in ("--jwt-key", "--publisher-jwt-key", "--subscriber-jwt-key"):
+        r = refused_cli(flag, "a" * 31, "--listen", "127.0.0.1:0", env=env)
+        lines = r.stderr.strip().splitlines()
+        t.check(r.returncode == 2 and len(lines) == 1 and flag in lines[0] and "32" in lines[0]
+                and "--allow-weak-key" in lines[0],
+                f"a 31-byte {flag} is refused: exit 2, one line naming the flag and the fix",
+                f"rc={r.returncode} {r.stderr.strip()[:300]}")
+    env_key = dict(env, SLUICE_JWT_KEY="short")
+    r = refused_cli("--listen", "127.0.0.1:0", env=env_key)
+    t.check(r.returncode == 2 and "--jwt-key" in r.stderr, "a short key from the environment too",
+            r.stderr.strip()[:200])
+    hub = ht.start_hub(key="a" * 32)
+    t.check(hub.alive(), "a 32-byte key starts")
+    t.stop_hub(hub)
+    hub = ht.start_hub(key="short", allow_weak_key=True)
+    tok = ht.mint_token(key="short")
+    t.eq(ht.publish(hub.port, tok, "urn:abuse:weak", data="x").status, 200,
+         "--allow-weak-key lets a test use a short key")
+    t.stop_hub(hub)
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("short HMAC keys", weak_keys)
 t.section("a chunk larger than --max-body", chunk_over_max_body)
 t.section("a far-future token expiry", far_future_exp)
 t.finish()
