@@ -38,17 +38,18 @@ int sl__log_open(const char *path, sl_log_level_t level) {
   return 0;
 }
 
-/* A record racing with the swap may land in the old file: it is still written whole. */
+/* The new file takes the old one's descriptor number (dup2 replaces it atomically): other
+ * threads keep writing to the same number, and no number they might still use is ever closed,
+ * where a closed one could be reused by accept() and a log line land in a client's socket. */
 int sl__log_reopen(void) {
   if (log_path == NULL)
     return 0;
   int fd = open_path(log_path);
   if (fd < 0)
     return fd;
-  int old = atomic_exchange(&log_fd, fd);
-  if (old > 2)
-    close(old);
-  return 0;
+  int r = dup2(fd, atomic_load(&log_fd)) < 0 ? -errno : 0;
+  close(fd);
+  return r;
 }
 
 int sl__log_enabled(sl_log_level_t level) {

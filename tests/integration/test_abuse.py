@@ -7,14 +7,18 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
   obs-fold is refused on every header, Authorization and the framing headers included.
 - A chunk announced larger than --max-body is refused with 413 at once, not left to time out.
 - A short HMAC key is refused (exit 2, one line saying why) unless --allow-weak-key.
+- SIGHUP reopens the log under the same descriptor number: the old number, closed while other
+  threads wrote to it, could be reused by accept() and a log line land in a client's socket.
 - A token whose exp is far in the future keeps its stream open (it once overflowed the stream's
   expiry and ended it at once).
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -151,7 +155,39 @@ def weak_keys():
     t.stop_hub(hub)
 
 
+def fds_to(pid, path):
+    """The descriptor numbers of process pid open on path."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                found.append(int(fd))
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def log_reopen_keeps_its_number():
+    # A log reopened under a new descriptor number, with the old number closed while other
+    # threads may still write to it, sends log lines into whatever accept() gets that number
+    # next: a client's socket. The reopened file must take the old number.
+    d = tempfile.mkdtemp(prefix="sluice-abuse-")
+    path = os.path.join(d, "hub.log")
+    hub = ht.start_hub(anonymous=True, log_file=path)
+    before = fds_to(hub.pid, path)
+    t.check(len(before) == 1, "the log is open on one descriptor", before)
+    os.rename(path, path + ".1")
+    os.kill(hub.pid, signal.SIGHUP)
+    ht.wait_until(lambda: os.path.exists(path) and "reopened" in open(path).read(), 5 * ht.SLOW)
+    after = fds_to(hub.pid, path)
+    t.check(after == before, "after SIGHUP the new file has the same descriptor number",
+            f"before {before}, after {after}")
+    t.check(fds_to(hub.pid, path + ".1") == [], "and the old file is no longer open")
+    t.stop_hub(hub)
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("SIGHUP: the log file keeps its descriptor number", log_reopen_keeps_its_number)
 t.section("short HMAC keys", weak_keys)
 t.section("a chunk larger than --max-body", chunk_over_max_body)
 t.section("a far-future token expiry", far_future_exp)
