@@ -40,9 +40,12 @@ extern "C" {
 /* Defaults of sl_config_t, each in the unit its field names. */
 #define SL_DEFAULT_LISTEN           "127.0.0.1:8080"
 #define SL_DEFAULT_HISTORY_SIZE     10000        /* events kept for resume */
+#define SL_MAX_HISTORY_SIZE         10000000     /* the most events history_size may keep */
 #define SL_DEFAULT_HEARTBEAT        15.0         /* seconds between keep-alive comments */
 #define SL_DEFAULT_MAX_QUEUE        4194304      /* bytes queued per subscriber */
 #define SL_DEFAULT_MAX_BODY         1048576      /* bytes of one publish body */
+#define SL_MAX_MAX_BODY             268435456    /* the largest max_body: an update is one frame
+                                                    of at most 4 GiB, whatever its encoding */
 #define SL_DEFAULT_WRITE_TIMEOUT    30.0         /* seconds a stalled write may last */
 #define SL_DEFAULT_HEADER_TIMEOUT   10.0         /* seconds to receive a request's headers */
 #define SL_DEFAULT_IDLE_TIMEOUT     60.0         /* seconds an idle keep-alive connection lives */

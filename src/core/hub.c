@@ -71,7 +71,8 @@ static int check_config(const sl_config_t *c) {
       c->heartbeat < 0 || c->write_timeout < 0 || c->header_timeout <= 0 || c->idle_timeout <= 0 ||
       c->drain_delay < 0 || c->shutdown_timeout < 0 || c->reconnect_spread < 0 || c->linger < 0 ||
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
-      c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS)
+      c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS ||
+      c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY)
     return -EINVAL;
   const char *weak = c->allow_weak_key ? NULL : weak_key(c);
   if (weak) {

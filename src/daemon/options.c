@@ -76,13 +76,13 @@ static const option_def_t options[] = {
    "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
-  {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, 0, "N",
+  {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
   {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, 0, "SECONDS",
    "interval of keep-alive comments; 0 = none"},
   {"max-queue", KIND_BYTES, HUB(max_queue), FROM_ALL, 0, 0, "BYTES",
    "bytes queued for one slow subscriber before it is disconnected"},
-  {"max-body", KIND_BYTES, HUB(max_body), FROM_ALL, 0, 0, "BYTES",
+  {"max-body", KIND_BYTES, HUB(max_body), FROM_ALL, 0, SL_MAX_MAX_BODY, "BYTES",
    "largest publish request body"},
   {"write-timeout", KIND_SECONDS, HUB(write_timeout), FROM_ALL, 1, 0, "SECONDS",
    "how long a subscriber may stall a started write"},
@@ -395,6 +395,11 @@ static int apply(parser_t *p, const option_def_t *def, const char *where, const 
       if (u < MIN_BYTES) {
         set_error(p->err, p->errlen, "%s: '%s' is below the minimum of %d bytes", where,
                   sl__options_shown(value, buf, sizeof buf), MIN_BYTES);
+        return -EINVAL;
+      }
+      if (def->max > 0 && (double)u > def->max) {
+        set_error(p->err, p->errlen, "%s: '%s' is too large (at most %.0f bytes)", where,
+                  sl__options_shown(value, buf, sizeof buf), def->max);
         return -EINVAL;
       }
       *(size_t *)field = (size_t)u;

@@ -231,6 +231,9 @@ static const sl_history_ops_t memory_ops = {
 
 int sl__history_memory_new(sl_history_t **out, size_t capacity) {
   int r = -ENOMEM;
+  /* The index has twice as many slots as the ring, a power of two: past this, it overflows. */
+  if (capacity > SIZE_MAX / 4 / sizeof(sl_frame_t *))
+    return -EINVAL;
   memory_history_t *m = calloc(1, sizeof *m);
   if (m == NULL)
     return -ENOMEM;

@@ -7,6 +7,7 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
   obs-fold is refused on every header, Authorization and the framing headers included.
 - A chunk announced larger than --max-body is refused with 413 at once, not left to time out.
 - A short HMAC key is refused (exit 2, one line saying why) unless --allow-weak-key.
+- Numeric options out of range exit 2 with a clear line, never hang or fail vaguely.
 - SIGHUP reopens the log under the same descriptor number: the old number, closed while other
   threads wrote to it, could be reused by accept() and a log line land in a client's socket.
 - A token whose exp is far in the future keeps its stream open (it once overflowed the stream's
@@ -186,7 +187,20 @@ def log_reopen_keeps_its_number():
     t.stop_hub(hub)
 
 
+def numeric_ranges():
+    # Between 2^62 and 2^64-1 the history's index sizing overflowed and the daemon hung at
+    # start; 10^9 said only "Cannot allocate memory".
+    env = ht.base_env()
+    for flag, value in (("--history-size", str(2 ** 62)), ("--history-size", str(2 ** 64 - 1)),
+                        ("--history-size", "1000000000"), ("--max-body", "8G")):
+        r = refused_cli("--jwt-key", ht.KEY, "--listen", "127.0.0.1:0", flag, value, env=env)
+        t.check(r.returncode == 2 and flag in r.stderr and "too large" in r.stderr,
+                f"{flag} {value} exits 2 saying it is too large", f"rc={r.returncode} "
+                f"{r.stderr.strip()[:200]}")
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("numeric options out of range", numeric_ranges)
 t.section("SIGHUP: the log file keeps its descriptor number", log_reopen_keeps_its_number)
 t.section("short HMAC keys", weak_keys)
 t.section("a chunk larger than --max-body", chunk_over_max_body)
