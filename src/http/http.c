@@ -29,14 +29,31 @@ typedef struct http_conn_s {
   sl_conn_t conn;
   llhttp_t parser;
   sl_request_t *req;             /* the request being read; NULL between requests */
-  sl_http_stream_t *stream;      /* the stream that owns the connection, once one opened */
+  union {
+    sl_http_stream_t *stream;    /* HTTP_STREAM: the stream that owns the connection */
+    struct backlog_s *backlog;   /* HTTP_BACKLOG: bytes read and not yet parsed */
+  } u;
   uint32_t hflags;               /* HTTP_* */
 } http_conn_t;
 
 enum {
   HTTP_SERVED = 1 << 0,          /* answered at least one request: a quiet client is just idle */
-  HTTP_PAUSED = 1 << 1,          /* parsing stopped: a stream began, an error, or the end */
+  HTTP_PAUSED = 1 << 1,          /* parsing stopped for good: a stream began, an error, the end */
+  HTTP_STREAM = 1 << 2,          /* u.stream is set */
+  HTTP_BACKLOG = 1 << 3,         /* parsing waits for the answers queued to be written; u.backlog
+                                    holds what was read after the last request parsed */
 };
+
+/* What a pipelining client sent beyond the requests answered so far, kept while its answers
+ * are written: parsing it would queue more answers than SL_HTTP_PIPELINE_LIMIT. */
+typedef struct backlog_s {
+  size_t len;
+  char bytes[];
+} backlog_t;
+
+static sl_http_stream_t *stream_of(const http_conn_t *h) {
+  return (h->hflags & HTTP_STREAM) ? h->u.stream : NULL;
+}
 
 static http_conn_t *http_of(sl_conn_t *c) {
   return (http_conn_t *)c;
@@ -310,7 +327,7 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
 int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *headers,
                          sl_http_stream_t *stream) {
   http_conn_t *h = http_of(c);
-  assert(stream != NULL && stream->ops != NULL && h->stream == NULL);
+  assert(stream != NULL && stream->ops != NULL && !(h->hflags & (HTTP_STREAM | HTTP_BACKLOG)));
   int chunked = sl__http_is_11(c);
   sl_http_head_t head = {
     .status = 200,
@@ -326,8 +343,8 @@ int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *hea
   }
   sl__conn_mark(c, SL_CONN_STREAM | (chunked ? SL_CONN_CHUNKED : 0));
   sl__conn_set_deadline(c, 0);
-  h->stream = stream;
-  h->hflags |= HTTP_SERVED | HTTP_PAUSED;
+  h->u.stream = stream;
+  h->hflags |= HTTP_SERVED | HTTP_PAUSED | HTTP_STREAM;
   int r = sl__delivery_send(c, f);
   sl__frame_unref(f);
   sl__metric_add(&c->net->metrics->requests_total, 1);
@@ -398,7 +415,15 @@ static int on_message_complete(llhttp_t *p) {
     sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->idle_timeout));
   }
   /* A stream owns the connection from now on; after "Connection: close" nothing more is read. */
-  return (c->flags & (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER)) ? HPE_PAUSED : 0;
+  if (c->flags & (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER))
+    return HPE_PAUSED;
+  /* A client sending requests faster than it reads the answers: the next request waits until
+   * these are written, however many one read brought (http_data keeps the rest). */
+  if (c->q_bytes > SL_HTTP_PIPELINE_LIMIT) {
+    h->hflags |= HTTP_BACKLOG;
+    return HPE_PAUSED;
+  }
+  return 0;
 }
 
 static const llhttp_settings_t settings = {
@@ -435,6 +460,23 @@ static void http_open(sl_conn_t *c) {
   sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->header_timeout));
 }
 
+/* Keeps what follows the request that paused parsing, and stops reading until the answers
+ * queued so far are written (http_writable resumes). */
+static void keep_backlog(http_conn_t *h, const char *data, size_t len) {
+  const char *at = llhttp_get_error_pos(&h->parser);
+  size_t rest = at ? (size_t)(data + len - at) : 0;
+  backlog_t *b = malloc(sizeof *b + (rest ? rest : 1));
+  if (b == NULL) {
+    fail_hard(&h->conn);
+    return;
+  }
+  b->len = rest;
+  if (rest)
+    memcpy(b->bytes, at, rest);
+  h->u.backlog = b;
+  sl__conn_pause_read(&h->conn);
+}
+
 static void http_data(sl_conn_t *c, const char *data, size_t len) {
   http_conn_t *h = http_of(c);
   if (h->hflags & HTTP_PAUSED)
@@ -443,6 +485,10 @@ static void http_data(sl_conn_t *c, const char *data, size_t len) {
   llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
   if (h->req && len > 0)
     h->req->read_ended_line = data[len - 1] == '\n';
+  if (err == HPE_PAUSED && (h->hflags & HTTP_BACKLOG) && !(c->flags & SL_CONN_CLOSING)) {
+    keep_backlog(h, data, len);
+    return;
+  }
   if (err != HPE_OK) {
     h->hflags |= HTTP_PAUSED;
     if (err == HPE_PAUSED_UPGRADE && !(c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING))) {
@@ -461,11 +507,7 @@ static void http_data(sl_conn_t *c, const char *data, size_t len) {
       snprintf(what, sizeof what, "malformed HTTP request (%s)", llhttp_get_error_reason(&h->parser));
     int status = (r && r->status) ? r->status : err == HPE_INVALID_VERSION ? 505 : 400;
     refuse(h, status, what);
-    return;
   }
-  /* A client that sends requests without reading the answers stops being read. */
-  if (!(c->flags & SL_CONN_STREAM) && c->q_bytes > SL_HTTP_PIPELINE_LIMIT)
-    sl__conn_pause_read(c);
 }
 
 static void http_eof(sl_conn_t *c) {
@@ -482,8 +524,9 @@ static void http_eof(sl_conn_t *c) {
 
 static void http_timeout(sl_conn_t *c, uint64_t now) {
   http_conn_t *h = http_of(c);
-  if (h->stream) {
-    h->stream->ops->on_timeout(h->stream, c, now);
+  sl_http_stream_t *s = stream_of(h);
+  if (s) {
+    s->ops->on_timeout(s, c, now);
     return;
   }
   /* A request still arriving keeps its deadline even when the connection is to close after it
@@ -498,17 +541,35 @@ static void http_timeout(sl_conn_t *c, uint64_t now) {
   }
 }
 
+/* The answers queued are written: parse what waited, then read again. */
 static void http_writable(sl_conn_t *c) {
-  if (!(c->flags & SL_CONN_STREAM))
+  http_conn_t *h = http_of(c);
+  if (c->flags & SL_CONN_STREAM)
+    return;
+  if (h->hflags & HTTP_BACKLOG) {
+    backlog_t *b = h->u.backlog;
+    h->u.backlog = NULL;
+    h->hflags &= ~(uint32_t)HTTP_BACKLOG;
+    llhttp_resume(&h->parser);
+    if (b->len)
+      http_data(c, b->bytes, b->len);
+    free(b);
+    if (h->hflags & HTTP_BACKLOG)
+      return; /* paused again: more answers are queued, and reading waits for them */
+  }
+  if (!(c->flags & SL_CONN_CLOSING))
     sl__conn_resume_read(c);
 }
 
 static void http_close(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
   sl__delivery_forget(c);
-  if (h->stream) {
-    sl_http_stream_t *s = h->stream;
-    h->stream = NULL;
+  sl_http_stream_t *s = stream_of(h);
+  if (h->hflags & HTTP_BACKLOG)
+    free(h->u.backlog);
+  h->hflags &= ~(uint32_t)(HTTP_STREAM | HTTP_BACKLOG);
+  h->u.stream = NULL;
+  if (s) {
     s->ops->on_close(s, c);
   }
   request_free(h);
@@ -516,8 +577,9 @@ static void http_close(sl_conn_t *c) {
 
 static void http_shutdown(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
-  if (h->stream) {
-    h->stream->ops->on_shutdown(h->stream, c);
+  sl_http_stream_t *s = stream_of(h);
+  if (s) {
+    s->ops->on_shutdown(s, c);
   } else if (h->req == NULL && c->q_len == 0) {
     h->hflags |= HTTP_PAUSED;
     sl__delivery_end(c);

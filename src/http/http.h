@@ -20,7 +20,7 @@
 
 #define SL_HTTP_MAX_HEADER 8192          /* bytes of request line + headers (431 / 414 past it) */
 #define SL_HTTP_MAX_URL 8192
-#define SL_HTTP_PIPELINE_LIMIT (1 << 20) /* answers queued before a pipelining client's reads stop */
+#define SL_HTTP_PIPELINE_LIMIT (64 * 1024) /* answers queued before parsing a pipelining client waits */
 
 typedef enum {
   SL_H_AUTHORIZATION = 0,

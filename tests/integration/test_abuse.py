@@ -5,6 +5,9 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
 - HTTP strictness (RFC 9112): versions other than 1.0 and 1.1 get 505; a 1.1 request without
   Host gets 400; a 1.0 request with Transfer-Encoding gets 400 and the connection closes;
   obs-fold is refused on every header, Authorization and the framing headers included.
+- Pipelined requests from a client that never reads: parsing stops once 64 KiB of answers wait,
+  and goes on as they are written (it used to answer a whole 64 KiB read first: ~11.7 MiB per
+  connection, and the memory stayed with the process after the connections closed).
 - A chunk announced larger than --max-body is refused with 413 at once, not left to time out.
 - A short HMAC key is refused (exit 2, one line saying why) unless --allow-weak-key.
 - Numeric options out of range exit 2 with a clear line, never hang or fail vaguely.
@@ -199,7 +202,52 @@ def numeric_ranges():
                 f"{r.stderr.strip()[:200]}")
 
 
+PIPELINED = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def pipelining_amplification():
+    # One 64 KiB read of tiny pipelined requests for the demo page used to be answered whole
+    # before the queue limit was looked at: ~11.7 MiB of answers per connection that never reads.
+    hub = ht.start_hub(anonymous=True)
+    rss0 = hub.status_kib("VmRSS")
+    conns = []
+    burst = PIPELINED * (65536 // len(PIPELINED))
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", hub.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        try:
+            s.send(burst)
+        except BlockingIOError:
+            pass
+        conns.append(s)
+    time.sleep(2 * ht.SLOW)
+    grown_mib = (hub.status_kib("VmRSS") - rss0) / 1024
+    t.check(grown_mib < 100, "40 connections pipelining 64 KiB of requests without reading grow "
+            "the hub by less than 100 MiB", f"grew {grown_mib:.0f} MiB (was ~470 MiB)")
+    for s in conns:
+        s.close()
+    # Every request of a long pipeline is still answered, in order, once the client reads.
+    n = 3000
+    s = socket.create_connection(("127.0.0.1", hub.port), timeout=20 * ht.SLOW)
+    s.sendall(b"".join(f"GET /healthz?{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                       for i in range(n)))
+    time.sleep(0.5)
+    data = b""
+    deadline = time.monotonic() + 20 * ht.SLOW
+    while data.count(b"HTTP/1.1 200 OK") < n and time.monotonic() < deadline:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    t.eq(data.count(b"HTTP/1.1 200 OK"), n, f"all {n} pipelined requests are answered")
+    t.check(hub.alive(), "the hub serves on")
+    t.stop_hub(hub)
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("pipelined requests that are never read", pipelining_amplification)
 t.section("numeric options out of range", numeric_ranges)
 t.section("SIGHUP: the log file keeps its descriptor number", log_reopen_keeps_its_number)
 t.section("short HMAC keys", weak_keys)
