@@ -23,11 +23,12 @@ SOURCE = os.path.dirname(HERE)
 # The files checked; the tests point this at altered copies to see each rule fail.
 FILES = os.environ.get("SLUICE_DEPLOY_DIR", HERE)
 
-# The daemon's settings, read from its option table in src/options.c so that this list cannot
-# fall behind: flag names without dashes, config file keys, and SLUICE_<NAME> environment
+# The daemon's settings, read from its option table in src/daemon/options.c so that this list
+# cannot fall behind: flag names without dashes, config file keys, and SLUICE_<NAME> environment
 # variables with _ for -. `config` is not a config file key; help and version are flags only.
 def _known_options():
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "options.c")
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "src", "daemon", "options.c")
     with open(src, encoding="utf-8") as f:
         names = set(re.findall(r'^\s*\{"([a-z0-9-]+)", KIND_', f.read(), re.M))
     return names - {"help", "version"}
