@@ -1,16 +1,27 @@
 # sluice — thin wrapper over CMake/CTest. `make run` and `make test` are the two commands.
 BUILD    ?= build
 SANITIZE ?= 0
+TSAN     ?= 0
 JOBS     ?= $(shell nproc)
+ifeq ($(SANITIZE)$(TSAN),11)
+$(error SANITIZE=1 and TSAN=1 exclude each other: run them one after the other, as `make test` does)
+endif
 ifeq ($(SANITIZE),1)
 BUILD    := build-san
 CMAKEFLAGS += -DSLUICE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+endif
+# ThreadSanitizer: every report is printed (halt_on_error=0) and makes the process exit 66, which
+# the tests see as a failure; the integration tests also look for the reports in the hub's log.
+ifeq ($(TSAN),1)
+BUILD    := build-tsan
+CMAKEFLAGS += -DSLUICE_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
+export TSAN_OPTIONS ?= halt_on_error=0 exitcode=66 second_deadlock_stack=1
 endif
 PREFIX   ?= /usr/local
 ADDR     ?= 127.0.0.1:8080
 DEV_KEY  ?= sluice-development-key-change-me-0123456789
 
-.PHONY: all build deps run test test-unit bench install clean
+.PHONY: all build deps run test test-tsan test-unit bench install clean
 
 all: build
 
@@ -27,18 +38,35 @@ build: $(BUILD)/CMakeCache.txt
 run: build
 	@scripts/run-dev.sh $(BUILD)/sluice $(ADDR) $(DEV_KEY)
 
-# The whole suite: unit, integration and browser tests against the real binary,
-# then the same suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole suite: unit, integration and browser tests against the real binary, then the same
+# suite again under AddressSanitizer + UndefinedBehaviorSanitizer, then again under
+# ThreadSanitizer. On a kernel whose address layout ThreadSanitizer cannot work with ("FATAL:
+# ThreadSanitizer: unexpected memory mapping"), the TSan pass runs with ASLR off (setarch -R),
+# which every process ctest starts inherits.
 # Configured again with SLUICE_UNIT_TESTS=ON: a build directory that `make run` configured before
 # cmocka was installed would otherwise go on without its unit tests.
 test:
 	@scripts/deps.sh build test
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSLUICE_UNIT_TESTS=ON $(CMAKEFLAGS) >/dev/null
 	$(MAKE) --no-print-directory build
+ifeq ($(TSAN),1)
+	cd $(BUILD) && wrap=; \
+	  if ./sluice --version 2>&1 | grep -q 'unexpected memory mapping'; then \
+	    echo "ThreadSanitizer cannot map its shadow memory with ASLR on: running with setarch -R"; \
+	    wrap="setarch $$(uname -m) -R"; \
+	  fi; \
+	  $$wrap ctest --output-on-failure -j 2 $(CTESTFLAGS)
+else
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTESTFLAGS)
-ifneq ($(SANITIZE),1)
-	$(MAKE) --no-print-directory test SANITIZE=1
 endif
+ifeq ($(SANITIZE)$(TSAN),00)
+	$(MAKE) --no-print-directory test SANITIZE=1
+	$(MAKE) --no-print-directory test TSAN=1
+endif
+
+# Only the ThreadSanitizer pass of `make test`.
+test-tsan:
+	$(MAKE) --no-print-directory test TSAN=1
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -52,4 +80,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan

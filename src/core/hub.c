@@ -335,11 +335,13 @@ int sl_hub_start(sl_hub_t *hub) {
     sl__http_attach(&w->net, &hub->http[i]);
   }
   sl__bus_attach(&hub->bus, hub->workers, hub->worker_count);
+  /* Ready before the first worker answers: a client that sees /healthz answer must not then see
+   * /readyz say 503 because the other workers were still starting. */
+  atomic_store(&hub->ready, 1);
   for (unsigned i = 0; i < hub->worker_count; i++)
     if ((r = sl__worker_start(&hub->workers[i])))
       goto fail_started;
   hub->started = 1;
-  atomic_store(&hub->ready, 1);
   return 0;
 fail_started:
   /* Threads that did start must end before their workers are destroyed. */
@@ -351,6 +353,7 @@ fail_started:
     sl__shutdown_join(&hub->shutdown);
   }
 fail:
+  atomic_store(&hub->ready, 0);
   sl__bus_attach(&hub->bus, NULL, 0);
   unwind(hub, contexts);
   return r;

@@ -123,6 +123,16 @@ export async function startHub(port, args, timeoutMs = 10000) {
   }
 }
 
+// What a sanitizer build writes to the hub's stderr when it finds something (as hubtest.py).
+export const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer',
+  'WARNING: ThreadSanitizer', 'FATAL: ThreadSanitizer'];
+
+// The SANITIZER_MARKS in a hub's log (empty: the sanitizers reported nothing).
+export function sanitizerReports(hub) {
+  const log = hub.log();
+  return SANITIZER_MARKS.filter((m) => log.includes(m));
+}
+
 // Resolves to the hub's exit ({code, signal}), or null if it has not exited within timeoutMs.
 export function exitWithin(hub, timeoutMs) {
   let timer;

@@ -11,7 +11,9 @@
 //   5. a publish with a bad token shows 401 and the hub's reason.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { freePort, killAll, launchChromium, publish, startHub, token, waitFor } from './lib.mjs';
+import {
+  exitWithin, freePort, killAll, launchChromium, publish, sanitizerReports, startHub, token, waitFor,
+} from './lib.mjs';
 
 const KEY = `demo-${Math.random().toString(36).slice(2)}-${Date.now()}-0123456789abcdef`;
 
@@ -37,7 +39,7 @@ test('the demo page subscribes, publishes and shows what arrives', { timeout: 12
   const port = await freePort();
   const jwt = token(KEY, '--publish', '*');
   try {
-    await startHub(port, ['--jwt-key', KEY, '--anonymous', '--workers', '1']);
+    const hub = await startHub(port, ['--jwt-key', KEY, '--anonymous', '--workers', '1']);
     const browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${port}/#jwt=${jwt}`);
@@ -72,6 +74,10 @@ test('the demo page subscribes, publishes and shows what arrives', { timeout: 12
     assert.match(r3, /^401: \S/, `a bad token shows 401 and a reason: ${r3}`);
     assert.equal(await page.getAttribute('#pub-result', 'class'), 'err', 'shown as an error');
     await browser.close();
+    hub.proc.kill('SIGTERM');
+    const exit = await exitWithin(hub, 15000);
+    assert.deepEqual(exit, { code: 0, signal: null }, `the hub exits 0 after SIGTERM: ${hub.log()}`);
+    assert.deepEqual(sanitizerReports(hub), [], `the sanitizers found nothing: ${hub.log()}`);
   } finally {
     await killAll();
   }

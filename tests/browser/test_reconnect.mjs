@@ -16,7 +16,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  exitWithin, freePort, killAll, launchChromium, publish, sleep, startHub, token, waitFor,
+  exitWithin, freePort, killAll, launchChromium, publish, sanitizerReports, sleep, startHub, token,
+  waitFor,
 } from './lib.mjs';
 
 const KEY = `browser-${Math.random().toString(36).slice(2)}-${Date.now()}-0123456789abcdef`;
@@ -94,6 +95,7 @@ test('EventSource reconnects to a restarted hub after the drain', { timeout: 120
     await waitFor(async () => (await count('close')) === 1, 10000, 'the close event');
     const exitA = await exitWithin(hubA, 15000);
     assert.deepEqual(exitA, { code: 0, signal: null }, `hub A exits 0 after SIGTERM: ${hubA.log()}`);
+    assert.deepEqual(sanitizerReports(hubA), [], `hub A: the sanitizers found nothing: ${hubA.log()}`);
     await waitFor(async () => (await count('error')) >= 1, 5000, 'the error after the close');
     const drained = await log();
     const closeEv = drained.find((e) => e.type === 'close');
@@ -149,6 +151,7 @@ test('EventSource reconnects to a restarted hub after the drain', { timeout: 120
     hubB.proc.kill('SIGTERM');
     const exitB = await exitWithin(hubB, 15000);
     assert.deepEqual(exitB, { code: 0, signal: null }, `hub B exits 0 after SIGTERM: ${hubB.log()}`);
+    assert.deepEqual(sanitizerReports(hubB), [], `hub B: the sanitizers found nothing: ${hubB.log()}`);
   } finally {
     await killAll();
   }

@@ -14,27 +14,26 @@
 #include <stdlib.h>
 
 static void *(*real_realloc)(void *, size_t);
-static size_t fail_size;
+static size_t fail_size; /* written once, by the constructor, before main */
 static atomic_long skip_left, fail_left;
-static atomic_int configured;
 
-static void configure(void) {
+/* Read when the library is loaded, not at the first realloc: under ThreadSanitizer the first
+ * calls come from the sanitizer's start-up (pthread_getattr_np), before the C library has set up
+ * the environment, and getenv would find nothing there. */
+__attribute__((constructor)) static void configure(void) {
   const char *s = getenv("SLUICE_FAIL_REALLOC");
   unsigned long size = 0;
   long skip = 0, count = 0;
   if (s && sscanf(s, "%lu:%ld:%ld", &size, &skip, &count) == 3) {
-    fail_size = size;
     atomic_store(&skip_left, skip);
     atomic_store(&fail_left, count);
+    fail_size = size;
   }
 }
 
 void *realloc(void *p, size_t n) {
   if (real_realloc == NULL)
     real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
-  int expected = 0;
-  if (atomic_compare_exchange_strong(&configured, &expected, 1))
-    configure();
   if (getenv("SLUICE_FAIL_REALLOC_TRACE"))
     fprintf(stderr, "realloc(%p, %zu)\n", p, n);
   if (fail_size != 0 && n == fail_size && p == NULL) {

@@ -44,20 +44,29 @@ if _hard == resource.RLIM_INFINITY or _soft < _hard:
     resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
 
-def sanitized():
-    """True when the daemon was built with AddressSanitizer (timeouts and memory bounds differ)."""
+def sanitizer():
+    """Which sanitizer the daemon was built with: "address" (AddressSanitizer + UBSan), "thread"
+    (ThreadSanitizer) or None."""
     try:
         with open(BIN, "rb") as f:
-            return b"__asan_init" in f.read()
+            data = f.read()
     except OSError:
-        return False
+        return None
+    if b"__asan_init" in data:
+        return "address"
+    if b"__tsan_init" in data:
+        return "thread"
+    return None
 
 
-SANITIZED = sanitized()
-# Generous time factor for sanitizer builds, which run several times slower.
-SLOW = 4.0 if SANITIZED else 1.0
+SANITIZER = sanitizer()
+SANITIZED = SANITIZER is not None
+# Generous time factor for sanitizer builds, which run several times slower (ThreadSanitizer
+# more so: every memory access is checked against the other threads').
+SLOW = {"address": 4.0, "thread": 6.0}.get(SANITIZER, 1.0)
 # What a sanitizer writes to the log when it finds something.
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+                   "WARNING: ThreadSanitizer", "FATAL: ThreadSanitizer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,7 +81,8 @@ class Checker:
         self.name = name
         self.passed = 0
         self.failed = []
-        print(f"== {name} (daemon: {BIN}{', sanitizer build' if SANITIZED else ''})", flush=True)
+        print(f"== {name} (daemon: {BIN}{f', {SANITIZER} sanitizer build' if SANITIZED else ''})",
+              flush=True)
 
     def check(self, cond, what, detail=""):
         if cond:
@@ -104,6 +114,14 @@ class Checker:
 
     def finish(self):
         stop_all_hubs()
+        # A net under the checks of each test: a report in the log of any hub this test started
+        # (one killed, or one whose exit the test expected to be non-zero, too) fails the test.
+        # ThreadSanitizer prints each report when it finds it, not only at exit.
+        reported = [(hub.pid, sanitizer_reports(hub)) for hub in _started]
+        reported = [(pid, marks) for pid, marks in reported if marks]
+        if reported:
+            self.check(False, "the sanitizers found nothing in any hub's log",
+                       "; ".join(f"hub {pid}: {', '.join(marks)}" for pid, marks in reported))
         print(f"{self.name}: {self.passed} passed, {len(self.failed)} failed", flush=True)
         for what in self.failed:
             print(f"  failed: {what}", flush=True)
@@ -128,7 +146,8 @@ def wait_until(pred, timeout, interval=0.05):
 # ---------------------------------------------------------------------------------------------
 # The daemon
 
-_hubs = []
+_hubs = []      # hubs still running
+_started = []   # every hub started, for Checker.finish's look at their logs
 
 
 def free_port():
@@ -249,6 +268,7 @@ def start_hub(key=KEY, anonymous=False, extra=(), env=None, ready_timeout=None, 
         hub = Hub(proc, port, log_path, args)
         hub.key = key
         _hubs.append(hub)
+        _started.append(hub)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline and hub.alive():
             try:

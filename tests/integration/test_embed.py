@@ -10,7 +10,7 @@ Steps:
     and, when the installed files allow it, with libsluice.a (as `pkg-config --static` says,
     else with the .pc's Requires.private linked shared; when neither links, a NOTE says why and
     only the shared variant runs). Under a sanitizer build the installed library is
-    instrumented, so the example is compiled with -fsanitize=address,undefined too, and its
+    instrumented, so the example is compiled with the same -fsanitize= options too, and its
     stderr must hold no sanitizer report.
  3. A clean drain: two raw-socket subscribers; "publish" commands answer the ids the hub gave,
     and both subscribers receive those updates, in order; an invalid update is answered with
@@ -58,15 +58,15 @@ t = ht.Checker("test_embed")
 
 
 class Build:
-    """What steps 1 and 2 produced: .prefix, .pc_dir, .libdir, .instrumented (the installed
-    library carries AddressSanitizer), .binaries [(label, path)] of the example, .slow."""
+    """What steps 1 and 2 produced: .prefix, .pc_dir, .libdir, .instrumented (the sanitizer the
+    installed library carries: "address", "thread" or None), .binaries [(label, path)] of the example, .slow."""
 
     def __init__(self, tmp):
         self.prefix = os.path.join(tmp, "prefix")
         self.tmp = tmp
         self.pc_dir = None
         self.libdir = None
-        self.instrumented = False
+        self.instrumented = None
         self.binaries = []
         self.slow = ht.SLOW
 
@@ -98,11 +98,13 @@ def compile_example(build, out, flags):
     """gcc the example with flags; returns CompletedProcess."""
     cc = os.environ.get("CC") or shutil.which("gcc") or "cc"
     cmd = [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]
-    if build.instrumented:
+    if build.instrumented == "address":
         # The installed library is instrumented: the program must carry the same runtimes
         # (ASan insists on coming first in the initial library list).
         cmd += ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                 "-fno-omit-frame-pointer"]
+    elif build.instrumented == "thread":
+        cmd += ["-fsanitize=thread", "-fno-omit-frame-pointer"]
     cmd += [EXAMPLE, "-o", out] + flags
     print("info " + " ".join(shlex.quote(c) for c in cmd), flush=True)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -129,11 +131,13 @@ def install_and_compile(build):
     if not t.check(os.path.exists(so), "libsluice.so is installed next to pkgconfig/"):
         return
     with open(so, "rb") as f:
-        build.instrumented = b"__asan_init" in f.read()
+        data = f.read()
+    build.instrumented = ("address" if b"__asan_init" in data
+                          else "thread" if b"__tsan_init" in data else None)
     if build.instrumented:
         build.slow = max(build.slow, 4.0)
-        print("info the installed library is instrumented (sanitizer build): the example is "
-              "compiled with -fsanitize=address,undefined", flush=True)
+        print(f"info the installed library is instrumented ({build.instrumented} sanitizer "
+              "build): the example is compiled with the same sanitizer", flush=True)
     if not t.check(shutil.which("pkg-config") is not None, "pkg-config is installed"):
         return
 
