@@ -19,6 +19,8 @@ typedef struct sl_metrics_s {
   atomic_uint_fast64_t bytes_out_total;
   atomic_uint_fast64_t writes_total;       /* sendmsg calls to clients: delivered/writes = batching */
   atomic_uint_fast64_t slow_disconnects_total;
+  atomic_uint_fast64_t lost_update_ends_total; /* streams ended because updates never reached
+                                                  their worker (out of memory) */
   atomic_uint_fast64_t resumes_total;      /* subscriptions that came with a Last-Event-ID */
   atomic_uint_fast64_t resumes_last_second;/* gauge: resumes in the last whole second */
   atomic_uint_fast64_t replayed_total;     /* updates sent from history on resume */

@@ -198,8 +198,7 @@ static void drain_count(void *arg, sl_shutdown_counts_t *out) {
     out->accepted += sl__metric_get(&w->metrics.accepted_total);
     out->drained += sl__metric_get(&w->metrics.drained_total);
     out->forced += sl__metric_get(&w->metrics.forced_total);
-    if (w->draining || atomic_load(&w->delivered_at_drain))
-      out->flushed += sl__worker_drain_flushed(w);
+    out->flushed += sl__worker_drain_flushed(w);
   }
 }
 

@@ -30,6 +30,7 @@ int sl__delivery_init(sl_delivery_t *d, sl_transport_t *net, uv_loop_t *loop, uv
   d->pacer = pacer;
   d->wake = wake;
   d->fanout_window = (uint64_t)(cfg->flush_window * 1e9);
+  d->jitter_seed = (unsigned)(uv_hrtime() ^ (uintptr_t)d);
   net->sched = d;
   int r = sl__broker_init(&d->broker);
   if (r)
@@ -426,36 +427,50 @@ static void deliver(sl_sub_t *sub, sl_frame_t *f, void *arg) {
   sl__delivery_send_update(sub->conn, f);
 }
 
-void sl__delivery_gap(sl_delivery_t *d, uint64_t seq) {
-  /* A client that got no update yet has no id to resume from, so each stream is first told the
-   * id of the last update before the gap ("earliest" if there was none): an event of an id alone
-   * sets an EventSource's Last-Event-ID without firing. */
-  const char *id = d->last_frame ? d->last_frame->id : "earliest";
-  size_t cap = strlen(id) + sizeof "id: \n\n";
+#define GAP_MARK_MAX 64  /* bytes of a gap mark beyond the id: "retry: <ms>\nid: \n\n" */
+#define JITTER_STEPS 1000000
+
+/* The frame that ends a stream at a gap: where to resume, and when. A client that got no update
+ * yet has no id to resume from, so each stream is told the id of the last update before the gap
+ * ("earliest" if there was none): an event of an id alone sets an EventSource's Last-Event-ID
+ * without firing. Its retry: is jittered over --reconnect-spread, so that the streams of a worker
+ * do not all come back at once. */
+static sl_frame_t *gap_mark(sl_delivery_t *d, const char *id) {
+  double spread = d->cfg->reconnect_spread;
+  unsigned ms = spread > 0 ? (unsigned)((double)(rand_r(&d->jitter_seed) % JITTER_STEPS) /
+                                        JITTER_STEPS * spread * 1000.0) + 1
+                           : 0;
+  size_t cap = strlen(id) + GAP_MARK_MAX;
   char *buf = malloc(cap);
-  sl_frame_t *mark = NULL;
-  if (buf) {
-    int len = snprintf(buf, cap, "id: %s\n\n", id);
-    if (len > 0 && (size_t)len < cap)
-      mark = sl__frame_chunk(buf, (size_t)len);
-    free(buf);
-  }
+  if (buf == NULL)
+    return NULL;
+  int len = spread > 0 ? snprintf(buf, cap, "retry: %u\nid: %s\n\n", ms, id)
+                       : snprintf(buf, cap, "id: %s\n\n", id);
+  sl_frame_t *f = len > 0 && (size_t)len < cap ? sl__frame_chunk(buf, (size_t)len) : NULL;
+  free(buf);
+  return f;
+}
+
+void sl__delivery_gap(sl_delivery_t *d, uint64_t seq) {
+  const char *id = d->last_frame ? d->last_frame->id : "earliest";
   size_t ended = 0;
   for (sl_conn_t *c = d->net->conns; c; c = c->next) {
     if ((c->flags & (SL_CONN_STREAM | SL_CONN_CLOSING | SL_CONN_CLOSE_AFTER)) == SL_CONN_STREAM) {
-      if (mark)
+      sl_frame_t *mark = gap_mark(d, id);
+      if (mark) {
         sl__delivery_send(c, mark);
+        sl__frame_unref(mark);
+      }
       sl__delivery_end(c);
       ended++;
     }
   }
-  if (mark)
-    sl__frame_unref(mark);
+  sl__metric_add(&d->metrics->lost_update_ends_total, ended);
   if (d->dispatched_seq < seq)
     d->dispatched_seq = seq;
   sl__log(SL_LOG_ERROR, "worker %u: out of memory: updates up to %" PRIu64 " did not all reach "
-         "this worker; %zu streams end so that their clients resume from history", d->net->index,
-         seq, ended);
+          "this worker; %zu streams end so that their clients resume from history", d->net->index,
+          seq, ended);
 }
 
 void sl__delivery_dispatch(sl_delivery_t *d, sl_frame_t *f) {

@@ -76,6 +76,7 @@ struct sl_delivery_s {
   int held_woke;                  /* the other workers were told this one holds answers */
   atomic_int drain_pending;       /* the drain message is posted: a flush stops to let it in */
   int draining;
+  unsigned jitter_seed;           /* rand_r state: when a gap ends streams, their retry: */
 };
 
 /* 0 or a negative errno. */

@@ -26,6 +26,7 @@
 #define INBOX_FIRST_CAP 64
 #define RESUME_WINDOW_MS 1000
 #define THREAD_NAME_MAX 16       /* pthread_setname_np's limit, with the NUL */
+#define NO_DRAIN_YET UINT64_MAX  /* delivered_at_drain before the drain began here */
 
 static void worker_check_done(sl_worker_t *w);
 
@@ -226,6 +227,7 @@ int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_p
   w->cfg = cfg;
   w->drained = drained;
   w->drained_arg = arg;
+  atomic_init(&w->delivered_at_drain, NO_DRAIN_YET);
   w->epfd = -1;
   for (unsigned i = 0; i < SL_MAX_LISTEN; i++)
     w->listen_fds[i] = -1;
@@ -328,7 +330,7 @@ void sl__worker_stop(sl_worker_t *w) {
 
 uint64_t sl__worker_drain_flushed(sl_worker_t *w) {
   uint64_t base = atomic_load(&w->delivered_at_drain);
-  return sl__metric_get(&w->metrics.delivered_total) - base;
+  return base == NO_DRAIN_YET ? 0 : sl__metric_get(&w->metrics.delivered_total) - base;
 }
 
 static void force_close_all(sl_worker_t *w) {

@@ -72,7 +72,8 @@ struct sl_worker_s {
   int draining;
   int done;                      /* drained and reported */
   int stopping;                  /* closing every handle so the loop ends */
-  atomic_uint_fast64_t delivered_at_drain; /* delivered_total when the drain began here */
+  atomic_uint_fast64_t delivered_at_drain; /* delivered_total when the drain began here;
+                                              UINT64_MAX before (read by the control thread) */
   uint64_t resume_window_start;  /* loop ms when the current one-second window began */
   uint64_t resume_window_base;   /* resumes_total at that moment */
 };

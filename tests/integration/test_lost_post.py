@@ -28,8 +28,11 @@ TOPIC = "urn:lost:t"
 TOKEN = ht.jwt_hs256({"mercure": {"publish": ["*"]}})
 
 
+SPREAD = 5  # --reconnect-spread
+
+
 def faulty_hub(skip):
-    return ht.start_hub(anonymous=True, workers=1, heartbeat=0,
+    return ht.start_hub(anonymous=True, workers=1, heartbeat=0, reconnect_spread=SPREAD,
                         env={"LD_PRELOAD": LIB, "SLUICE_FAIL_REALLOC": f"1024:{skip}:1"})
 
 
@@ -42,6 +45,9 @@ def resume_point(stream):
 def ended_and_resumes(stream, what, want_id, missed):
     t.check(stream.wait_eof(10 * ht.SLOW), f"{what}: its stream ends", stream.ids())
     t.eq(resume_point(stream), want_id, f"{what}: told to resume after {want_id}")
+    retries = [e.retry for e in stream.events if e.retry is not None]
+    t.check(len(retries) == 1 and 1 <= int(retries[0]) <= SPREAD * 1000,
+            f"{what}: and when, a retry: jittered over --reconnect-spread", retries)
     back = ht.SSEStream(stream.conn.port, ht.sub_query([TOPIC]),
                         headers={"Last-Event-ID": resume_point(stream) or ""})
     back.wait_count(len(missed), 10)
@@ -59,6 +65,8 @@ def test_first_lost():
     ended_and_resumes(s, "a subscriber that got nothing yet", "earliest", [uid])
     t.check("did not all reach this worker" in hub.log_text(), "the hub logs the loss",
             hub.log_tail(5))
+    t.eq(hub.metrics().get("sluice_lost_update_ends_total"), 1,
+         "/metrics counts the stream ended by the loss")
     t.stop_hub(hub)
 
 
