@@ -82,6 +82,8 @@ typedef struct sl_config_s {
   int allow_weak_key;                 /* 1: accept HMAC keys shorter than SL_MIN_HMAC_KEY (tests
                                          only: a short key can be found by brute force) */
   size_t history_size;                /* events kept in memory for resume */
+  size_t history_max_bytes;           /* bytes those events may take; 0 = an eighth of the memory
+                                         this process may use, between 16 MiB and 4 GiB */
   double heartbeat;                   /* seconds; 0 = no keep-alive comments */
   size_t max_queue;                   /* bytes queued for one subscriber before it is cut */
   size_t max_body;                    /* bytes of a publish body */

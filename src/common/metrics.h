@@ -58,6 +58,9 @@ typedef struct sl_metrics_extra_s {
   int draining;
   uint64_t workers;
   uint64_t history_size;
+  uint64_t history_max_bytes;
+  uint64_t history_entries;
+  uint64_t history_bytes;
 } sl_metrics_extra_t;
 
 /* Renders Prometheus text exposition into a malloc'ed buffer. NULL when out of memory. */

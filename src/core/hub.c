@@ -119,7 +119,9 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
     .draining = sl__shutdown_draining(&hub->shutdown),
     .workers = hub->worker_count,
     .history_size = hub->cfg.history_size,
+    .history_max_bytes = hub->cfg.history_max_bytes,
   };
+  sl__history_usage(hub->history, &x.history_entries, &x.history_bytes);
   return sl__metrics_render(&sum, &x, len);
 }
 
@@ -216,6 +218,21 @@ static void worker_drained(sl_worker_t *w, void *arg) {
   sl__shutdown_worker_done(&hub->shutdown);
 }
 
+#define HISTORY_BYTES_MIN (16ull << 20)
+#define HISTORY_BYTES_MAX (4ull << 30)
+
+/* An eighth of the memory this process may use (its cgroup's limit, else the machine's), so
+ * that a flood of large updates cannot take the hub's memory: 10,000 updates of 1 MiB are
+ * 10 GiB with a count limit alone. */
+static uint64_t default_history_bytes(void) {
+  uint64_t mem = uv_get_constrained_memory();
+  uint64_t total = uv_get_total_memory();
+  if (mem == 0 || (total > 0 && mem > total))
+    mem = total;
+  uint64_t b = mem / 8;
+  return b < HISTORY_BYTES_MIN ? HISTORY_BYTES_MIN : b > HISTORY_BYTES_MAX ? HISTORY_BYTES_MAX : b;
+}
+
 int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   int r = check_config(cfg);
   if (r)
@@ -248,7 +265,10 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   const char *sk = hub->cfg.subscriber_jwt_key ? hub->cfg.subscriber_jwt_key : hub->cfg.jwt_key;
   if ((r = sl__auth_new(&hub->auth, pk, sk, hub->cfg.jwt_audience, hub->cfg.jwt_issuer)))
     goto fail;
-  if ((r = sl__history_memory_new(&hub->history, hub->cfg.history_size)))
+  if (hub->cfg.history_max_bytes == 0)
+    hub->cfg.history_max_bytes = default_history_bytes();
+  if ((r = sl__history_memory_new(&hub->history, hub->cfg.history_size,
+                                  hub->cfg.history_max_bytes)))
     goto fail;
   if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;

@@ -78,6 +78,9 @@ static const option_def_t options[] = {
    "let subscribers without a token receive public updates"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
+  {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
+   "memory the retained updates may take; default an eighth of what the process may use "
+   "(16 MiB to 4 GiB)"},
   {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, 0, "SECONDS",
    "interval of keep-alive comments; 0 = none"},
   {"max-queue", KIND_BYTES, HUB(max_queue), FROM_ALL, 0, 0, "BYTES",
@@ -738,7 +741,11 @@ void sl__options_usage(FILE *out) {
       case KIND_BYTES: {
         char b[32];
         format_bytes(*(const size_t *)field, b, sizeof b);
-        snprintf(dflt, sizeof dflt, "; at least 1K (default %s)", b);
+        /* 0 means "derived" (its help says from what), not zero bytes. */
+        if (*(const size_t *)field == 0)
+          snprintf(dflt, sizeof dflt, "; at least 1K");
+        else
+          snprintf(dflt, sizeof dflt, "; at least 1K (default %s)", b);
         break;
       }
       case KIND_SECONDS:

@@ -30,6 +30,8 @@ typedef struct sl_history_ops_s {
   /* The highest seq stored, 0 when none ever was: where the global order stands (a durable
    * backend reopens with a non-zero one). */
   uint64_t (*last_seq)(sl_history_t *h);
+  /* What is retained now: updates, and the bytes they take where they are kept (memory, disk). */
+  void (*usage)(sl_history_t *h, uint64_t *entries, uint64_t *bytes);
   /* Opens a cursor on the frames stored after the one whose id is after_id (NULL or "earliest":
    * from the oldest retained), up to and including seq upto. *found is 1 when after_id was found,
    * 0 otherwise (the cursor then starts at the oldest retained). 0, or a negative errno. */
@@ -59,12 +61,17 @@ struct sl_history_cursor_s {
 };
 
 /* The in-memory ring of the last capacity updates (capacity 0 keeps nothing, yet still numbers
- * them). Appends complete before append returns. */
-int sl__history_memory_new(sl_history_t **h, size_t capacity);
+ * them), holding at most max_bytes of them (0 = no byte budget; the newest is kept whatever its
+ * size). Appends complete before append returns. */
+int sl__history_memory_new(sl_history_t **h, size_t capacity, uint64_t max_bytes);
 
 static inline int sl__history_append(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done,
                                      void *arg) {
   return h->ops->append(h, frame, done, arg);
+}
+
+static inline void sl__history_usage(sl_history_t *h, uint64_t *entries, uint64_t *bytes) {
+  h->ops->usage(h, entries, bytes);
 }
 
 static inline uint64_t sl__history_last_seq(sl_history_t *h) {

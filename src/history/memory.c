@@ -3,8 +3,10 @@
  * index keeps the earliest retained one, as the protocol requires. It numbers the updates itself
  * (1, 2, 3, ...) and completes each append before append returns. One mutex guards the ring: an
  * append holds it for O(1) work (plus a scan of the ring when it evicts an id known to repeat),
- * a cursor only while it copies a page of references; frames are released and callbacks called
- * outside it. It does not persist anything across restarts. */
+ * a cursor only while it copies a page of references; callbacks are called outside it. It keeps
+ * at most capacity frames and, when given a byte budget, at most that many bytes of them (the
+ * newest frame stays even when it alone is larger). It does not persist anything across
+ * restarts. */
 #include "history/history.h"
 
 #include <assert.h>
@@ -26,6 +28,8 @@ typedef struct memory_history_s {
   unsigned char *later_dup; /* per ring slot: a later retained frame has the same id */
   size_t capacity;
   size_t count;
+  uint64_t max_bytes;   /* budget of the retained frames' memory; 0 = none */
+  uint64_t bytes;       /* memory of the retained frames (frame_bytes) */
   uint64_t first_seq;   /* seq of the oldest retained frame; last_seq + 1 when none is */
   uint64_t last_seq;    /* seq given to the newest append, 0 before the first */
   id_slot_t *slots;     /* open addressing, linear probing, tombstone-free deletion */
@@ -75,14 +79,22 @@ static void slot_delete(memory_history_t *m, size_t i) {
   }
 }
 
+/* What a frame costs in memory: its struct, wire bytes, id and topics, as frame.c lays it out. */
+static uint64_t frame_bytes(const sl_frame_t *f) {
+  uint64_t n = sizeof *f + f->len + f->id_len + 1;
+  for (size_t i = 0; i < f->topic_count; i++)
+    n += sizeof(char *) + sizeof(uint32_t) + f->topic_lens[i] + 1;
+  return n;
+}
+
 static sl_frame_t *ring_at(const memory_history_t *m, uint64_t seq) {
   return m->ring[seq % m->capacity];
 }
 
-/* Makes room for one more frame by dropping the oldest; returns it for the caller to release
- * once the lock is let go. Lock held, ring full. */
+/* Makes room by dropping the oldest frame; returns it for the caller to release. Lock held, at
+ * least one frame retained. */
 static sl_frame_t *evict_oldest(memory_history_t *m) {
-  assert(m->capacity > 0 && m->count == m->capacity);
+  assert(m->capacity > 0 && m->count > 0);
   sl_frame_t *old = ring_at(m, m->first_seq);
   size_t i = slot_find(m, old->id);
   int indexed = m->slots[i].id != NULL && m->slots[i].seq == old->seq;
@@ -92,6 +104,7 @@ static sl_frame_t *evict_oldest(memory_history_t *m) {
   m->later_dup[m->first_seq % m->capacity] = 0;
   m->first_seq++;
   m->count--;
+  m->bytes -= frame_bytes(old);
   /* A reused id now resolves to its earliest retained copy; only ids known to repeat pay
    * for this scan. */
   for (uint64_t s = m->first_seq; reindex && s < m->first_seq + m->count; s++) {
@@ -117,10 +130,21 @@ static int memory_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done
   if (m->capacity == 0) {
     m->first_seq = f->seq + 1;
   } else {
+    uint64_t need = frame_bytes(f);
     if (m->count == m->capacity)
       old = evict_oldest(m);
+    /* The byte budget may take several of the oldest: all but the first are released here,
+     * under the lock (a free each), which only an update much larger than most costs. */
+    while (m->max_bytes && m->count > 0 && m->bytes + need > m->max_bytes) {
+      sl_frame_t *more = evict_oldest(m);
+      if (old == NULL)
+        old = more;
+      else
+        sl__frame_unref(more);
+    }
     m->ring[f->seq % m->capacity] = sl__frame_ref(f);
     m->count++;
+    m->bytes += need;
     size_t i = slot_find(m, f->id);
     if (m->slots[i].id == NULL) {
       m->slots[i].id = f->id;
@@ -134,6 +158,14 @@ static int memory_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done
     sl__frame_unref(old);
   done(f, 0, arg);
   return 0;
+}
+
+static void memory_usage(sl_history_t *h, uint64_t *entries, uint64_t *bytes) {
+  memory_history_t *m = (memory_history_t *)h;
+  uv_mutex_lock(&m->lock);
+  *entries = m->count;
+  *bytes = m->bytes;
+  uv_mutex_unlock(&m->lock);
 }
 
 static uint64_t memory_last_seq(sl_history_t *h) {
@@ -222,6 +254,7 @@ static void memory_destroy(sl_history_t *h) {
 static const sl_history_ops_t memory_ops = {
   .append = memory_append,
   .last_seq = memory_last_seq,
+  .usage = memory_usage,
   .cursor_open = memory_cursor_open,
   .cursor_next = memory_cursor_next,
   .cursor_pos = memory_cursor_pos,
@@ -229,7 +262,7 @@ static const sl_history_ops_t memory_ops = {
   .destroy = memory_destroy,
 };
 
-int sl__history_memory_new(sl_history_t **out, size_t capacity) {
+int sl__history_memory_new(sl_history_t **out, size_t capacity, uint64_t max_bytes) {
   int r = -ENOMEM;
   /* The index has twice as many slots as the ring, a power of two: past this, it overflows. */
   if (capacity > SIZE_MAX / 4 / sizeof(sl_frame_t *))
@@ -242,6 +275,7 @@ int sl__history_memory_new(sl_history_t **out, size_t capacity) {
     slots <<= 1;
   m->base.ops = &memory_ops;
   m->capacity = capacity;
+  m->max_bytes = max_bytes;
   m->first_seq = 1;
   m->ring = calloc(capacity ? capacity : 1, sizeof *m->ring);
   m->later_dup = calloc(capacity ? capacity : 1, 1);

@@ -10,6 +10,7 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
   connection, and the memory stayed with the process after the connections closed).
 - A chunk announced larger than --max-body is refused with 413 at once, not left to time out.
 - A short HMAC key is refused (exit 2, one line saying why) unless --allow-weak-key.
+- History is bounded by bytes too (--history-max-bytes), not by count alone.
 - Numeric options out of range exit 2 with a clear line, never hang or fail vaguely.
 - SIGHUP reopens the log under the same descriptor number: the old number, closed while other
   threads wrote to it, could be reused by accept() and a log line land in a client's socket.
@@ -246,7 +247,35 @@ def pipelining_amplification():
     t.stop_hub(hub)
 
 
+def history_byte_budget():
+    # History was bounded by count only: 10,000 updates of 1 MiB were 10 GiB of RSS.
+    budget = 2 << 20
+    hub = ht.start_hub(anonymous=True, history_size=10000, history_max_bytes=budget,
+                       max_body=256 << 10)
+    pub = ht.Publisher(hub.port, ht.mint_token())
+    payload = "x" * (200 << 10)
+    for i in range(60):  # 12 MiB of updates
+        pub.must(["urn:abuse:big"], data=payload, id=f"big-{i}")
+    pub.close()
+    m = hub.metrics()
+    t.check(0 < m.get("sluice_history_bytes", -1) <= budget,
+            "the history holds at most --history-max-bytes", m.get("sluice_history_bytes"))
+    t.check(m.get("sluice_history_max_bytes") == budget, "/metrics shows the budget")
+    kept = m.get("sluice_history_entries", 0)
+    t.check(5 <= kept <= 10, "and keeps the newest updates that fit", kept)
+    rss_mib = hub.status_kib("VmRSS") / 1024
+    t.check(rss_mib < 64, "the hub's memory stays near the budget", f"{rss_mib:.0f} MiB")
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:abuse:big"]), headers={"Last-Event-ID": "big-0"})
+    s.wait_id("big-59", timeout=10)
+    t.eq(s.response.header("Mercure-Last-Event-ID"), "earliest",
+         "a resume from a dropped id is told 'earliest'")
+    t.eq(len([e for e in s.events if e.data]), int(kept), "and gets every retained update")
+    s.close()
+    t.stop_hub(hub)
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("history bounded by bytes", history_byte_budget)
 t.section("pipelined requests that are never read", pipelining_amplification)
 t.section("numeric options out of range", numeric_ranges)
 t.section("SIGHUP: the log file keeps its descriptor number", log_reopen_keeps_its_number)

@@ -78,7 +78,7 @@ static int setup_fake(void **state) {
 static int setup_memory(void **state) {
   (void)state;
   sl_history_t *h;
-  assert_int_equal(sl__history_memory_new(&h, 1000), 0);
+  assert_int_equal(sl__history_memory_new(&h, 1000, 0), 0);
   start(h);
   return 0;
 }

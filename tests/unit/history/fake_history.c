@@ -68,6 +68,15 @@ static uint64_t fake_last_seq(sl_history_t *h) {
   return seq;
 }
 
+/* Entries only: the double does not account bytes. */
+static void fake_usage(sl_history_t *h, uint64_t *entries, uint64_t *bytes) {
+  fake_history_t *fh = (fake_history_t *)h;
+  uv_mutex_lock(&fh->lock);
+  *entries = fh->stored_count;
+  uv_mutex_unlock(&fh->lock);
+  *bytes = 0;
+}
+
 size_t fake_history_complete(sl_history_t *h, size_t n, int err) {
   fake_history_t *fh = (fake_history_t *)h;
   size_t done = 0;
@@ -176,6 +185,7 @@ static void fake_destroy(sl_history_t *h) {
 static const sl_history_ops_t fake_ops = {
   .append = fake_append,
   .last_seq = fake_last_seq,
+  .usage = fake_usage,
   .cursor_open = fake_cursor_open,
   .cursor_next = fake_cursor_next,
   .cursor_pos = fake_cursor_pos,

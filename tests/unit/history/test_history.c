@@ -135,7 +135,7 @@ static void expect_replay(sl_history_t *h, const char *after, uint64_t upto, int
 
 static sl_history_t *new_history(size_t capacity) {
   sl_history_t *h = NULL;
-  assert_int_equal(sl__history_memory_new(&h, capacity), 0);
+  assert_int_equal(sl__history_memory_new(&h, capacity, 0), 0);
   assert_non_null(h);
   assert_non_null(h->ops);
   return h;
@@ -706,6 +706,53 @@ static void reader(void *arg) {
   }
 }
 
+/* The byte budget drops the oldest frames, together with the count limit; usage says what is
+ * kept; the newest frame stays even when it alone is over the budget. */
+static void test_byte_budget(void **state) {
+  (void)state;
+  sl_history_t *probe = new_history(10);
+  append_owned(probe, "u01", 1);
+  uint64_t entries, one;
+  sl__history_usage(probe, &entries, &one);
+  assert_int_equal(entries, 1);
+  assert_true(one > 3); /* a frame costs its struct, wire bytes, id and topic */
+  sl__history_destroy(probe);
+
+  sl_history_t *h = NULL;
+  assert_int_equal(sl__history_memory_new(&h, 100, 3 * one), 0);
+  char id[8];
+  for (uint64_t i = 1; i <= 10; i++) {
+    snprintf(id, sizeof id, "u%02u", (unsigned)i);
+    append_owned(h, id, i);
+  }
+  uint64_t bytes;
+  sl__history_usage(h, &entries, &bytes);
+  assert_int_equal(entries, 3); /* ten would fit the count, only three the bytes */
+  assert_int_equal(bytes, 3 * one);
+  expect_replay(h, "earliest", UINT64_MAX, 0, 8, 10);
+  expect_replay(h, "u02", UINT64_MAX, 0, 8, 10); /* dropped: "earliest" */
+  expect_replay(h, "u08", UINT64_MAX, 1, 9, 10);
+
+  /* One update larger than the whole budget: it alone is kept. */
+  char big[4096];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  sl__history_usage(h, &entries, &bytes);
+  sl_frame_t *f = make_frame(big);
+  append_as(h, f, 11);
+  sl__frame_unref(f);
+  sl__history_usage(h, &entries, &bytes);
+  assert_int_equal(entries, 1);
+  assert_true(bytes > 3 * one);
+  expect_replay(h, "earliest", UINT64_MAX, 0, 11, 11);
+  /* And the next small one pushes it out. */
+  append_owned(h, "u12", 12);
+  sl__history_usage(h, &entries, &bytes);
+  assert_int_equal(entries, 1);
+  assert_int_equal(bytes, one);
+  sl__history_destroy(h);
+}
+
 static void test_append_while_paging(void **state) {
   (void)state;
   threaded_t t = {.h = new_history(THREAD_CAPACITY)};
@@ -748,6 +795,7 @@ int main(void) {
     cmocka_unit_test(test_paging_matches_one_page),
     cmocka_unit_test(test_cursor_stops_at_upto),
     cmocka_unit_test(test_overtaken_cursor),
+    cmocka_unit_test(test_byte_budget),
     cmocka_unit_test(test_append_while_paging),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
