@@ -68,6 +68,8 @@ void sl__log(sl_log_level_t level, const char *fmt, ...) {
   int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ sluice[%d] %s: ",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                    ts.tv_nsec / 1000000, (int)getpid(), names[level]);
+  if (n < 0 || (size_t)n >= sizeof line / 2)
+    n = 0; /* cannot happen with this fixed-size prefix; a line without it beats an overflow */
   va_list ap;
   va_start(ap, fmt);
   int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -242,6 +242,66 @@ int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
   return 0;
 }
 
+int sl__sub_filter_init(sl_sub_filter_t *flt, const sl_sub_t *sub) {
+  memset(flt, 0, sizeof *flt);
+  flt->sub = sub;
+  size_t slots = 8;
+  while (slots < (size_t)sub->node_count * 2)
+    slots <<= 1;
+  flt->exact = calloc(slots, sizeof *flt->exact);
+  flt->exact_len = calloc(slots, sizeof *flt->exact_len);
+  flt->scanned = calloc(sub->node_count ? sub->node_count : 1, sizeof *flt->scanned);
+  if (flt->exact == NULL || flt->exact_len == NULL || flt->scanned == NULL) {
+    sl__sub_filter_free(flt);
+    return -ENOMEM;
+  }
+  flt->mask = slots - 1;
+  const char *text = first_text(sub);
+  for (size_t i = 0; i < sub->node_count; i++) {
+    sl_selector_t sel = next_selector(&text);
+    if (sel.kind == SL_SELECTOR_ANY) {
+      flt->any = 1;
+    } else if (sl__selector_is_exact(&sel)) {
+      size_t k = hash_bytes(sel.text, sel.len) & flt->mask;
+      while (flt->exact[k] && (flt->exact_len[k] != sel.len || memcmp(flt->exact[k], sel.text, sel.len)))
+        k = (k + 1) & flt->mask;
+      flt->exact[k] = sel.text;
+      flt->exact_len[k] = sel.len;
+    } else {
+      flt->scanned[flt->scanned_count++] = sel;
+    }
+  }
+  return 0;
+}
+
+int sl__sub_filter_wants(sl_sub_filter_t *flt, const sl_frame_t *f) {
+  if (!sl__sub_may_read(flt->sub, f))
+    return 0;
+  if (flt->any)
+    return 1;
+  for (size_t t = 0; t < f->topic_count; t++) {
+    flt->checks++;
+    size_t k = hash_bytes(f->topics[t], f->topic_lens[t]) & flt->mask;
+    for (; flt->exact[k]; k = (k + 1) & flt->mask)
+      if (flt->exact_len[k] == f->topic_lens[t] &&
+          memcmp(flt->exact[k], f->topics[t], f->topic_lens[t]) == 0)
+        return 1;
+  }
+  for (size_t i = 0; i < flt->scanned_count; i++) {
+    flt->checks += f->topic_count;
+    if (selects(&flt->scanned[i], f))
+      return 1;
+  }
+  return 0;
+}
+
+void sl__sub_filter_free(sl_sub_filter_t *flt) {
+  free(flt->exact);
+  free(flt->exact_len);
+  free(flt->scanned);
+  memset(flt, 0, sizeof *flt);
+}
+
 /* A bucket's nodes all select the frame; a scanned node is asked first, and a subscriber is
  * marked with the frame's seq only once one of its selectors matched, so that a later node of
  * the same subscriber still gets its chance. */

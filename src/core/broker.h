@@ -83,6 +83,27 @@ void sl__broker_remove(sl_broker_t *b, sl_sub_t *sub);
 /* 1 when the subscription selects one of the frame's topics and may read it. */
 int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f);
 
+/* A subscription's selectors as a replay asks them, frame after frame: its exact topics in a
+ * hash set, so that a frame costs one lookup per topic of the frame however many selectors the
+ * subscription has (256 of them against 10,000 retained updates of 64 topics each made one
+ * anonymous resume cost 160 million comparisons). Borrows the subscription. */
+typedef struct sl_sub_filter_s {
+  const sl_sub_t *sub;
+  int any;                       /* a selector matches every topic */
+  const char **exact;            /* open addressing; NULL = empty slot */
+  uint32_t *exact_len;
+  size_t mask;
+  sl_selector_t *scanned;        /* the selectors that are neither exact nor "*" (none today) */
+  size_t scanned_count;
+  uint64_t checks;               /* lookups and selector tests made so far: the work done */
+} sl_sub_filter_t;
+
+/* 0, or -ENOMEM. */
+int sl__sub_filter_init(sl_sub_filter_t *flt, const sl_sub_t *sub);
+/* What sl__sub_wants says, in O(topics of f). */
+int sl__sub_filter_wants(sl_sub_filter_t *flt, const sl_frame_t *f);
+void sl__sub_filter_free(sl_sub_filter_t *flt);
+
 /* 1 when a private frame may go to this subscriber. */
 int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f);
 

@@ -44,7 +44,7 @@ static sl_sub_t *sub_of(sl_http_stream_t *s) {
 }
 
 typedef struct replay_s {
-  sl_sub_t *sub;
+  sl_sub_filter_t filter;        /* the subscription's selectors, for one lookup per topic */
   sl_frame_t **frames;
   size_t count, cap;
   int failed;
@@ -63,7 +63,7 @@ static void replay_visit(sl_frame_t *f, void *arg) {
     rp->failed = 0;
     return;
   }
-  if (rp->failed || !sl__sub_wants(rp->sub, f))
+  if (rp->failed || !sl__sub_filter_wants(&rp->filter, f))
     return;
   if (rp->count == rp->cap) {
     size_t cap = rp->cap ? rp->cap * 2 : 64;
@@ -81,6 +81,7 @@ static void replay_visit(sl_frame_t *f, void *arg) {
 static void replay_free(replay_t *rp) {
   replay_drop(rp);
   free(rp->frames);
+  sl__sub_filter_free(&rp->filter);
 }
 
 static int is_matcher_name(const char *name) {
@@ -271,8 +272,18 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   /* Everything up to what this worker already dispatched comes from history; everything after
    * arrives through the inbox, so nothing is missed and nothing is sent twice. */
   int found = 0;
-  rp.sub = sub;
-  if (cursor && sl__bus_replay(m->bus, cursor, d->dispatched_seq, replay_visit, &rp, &found)) {
+  if (cursor && sl__sub_filter_init(&rp.filter, sub)) {
+    sl__broker_remove(&d->broker, sub);
+    sl__http_error(c, 500, NULL, "out of memory");
+    goto out;
+  }
+  /* Paged from history without the publish lock; the filter makes its work the number of
+   * topics of the retained updates, whatever the number of selectors, and it is counted. */
+  int replayed = cursor ? sl__bus_replay(m->bus, cursor, d->dispatched_seq, replay_visit, &rp,
+                                         &found)
+                        : 0;
+  sl__metric_add(&m->metrics->replay_checks_total, rp.filter.checks);
+  if (replayed) {
     sl__broker_remove(&d->broker, sub);
     sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
     goto out;

@@ -547,6 +547,14 @@ static void test_many_subscribers_against_model(void **state) {
       if (sl__sub_wants(model[i].sub, f) != want)
         fail_msg("round %zu: sl__sub_wants(subscriber %zu) = %d, expected %d", round, i, !want,
                  want);
+      /* The replay's filter says the same, in one lookup per topic. */
+      sl_sub_filter_t flt;
+      assert_int_equal(sl__sub_filter_init(&flt, model[i].sub), 0);
+      if (sl__sub_filter_wants(&flt, f) != want)
+        fail_msg("round %zu: sl__sub_filter_wants(subscriber %zu) = %d, expected %d", round, i,
+                 !want, want);
+      assert_true(flt.checks <= n + (size_t)model[i].sub->node_count * n);
+      sl__sub_filter_free(&flt);
     }
     memset(&d, 0, sizeof d);
     d.frame = f;
