@@ -58,6 +58,8 @@ extern "C" {
 #define SL_DEFAULT_MAX_PENDING      16           /* updates ahead of delivery before answers wait */
 #define SL_MAX_MAX_PENDING          1000000      /* the largest --max-pending accepted */
 #define SL_MAX_WORKERS              256          /* the most loop threads accepted */
+#define SL_RESERVED_FDS             64           /* descriptors kept free of connections: the
+                                                    listeners, epoll sets, the log, a refusal */
 #define SL_MIN_HMAC_KEY             32           /* bytes of an HMAC key: 256 bits for HS256,
                                                     RFC 7518 3.2 */
 
@@ -79,6 +81,10 @@ typedef struct sl_config_s {
   const char *jwt_audience;           /* required "aud" member; NULL = not checked */
   const char *jwt_issuer;             /* required "iss"; NULL = not checked */
   int anonymous;                      /* 1: subscribers need no token */
+  size_t max_connections;             /* connections held at once, past which new ones get 503;
+                                         0 = the open-files limit less SL_RESERVED_FDS */
+  size_t max_conns_per_ip;            /* connections one client address may hold (429 past it);
+                                         0 = no limit (behind a proxy every client is its address) */
   int allow_weak_key;                 /* 1: accept HMAC keys shorter than SL_MIN_HMAC_KEY (tests
                                          only: a short key can be found by brute force) */
   size_t history_size;                /* events kept in memory for resume */

@@ -288,14 +288,31 @@ fail:
   return r;
 }
 
-/* Each connection costs a descriptor: take all the kernel allows this process. */
-static void raise_nofile(void) {
+/* Each connection costs a descriptor: take all the kernel allows this process. Returns the
+ * limit now in force. */
+static size_t raise_nofile(void) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl))
+    if (setrlimit(RLIMIT_NOFILE, &rl)) {
       sl__log(SL_LOG_WARN, "cannot raise the open-files limit: %s", strerror(errno));
+      getrlimit(RLIMIT_NOFILE, &rl);
+    }
   }
+  return rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX : (size_t)rl.rlim_cur;
+}
+
+/* --max-connections, or what the descriptor limit leaves once the hub's own are set aside: a
+ * connection past it is still accepted and told 503, where one past the descriptor limit could
+ * not be accepted at all. */
+static size_t connection_cap(const sl_config_t *cfg, size_t nofile) {
+  if (cfg->max_connections)
+    return cfg->max_connections;
+  if (nofile == 0 || nofile == SIZE_MAX)
+    return 0;
+  return nofile > 2 * SL_RESERVED_FDS ? nofile - SL_RESERVED_FDS : nofile / 2;
 }
 
 /* Frees what sl_hub_start made; every thread it started has ended. */
@@ -321,7 +338,10 @@ int sl_hub_start(sl_hub_t *hub) {
   int r;
   if (hub->started)
     return -EALREADY;
-  raise_nofile();
+  size_t nofile = raise_nofile();
+  if ((r = sl__admission_init(&hub->admission, connection_cap(&hub->cfg, nofile),
+                              hub->cfg.max_conns_per_ip)))
+    return r;
   hub->workers = calloc(n, sizeof *hub->workers);
   hub->http = calloc(n, sizeof *hub->http);
   hub->mercure = calloc(n, sizeof *hub->mercure);
@@ -336,8 +356,9 @@ int sl_hub_start(sl_hub_t *hub) {
   unsigned seed = (unsigned)uv_hrtime();
   for (unsigned i = 0; i < n; i++) {
     sl_worker_t *w = &hub->workers[i];
-    if ((r = sl__worker_init(w, i, &hub->cfg, &hub->pacer, i ? &hub->workers[0] : NULL,
-                             worker_drained, hub, err, sizeof err))) {
+    if ((r = sl__worker_init(w, i, &hub->cfg, &hub->pacer, &hub->admission,
+                             i ? &hub->workers[0] : NULL, worker_drained, hub, err,
+                             sizeof err))) {
       sl__log(SL_LOG_ERROR, "%s", err);
       goto fail;
     }
@@ -375,6 +396,7 @@ fail:
   atomic_store(&hub->ready, 0);
   sl__bus_attach(&hub->bus, NULL, 0);
   unwind(hub, contexts);
+  sl__admission_destroy(&hub->admission);
   return r;
 }
 
@@ -409,7 +431,10 @@ int sl_hub_wait(sl_hub_t *hub) {
 void sl_hub_free(sl_hub_t *hub) {
   if (hub == NULL)
     return;
+  int started = hub->workers != NULL;
   unwind(hub, hub->worker_count);
+  if (started)
+    sl__admission_destroy(&hub->admission);
   sl__shutdown_destroy(&hub->shutdown);
   sl__history_destroy(hub->history);
   sl__bus_destroy(&hub->bus);

@@ -29,6 +29,7 @@ struct sl_hub_s {
   sl_mercure_t *mercure;         /* one per worker */
   sl_delivery_t **pace_members;  /* every worker's delivery, for the pacer */
   sl_pacer_t pacer;
+  sl_admission_t admission;      /* connection caps, shared by the workers */
   sl_auth_t *auth;
   sl_history_t *history;
   sl_bus_t bus;

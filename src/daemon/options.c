@@ -83,6 +83,12 @@ static const option_def_t options[] = {
    "(16 MiB to 4 GiB)"},
   {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, 0, "SECONDS",
    "interval of keep-alive comments; 0 = none"},
+  {"max-connections", KIND_COUNT, HUB(max_connections), FROM_ALL, 0, 0, "N",
+   "connections held at once; past it a new one is answered 503; 0 = the open-files limit "
+   "less 64"},
+  {"max-conns-per-ip", KIND_COUNT, HUB(max_conns_per_ip), FROM_ALL, 0, 0, "N",
+   "connections one client address may hold; past it a new one is answered 429; 0 = no limit "
+   "(set it when clients connect directly, not through a proxy)"},
   {"max-queue", KIND_BYTES, HUB(max_queue), FROM_ALL, 0, 0, "BYTES",
    "bytes queued for one slow subscriber before it is disconnected"},
   {"max-body", KIND_BYTES, HUB(max_body), FROM_ALL, 0, SL_MAX_MAX_BODY, "BYTES",

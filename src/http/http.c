@@ -458,6 +458,16 @@ static void http_open(sl_conn_t *c) {
   llhttp_init(&h->parser, HTTP_REQUEST, &settings);
   h->parser.data = h;
   sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->header_timeout));
+  /* Not admitted: told why at once, before any request; nothing it sends is parsed. */
+  if (c->flags & SL_CONN_REFUSED_FULL) {
+    h->hflags |= HTTP_PAUSED;
+    sl__http_error(c, 503, "Retry-After: 1\r\n", "the hub holds all the connections it may "
+                   "(--max-connections); retry shortly");
+  } else if (c->flags & SL_CONN_REFUSED_CLIENT) {
+    h->hflags |= HTTP_PAUSED;
+    sl__http_error(c, 429, "Retry-After: 1\r\n", "this address holds all the connections it "
+                   "may (--max-conns-per-ip); close one and retry");
+  }
 }
 
 /* Keeps what follows the request that paused parsing, and stops reading until the answers

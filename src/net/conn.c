@@ -70,14 +70,20 @@ static void poll_update(sl_conn_t *c) {
   c->flags = (c->flags & ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W)) | want;
 }
 
-sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd) {
+sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd, uint32_t flags, uint32_t ticket) {
   assert(t->proto != NULL && t->proto_size >= sizeof(sl_conn_t));
+  assert((flags & ~(uint32_t)(SL_CONN_REFUSED_FULL | SL_CONN_REFUSED_CLIENT)) == 0);
   sl_conn_t *c = calloc(1, t->proto_size);
   if (c == NULL) {
     sl__log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", t->index);
     close(fd);
+    sl_conn_t gone = {.ticket = ticket};
+    if (t->conn_closed)
+      t->conn_closed(t, &gone);
     return NULL;
   }
+  c->flags = flags;
+  c->ticket = ticket;
   /* TCP_NODELAY comes from the listener: Linux copies it into every accepted socket. */
   c->net = t;
   c->cbs = t->proto;
@@ -130,6 +136,8 @@ void sl__transport_reap(sl_transport_t *t) {
  * CLOSING and is skipped. */
 static void leave(sl_conn_t *c) {
   sl_transport_t *t = c->net;
+  if (t->conn_closed)
+    t->conn_closed(t, c);
   if (c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W))
     epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   c->flags &= ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W);

@@ -47,6 +47,9 @@ enum {
   SL_CONN_POLL_R = 1 << 15,      /* registered for EPOLLIN */
   SL_CONN_POLL_W = 1 << 16,      /* registered for EPOLLOUT */
   SL_CONN_DETACHED = 1 << 17,    /* handed out by sl__conn_detach: the socket stays open */
+  SL_CONN_REFUSED_FULL = 1 << 18,   /* not admitted: the hub holds all it may (the protocol
+                                       answers so and ends) */
+  SL_CONN_REFUSED_CLIENT = 1 << 19, /* not admitted: its address holds all it may */
 };
 
 /* How the transport reaches the protocol that owns a connection. Every callback runs on the
@@ -89,6 +92,7 @@ struct sl_conn_s {
                                     linger's; 0 = none */
   uint64_t last_write;           /* loop ms of the last write */
   uint32_t corks;                /* sl__conn_cork calls not yet undone */
+  uint32_t ticket;               /* the worker's admission ticket, released when it closes */
 };
 
 /* What the transport of one worker shares: its connections, the epoll set they are watched by,
@@ -107,6 +111,7 @@ struct sl_transport_s {
   /* Set by the worker: the reaper must run after this turn; a connection was freed. */
   void (*reap_soon)(sl_transport_t *t);
   void (*conn_freed)(sl_transport_t *t);
+  void (*conn_closed)(sl_transport_t *t, sl_conn_t *c); /* closed or detached: may be NULL */
   void *owner;                   /* the worker, for those two */
   void *sched;                   /* the delivery layer's, to find itself from a connection */
   /* The protocol every accepted connection speaks, the size of its per-connection state, and its
@@ -139,9 +144,11 @@ static inline uint64_t sl__transport_now(const sl_transport_t *t) {
   return uv_now(t->loop);
 }
 
-/* A new connection on fd, speaking the transport's protocol. NULL (and fd closed) when out of
- * memory or the socket cannot be watched. */
-sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd);
+/* A new connection on fd, speaking the transport's protocol; flags may say it was refused
+ * (SL_CONN_REFUSED_*: the protocol answers why and ends it) and ticket is the worker's, given
+ * back through conn_closed. NULL (and fd closed) when out of memory or the socket cannot be
+ * watched. */
+sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd, uint32_t flags, uint32_t ticket);
 /* What the epoll set reported for c (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP). */
 void sl__conn_io(sl_conn_t *c, uint32_t events);
 

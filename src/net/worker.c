@@ -120,9 +120,26 @@ static void on_accept(uv_poll_t *h, int status, int events) {
   if (status < 0)
     return;
   for (int n = 0; n < ACCEPTS_PER_TURN; n++) {
-    int fd = accept4(*(int *)h->data, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(*(int *)h->data, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      sl__conn_accept(&w->net, fd);
+      /* One not admitted is still accepted, so that its client is told why (503 or 429, by
+       * the protocol) rather than left waiting in the backlog. */
+      uint32_t ticket = 0, refused = 0;
+      switch (sl__admission_admit(w->admission, (struct sockaddr *)&peer, &ticket)) {
+      case SL_ADMIT_OK:
+        break;
+      case SL_ADMIT_FULL:
+        refused = SL_CONN_REFUSED_FULL;
+        sl__metric_add(&w->metrics.refused_full_total, 1);
+        break;
+      case SL_ADMIT_CLIENT_FULL:
+        refused = SL_CONN_REFUSED_CLIENT;
+        sl__metric_add(&w->metrics.refused_client_total, 1);
+        break;
+      }
+      sl__conn_accept(&w->net, fd, refused, ticket);
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -181,6 +198,12 @@ static void reap_soon(sl_transport_t *t) {
     uv_idle_start(&w->reaper, on_reap);
 }
 
+static void conn_closed(sl_transport_t *t, sl_conn_t *c) {
+  sl_worker_t *w = t->owner;
+  sl__admission_release(w->admission, c->ticket);
+  c->ticket = 0;
+}
+
 static void conn_freed(sl_transport_t *t) {
   sl_worker_t *w = t->owner;
   if (w->draining)
@@ -220,9 +243,11 @@ static int init_listeners(sl_worker_t *w, const sl_worker_t *first, char *err, s
 }
 
 int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_pacer_t *pacer,
-                    const sl_worker_t *first, sl_worker_drained_cb drained, void *arg, char *err,
-                    size_t errlen) {
+                    sl_admission_t *admission, const sl_worker_t *first,
+                    sl_worker_drained_cb drained, void *arg, char *err, size_t errlen) {
+  assert(admission != NULL);
   memset(w, 0, sizeof *w);
+  w->admission = admission;
   w->index = index;
   w->cfg = cfg;
   w->drained = drained;
@@ -247,6 +272,7 @@ int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_p
   w->net.owner = w;
   w->net.reap_soon = reap_soon;
   w->net.conn_freed = conn_freed;
+  w->net.conn_closed = conn_closed;
   if ((r = uv_async_init(&w->loop, &w->wakeup, NULL)) ||
       (r = sl__delivery_init(&w->dlv, &w->net, &w->loop, &w->wakeup, pacer, cfg, &w->metrics)))
     goto fail_transport;

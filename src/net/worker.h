@@ -18,6 +18,7 @@
 
 #include "common/frame.h"
 #include "common/metrics.h"
+#include "net/admission.h"
 #include "net/conn.h"
 #include "net/delivery.h"
 #include "sluice.h"
@@ -68,6 +69,7 @@ struct sl_worker_s {
   sl_metrics_t metrics;
   sl_worker_drained_cb drained;
   void *drained_arg;
+  sl_admission_t *admission;     /* the hub's, shared by every worker */
   /* The drain, on the worker thread once the hub sent SL_MSG_DRAIN. */
   int draining;
   int done;                      /* drained and reported */
@@ -82,8 +84,8 @@ struct sl_worker_s {
  * the ports first got (they differ from the configuration only with port 0). 0 or a negative
  * errno, with a message in err. */
 int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_pacer_t *pacer,
-                    const sl_worker_t *first, sl_worker_drained_cb drained, void *arg, char *err,
-                    size_t errlen);
+                    sl_admission_t *admission, const sl_worker_t *first,
+                    sl_worker_drained_cb drained, void *arg, char *err, size_t errlen);
 int sl__worker_start(sl_worker_t *w);
 void sl__worker_join(sl_worker_t *w);
 void sl__worker_destroy(sl_worker_t *w);

@@ -12,6 +12,8 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
 - A short HMAC key is refused (exit 2, one line saying why) unless --allow-weak-key.
 - A resume with hundreds of selectors over a long history no longer holds the publish lock while
   it filters, and its work grows with the updates' topics, not with its selectors.
+- Connections are capped per client address (--max-conns-per-ip, 429) and in all
+  (--max-connections, 503, below the descriptor limit so that the hub can still say so).
 - History is bounded by bytes too (--history-max-bytes), not by count alone.
 - Numeric options out of range exit 2 with a clear line, never hang or fail vaguely.
 - SIGHUP reopens the log under the same descriptor number: the old number, closed while other
@@ -337,7 +339,79 @@ def replay_does_not_stall_publishing():
     t.stop_hub(hub)
 
 
+def stream_from(port, source):
+    """A subscriber connected from the loopback address source; (status, stream)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(10 * ht.SLOW)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {ht.sub_query(['urn:abuse:cap'])} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    return line, head, s
+
+
+def exchange_body(port, source, path):
+    """GET path from the loopback address source; the response's body."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(10 * ht.SLOW)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
+
+
+def connection_caps():
+    # One client could hold every descriptor the hub had; and the hub, once out of them, could
+    # no longer even say so.
+    hub = ht.start_hub(anonymous=True, max_conns_per_ip=3, max_connections=6)
+    held = []
+    for _ in range(3):
+        line, _, s = stream_from(hub.port, "127.0.0.1")
+        held.append(s)
+        t.check(line.startswith("HTTP/1.1 200"), "a client's first 3 streams open", line)
+    line, head, s = stream_from(hub.port, "127.0.0.1")
+    s.close()
+    t.check(line.startswith("HTTP/1.1 429") and b"Retry-After:" in head
+            and b"--max-conns-per-ip" in head,
+            "its 4th is answered 429 with Retry-After, saying which limit", head[:300])
+    for _ in range(3):
+        line, _, s = stream_from(hub.port, "127.0.0.2")
+        held.append(s)
+        t.check(line.startswith("HTTP/1.1 200"), "another address opens its own 3", line)
+    line, head, s = stream_from(hub.port, "127.0.0.3")
+    s.close()
+    t.check(line.startswith("HTTP/1.1 503") and b"--max-connections" in head,
+            "past --max-connections a new client is answered 503", head[:300])
+    held.pop(0).close()
+    time.sleep(0.5)
+    line, _, s = stream_from(hub.port, "127.0.0.1")
+    held.append(s)
+    t.check(line.startswith("HTTP/1.1 200"), "a closed stream frees its place", line)
+    held.pop().close()
+    time.sleep(0.5)
+    m = ht.parse_metrics(exchange_body(hub.port, "127.0.0.9", "/metrics"))
+    t.eq((m.get("sluice_connections_refused_per_ip_total"),
+          m.get("sluice_connections_refused_full_total")), (1, 1), "/metrics counts each refusal")
+    for s in held:
+        s.close()
+    t.stop_hub(hub)
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("connections per address and in all", connection_caps)
 t.section("resumes with many selectors do not stall publishing", replay_does_not_stall_publishing)
 t.section("history bounded by bytes", history_byte_budget)
 t.section("pipelined requests that are never read", pipelining_amplification)

@@ -38,6 +38,7 @@ typedef struct publisher_s {
 typedef struct fixture_s {
   sl_config_t cfg;
   sl_pacer_t pacer;
+  sl_admission_t admission;
   sl_delivery_t *members[1];
   sl_worker_t w;
   sl_history_t *h;
@@ -60,7 +61,9 @@ static void start(sl_history_t *h) {
   F.pacer.members = F.members;
   F.members[0] = &F.w.dlv;
   char err[256];
-  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, NULL, NULL, NULL, err, sizeof err), 0);
+  assert_int_equal(sl__admission_init(&F.admission, 0, 0), 0);
+  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, &F.admission, NULL, NULL, NULL, err,
+                                   sizeof err), 0);
   F.h = h;
   assert_int_equal(sl__bus_init(&F.bus, h), 0);
   sl__bus_attach(&F.bus, &F.w, 1);
@@ -92,6 +95,7 @@ static int teardown(void **state) {
     uv_thread_join(&F.pubs[i]->thread);
   sl__bus_destroy(&F.bus);
   sl__worker_destroy(&F.w);
+  sl__admission_destroy(&F.admission);
   sl__history_destroy(F.h);
   return 0;
 }

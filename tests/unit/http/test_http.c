@@ -130,7 +130,7 @@ static int setup(void **state) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   F.peer = sv[1];
-  assert_non_null(sl__conn_accept(&F.t, sv[0]));
+  assert_non_null(sl__conn_accept(&F.t, sv[0], 0, 0));
   return 0;
 }
 

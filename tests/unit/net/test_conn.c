@@ -115,7 +115,7 @@ static sl_conn_t *accept_pair(void) {
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   F.peer = sv[1];
-  sl_conn_t *c = sl__conn_accept(&F.t, sv[0]);
+  sl_conn_t *c = sl__conn_accept(&F.t, sv[0], 0, 0);
   assert_non_null(c);
   return c;
 }
@@ -140,7 +140,7 @@ static sl_conn_t *accept_tcp(int sndbuf, int rcvbuf) {
   if (sndbuf)
     assert_int_equal(setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
   F.peer = cl;
-  sl_conn_t *c = sl__conn_accept(&F.t, s);
+  sl_conn_t *c = sl__conn_accept(&F.t, s, 0, 0);
   assert_non_null(c);
   return c;
 }

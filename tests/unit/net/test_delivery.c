@@ -129,7 +129,7 @@ static sl_conn_t *connect_to(unsigned i, int *peer) {
   assert_true(F.npeers < MAX_PEERS);
   F.peers[F.npeers++] = sv[1];
   *peer = sv[1];
-  sl_conn_t *c = sl__conn_accept(&F.side[i].t, sv[0]);
+  sl_conn_t *c = sl__conn_accept(&F.side[i].t, sv[0], 0, 0);
   assert_non_null(c);
   return c;
 }
