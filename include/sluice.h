@@ -85,6 +85,9 @@ typedef struct sl_config_s {
                                          0 = the open-files limit less SL_RESERVED_FDS */
   size_t max_conns_per_ip;            /* connections one client address may hold (429 past it);
                                          0 = no limit (behind a proxy every client is its address) */
+  size_t rate_per_ip;                 /* publishes and subscriptions one client address may start
+                                         per second (a burst of as many); 429 past it; 0 = none */
+  size_t rate_per_token;              /* the same per token (its exact bytes); 0 = none */
   int allow_weak_key;                 /* 1: accept HMAC keys shorter than SL_MIN_HMAC_KEY (tests
                                          only: a short key can be found by brute force) */
   size_t history_size;                /* events kept in memory for resume */

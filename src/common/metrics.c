@@ -91,6 +91,7 @@ char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, siz
   metric(&b, "sluice_lost_update_ends_total", "counter", "Streams ended because updates did not reach their worker (out of memory); their clients resume from history.", sl__metric_get(&m->lost_update_ends_total));
   metric(&b, "sluice_connections_refused_full_total", "counter", "Connections answered 503 because the hub held --max-connections.", sl__metric_get(&m->refused_full_total));
   metric(&b, "sluice_connections_refused_per_ip_total", "counter", "Connections answered 429 because their address held --max-conns-per-ip.", sl__metric_get(&m->refused_client_total));
+  metric(&b, "sluice_rate_limited_total", "counter", "Publishes and subscriptions answered 429 by --rate-per-ip or --rate-per-token.", sl__metric_get(&m->rate_limited_total));
   metric(&b, "sluice_slow_consumer_disconnects_total", "counter", "Subscribers cut because their queue passed --max-queue.", sl__metric_get(&m->slow_disconnects_total));
   metric(&b, "sluice_replay_checks_total", "counter", "Topic lookups and selector tests that filtering resumed streams' history cost (the work resumes cause).", sl__metric_get(&m->replay_checks_total));
   metric(&b, "sluice_resumes_total", "counter", "Subscriptions that arrived with a Last-Event-ID (reconnects).", sl__metric_get(&m->resumes_total));

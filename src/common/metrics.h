@@ -33,6 +33,7 @@ typedef struct sl_metrics_s {
   atomic_uint_fast64_t emfile_total;       /* accept() failures for lack of descriptors */
   atomic_uint_fast64_t refused_full_total; /* connections refused at --max-connections */
   atomic_uint_fast64_t refused_client_total; /* refused at --max-conns-per-ip */
+  atomic_uint_fast64_t rate_limited_total; /* requests answered 429 by --rate-per-ip/-token */
   atomic_uint_fast64_t latency_bucket[SL_LATENCY_BUCKETS + 1]; /* publish latency; last = +Inf */
   atomic_uint_fast64_t latency_sum_ns;
 } sl_metrics_t;

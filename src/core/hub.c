@@ -218,6 +218,7 @@ static void worker_drained(sl_worker_t *w, void *arg) {
   sl__shutdown_worker_done(&hub->shutdown);
 }
 
+#define RATE_SLOTS 65536            /* buckets of a rate limit: 1.5 MiB, whatever the clients */
 #define HISTORY_BYTES_MIN (16ull << 20)
 #define HISTORY_BYTES_MAX (4ull << 30)
 
@@ -342,6 +343,17 @@ int sl_hub_start(sl_hub_t *hub) {
   if ((r = sl__admission_init(&hub->admission, connection_cap(&hub->cfg, nofile),
                               hub->cfg.max_conns_per_ip)))
     return r;
+  /* A second's worth of requests is the burst. The tables are of fixed size. */
+  if ((hub->cfg.rate_per_ip &&
+       (r = sl__ratelimit_init(&hub->rate_by_ip, (double)hub->cfg.rate_per_ip,
+                               (double)hub->cfg.rate_per_ip, RATE_SLOTS))) ||
+      (hub->cfg.rate_per_token &&
+       (r = sl__ratelimit_init(&hub->rate_by_token, (double)hub->cfg.rate_per_token,
+                               (double)hub->cfg.rate_per_token, RATE_SLOTS)))) {
+    sl__ratelimit_destroy(&hub->rate_by_ip);
+    sl__admission_destroy(&hub->admission);
+    return r;
+  }
   hub->workers = calloc(n, sizeof *hub->workers);
   hub->http = calloc(n, sizeof *hub->http);
   hub->mercure = calloc(n, sizeof *hub->mercure);
@@ -369,6 +381,8 @@ int sl_hub_start(sl_hub_t *hub) {
       goto fail;
     contexts = i + 1;
     sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
+    hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
+    hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;
     if ((r = add_routes(hub, i)))
       goto fail;
@@ -397,6 +411,8 @@ fail:
   sl__bus_attach(&hub->bus, NULL, 0);
   unwind(hub, contexts);
   sl__admission_destroy(&hub->admission);
+  sl__ratelimit_destroy(&hub->rate_by_ip);
+  sl__ratelimit_destroy(&hub->rate_by_token);
   return r;
 }
 
@@ -433,8 +449,11 @@ void sl_hub_free(sl_hub_t *hub) {
     return;
   int started = hub->workers != NULL;
   unwind(hub, hub->worker_count);
-  if (started)
+  if (started) {
     sl__admission_destroy(&hub->admission);
+    sl__ratelimit_destroy(&hub->rate_by_ip);
+    sl__ratelimit_destroy(&hub->rate_by_token);
+  }
   sl__shutdown_destroy(&hub->shutdown);
   sl__history_destroy(hub->history);
   sl__bus_destroy(&hub->bus);

@@ -30,6 +30,8 @@ struct sl_hub_s {
   sl_delivery_t **pace_members;  /* every worker's delivery, for the pacer */
   sl_pacer_t pacer;
   sl_admission_t admission;      /* connection caps, shared by the workers */
+  sl_ratelimit_t rate_by_ip;     /* request rates, when configured (buckets NULL when not) */
+  sl_ratelimit_t rate_by_token;
   sl_auth_t *auth;
   sl_history_t *history;
   sl_bus_t bus;

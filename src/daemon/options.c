@@ -89,6 +89,12 @@ static const option_def_t options[] = {
   {"max-conns-per-ip", KIND_COUNT, HUB(max_conns_per_ip), FROM_ALL, 0, 0, "N",
    "connections one client address may hold; past it a new one is answered 429; 0 = no limit "
    "(set it when clients connect directly, not through a proxy)"},
+  {"rate-per-ip", KIND_COUNT, HUB(rate_per_ip), FROM_ALL, 0, 0, "N",
+   "publishes and subscriptions one client address may start per second (bursts of N); past "
+   "it 429; 0 = no limit"},
+  {"rate-per-token", KIND_COUNT, HUB(rate_per_token), FROM_ALL, 0, 0, "N",
+   "publishes and subscriptions one token may start per second (bursts of N); past it 429; "
+   "0 = no limit"},
   {"max-queue", KIND_BYTES, HUB(max_queue), FROM_ALL, 0, 0, "BYTES",
    "bytes queued for one slow subscriber before it is disconnected"},
   {"max-body", KIND_BYTES, HUB(max_body), FROM_ALL, 0, SL_MAX_MAX_BODY, "BYTES",

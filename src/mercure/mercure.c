@@ -3,6 +3,8 @@
 #include "mercure/mercure.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +36,54 @@ void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m) {
   (void)r;
   (void)m;
   sl__http_respond(c, 204, "Allow: " SL_MERCURE_METHODS "\r\n", NULL, "", 0);
+}
+
+/* The client's address as a key: 16 bytes, IPv4 mapped; 0 when it has none (then no limit). */
+static size_t address_key(const sl_conn_t *c, unsigned char key[16]) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(c->fd, (struct sockaddr *)&ss, &len))
+    return 0;
+  if (ss.ss_family == AF_INET6) {
+    memcpy(key, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    return 16;
+  }
+  if (ss.ss_family != AF_INET)
+    return 0;
+  memset(key, 0, 10);
+  key[10] = key[11] = 0xff;
+  memcpy(key + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+  return 16;
+}
+
+int sl__mercure_rate_limited(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r) {
+  if (m->rate_by_ip == NULL && m->rate_by_token == NULL)
+    return 0;
+  uint64_t now = uv_hrtime() / 1000000;
+  unsigned wait = 0;
+  const char *which = NULL;
+  unsigned char key[16];
+  size_t klen;
+  if (m->rate_by_ip && (klen = address_key(c, key)) > 0 &&
+      (wait = sl__ratelimit_take(m->rate_by_ip, key, klen, now)) > 0)
+    which = "this address (--rate-per-ip)";
+  if (wait == 0 && m->rate_by_token) {
+    sl_credentials_t cred = {.authorization = r->hv[SL_H_AUTHORIZATION], .cookie = r->hv[SL_H_COOKIE]};
+    size_t len = 0;
+    int malformed;
+    const char *tok = sl__auth_token(&cred, &len, &malformed);
+    if (tok && (wait = sl__ratelimit_take(m->rate_by_token, tok, len, now)) > 0)
+      which = "this token (--rate-per-token)";
+  }
+  if (wait == 0)
+    return 0;
+  char headers[48], what[160];
+  snprintf(headers, sizeof headers, "Retry-After: %u\r\n", wait);
+  snprintf(what, sizeof what, "too many publishes and subscriptions from %s; retry in %u s",
+           which, wait);
+  sl__metric_add(&m->metrics->rate_limited_total, 1);
+  sl__http_error(c, 429, headers, what);
+  return 1;
 }
 
 int sl__mercure_authenticate(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r,

@@ -10,6 +10,7 @@
 
 #include "auth/auth.h"
 #include "auth/auth_cache.h"
+#include "common/ratelimit.h"
 #include "core/bus.h"
 #include "http/http.h"
 #include "net/delivery.h"
@@ -29,6 +30,8 @@ typedef struct sl_mercure_s {
   sl_delivery_t *dlv;
   sl_metrics_t *metrics;
   unsigned jitter_seed;          /* rand_r state for the reconnect jitter of the drain */
+  sl_ratelimit_t *rate_by_ip;    /* the hub's, shared; NULL = no limit */
+  sl_ratelimit_t *rate_by_token;
 } sl_mercure_t;
 
 /* 0, or -ENOMEM. The stream ops are the caller's to set (sl__mercure_stream_ops). */
@@ -45,6 +48,10 @@ void sl__mercure_stream_ops(sl_http_stream_ops_t *ops);
 void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m);
+
+/* Takes one request from the client's address and token buckets: 0, or 1 after answering 429
+ * with Retry-After (mercure.c). */
+int sl__mercure_rate_limited(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r);
 
 /* Verifies the request's token for role (mercure.c). Returns 0 with *present 0 when there is
  * none (the caller decides whether that is allowed), 0 with *present 1 and claims filled when it

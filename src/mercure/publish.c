@@ -63,7 +63,7 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
   const char *why;
   char what[256];
 
-  if (publisher_auth(m, c, r, &claims))
+  if (sl__mercure_rate_limited(m, c, r) || publisher_auth(m, c, r, &claims))
     return;
   if (!is_form(r->hv[SL_H_CONTENT_TYPE])) {
     sl__http_error(c, 415, NULL, "publish with Content-Type: application/x-www-form-urlencoded");

@@ -207,6 +207,8 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 503, "Retry-After: 5\r\n", "the hub is shutting down; reconnect shortly");
     return;
   }
+  if (sl__mercure_rate_limited(m, c, r))
+    return;
   if (sl__form_parse(&form, r->query, r->query_len)) {
     sl__http_error(c, 500, NULL, "out of memory");
     return;

@@ -14,6 +14,8 @@ attacking the hub, reproduced, and the fixed behaviour asserted.
   it filters, and its work grows with the updates' topics, not with its selectors.
 - Connections are capped per client address (--max-conns-per-ip, 429) and in all
   (--max-connections, 503, below the descriptor limit so that the hub can still say so).
+- Publishes and subscriptions are rate-limited per address and per token (--rate-per-ip,
+  --rate-per-token: token buckets, 429 with Retry-After).
 - History is bounded by bytes too (--history-max-bytes), not by count alone.
 - Numeric options out of range exit 2 with a clear line, never hang or fail vaguely.
 - SIGHUP reopens the log under the same descriptor number: the old number, closed while other
@@ -410,7 +412,59 @@ def connection_caps():
     t.stop_hub(hub)
 
 
+def publish_from(port, source, token, topic="urn:abuse:rate"):
+    """One publish from the loopback address source; (status line, head)."""
+    body = ht.form(ht.publish_fields([topic], data="x"))
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(10 * ht.SLOW)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"POST {ht.HUB_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              f"Authorization: Bearer {token}\r\n"
+              f"Content-Type: application/x-www-form-urlencoded\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.split(b"\r\n", 1)[0].decode(errors="replace"), data
+
+
+def request_rates():
+    # Nothing bounded how many publishes or subscriptions one client could start per second.
+    tok_a, tok_b = ht.mint_token(), ht.jwt_hs256({"mercure": {"publish": ["*"]}, "x": "b"})
+    hub = ht.start_hub(anonymous=True, rate_per_ip=5)
+    codes = [publish_from(hub.port, "127.0.0.1", tok_a)[0][9:12] for _ in range(20)]
+    t.check(codes[:5] == ["200"] * 5 and codes.count("429") >= 10,
+            "--rate-per-ip 5: a burst of 5 goes, then most of 20 quick publishes get 429", codes)
+    line, head = publish_from(hub.port, "127.0.0.1", tok_a)
+    t.check(b"Retry-After: " in head and b"--rate-per-ip" in head,
+            "the 429 says when to retry and which limit", head[:300])
+    line, _ = publish_from(hub.port, "127.0.0.2", tok_a)
+    t.check(line.startswith("HTTP/1.1 200"), "another address has its own rate", line)
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:abuse:rate"]))
+    t.eq(s.status, 429, "subscriptions count against the same rate")
+    s.close()
+    time.sleep(1.2)
+    line, _ = publish_from(hub.port, "127.0.0.1", tok_a)
+    t.check(line.startswith("HTTP/1.1 200"), "a second later it may publish again", line)
+    t.check(hub.metrics().get("sluice_rate_limited_total", 0) >= 11,
+            "/metrics counts the 429s")
+    t.stop_hub(hub)
+    hub = ht.start_hub(rate_per_token=3)
+    codes = [publish_from(hub.port, f"127.0.0.{10 + i}", tok_a)[0][9:12] for i in range(8)]
+    t.check(codes[:3] == ["200"] * 3 and codes.count("429") >= 4,
+            "--rate-per-token 3: one token, from many addresses, gets 429 after its burst", codes)
+    line, _ = publish_from(hub.port, "127.0.0.30", tok_b)
+    t.check(line.startswith("HTTP/1.1 200"), "another token has its own rate", line)
+    t.stop_hub(hub)
+
+
 t.section("HTTP strictness (RFC 9112)", http_strictness)
+t.section("publishes and subscriptions per address and per token", request_rates)
 t.section("connections per address and in all", connection_caps)
 t.section("resumes with many selectors do not stall publishing", replay_does_not_stall_publishing)
 t.section("history bounded by bytes", history_byte_budget)

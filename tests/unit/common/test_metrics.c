@@ -24,7 +24,8 @@
   X(bytes_out_total) X(writes_total) X(slow_disconnects_total) X(lost_update_ends_total)        \
   X(resumes_total) X(resumes_last_second)                                                         \
   X(replayed_total) X(replay_checks_total) X(requests_total) X(errors_total) X(forced_total) X(drained_total)           \
-  X(held_total) X(emfile_total) X(refused_full_total) X(refused_client_total) X(latency_sum_ns)
+  X(held_total) X(emfile_total) X(refused_full_total) X(refused_client_total)        \
+  X(rate_limited_total) X(latency_sum_ns)
 #define COUNT_FIELD(name) +1
 enum { SCALARS = 0 SCALAR_FIELDS(COUNT_FIELD) };
 
@@ -478,6 +479,7 @@ static void test_render_values(void **state) {
   sl__metric_add(&m.replay_checks_total, 5);
   sl__metric_add(&m.refused_full_total, 6);
   sl__metric_add(&m.refused_client_total, 7);
+  sl__metric_add(&m.rate_limited_total, 8);
   sl__metric_add(&m.resumes_total, 11);
   sl__metric_add(&m.resumes_last_second, 2);
   sl__metric_add(&m.replayed_total, 13);
@@ -519,6 +521,7 @@ static void test_render_values(void **state) {
   expect_sample(text, "sluice_replay_checks_total ", "5");
   expect_sample(text, "sluice_connections_refused_full_total ", "6");
   expect_sample(text, "sluice_connections_refused_per_ip_total ", "7");
+  expect_sample(text, "sluice_rate_limited_total ", "8");
   expect_sample(text, "sluice_resumes_total ", "11");
   expect_sample(text, "sluice_resumes_per_second ", "2");
   expect_sample(text, "sluice_replayed_total ", "13");
