@@ -231,8 +231,12 @@ def pipelining_amplification():
         conns.append(s)
     time.sleep(2 * ht.SLOW)
     grown_mib = (hub.status_kib("VmRSS") - rss0) / 1024
-    t.check(grown_mib < 100, "40 connections pipelining 64 KiB of requests without reading grow "
-            "the hub by less than 100 MiB", f"grew {grown_mib:.0f} MiB (was ~470 MiB)")
+    if ht.SANITIZER:
+        # A sanitizer's runtime keeps freed memory in quarantine: RSS says nothing of the hub's.
+        print(f"info RSS not checked under the {ht.SANITIZER} sanitizer (grew {grown_mib:.0f} MiB)")
+    else:
+        t.check(grown_mib < 100, "40 connections pipelining 64 KiB of requests without reading "
+                "grow the hub by less than 100 MiB", f"grew {grown_mib:.0f} MiB (was ~470 MiB)")
     for s in conns:
         s.close()
     # Every request of a long pipeline is still answered, in order, once the client reads.
@@ -271,7 +275,10 @@ def history_byte_budget():
     kept = m.get("sluice_history_entries", 0)
     t.check(5 <= kept <= 10, "and keeps the newest updates that fit", kept)
     rss_mib = hub.status_kib("VmRSS") / 1024
-    t.check(rss_mib < 64, "the hub's memory stays near the budget", f"{rss_mib:.0f} MiB")
+    if ht.SANITIZER:
+        print(f"info RSS not checked under the {ht.SANITIZER} sanitizer ({rss_mib:.0f} MiB)")
+    else:
+        t.check(rss_mib < 64, "the hub's memory stays near the budget", f"{rss_mib:.0f} MiB")
     s = ht.SSEStream(hub.port, ht.sub_query(["urn:abuse:big"]), headers={"Last-Event-ID": "big-0"})
     s.wait_id("big-59", timeout=10)
     t.eq(s.response.header("Mercure-Last-Event-ID"), "earliest",
@@ -330,7 +337,9 @@ def replay_does_not_stall_publishing():
         th.join(30 * ht.SLOW)
     pub.close()
     t.check(sum(resumes) > 0, "the resumes are served", resumes)
-    t.check(done >= 100, "8 subscribers resuming with 256 selectors each from 'earliest' over "
+    # 18 got through with the code before (no sanitizer); the sanitizers slow everything down.
+    want = 100 if not ht.SANITIZER else int(120 / ht.SLOW)
+    t.check(done >= want, "8 subscribers resuming with 256 selectors each from 'earliest' over "
             "10,000 updates of 64 topics let publishes through", f"{done} publishes in 5 s "
             f"(2 before), {sum(resumes)} resumes")
     m = hub.metrics()
