@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
-#include "core/bus.h"
+#include "net/bus.h"
 #include "core/shutdown.h"
 #include "history/history.h"
 #include "http/http.h"

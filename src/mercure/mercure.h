@@ -11,7 +11,7 @@
 #include "auth/auth.h"
 #include "auth/auth_cache.h"
 #include "common/ratelimit.h"
-#include "core/bus.h"
+#include "net/bus.h"
 #include "http/http.h"
 #include "net/delivery.h"
 #include "sluice.h"

@@ -262,7 +262,14 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   if (subscriber_auth(m, c, r, &claims, &has_token))
     goto out;
 
-  sl_sub_t *sub = sl__sub_new(c, matchers, lens, n, &claims, has_token, STREAM_FRONT);
+  /* A subscriber only ever subscribes: the subscribe half of its claims goes to the
+   * subscription, the rest is freed with the claims. */
+  sl_grants_t grants = {claims.subscribe, claims.subscribe_count, claims.exp, has_token};
+  sl_sub_t *sub = sl__sub_new(c, matchers, lens, n, &grants, STREAM_FRONT);
+  if (sub) {
+    claims.subscribe = NULL;
+    claims.subscribe_count = 0;
+  }
   if (sub == NULL || sl__broker_add(&d->broker, sub)) {
     if (sub)
       sl__broker_remove(&d->broker, sub);

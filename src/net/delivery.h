@@ -23,7 +23,7 @@
 
 #include "common/frame.h"
 #include "common/metrics.h"
-#include "core/broker.h"
+#include "topics/broker.h"
 #include "net/conn.h"
 #include "sluice.h"
 

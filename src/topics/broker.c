@@ -3,7 +3,7 @@
  * asking topic.c whether each matches. A subscriber selected by several topics of one update, or
  * by several of its own selectors, gets the frame once: last_seq remembers the highest update
  * already queued for it. */
-#include "core/broker.h"
+#include "topics/broker.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -98,7 +98,7 @@ static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
 }
 
 sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                      size_t n, sl_claims_t *claims, int has_token, size_t front) {
+                      size_t n, sl_grants_t *grants, size_t front) {
   assert(front % sizeof(uint64_t) == 0 && front <= UINT32_MAX && n <= UINT32_MAX);
   size_t strings = 0;
   for (size_t i = 0; i < n; i++)
@@ -110,15 +110,12 @@ sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const
   s->front = (uint32_t)front;
   s->conn = conn;
   s->node_count = (uint32_t)n;
-  s->has_token = has_token != 0;
-  if (claims) {
-    /* A subscriber only ever subscribes: its publish grants go now. */
-    s->grants = claims->subscribe;
-    s->grant_count = (uint32_t)claims->subscribe_count;
-    s->exp = claims->exp;
-    claims->subscribe = NULL;
-    claims->subscribe_count = 0;
-    sl__claims_free(claims);
+  if (grants) {
+    s->has_token = grants->has_token != 0;
+    s->grants = grants->subscribe;
+    s->grant_count = (uint32_t)grants->count;
+    s->exp = grants->exp;
+    memset(grants, 0, sizeof *grants);
   }
   char *p = (char *)(s->nodes + n);
   for (size_t i = 0; i < n; i++) {

@@ -1,6 +1,6 @@
 /* bus.c — the publish path (see bus.h): validation, serialisation, the global order, and the
  * posts to every worker's inbox. */
-#include "core/bus.h"
+#include "net/bus.h"
 
 #include <assert.h>
 #include <errno.h>

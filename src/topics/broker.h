@@ -9,9 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/auth.h"
 #include "common/frame.h"
-#include "core/topic.h"
+#include "topics/topic.h"
 
 struct sl_conn_s;
 typedef struct sl_sub_s sl_sub_t;
@@ -62,12 +61,22 @@ typedef void (*sl_deliver_cb)(sl_sub_t *sub, sl_frame_t *frame, void *arg);
 int sl__broker_init(sl_broker_t *b);
 void sl__broker_destroy(sl_broker_t *b);
 
-/* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). What the
- * claims grant for subscribing is moved into the subscription (the rest is freed). front bytes
- * (zeroed, a multiple of 8) in front of it, in the same allocation, are the owner's:
- * sl__sub_front. NULL when out of memory. */
+/* What a subscriber's token grants it. */
+typedef struct sl_grants_s {
+  sl_selector_t *subscribe;      /* the selectors of the private updates it may read: one block
+                                    from malloc, the array then its strings (as auth.c lays a
+                                    token's claims out); NULL when none */
+  size_t count;
+  int64_t exp;                   /* seconds since the epoch; 0 = the token does not expire */
+  int has_token;
+} sl_grants_t;
+
+/* A subscription with n selectors (matchers[i] of length lens[i]; "*" = every topic). On success
+ * the grants' block is the subscription's (freed with it) and *grants is emptied; NULL when out
+ * of memory, grants untouched. front bytes (zeroed, a multiple of 8) in front of it, in the same
+ * allocation, are the owner's: sl__sub_front. */
 sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                      size_t n, sl_claims_t *claims, int has_token, size_t front);
+                      size_t n, sl_grants_t *grants, size_t front);
 
 /* The owner's bytes in front of a subscription. */
 static inline void *sl__sub_front(sl_sub_t *s) {

@@ -1,7 +1,7 @@
 /* topic.c — topic selectors: classifying a selector's text and matching it against a topic. It
  * owns the meaning of a selector for subscriptions and token grants alike; it keeps no state and
  * knows nothing of how callers store or index selectors. */
-#include "core/topic.h"
+#include "topics/topic.h"
 
 #include <string.h>
 

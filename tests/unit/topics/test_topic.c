@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "core/topic.h"
+#include "topics/topic.h"
 
 static sl_selector_t sel(const char *text) {
   sl_selector_t s;

@@ -18,7 +18,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "core/bus.h"
+#include "net/bus.h"
 #include "fake_history.h"
 
 #define WAIT_STEP_US 1000

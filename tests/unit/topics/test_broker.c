@@ -17,7 +17,8 @@
 
 #include <cmocka.h>
 
-#include "core/broker.h"
+#include "auth/auth.h"
+#include "topics/broker.h"
 
 #define MAX_SUBS 4096
 
@@ -61,7 +62,18 @@ static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_
   assert_true(n <= 64);
   for (size_t k = 0; k < n; k++)
     lens[k] = strlen(sels[k]);
-  sl_sub_t *s = sl__sub_new(conn_of(i), sels, lens, n, claims, has_token, 0);
+  sl_grants_t g = {NULL, 0, 0, has_token};
+  if (claims) {
+    g.subscribe = claims->subscribe;
+    g.count = claims->subscribe_count;
+    g.exp = claims->exp;
+  }
+  sl_sub_t *s = sl__sub_new(conn_of(i), sels, lens, n, &g, 0);
+  if (s && claims) {
+    claims->subscribe = NULL; /* moved into the subscription; the rest is freed here */
+    claims->subscribe_count = 0;
+    sl__claims_free(claims);
+  }
   assert_non_null(s);
   assert_int_equal(s->last_seq, 0);
   return s;
@@ -329,7 +341,7 @@ static void test_selectors_copied(void **state) {
   char sel[] = "topic-xyz";
   const char *sels[] = {sel};
   size_t len = 7; /* "topic-x" */
-  sl_sub_t *s = sl__sub_new(conn_of(0), sels, &len, 1, NULL, 0, 0);
+  sl_sub_t *s = sl__sub_new(conn_of(0), sels, &len, 1, NULL, 0);
   assert_non_null(s);
   assert_ptr_equal(s->conn, conn_of(0));
   assert_int_equal(s->node_count, 1);
