@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "auth/policy.h"
+#include "net/admission.h"
 
 #define AUTH_CACHE_SLOTS 256
 
@@ -38,21 +39,12 @@ void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m) {
   sl__http_respond(c, 204, "Allow: " SL_MERCURE_METHODS "\r\n", NULL, "", 0);
 }
 
-/* The client's address as a key: 16 bytes, IPv4 mapped; 0 when it has none (then no limit). */
+/* The client's address as a key (net/admission.h's form); 0 when it has none (then no limit). */
 static size_t address_key(const sl_conn_t *c, unsigned char key[16]) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (getpeername(c->fd, (struct sockaddr *)&ss, &len))
+  if (getpeername(c->fd, (struct sockaddr *)&ss, &len) || sl__address_key((struct sockaddr *)&ss, key))
     return 0;
-  if (ss.ss_family == AF_INET6) {
-    memcpy(key, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-    return 16;
-  }
-  if (ss.ss_family != AF_INET)
-    return 0;
-  memset(key, 0, 10);
-  key[10] = key[11] = 0xff;
-  memcpy(key + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
   return 16;
 }
 

@@ -34,8 +34,7 @@ void sl__admission_destroy(sl_admission_t *a) {
   uv_mutex_destroy(&a->lock);
 }
 
-/* The address as 16 bytes, IPv4 mapped; 0, or -EAFNOSUPPORT (not counted per address). */
-static int key_of(const struct sockaddr *sa, uint8_t key[16]) {
+int sl__address_key(const struct sockaddr *sa, uint8_t key[16]) {
   if (sa->sa_family == AF_INET6) {
     memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
     return 0;
@@ -97,7 +96,7 @@ sl_admit_t sl__admission_admit(sl_admission_t *a, const struct sockaddr *addr, u
   }
   *ticket = TICKET_NONE; /* until admitted: a refusal has nothing to release */
   uint8_t key[16];
-  if (a->max_per_client == 0 || addr == NULL || key_of(addr, key)) {
+  if (a->max_per_client == 0 || addr == NULL || sl__address_key(addr, key)) {
     *ticket = TICKET_COUNTED_ONLY;
     return SL_ADMIT_OK;
   }

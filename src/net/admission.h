@@ -30,6 +30,10 @@ typedef struct sl_admission_s {
   uint32_t bucket_mask;
 } sl_admission_t;
 
+/* A client address as 16 bytes, IPv4 mapped into IPv6, to count or limit it by: 0, or
+ * -EAFNOSUPPORT for another family. */
+int sl__address_key(const struct sockaddr *sa, uint8_t key[16]);
+
 /* 0 or a negative errno. */
 int sl__admission_init(sl_admission_t *a, size_t max_conns, size_t max_per_client);
 void sl__admission_destroy(sl_admission_t *a);
