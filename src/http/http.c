@@ -362,30 +362,30 @@ static sl_http_method_t method_of(const llhttp_t *p) {
   }
 }
 
-#define ABSOLUTE_FORM_MIN SL_LITLEN("https://")
-
 /* Splits the target into path and query, keeping only those of an absolute-form target
  * (RFC 9112 3.2.2), and runs the handler the table names. */
 static void route(http_conn_t *h) {
   sl_request_t *r = h->req;
   const char *url = r->url ? r->url : "";
   size_t ulen = r->url_len;
-  if (ulen > ABSOLUTE_FORM_MIN &&
-      (SL_STARTS_WITH_CASE(url, "http://") || SL_STARTS_WITH_CASE(url, "https://"))) {
-    const char *s = strchr(url + ABSOLUTE_FORM_MIN, '/');
-    const char *q = strchr(url + ABSOLUTE_FORM_MIN, '?');
-    if (s == NULL || (q && q < s))
-      s = q;
-    if (s == NULL)
-      s = "/";
-    ulen -= (size_t)(s - url);
-    url = s;
+  int absolute = SL_STARTS_WITH_CASE(url, "http://") || SL_STARTS_WITH_CASE(url, "https://");
+  if (absolute) {
+    /* Past the scheme and the authority, which ends at the path or the query; an empty path
+     * is "/" (RFC 9112 3.2.2: "http://hub.example" and "http://hub.example?q" name "/"). */
+    size_t skip = SL_STARTS_WITH_CASE(url, "https://") ? SL_LITLEN("https://") : SL_LITLEN("http://");
+    skip += strcspn(url + skip, "/?");
+    url += skip;
+    ulen -= skip;
   }
   const char *qmark = memchr(url, '?', ulen);
   r->path = url;
   r->path_len = qmark ? (size_t)(qmark - url) : ulen;
   r->query = qmark ? qmark + 1 : "";
   r->query_len = qmark ? ulen - r->path_len - 1 : 0;
+  if (absolute && r->path_len == 0) {
+    r->path = "/";
+    r->path_len = 1;
+  }
   r->method = method_of(&h->parser);
 
   const sl_router_t *router = &ctx_of(&h->conn)->router;

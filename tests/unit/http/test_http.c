@@ -122,6 +122,9 @@ static int setup(void **state) {
   assert_non_null(a);
   assert_int_equal(sl__route_on(a, SL_HTTP_GET, h_echo, &tag_a), 0);
   assert_int_equal(sl__route_on(a, SL_HTTP_HEAD, h_echo, &tag_a), 0);
+  sl_route_t *root = sl__router_add(&F.ctx.router, "/", "GET", "only GET here");
+  assert_non_null(root);
+  assert_int_equal(sl__route_on(root, SL_HTTP_GET, h_echo, &tag_a), 0);
   sl_route_t *s = sl__router_add(&F.ctx.router, "/s", "GET", "streams only");
   assert_non_null(s);
   assert_int_equal(sl__route_on(s, SL_HTTP_GET, h_stream, &tag_s), 0);
@@ -221,6 +224,19 @@ static void test_absolute_form_routed_by_path(void **state) {
   assert_int_equal(F.ncalls, 1);
   assert_string_equal(F.calls[0].path, "/a");
   assert_string_equal(F.calls[0].query, "q=1");
+}
+
+/* An absolute-form target with nothing after its authority names "/" (the fuzzer found the
+ * path computed from two unrelated pointers here: a read far past a string literal). */
+static void test_absolute_form_without_path(void **state) {
+  (void)state;
+  exchange("GET http://hub.example HTTP/1.1\r\nHost: hub.example\r\n\r\n", NULL);
+  exchange("GET HTTPS://hub.example?q=2 HTTP/1.1\r\nHost: hub.example\r\n\r\n", NULL);
+  assert_int_equal(F.ncalls, 2);
+  assert_string_equal(F.calls[0].path, "/");
+  assert_string_equal(F.calls[0].query, "");
+  assert_string_equal(F.calls[1].path, "/");
+  assert_string_equal(F.calls[1].query, "q=2");
 }
 
 static void test_404_and_405(void **state) {
@@ -333,6 +349,7 @@ static void test_stream_on_http10_is_not_chunked(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_get_routed_with_path_query_headers, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_absolute_form_without_path, setup, teardown),
     cmocka_unit_test_setup_teardown(test_absolute_form_routed_by_path, setup, teardown),
     cmocka_unit_test_setup_teardown(test_404_and_405, setup, teardown),
     cmocka_unit_test_setup_teardown(test_pipelined_answered_in_order, setup, teardown),
