@@ -252,6 +252,34 @@ def section_w5(runs):
                   "slow still open", "RSS (MiB)", "exit"], rows)
 
 
+def section_w9(runs):
+    """Each peer calm and under attack: delivery p99 and its ratio, peak RSS, what the attacks
+    got done."""
+    by = {}
+    for p, l, g in groups(runs, "W9"):
+        by.setdefault(p, {})[l] = g
+    rows = []
+    for p in sorted(by, key=peer_key):
+        calm, atk = by[p].get("calm"), by[p].get("attack")
+        if not calm or not atk:
+            continue
+        c99, a99 = calm.median("latency_us.p99"), atk.median("latency_us.p99")
+        ratio = "%.1f×" % (a99 / c99) if c99 and a99 else "–"
+        rows.append([p, loss_cell(calm), loss_cell(atk), calm.cell("latency_us.p99", MS, "%.2f"),
+                     atk.cell("latency_us.p99", MS, "%.2f"), ratio,
+                     calm.cell("server_rss_kb", 1 / 1024, "%.1f"),
+                     "%.1f" % (atk.extra("peak_rss_kb") / 1024) if atk.extra("peak_rss_kb") else "–",
+                     fmt_num(atk.extra("slowloris_peak")), fmt_num(atk.extra("huge_published")),
+                     fmt_num(atk.extra("replays")), atk.exits()])
+    return table(["peer", "calm lost/dup/ooo", "attacked lost/dup/ooo", "calm p99 ms",
+                  "attacked p99 ms", "p99 ratio", "calm RSS (MiB)", "attacked peak RSS (MiB)",
+                  "slowloris heads open (peak)", "200 KiB updates published", "replays", "exit"],
+                 rows) + ("\n\nThe attacks (bench/attacker.py): 40 connections pipelining 64 KiB "
+                          "of requests never read, 500 slowloris heads, and for Mercure hubs "
+                          "200 KiB updates at 20/s and 4 loops of resumes from 'earliest' with "
+                          "256 selectors.")
+
+
 def fmt_num(v):
     return "–" if v is None else "%.0f" % v
 
@@ -366,6 +394,7 @@ SECTIONS = [
     ("W7", "Drain under load", section_w7),
     ("W7R", "Drain and come back: reconnection to a restarted hub (sluice)", section_w7r),
     ("W8", "Publish throughput", section_w8),
+    ("W9", "Under attack: delivery while one client attacks the hub", section_w9),
 ]
 
 
