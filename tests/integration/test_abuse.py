@@ -337,12 +337,12 @@ def replay_does_not_stall_publishing():
         th.join(30 * ht.SLOW)
     pub.close()
     t.check(sum(resumes) > 0, "the resumes are served", resumes)
-    # 18 got through with the code before (no sanitizer). ASan slows the replays about 3x; under
-    # ThreadSanitizer they are slow enough to keep both workers busy by themselves, which says
-    # nothing of the lock, so the count is only printed there.
-    want = 100 if not ht.SANITIZER else int(120 / ht.SLOW)
-    if ht.SANITIZER == "thread":
-        print(f"info under ThreadSanitizer: {done} publishes in 5 s, {sum(resumes)} resumes")
+    # 18 got through with the code before (no sanitizer). Under the sanitizers the replays alone
+    # are slow enough to keep both workers busy, which says nothing of the lock (ASan let 26 to
+    # 49 through, TSan 2), so the count is only printed there.
+    want = 60  # 3x what the code before let through: margin for a busy machine
+    print(f"info {done} publishes in 5 s, {sum(resumes)} resumes")
+    if ht.SANITIZER:
         want = 0
     t.check(done >= want, "8 subscribers resuming with 256 selectors each from 'earliest' over "
             "10,000 updates of 64 topics let publishes through", f"{done} publishes in 5 s "
@@ -393,36 +393,50 @@ def connection_caps():
     # One client could hold every descriptor the hub had; and the hub, once out of them, could
     # no longer even say so.
     hub = ht.start_hub(anonymous=True, max_conns_per_ip=3, max_connections=6)
+    # Addresses of their own, and the start's /healthz probe gone: it counted while open.
+    ht.wait_until(lambda: ht.parse_metrics(exchange_body(hub.port, "127.0.0.9", "/metrics"))
+                  .get("sluice_connections") == 1, 10 * ht.SLOW)
     held = []
     for _ in range(3):
-        line, _, s = stream_from(hub.port, "127.0.0.1")
+        line, _, s = stream_from(hub.port, "127.0.0.5")
         held.append(s)
         t.check(line.startswith("HTTP/1.1 200"), "a client's first 3 streams open", line)
-    line, head, s = stream_from(hub.port, "127.0.0.1")
+    line, head, s = stream_from(hub.port, "127.0.0.5")
     s.close()
     t.check(line.startswith("HTTP/1.1 429") and b"Retry-After:" in head
             and b"--max-conns-per-ip" in head,
             "its 4th is answered 429 with Retry-After, saying which limit", head[:300])
     for _ in range(3):
-        line, _, s = stream_from(hub.port, "127.0.0.2")
+        line, _, s = stream_from(hub.port, "127.0.0.6")
         held.append(s)
         t.check(line.startswith("HTTP/1.1 200"), "another address opens its own 3", line)
-    line, head, s = stream_from(hub.port, "127.0.0.3")
+    line, head, s = stream_from(hub.port, "127.0.0.7")
     s.close()
     t.check(line.startswith("HTTP/1.1 503") and b"--max-connections" in head,
             "past --max-connections a new client is answered 503", head[:300])
     held.pop(0).close()
-    time.sleep(0.5)
-    line, _, s = stream_from(hub.port, "127.0.0.1")
+    # The hub sees the close a moment later; until then a new stream is still refused.
+    deadline = time.monotonic() + 10 * ht.SLOW
+    refusals = 0
+    while True:
+        line, _, s = stream_from(hub.port, "127.0.0.5")
+        if line.startswith("HTTP/1.1 200") or time.monotonic() > deadline:
+            break
+        refusals += 1
+        s.close()
+        time.sleep(0.05)
     held.append(s)
     t.check(line.startswith("HTTP/1.1 200"), "a closed stream frees its place", line)
-    held.pop().close()
-    time.sleep(0.5)
-    m = ht.parse_metrics(exchange_body(hub.port, "127.0.0.9", "/metrics"))
-    t.eq((m.get("sluice_connections_refused_per_ip_total"),
-          m.get("sluice_connections_refused_full_total")), (1, 1), "/metrics counts each refusal")
     for s in held:
         s.close()
+    m = {}
+    deadline = time.monotonic() + 10 * ht.SLOW
+    while "sluice_connections_refused_full_total" not in m and time.monotonic() < deadline:
+        m = ht.parse_metrics(exchange_body(hub.port, "127.0.0.9", "/metrics"))
+        time.sleep(0.05)
+    t.eq((m.get("sluice_connections_refused_per_ip_total"),
+          m.get("sluice_connections_refused_full_total", 0) - refusals), (1, 1),
+         "/metrics counts each refusal")
     t.stop_hub(hub)
 
 
