@@ -17,11 +17,15 @@ BUILD    := build-tsan
 CMAKEFLAGS += -DSLUICE_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
 export TSAN_OPTIONS ?= halt_on_error=0 exitcode=66 second_deadlock_stack=1
 endif
+# The fuzz build: clang, libFuzzer, ASan and UBSan, in a build directory of its own (fuzz/).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= form validate
 PREFIX   ?= /usr/local
 ADDR     ?= 127.0.0.1:8080
 DEV_KEY  ?= sluice-development-key-change-me-0123456789
 
-.PHONY: all build deps run test test-tsan test-unit bench install clean
+.PHONY: all build deps run test test-tsan test-unit test-fuzz fuzz fuzz-build bench install clean
 
 all: build
 
@@ -68,6 +72,25 @@ endif
 test-tsan:
 	$(MAKE) --no-print-directory test TSAN=1
 
+# The fuzz targets, built with clang in $(FUZZ_BUILD). CC is read only when the directory is
+# first configured.
+fuzz-build:
+	@scripts/deps.sh build test
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSLUICE_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Each fuzz target for about 10 seconds over its seeds and its regression inputs (fuzz/crashes/).
+test-fuzz: fuzz-build
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j 2 -L fuzz
+
+# Each fuzz target in turn for FUZZ_SECONDS (default 300); new coverage stays in
+# $(FUZZ_BUILD)/fuzz-out/corpus/, a crash in $(FUZZ_BUILD)/fuzz-out/artifacts/ (fuzz/README.md).
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  fuzz/run.sh $(FUZZ_BUILD)/fuzz_$$t $$t $(FUZZ_SECONDS) $(FUZZ_BUILD)/fuzz-out || exit 1; \
+	done
+
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
@@ -80,4 +103,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan $(FUZZ_BUILD)
