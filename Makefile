@@ -42,11 +42,11 @@ build: $(BUILD)/CMakeCache.txt
 run: build
 	@scripts/run-dev.sh $(BUILD)/sluice $(ADDR) $(DEV_KEY)
 
-# The whole suite: unit, integration and browser tests against the real binary, then the same
-# suite again under AddressSanitizer + UndefinedBehaviorSanitizer, then again under
-# ThreadSanitizer. On a kernel whose address layout ThreadSanitizer cannot work with ("FATAL:
-# ThreadSanitizer: unexpected memory mapping"), the TSan pass runs with ASLR off (setarch -R),
-# which every process ctest starts inherits.
+# The whole suite: unit, integration and browser tests against the real binary, a short run of
+# each fuzz target (`make test-fuzz`), then the same suite again under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then again under ThreadSanitizer. On a kernel whose address layout
+# ThreadSanitizer cannot work with ("FATAL: ThreadSanitizer: unexpected memory mapping"), the
+# TSan pass runs with ASLR off (setarch -R), which every process ctest starts inherits.
 # Configured again with SLUICE_UNIT_TESTS=ON: a build directory that `make run` configured before
 # cmocka was installed would otherwise go on without its unit tests.
 test:
@@ -64,6 +64,7 @@ else
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTESTFLAGS)
 endif
 ifeq ($(SANITIZE)$(TSAN),00)
+	$(MAKE) --no-print-directory test-fuzz
 	$(MAKE) --no-print-directory test SANITIZE=1
 	$(MAKE) --no-print-directory test TSAN=1
 endif
