@@ -32,6 +32,7 @@
 #define TURNS_AFTER_END 4     /* worker turns after the input's end: writes, FINs, the reaper */
 #define TURNS_WHILE_PAUSED 4  /* turns a paused reader gets to have its answers written */
 #define FAR_FUTURE_MS (1000ull * 1000 * 1000)
+#define BIG_BODY (20 * 1024)
 
 /* Stops the run with a message libFuzzer shows, and keeps the input as a crash. */
 #define CHECK(cond)                                                                          \
@@ -80,6 +81,16 @@ static void h_echo(sl_conn_t *c, sl_request_t *r, void *data) {
   free(body);
 }
 
+/* Answers with BIG_BODY bytes: a few pipelined requests for it queue more than
+ * SL_HTTP_PIPELINE_LIMIT, and parsing waits for them to be written (http.c's backlog). */
+static void h_big(sl_conn_t *c, sl_request_t *r, void *data) {
+  (void)r, (void)data;
+  static char body[BIG_BODY];
+  if (body[0] == '\0')
+    memset(body, 'x', sizeof body);
+  sl__http_respond(c, 200, NULL, "text/plain", body, sizeof body);
+}
+
 /* Refuses with an extra header and no keep-alive, as a failed authentication does. */
 static void h_refuse(sl_conn_t *c, sl_request_t *r, void *data) {
   (void)r, (void)data;
@@ -114,7 +125,9 @@ static void routes(sl_router_t *router) {
   sl_route_t *a = sl__router_add(router, "/a", "GET, HEAD, POST", "GET, HEAD or POST");
   sl_route_t *s = sl__router_add(router, "/.well-known/mercure", "GET, POST", "GET or POST");
   sl_route_t *e = sl__router_add(router, "/e", "GET", "GET only");
-  CHECK(a && s && e);
+  sl_route_t *big = sl__router_add(router, "/big", "GET", "GET only");
+  CHECK(a && s && e && big);
+  CHECK(sl__route_on(big, SL_HTTP_GET, h_big, NULL) == 0);
   CHECK(sl__route_on(a, SL_HTTP_GET, h_echo, NULL) == 0);
   CHECK(sl__route_on(a, SL_HTTP_HEAD, h_echo, NULL) == 0);
   CHECK(sl__route_on(a, SL_HTTP_POST, h_echo, NULL) == 0);
