@@ -17,11 +17,15 @@ BUILD    := build-tsan
 CMAKEFLAGS += -DSLUICE_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
 export TSAN_OPTIONS ?= halt_on_error=0 exitcode=66 second_deadlock_stack=1
 endif
+# The fuzz build: clang, libFuzzer, ASan and UBSan, in a build directory of its own (fuzz/).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= http form validate token topic
 PREFIX   ?= /usr/local
 ADDR     ?= 127.0.0.1:8080
 DEV_KEY  ?= sluice-development-key-change-me-0123456789
 
-.PHONY: all build deps run test test-tsan test-unit bench install clean
+.PHONY: all build deps run test test-tsan test-unit test-fuzz fuzz fuzz-build bench install clean
 
 all: build
 
@@ -38,11 +42,11 @@ build: $(BUILD)/CMakeCache.txt
 run: build
 	@scripts/run-dev.sh $(BUILD)/sluice $(ADDR) $(DEV_KEY)
 
-# The whole suite: unit, integration and browser tests against the real binary, then the same
-# suite again under AddressSanitizer + UndefinedBehaviorSanitizer, then again under
-# ThreadSanitizer. On a kernel whose address layout ThreadSanitizer cannot work with ("FATAL:
-# ThreadSanitizer: unexpected memory mapping"), the TSan pass runs with ASLR off (setarch -R),
-# which every process ctest starts inherits.
+# The whole suite: unit, integration and browser tests against the real binary, a short run of
+# each fuzz target (`make test-fuzz`), then the same suite again under AddressSanitizer +
+# UndefinedBehaviorSanitizer, then again under ThreadSanitizer. On a kernel whose address layout
+# ThreadSanitizer cannot work with ("FATAL: ThreadSanitizer: unexpected memory mapping"), the
+# TSan pass runs with ASLR off (setarch -R), which every process ctest starts inherits.
 # Configured again with SLUICE_UNIT_TESTS=ON: a build directory that `make run` configured before
 # cmocka was installed would otherwise go on without its unit tests.
 test:
@@ -60,6 +64,7 @@ else
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(CTESTFLAGS)
 endif
 ifeq ($(SANITIZE)$(TSAN),00)
+	$(MAKE) --no-print-directory test-fuzz
 	$(MAKE) --no-print-directory test SANITIZE=1
 	$(MAKE) --no-print-directory test TSAN=1
 endif
@@ -67,6 +72,25 @@ endif
 # Only the ThreadSanitizer pass of `make test`.
 test-tsan:
 	$(MAKE) --no-print-directory test TSAN=1
+
+# The fuzz targets, built with clang in $(FUZZ_BUILD). CC is read only when the directory is
+# first configured.
+fuzz-build:
+	@scripts/deps.sh build test
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSLUICE_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+# Each fuzz target for about 10 seconds over its seeds and its regression inputs (fuzz/crashes/).
+test-fuzz: fuzz-build
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j 2 -L fuzz
+
+# Each fuzz target in turn for FUZZ_SECONDS (default 300); new coverage stays in
+# $(FUZZ_BUILD)/fuzz-out/corpus/, a crash in $(FUZZ_BUILD)/fuzz-out/artifacts/ (fuzz/README.md).
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  fuzz/run.sh $(FUZZ_BUILD)/fuzz_$$t $$t $(FUZZ_SECONDS) $(FUZZ_BUILD)/fuzz-out || exit 1; \
+	done
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -80,4 +104,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan $(FUZZ_BUILD)

@@ -6,7 +6,10 @@ want=(cmake pkg-config libc6-dev libuv1-dev node-llhttp libjwt-dev libjansson-de
 for g in "$@"; do
   case "$g" in
     build) ;;
-    test) want+=(libcmocka-dev nginx chromium iproute2 procps python3-yaml systemd) ;;
+    # clang with libclang-rt-dev (on Debian 12: libclang-rt-14-dev, whose libclang_rt.fuzzer is
+    # what -fsanitize=fuzzer links) and libssl-dev (HMAC) build the fuzz targets in fuzz/.
+    test) want+=(libcmocka-dev nginx chromium iproute2 procps python3-yaml systemd
+                 clang libclang-rt-dev libssl-dev) ;;
     bench) want+=(nginx libnginx-mod-nchan pushpin golang-go gnuplot-nox procps) ;;
     *) echo "deps.sh: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
   esac
