@@ -134,10 +134,26 @@ def test_claim_forms():
     t.stop_hub(hub)
 
 
+def test_spec_token():
+    # The token the Mercure spec tells publishers to mint, typ at+jwt (RFC 9068): libjwt 1.10
+    # refused any typ but "JWT", so every such publish was answered 401.
+    hub = ht.start_hub(anonymous=True)
+    for typ in ("at+jwt", "application/at+jwt"):
+        tok = ht.jwt_hs256(claims(publish=["urn:tok:spec"]), header={"alg": "HS256", "typ": typ})
+        s = ht.SSEStream(hub.port, ht.sub_query(["urn:tok:spec"]))
+        s.wait_open()
+        r = ht.publish(hub.port, tok, "urn:tok:spec", data=typ, id=f"spec-{typ}")
+        t.eq(r.status, 200, f"a publish with a typ {typ} token is accepted")
+        t.check(s.wait_id(f"spec-{typ}") is not None, "and delivered")
+        s.close()
+    t.stop_hub(hub)
+
+
 def main():
     t.section("separate publisher and subscriber keys", test_split_keys)
     t.section("--jwt-audience and --jwt-issuer", test_audience_issuer)
     t.section("authorization_details and the mercure claim", test_claim_forms)
+    t.section("the spec's token: typ at+jwt", test_spec_token)
     t.finish()
 
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
@@ -39,10 +40,10 @@ static char *sign(const char *key, jwt_alg_t alg, const char *claims) {
   return token;
 }
 
-static void b64url(char *out, const char *in) {
+/* len bytes of in, base64url without padding, NUL-terminated in out. */
+static void b64url_bytes(char *out, const unsigned char *in, size_t len) {
   static const char alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  size_t len = strlen(in);
   uint32_t acc = 0;
   int bits = 0;
   for (size_t i = 0; i < len; i++) {
@@ -56,6 +57,10 @@ static void b64url(char *out, const char *in) {
   if (bits)
     *out++ = alphabet[(acc << (6 - bits)) & 63];
   *out = '\0';
+}
+
+static void b64url(char *out, const char *in) {
+  b64url_bytes(out, (const unsigned char *)in, strlen(in));
 }
 
 /* header.payload.signature from JSON texts and a signature segment given as is. */
@@ -364,6 +369,56 @@ static void test_typ(void **state) {
     char *token = assemble(cases[i].header, claims, "AAAA");
     expect(auth, SL_ROLE_PUBLISHER, token, NOW, -EACCES, cases[i].why, NULL);
     free(token);
+  }
+  sl__auth_free(auth);
+}
+
+/* A token with the given JOSE header and claims, signed with key by HMAC (OpenSSL, as a
+ * publisher's library would sign it, whatever typ the header names). */
+static char *sign_with_header(const char *key, const char *digest, const char *header,
+                              const char *claims) {
+  char *token = assemble(header, claims, "");
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t mac_len = 0;
+  assert_non_null(EVP_Q_mac(NULL, "HMAC", NULL, digest, NULL, key, strlen(key),
+                            (const unsigned char *)token, strlen(token) - 1 /* the last '.' */,
+                            mac, sizeof mac, &mac_len));
+  char *out = realloc(token, strlen(token) + 2 * EVP_MAX_MD_SIZE);
+  assert_non_null(out);
+  b64url_bytes(out + strlen(out), mac, mac_len);
+  return out;
+}
+
+/* The token the Mercure spec tells publishers to mint: typ at+jwt (RFC 9068), correctly signed,
+ * with each HMAC size. libjwt 1.10's jwt_decode refuses any typ but "JWT", and verification went
+ * through it: every such publish was answered 401. This checks them accepted, and a wrong key
+ * still refused. */
+static void test_spec_tokens_verify(void **state) {
+  (void)state;
+  sl_auth_t *auth = new_auth(NULL, NULL);
+  static const char *const typs[] = {"at+jwt", "application/at+jwt", "AT+JWT", "JWT", NULL};
+  static const struct { const char *alg, *digest; } algs[] = {
+    {"HS256", "SHA256"}, {"HS384", "SHA384"}, {"HS512", "SHA512"}};
+  const char *claims = "{\"exp\":1767229999,\"mercure\":{\"publish\":[\"urn:t\"]}}";
+  for (size_t a = 0; a < sizeof algs / sizeof algs[0]; a++) {
+    for (size_t t = 0; t < sizeof typs / sizeof typs[0]; t++) {
+      char header[96];
+      if (typs[t])
+        snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"%s\"}", algs[a].alg, typs[t]);
+      else
+        snprintf(header, sizeof header, "{\"alg\":\"%s\"}", algs[a].alg);
+      char *token = sign_with_header(PUB_KEY, algs[a].digest, header, claims);
+      sl_claims_t got;
+      expect(auth, SL_ROLE_PUBLISHER, token, NOW, 0, NULL, &got);
+      assert_int_equal(got.publish_count, 1);
+      assert_string_equal(got.publish[0].text, "urn:t");
+      assert_int_equal(got.exp, 1767229999);
+      sl__claims_free(&got);
+      free(token);
+      char *wrong = sign_with_header(SUB_KEY, algs[a].digest, header, claims);
+      expect(auth, SL_ROLE_PUBLISHER, wrong, NOW, -EACCES, "bad signature", NULL);
+      free(wrong);
+    }
   }
   sl__auth_free(auth);
 }
@@ -718,6 +773,7 @@ int main(void) {
     cmocka_unit_test(test_wrong_key),
     cmocka_unit_test(test_alg_none),
     cmocka_unit_test(test_typ),
+    cmocka_unit_test(test_spec_tokens_verify),
     cmocka_unit_test(test_structure),
     cmocka_unit_test(test_no_key),
     cmocka_unit_test(test_exp_nbf),
