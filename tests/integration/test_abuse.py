@@ -355,12 +355,33 @@ def replay_does_not_stall_publishing():
     t.stop_hub(hub)
 
 
-def stream_from(port, source):
-    """A subscriber connected from the loopback address source; (status, stream)."""
+def connect_from(port, source):
+    """A connection to the hub from the loopback address source (a client of its own)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind((source, 0))
     s.settimeout(10 * ht.SLOW)
     s.connect(("127.0.0.1", port))
+    return s
+
+
+def request_from(port, source, raw):
+    """Sends one request (which asks for Connection: close) from source; everything the hub
+    answered, up to its close."""
+    s = connect_from(port, source)
+    s.sendall(raw)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
+
+
+def stream_from(port, source):
+    """A subscriber connected from the loopback address source; (status line, head, socket)."""
+    s = connect_from(port, source)
     s.sendall(f"GET {ht.sub_query(['urn:abuse:cap'])} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
@@ -374,18 +395,8 @@ def stream_from(port, source):
 
 def exchange_body(port, source, path):
     """GET path from the loopback address source; the response's body."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((source, 0))
-    s.settimeout(10 * ht.SLOW)
-    s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = request_from(port, source, f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                                      "Connection: close\r\n\r\n".encode())
     return data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")
 
 
@@ -441,23 +452,12 @@ def connection_caps():
 
 
 def publish_from(port, source, token, topic="urn:abuse:rate"):
-    """One publish from the loopback address source; (status line, head)."""
+    """One publish from the loopback address source; (status line, the whole answer)."""
     body = ht.form(ht.publish_fields([topic], data="x"))
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((source, 0))
-    s.settimeout(10 * ht.SLOW)
-    s.connect(("127.0.0.1", port))
-    s.sendall(f"POST {ht.HUB_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-              f"Authorization: Bearer {token}\r\n"
-              f"Content-Type: application/x-www-form-urlencoded\r\n"
-              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = request_from(port, source, f"POST {ht.HUB_PATH} HTTP/1.1\r\nHost: x\r\n"
+                        f"Connection: close\r\nAuthorization: Bearer {token}\r\n"
+                        f"Content-Type: application/x-www-form-urlencoded\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     return data.split(b"\r\n", 1)[0].decode(errors="replace"), data
 
 
