@@ -80,6 +80,10 @@ typedef struct sl_config_s {
   const char *subscriber_jwt_key;     /* overrides jwt_key for subscribers */
   const char *jwt_audience;           /* required "aud" member; NULL = not checked */
   const char *jwt_issuer;             /* required "iss"; NULL = not checked */
+  const char *public_url;             /* the hub's URL as clients reach it, "http(s)://host[:port]
+                                         /path": the base of relative topics and URL patterns,
+                                         and its path is where the hub answers; NULL =
+                                         http://<first listen address>/.well-known/mercure */
   int anonymous;                      /* 1: subscribers need no token */
   size_t max_connections;             /* connections held at once, past which new ones get 503;
                                          0 = the open-files limit less SL_RESERVED_FDS */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -66,6 +67,23 @@ static const char *weak_key(const sl_config_t *c) {
   return NULL;
 }
 
+/* The path of an absolute http(s) URL with no query or fragment, or NULL when url is not one.
+ * The path is not "/" (the demo page): the Mercure endpoints answer there. */
+static const char *public_path(const char *url) {
+  size_t skip = strncasecmp(url, "http://", 7) == 0    ? 7
+                : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                       : 0;
+  if (skip == 0)
+    return NULL;
+  for (const char *p = url; *p; p++)
+    if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
+      return NULL;
+  const char *path = strchr(url + skip, '/');
+  if (path == NULL || path == url + skip || path[1] == '\0')
+    return NULL;
+  return path;
+}
+
 static int check_config(const sl_config_t *c) {
   if (c->listen_count > SL_MAX_LISTEN || c->max_queue < 1024 || c->max_body < 1 ||
       c->heartbeat < 0 || c->write_timeout < 0 || c->header_timeout <= 0 || c->idle_timeout <= 0 ||
@@ -74,6 +92,11 @@ static int check_config(const sl_config_t *c) {
       c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS ||
       c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY)
     return -EINVAL;
+  if (c->public_url && public_path(c->public_url) == NULL) {
+    sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
+            "than / and no query or fragment", c->public_url);
+    return -EINVAL;
+  }
   const char *weak = c->allow_weak_key ? NULL : weak_key(c);
   if (weak) {
     sl__log(SL_LOG_ERROR, "%s is shorter than %d bytes (256 bits, RFC 7518 3.2): a short HMAC key "
@@ -150,9 +173,9 @@ static int add_routes(sl_hub_t *hub, unsigned i) {
   static const sl_http_handler_t handlers[] = {respond_healthz, respond_readyz, respond_metrics,
                                                respond_demo};
   sl_router_t *router = &hub->http[i].router;
-  sl__router_init(router, "no such resource; the hub lives at " SL_MERCURE_PATH);
+  sl__router_init(router, "no such resource; the hub lives at its public URL's path");
   sl_mercure_t *m = &hub->mercure[i];
-  sl_route_t *mercure = sl__router_add(router, SL_MERCURE_PATH, SL_MERCURE_METHODS,
+  sl_route_t *mercure = sl__router_add(router, hub->path, SL_MERCURE_METHODS,
                                        "the hub accepts GET (subscribe) and POST (publish)");
   int r = -ENOSPC;
   if (mercure && !sl__route_on(mercure, SL_HTTP_GET, sl__mercure_subscribe, m) &&
@@ -256,6 +279,17 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 3, &hub->cfg.jwt_audience) ||
       copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer))
     goto fail;
+  if (hub->cfg.public_url) {
+    if (copy_str(hub, SL_MAX_LISTEN + 5, &hub->cfg.public_url))
+      goto fail;
+  } else {
+    size_t n = strlen(hub->cfg.listen[0]) + sizeof "http://" SL_MERCURE_PATH;
+    if ((hub->strings[SL_MAX_LISTEN + 5] = malloc(n)) == NULL)
+      goto fail;
+    snprintf(hub->strings[SL_MAX_LISTEN + 5], n, "http://%s" SL_MERCURE_PATH, hub->cfg.listen[0]);
+    hub->cfg.public_url = hub->strings[SL_MAX_LISTEN + 5];
+  }
+  hub->path = public_path(hub->cfg.public_url);
   /* One worker per core this process may run on (its CPU affinity, as taskset or a container's
    * cpuset sets it), not per core of the machine: more threads than cores only take turns. */
   if (hub->cfg.workers == 0)
@@ -381,6 +415,7 @@ int sl_hub_start(sl_hub_t *hub) {
       goto fail;
     contexts = i + 1;
     sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
+    hub->mercure[i].path = hub->path;
     hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
     hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;

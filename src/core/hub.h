@@ -18,11 +18,13 @@
 #include "net/worker.h"
 #include "sluice.h"
 
-#define SL_HUB_STRINGS (SL_MAX_LISTEN + 5) /* listen addresses, three keys, audience, issuer */
+#define SL_HUB_STRINGS (SL_MAX_LISTEN + 7) /* listen addresses, three keys, audience, issuer,
+                                            public URL, its path */
 
 struct sl_hub_s {
   sl_config_t cfg;               /* strings owned (copied) */
   char *strings[SL_HUB_STRINGS];
+  const char *path;              /* the path of cfg.public_url: where the Mercure endpoints are */
   sl_worker_t *workers;
   unsigned worker_count;
   sl_http_ctx_t *http;           /* one per worker */

@@ -72,6 +72,9 @@ static const option_def_t options[] = {
    "tokens must carry this \"aud\""},
   {"jwt-issuer", KIND_STRING, HUB(jwt_issuer), FROM_ALL, 0, 0, "ISS",
    "tokens must carry this \"iss\""},
+  {"public-url", KIND_STRING, HUB(public_url), FROM_ALL, 0, 0, "URL",
+   "the hub's URL as clients reach it (http(s)://host[:port]/path); default "
+   "http://<first --listen>/.well-known/mercure"},
   {"allow-weak-key", KIND_BOOL, HUB(allow_weak_key), FROM_ALL, 0, 0, NULL,
    "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,

@@ -24,6 +24,8 @@ typedef struct sl_mercure_s {
   sl_http_stream_ops_t stream_ops; /* every stream of this worker points here: a stream finds its
                                       context from its ops, and costs one pointer (subscribe.c) */
   const sl_config_t *cfg;
+  const char *path;              /* the path of cfg->public_url, where the endpoints answer: the
+                                    prefix of the hub's reserved topics */
   sl_bus_t *bus;
   const sl_auth_t *auth;
   sl_auth_cache_t *auth_cache;   /* tokens this worker verified (publishers reuse theirs) */
