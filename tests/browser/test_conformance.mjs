@@ -46,16 +46,16 @@ const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v))
 // A spec access token (RFC 9068 profile): HS256 JWS, typ at+jwt, every claim RFC 9068 asks an
 // issuer to populate, and one Mercure authorization detail for `action` on `matchers`
 // ({match, match_type?} objects).
-function specToken(audience, action, matchers, sub = `urn:uuid:${crypto.randomUUID()}`) {
+function specToken(audience, action, matchers, lifetime = 600) {
   const now = Math.floor(Date.now() / 1000);
   const header = { alg: 'HS256', typ: 'at+jwt' };
   const claims = {
     iss: ISSUER,
     aud: audience,
-    sub,
+    sub: `urn:uuid:${crypto.randomUUID()}`,
     client_id: ISSUER,
     iat: now,
-    exp: now + 600,
+    exp: now + lifetime,
     jti: `urn:uuid:${crypto.randomUUID()}`,
     authorization_details: [{ type: DETAIL_TYPE, actions: [action], topics: matchers }],
   };
@@ -86,6 +86,7 @@ const PAGE = `<!doctype html>
     s.es = es;
     window.streams[name] = s;
   };
+  window.readyState = (name) => window.streams[name].es.readyState;
   window.streamState = (name) => {
     const s = window.streams[name];
     return s && { open: s.open, errors: s.errors, events: s.events, url: s.url };
@@ -422,3 +423,28 @@ test('interop: npm eventsource and native EventSource receive the same private u
       authed = [];
     }
   });
+
+// The spec: a subscriber's connection is closed no later than its token's exp. The stream of a
+// subscriber whose cookie token lives 2 s must end by itself; the EventSource then reconnects
+// with the same, now expired, token, is refused, and gives up (readyState CLOSED). Bounded wait;
+// with the feature off the stream stays open and the wait runs out.
+test('a subscriber is disconnected when its token expires', { timeout: 60000 }, async () => {
+  const topic = `expiring-${key()}`;
+  const page = await newPage(specToken(hubUrl, 'subscribe', exact(topic), 2));
+  authed.push(page);
+  try {
+    await page.page.evaluate((t) => window.subscribe('expiring', [['match', t]], []), topic);
+    await waitFor(async () => (await state(page.page, 'expiring')).open, WAIT_MS,
+      'the subscriber to connect', 25);
+    const id = await publishFrom(anon.page, pubToken, [topic], { data: 'before exp', private: 'on' },
+      'an update before exp');
+    await waitFor(async () => (await state(page.page, 'expiring')).events.some((e) => e.id === id),
+      WAIT_MS, 'the update before exp', 25);
+    await waitFor(async () => (await page.page.evaluate(() => window.readyState('expiring'))) === 2,
+      30000, 'the stream to end at exp and the reconnect with the expired token to be refused', 100);
+  } finally {
+    await page.page.evaluate(() => window.closeAll()).catch(() => {});
+    await page.context.close().catch(() => {});
+    authed = [];
+  }
+});
