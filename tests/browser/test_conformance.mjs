@@ -228,6 +228,25 @@ function cases() {
     subs: [{ params: [['match', uri(k, 'books/1')]], gets: false },
       { authed: exact(uri(k, 'users/42/books/1')), params: [['match', uri(k, 'books/1')]], gets: true }],
   }));
+  add('private field with an empty value still makes the update private', (k) => ({
+    ...pub(`secret-${k}`), private: true, privateValue: '',
+    subs: [{ params: [['match', `secret-${k}`]], gets: false },
+      { authed: exact(`secret-${k}`), params: [['match', `secret-${k}`]], gets: true }],
+  }));
+  // Tokens in the URL are not accepted (RFC 9700): a valid subscribe token in access_token= or
+  // the pre-standard authorization= query parameter must not unlock a private update.
+  add('a token in the access_token query parameter is ignored', (k) => ({
+    ...pub(`secret-${k}`), private: true,
+    subs: [{ params: [['match', `secret-${k}`],
+      ['access_token', () => specToken(hubUrl, 'subscribe', exact(`secret-${k}`))]], gets: false },
+    { authed: exact(`secret-${k}`), params: [['match', `secret-${k}`]], gets: true }],
+  }));
+  add('a token in the legacy authorization query parameter is ignored', (k) => ({
+    ...pub(`secret-${k}`), private: true,
+    subs: [{ params: [['match', `secret-${k}`],
+      ['authorization', () => specToken(hubUrl, 'subscribe', exact(`secret-${k}`))]], gets: false },
+    { authed: exact(`secret-${k}`), params: [['match', `secret-${k}`]], gets: true }],
+  }));
   add('hub-generated id returned as text/plain and sent as the event id', (k) => ({
     ...pub(`generated-${k}`), noId: true,
     subs: [{ params: [['match', `generated-${k}`]], gets: true }],
@@ -317,7 +336,8 @@ async function runCase(c) {
       }
       const name = `s${i}`;
       await where.page.evaluate(([n, p, t]) => window.subscribe(n, p, t),
-        [name, [...s.params, ['match', sentinel]], c.type ? [c.type] : []]);
+        [name, [...s.params.map(([n, v]) => [n, typeof v === 'function' ? v() : v]),
+          ['match', sentinel]], c.type ? [c.type] : []]);
       streams.push({ ...s, name, page: where.page });
     }
     for (const s of streams)
@@ -331,7 +351,7 @@ async function runCase(c) {
     // The update, from the page, with a spec token.
     const fields = { data };
     if (id) fields.id = id;
-    if (c.private) fields.private = 'on';
+    if (c.private) fields.private = c.privateValue ?? 'on';
     if (c.type) fields.type = c.type;
     const got = await publishFrom(anon.page, pubToken, c.topics, fields, 'the update');
     if (id) assert.equal(got, id, 'the answer is the id the publisher chose');
