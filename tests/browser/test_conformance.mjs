@@ -7,9 +7,12 @@
 // conformance-tests/): raw string, several topics, several selectors, URI, URI template, the
 // non-matching variant of each, the private variant of each, and the custom id echoed back as
 // text/plain; plus what draft-dunglas-mercure-08 added since (match_urlpattern, relative patterns,
-// alternate-topic authorization, hub-generated ids, typed events, CR/CRLF in data) and an interop
-// case with the unchanged npm `eventsource` client. Each case is its own node:test test, so the
-// run reports every case by name; `node --test-name-pattern '<name>' test_conformance.mjs` runs one.
+// alternate-topic authorization, an empty private=, tokens in the URL ignored, hub-generated ids,
+// typed events, CR/CRLF in data, the stream ending at the token's exp) and an interop case with
+// the unchanged npm `eventsource` client. Each case is its own node:test test, so the run reports
+// every case by name (a case waiting for a part of issue 13 says which in its error);
+// `node --test-name-pattern '<name>' test_conformance.mjs` runs one. docs/mercure-conformance.md
+// maps the spec's requirements to these cases.
 //
 // How a case proves what it claims (no timed waits decide anything):
 //   - every publish must be answered 200, Content-Type text/plain, with the id sent (or, without
