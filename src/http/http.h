@@ -31,6 +31,7 @@ typedef enum {
   SL_H_ORIGIN,
   SL_H_REFERER,
   SL_H_HOST,
+  SL_H_ACR_METHOD,             /* Access-Control-Request-Method (a CORS preflight) */
   SL_H_COUNT,
 } sl_header_id_t;
 
@@ -44,6 +45,7 @@ typedef struct sl_request_s {
   const char *path, *query;    /* inside url, set before the handler runs */
   size_t path_len, query_len;
   sl_http_method_t method;
+  const struct sl_origins_s *cors; /* its route's CORS allowlist (router.h), or NULL */
   char field[32];              /* the header name being read (longer names are not ours) */
   size_t field_len;
   int cur;                     /* sl_header_id_t being captured, or -1 */
