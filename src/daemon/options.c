@@ -369,9 +369,11 @@ static int apply_origins(parser_t *p, const option_def_t *def, const char *where
     return -ENOMEM;
   snprintf(joined, old + n + 3, "%s%s%s", *field ? *field : "", *field ? ", " : "", value);
   int rc = sl__origins_parse(&check, joined, allow_any, why, sizeof why);
+  if (rc == 0 && check.count == 0 && !check.any) {
+    snprintf(why, sizeof why, "no origin given");
+    rc = -EINVAL;
+  }
   sl__origins_free(&check);
-  if (rc == 0 && check.count == 0 && !check.any)
-    snprintf(why, sizeof why, "no origin given"), rc = -EINVAL;
   if (rc == 0)
     rc = own(p->opt, joined, strlen(joined), field);
   else if (rc == -EINVAL)

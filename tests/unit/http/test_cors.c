@@ -1,0 +1,62 @@
+/* test_cors.c — cors.c's lines: a listed origin echoed (normalised) with credentials and the
+ * exposed headers; an unlisted one only Vary: Origin; "*" for any Origin, never with
+ * credentials nor Vary; nothing without a list or (for "*") without an Origin. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http/cors.h"
+
+static void test_named_origins(void **state) {
+  (void)state;
+  sl_origins_t o;
+  char why[200], buf[SL_CORS_LINES_MAX];
+  assert_int_equal(sl__origins_parse(&o, "https://app.example", 1, why, sizeof why), 0);
+  size_t n = sl__cors_lines(&o, "https://APP.example:443", buf, sizeof buf);
+  assert_int_equal(n, strlen(buf));
+  assert_non_null(strstr(buf, "Vary: Origin\r\n"));
+  assert_non_null(strstr(buf, "Access-Control-Allow-Origin: https://app.example\r\n"));
+  assert_non_null(strstr(buf, "Access-Control-Allow-Credentials: true\r\n"));
+  assert_non_null(strstr(buf, "Access-Control-Expose-Headers: Mercure-Last-Event-ID"));
+  n = sl__cors_lines(&o, "https://evil.example", buf, sizeof buf);
+  assert_string_equal(buf, "Vary: Origin\r\n");
+  n = sl__cors_lines(&o, NULL, buf, sizeof buf);
+  assert_string_equal(buf, "Vary: Origin\r\n");
+  sl__origins_free(&o);
+}
+
+static void test_any_origin(void **state) {
+  (void)state;
+  sl_origins_t o;
+  char why[200], buf[SL_CORS_LINES_MAX];
+  assert_int_equal(sl__origins_parse(&o, "*", 1, why, sizeof why), 0);
+  sl__cors_lines(&o, "https://whoever.example", buf, sizeof buf);
+  assert_non_null(strstr(buf, "Access-Control-Allow-Origin: *\r\n"));
+  assert_null(strstr(buf, "Credentials"));
+  assert_null(strstr(buf, "whoever"));
+  assert_null(strstr(buf, "Vary"));
+  assert_int_equal(sl__cors_lines(&o, NULL, buf, sizeof buf), 0);
+  sl__origins_free(&o);
+}
+
+static void test_no_list(void **state) {
+  (void)state;
+  sl_origins_t empty = {0};
+  char buf[SL_CORS_LINES_MAX];
+  assert_int_equal(sl__cors_lines(NULL, "https://app.example", buf, sizeof buf), 0);
+  assert_int_equal(sl__cors_lines(&empty, "https://app.example", buf, sizeof buf), 0);
+  assert_string_equal(buf, "");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_named_origins),
+    cmocka_unit_test(test_any_origin),
+    cmocka_unit_test(test_no_list),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
