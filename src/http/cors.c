@@ -33,26 +33,21 @@ size_t sl__cors_lines(const sl_origins_t *o, const char *origin, char *buf, size
   return (size_t)n;
 }
 
-void sl__cors_preflight(sl_conn_t *c, const sl_request_t *r, const char *methods) {
-  char lines[256];
-  const char *origin = r->hv[SL_H_ORIGIN];
-  if (origin == NULL || r->hv[SL_H_ACR_METHOD] == NULL) {
-    snprintf(lines, sizeof lines, "Allow: %s\r\n", methods);
-    sl__http_respond(c, 204, lines, NULL, "", 0);
-    return;
+int sl__cors_preflight(const sl_origins_t *o, const char *origin, const char *acr_method,
+                       const char *methods, char *lines, size_t lines_cap, char *what,
+                       size_t what_cap) {
+  if (origin == NULL || acr_method == NULL) {
+    snprintf(lines, lines_cap, "Allow: %s\r\n", methods);
+    return 204;
   }
-  const sl_origins_t *o = r->cors;
   if (o == NULL || (!o->any && sl__origins_find(o, origin) == NULL)) {
-    char what[256];
-    snprintf(what, sizeof what, "cross-origin requests from %.100s are not allowed: the hub "
+    snprintf(what, what_cap, "cross-origin requests from %.100s are not allowed: the hub "
              "accepts the origins its --cors-origin lists%s", origin,
              o == NULL || (!o->any && o->count == 0) ? " (none is set)" : "");
-    sl__http_error(c, 403, NULL, what);
-    return;
+    return 403;
   }
-  /* http.c adds the Allow-Origin and Allow-Credentials lines, as to every answer of the route. */
-  snprintf(lines, sizeof lines, "Access-Control-Allow-Methods: %s\r\n"
+  snprintf(lines, lines_cap, "Access-Control-Allow-Methods: %s\r\n"
            "Access-Control-Allow-Headers: " SL_CORS_ALLOW_HEADERS "\r\n"
            "Access-Control-Max-Age: " SL_CORS_MAX_AGE "\r\n", methods);
-  sl__http_respond(c, 204, lines, NULL, "", 0);
+  return 204;
 }

@@ -1,7 +1,8 @@
 /* cors.h — Cross-Origin Resource Sharing (Fetch standard) for the routes that take an allowlist
  * (sl_route_t.cors): the response lines an allowed Origin gets on every answer of such a route,
- * error or stream head alike (http.c adds them), and the answer to a preflight (OPTIONS) that any
- * such route's OPTIONS handler gives by calling sl__cors_preflight. An Origin not in the list
+ * error or stream head alike, and the answer to a preflight (OPTIONS). It only computes them:
+ * http.c adds the lines to answers, and answers a preflight when a route's OPTIONS handler calls
+ * sl__http_preflight (http.h). An Origin not in the list
  * gets no CORS lines, so the browser keeps the answer from the page; a preflight from it is
  * answered 403 saying so. A named origin is echoed with Access-Control-Allow-Credentials: true
  * (the token cookie); the list "*" gives "*" and never credentials, as the Mercure spec requires
@@ -12,7 +13,6 @@
 #include <stddef.h>
 
 #include "common/origin.h"
-#include "http/http.h"
 
 /* Room for the lines of one answer: fixed text plus one normalised origin. */
 #define SL_CORS_LINES_MAX (SL_ORIGIN_MAX + 256)
@@ -29,10 +29,14 @@
  * their length returned; 0 when there are none. cap >= SL_CORS_LINES_MAX. */
 size_t sl__cors_lines(const sl_origins_t *o, const char *origin, char *buf, size_t cap);
 
-/* Answers the OPTIONS request r of a route that allows methods ("GET, POST, OPTIONS"): 204 with
- * Allow for a plain OPTIONS; for a CORS preflight (Origin and Access-Control-Request-Method),
- * 204 with the Access-Control-Allow-* lines when r's route allows its origin (r->cors), else 403
- * naming --cors-origin. */
-void sl__cors_preflight(sl_conn_t *c, const sl_request_t *r, const char *methods);
+/* The answer to an OPTIONS request with Origin origin and Access-Control-Request-Method
+ * acr_method (each NULL when absent) on a route with allowlist o (NULL: none) that allows
+ * methods ("GET, POST, OPTIONS"): returns 204 with lines filled (Allow for a plain OPTIONS; for a
+ * preflight from an allowed origin, the Access-Control-Allow-Methods/-Headers and Max-Age lines,
+ * to which the answer adds sl__cors_lines as to every answer), or 403 with what filled (the
+ * origin is not allowed; it names --cors-origin). lines: >= 256 + strlen(methods) bytes. */
+int sl__cors_preflight(const sl_origins_t *o, const char *origin, const char *acr_method,
+                       const char *methods, char *lines, size_t lines_cap, char *what,
+                       size_t what_cap);
 
 #endif

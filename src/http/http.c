@@ -329,6 +329,16 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
   sl__http_respond(c, status, headers, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
+void sl__http_preflight(sl_conn_t *c, const sl_request_t *r, const char *methods) {
+  char lines[512], what[256];
+  int status = sl__cors_preflight(r->cors, r->hv[SL_H_ORIGIN], r->hv[SL_H_ACR_METHOD], methods,
+                                  lines, sizeof lines, what, sizeof what);
+  if (status == 204)
+    sl__http_respond(c, 204, lines, NULL, "", 0);
+  else
+    sl__http_error(c, status, NULL, what);
+}
+
 int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *headers,
                          sl_http_stream_t *stream) {
   http_conn_t *h = http_of(c);

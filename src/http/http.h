@@ -86,6 +86,11 @@ void sl__http_attach(sl_transport_t *t, sl_http_ctx_t *ctx);
 /* Queues a whole response. headers: extra "Name: value\r\n" lines, or NULL. */
 void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char *content_type,
                       const char *body, size_t len);
+/* Answers the OPTIONS request r of its route, which allows methods ("GET, POST, OPTIONS"): a
+ * plain OPTIONS gets 204 with Allow; a CORS preflight gets 204 with the Access-Control-Allow-*
+ * lines when the route's allowlist (r->cors) has its Origin, else 403 saying so (cors.h). Any
+ * route's OPTIONS handler may call it. */
+void sl__http_preflight(sl_conn_t *c, const sl_request_t *r, const char *methods);
 /* A text/plain error whose body says what was wrong. */
 void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *what);
 /* The request ends the connection after its answer (no keep-alive). */

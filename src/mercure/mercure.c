@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "auth/policy.h"
-#include "http/cors.h"
 #include "net/admission.h"
 
 #define AUTH_CACHE_SLOTS 256
@@ -36,7 +35,7 @@ void sl__mercure_destroy(sl_mercure_t *m) {
 
 void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m) {
   (void)m;
-  sl__cors_preflight(c, r, SL_MERCURE_METHODS);
+  sl__http_preflight(c, r, SL_MERCURE_METHODS);
 }
 
 void sl__mercure_challenge(sl_mercure_t *m, sl_conn_t *c, int status, const char *error,

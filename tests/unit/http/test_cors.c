@@ -52,11 +52,37 @@ static void test_no_list(void **state) {
   assert_string_equal(buf, "");
 }
 
+static void test_preflight(void **state) {
+  (void)state;
+  sl_origins_t o;
+  char why[200], lines[512], what[256];
+  assert_int_equal(sl__origins_parse(&o, "https://app.example", 1, why, sizeof why), 0);
+  const char *m = "GET, POST, OPTIONS";
+  assert_int_equal(sl__cors_preflight(&o, NULL, NULL, m, lines, sizeof lines, what, sizeof what),
+                   204);
+  assert_string_equal(lines, "Allow: GET, POST, OPTIONS\r\n");
+  assert_int_equal(sl__cors_preflight(&o, "https://app.example", "POST", m, lines, sizeof lines,
+                                      what, sizeof what), 204);
+  assert_non_null(strstr(lines, "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"));
+  assert_non_null(strstr(lines, "Access-Control-Allow-Headers: Authorization, Content-Type, "
+                                "Last-Event-ID"));
+  assert_non_null(strstr(lines, "Access-Control-Max-Age: "));
+  assert_int_equal(sl__cors_preflight(&o, "https://evil.example", "POST", m, lines, sizeof lines,
+                                      what, sizeof what), 403);
+  assert_non_null(strstr(what, "https://evil.example"));
+  assert_non_null(strstr(what, "--cors-origin"));
+  sl__origins_free(&o);
+  assert_int_equal(sl__cors_preflight(NULL, "https://app.example", "GET", m, lines, sizeof lines,
+                                      what, sizeof what), 403);
+  assert_non_null(strstr(what, "none is set"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_named_origins),
     cmocka_unit_test(test_any_origin),
     cmocka_unit_test(test_no_list),
+    cmocka_unit_test(test_preflight),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
