@@ -4,13 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
-size_t sl__cors_lines(const sl_origins_t *o, const char *origin, char *buf, size_t cap) {
+size_t sl__cors_lines(const sl_origins_t *o, const char *origin, int credentialed, char *buf,
+                      size_t cap) {
   buf[0] = '\0';
   if (o == NULL || (!o->any && o->count == 0))
     return 0;
   int n;
   if (o->any) {
-    if (origin == NULL)
+    if (origin == NULL || credentialed)
       return 0;
     /* The same answer for every origin: no Vary, and no credentials ever. */
     n = snprintf(buf, cap, "Access-Control-Allow-Origin: *\r\n"

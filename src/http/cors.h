@@ -26,8 +26,12 @@
 
 /* The CORS lines ("Name: value\r\n"...) for an answer to a request whose Origin header is origin
  * (NULL: none) on a route with allowlist o (NULL: none): written into buf (NUL-terminated), and
- * their length returned; 0 when there are none. cap >= SL_CORS_LINES_MAX. */
-size_t sl__cors_lines(const sl_origins_t *o, const char *origin, char *buf, size_t cap);
+ * their length returned; 0 when there are none. credentialed: the request carries a cookie (a
+ * browser sends one across origins only in credentials mode "include"): with "*" it gets no
+ * Allow-Origin at all, as the Mercure spec forbids "*" on a credentialed answer, and the browser
+ * keeps the answer from the page. cap >= SL_CORS_LINES_MAX. */
+size_t sl__cors_lines(const sl_origins_t *o, const char *origin, int credentialed, char *buf,
+                      size_t cap);
 
 /* The answer to an OPTIONS request with Origin origin and Access-Control-Request-Method
  * acr_method (each NULL when absent) on a route with allowlist o (NULL: none) that allows

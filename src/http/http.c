@@ -292,7 +292,9 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
              h->req->status == 0 && llhttp_should_keep_alive(&h->parser);
   int head_only = h->req && h->parser.method == HTTP_HEAD;
   char cors[SL_CORS_LINES_MAX];
-  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN], cors, sizeof cors) : 0;
+  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN],
+                                     h->req->hv[SL_H_COOKIE] != NULL, cors, sizeof cors)
+                    : 0;
   sl_http_head_t head = {
     .status = status,
     .content_type = content_type,
@@ -345,7 +347,9 @@ int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *hea
   assert(stream != NULL && stream->ops != NULL && !(h->hflags & (HTTP_STREAM | HTTP_BACKLOG)));
   int chunked = sl__http_is_11(c);
   char cors[SL_CORS_LINES_MAX];
-  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN], cors, sizeof cors) : 0;
+  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN],
+                                     h->req->hv[SL_H_COOKIE] != NULL, cors, sizeof cors)
+                    : 0;
   sl_http_head_t head = {
     .status = 200,
     .content_type = content_type,

@@ -201,6 +201,13 @@ def test_cors():
     t.check("access-control-allow-credentials" not in h, "'*': never Allow-Credentials", h)
     t.check(EVIL not in str(h), "'*': the origin is never reflected", h)
     s.close()
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:web:cors"]),
+                     headers={"Origin": EVIL, "Cookie": "mercureAuthorization=" + token(publish=())})
+    t.eq(s.status, 200, "'*': a subscribe with the cookie (credentials) is served")
+    t.check("access-control-allow-origin" not in cors_headers(s.response),
+            "'*': but a credentialed request never gets Allow-Origin: * (the browser blocks it)",
+            s.response.headers)
+    s.close()
     resp = ht.request(hub.port, "OPTIONS", ht.HUB_PATH,
                       {"Origin": EVIL, "Access-Control-Request-Method": "GET"})
     t.eq(resp.status, 204, "'*': a preflight from any origin: 204")

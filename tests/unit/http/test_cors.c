@@ -16,16 +16,18 @@ static void test_named_origins(void **state) {
   sl_origins_t o;
   char why[200], buf[SL_CORS_LINES_MAX];
   assert_int_equal(sl__origins_parse(&o, "https://app.example", 1, why, sizeof why), 0);
-  size_t n = sl__cors_lines(&o, "https://APP.example:443", buf, sizeof buf);
+  size_t n = sl__cors_lines(&o, "https://APP.example:443", 0, buf, sizeof buf);
   assert_int_equal(n, strlen(buf));
   assert_non_null(strstr(buf, "Vary: Origin\r\n"));
   assert_non_null(strstr(buf, "Access-Control-Allow-Origin: https://app.example\r\n"));
   assert_non_null(strstr(buf, "Access-Control-Allow-Credentials: true\r\n"));
   assert_non_null(strstr(buf, "Access-Control-Expose-Headers: Mercure-Last-Event-ID"));
-  n = sl__cors_lines(&o, "https://evil.example", buf, sizeof buf);
+  n = sl__cors_lines(&o, "https://evil.example", 0, buf, sizeof buf);
   assert_string_equal(buf, "Vary: Origin\r\n");
-  n = sl__cors_lines(&o, NULL, buf, sizeof buf);
+  n = sl__cors_lines(&o, NULL, 0, buf, sizeof buf);
   assert_string_equal(buf, "Vary: Origin\r\n");
+  sl__cors_lines(&o, "https://app.example", 1, buf, sizeof buf); /* credentials: the point */
+  assert_non_null(strstr(buf, "Access-Control-Allow-Credentials: true\r\n"));
   sl__origins_free(&o);
 }
 
@@ -34,12 +36,14 @@ static void test_any_origin(void **state) {
   sl_origins_t o;
   char why[200], buf[SL_CORS_LINES_MAX];
   assert_int_equal(sl__origins_parse(&o, "*", 1, why, sizeof why), 0);
-  sl__cors_lines(&o, "https://whoever.example", buf, sizeof buf);
+  sl__cors_lines(&o, "https://whoever.example", 0, buf, sizeof buf);
   assert_non_null(strstr(buf, "Access-Control-Allow-Origin: *\r\n"));
   assert_null(strstr(buf, "Credentials"));
   assert_null(strstr(buf, "whoever"));
   assert_null(strstr(buf, "Vary"));
-  assert_int_equal(sl__cors_lines(&o, NULL, buf, sizeof buf), 0);
+  assert_int_equal(sl__cors_lines(&o, NULL, 0, buf, sizeof buf), 0);
+  /* A request with a cookie (credentials mode "include"): never "*". */
+  assert_int_equal(sl__cors_lines(&o, "https://whoever.example", 1, buf, sizeof buf), 0);
   sl__origins_free(&o);
 }
 
@@ -47,8 +51,8 @@ static void test_no_list(void **state) {
   (void)state;
   sl_origins_t empty = {0};
   char buf[SL_CORS_LINES_MAX];
-  assert_int_equal(sl__cors_lines(NULL, "https://app.example", buf, sizeof buf), 0);
-  assert_int_equal(sl__cors_lines(&empty, "https://app.example", buf, sizeof buf), 0);
+  assert_int_equal(sl__cors_lines(NULL, "https://app.example", 0, buf, sizeof buf), 0);
+  assert_int_equal(sl__cors_lines(&empty, "https://app.example", 0, buf, sizeof buf), 0);
   assert_string_equal(buf, "");
 }
 
