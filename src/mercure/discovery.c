@@ -26,6 +26,7 @@ int sl__discovery_init(sl_discovery_t *d, const sl_config_t *cfg) {
   const char *path = auth ? strchr(auth + 3, '/') : NULL;
   if (path == NULL)
     return -EINVAL;
+  d->hub_url = url;
   size_t origin_len = (size_t)(path - url), path_len = strlen(path);
   size_t n = SL_LITLEN(SL_METADATA_PREFIX) + path_len + 1;
   d->metadata_path = malloc(n);
@@ -92,4 +93,40 @@ void sl__discovery_challenge(const sl_discovery_t *d, const char *error, char *b
                  error ? error : "", error ? "\"" : "");
   if (n < 0 || (size_t)n >= cap)
     snprintf(buf, cap, "WWW-Authenticate: Bearer\r\n");
+}
+
+/* Appends ; name="value" (value escaped as an RFC 9110 quoted-string) at *n; 0, or -1 when it
+ * does not fit. */
+static int link_param(char *buf, size_t cap, size_t *n, const char *name, const char *value) {
+  if (value == NULL)
+    return 0;
+  int w = snprintf(buf + *n, cap - *n, "; %s=\"", name);
+  if (w < 0 || (size_t)w >= cap - *n)
+    return -1;
+  *n += (size_t)w;
+  for (const char *v = value; *v; v++) {
+    if (*n + 3 >= cap)
+      return -1;
+    if (*v == '"' || *v == '\\')
+      buf[(*n)++] = '\\';
+    buf[(*n)++] = *v;
+  }
+  buf[(*n)++] = '"';
+  buf[*n] = '\0';
+  return 0;
+}
+
+size_t sl__discovery_link(const sl_discovery_t *d, const char *last_event_id, const char *type,
+                          const char *content_type, char *buf, size_t cap) {
+  int w = snprintf(buf, cap, "Link: <%s>; rel=\"mercure\"", d->hub_url);
+  size_t n = w < 0 ? cap : (size_t)w;
+  if (n >= cap || link_param(buf, cap, &n, "last-event-id", last_event_id) ||
+      link_param(buf, cap, &n, "type", type) ||
+      link_param(buf, cap, &n, "content-type", content_type) || n + 3 > cap) {
+    if (cap)
+      buf[0] = '\0';
+    return 0;
+  }
+  memcpy(buf + n, "\r\n", 3);
+  return n + 2;
 }

@@ -18,6 +18,7 @@
 #define SL_MATCHER_TYPES_JSON "\"exact\""
 
 typedef struct sl_discovery_s {
+  const char *hub_url;           /* the hub's URL (the configuration's public_url, borrowed) */
   char *metadata_path;           /* where the document is served: prefix + the hub's path */
   char *metadata_url;            /* its absolute URL: resource_metadata in challenges */
   char *document;                /* the JSON document */
@@ -37,5 +38,12 @@ void sl__discovery_serve(sl_conn_t *c, sl_request_t *r, void *data);
  * error=...\r\n") into buf: error NULL for a challenge without an error code (no token was
  * presented). The line is cut to cap, which >= 96 + strlen(metadata_url) avoids. */
 void sl__discovery_challenge(const sl_discovery_t *d, const char *error, char *buf, size_t cap);
+
+/* The hub link line ("Link: <hub url>; rel=\"mercure\"; last-event-id=\"...\"\r\n", then
+ * type and content-type when given, each NULL to leave it out) into buf, the quoted values
+ * escaped: what the Subscription API's answers carry (Active Subscriptions). Returns the line's
+ * length, or 0 when it does not fit in cap (buf then holds ""). */
+size_t sl__discovery_link(const sl_discovery_t *d, const char *last_event_id, const char *type,
+                          const char *content_type, char *buf, size_t cap);
 
 #endif

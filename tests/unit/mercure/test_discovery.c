@@ -72,6 +72,17 @@ static void test_prefixed_hub(void **state) {
   assert_string_equal(json_string_value(json_object_get(j, "mercure_cookie")), "hubOneToken");
   assert_true(json_is_true(json_object_get(j, "mercure_subscriptions")));
   json_decref(j);
+  char link[256];
+  size_t n = sl__discovery_link(&d, "urn:uuid:1\"x", "mercure", "application/json", link,
+                                sizeof link);
+  assert_int_equal(n, strlen(link));
+  assert_string_equal(link, "Link: <http://127.0.0.1:8080/hubs/one>; rel=\"mercure\"; "
+                            "last-event-id=\"urn:uuid:1\\\"x\"; type=\"mercure\"; "
+                            "content-type=\"application/json\"\r\n");
+  assert_int_equal(sl__discovery_link(&d, NULL, NULL, NULL, link, sizeof link),
+                   strlen("Link: <http://127.0.0.1:8080/hubs/one>; rel=\"mercure\"\r\n"));
+  assert_int_equal(sl__discovery_link(&d, "earliest", NULL, NULL, link, 40), 0);
+  assert_string_equal(link, "");
   sl__discovery_free(&d);
 
   cfg.public_url = "no-scheme";
