@@ -11,9 +11,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/policy.h"
 #include "common/form.h"
 #include "common/log.h"
-#include "auth/policy.h"
 #include "common/validate.h"
 #include "mercure/mercure.h"
 #include "common/text.h"
