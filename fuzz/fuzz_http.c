@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/origin.h"
 #include "http/http.h"
 #include "net/delivery.h"
 
@@ -120,7 +121,25 @@ static void h_stream(sl_conn_t *c, sl_request_t *r, void *data) {
   sl__http_open_stream(c, "text/event-stream", "Cache-Control: no-cache\r\n", &F.stream);
 }
 
+/* A preflight, as the hub's OPTIONS handlers answer it. */
+static void h_preflight(sl_conn_t *c, sl_request_t *r, void *data) {
+  (void)data;
+  sl__http_preflight(c, r, "GET, POST, OPTIONS");
+}
+
+/* The CORS allowlists of the routes: named origins on the hub's path, "*" on /a, so that every
+ * Origin and Access-Control-Request-Method the fuzzer writes goes through cors.c and origin.c. */
+static sl_origins_t named_origins, any_origin;
+
 static void routes(sl_router_t *router) {
+  static int lists_made;
+  if (!lists_made) {
+    char why[200];
+    CHECK(sl__origins_parse(&named_origins, "https://app.example, http://127.0.0.1:3000", 0, why,
+                            sizeof why) == 0);
+    CHECK(sl__origins_parse(&any_origin, "*", 1, why, sizeof why) == 0);
+    lists_made = 1; /* kept for the process's life: the same lists for every input */
+  }
   sl__router_init(router, "nothing here");
   sl_route_t *a = sl__router_add(router, "/a", "GET, HEAD, POST", "GET, HEAD or POST");
   sl_route_t *s = sl__router_add(router, "/.well-known/mercure", "GET, POST", "GET or POST");
@@ -134,6 +153,10 @@ static void routes(sl_router_t *router) {
   CHECK(sl__route_on(s, SL_HTTP_GET, h_stream, NULL) == 0);
   CHECK(sl__route_on(s, SL_HTTP_POST, h_echo, NULL) == 0);
   CHECK(sl__route_on(e, SL_HTTP_GET, h_refuse, NULL) == 0);
+  CHECK(sl__route_on(s, SL_HTTP_OPTIONS, h_preflight, NULL) == 0);
+  CHECK(sl__route_on(a, SL_HTTP_OPTIONS, h_preflight, NULL) == 0);
+  s->cors = &named_origins;
+  a->cors = &any_origin;
 }
 
 /* --- the fixture ----------------------------------------------------------------------------- */

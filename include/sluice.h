@@ -85,6 +85,20 @@ typedef struct sl_config_s {
                                          and its path is where the hub answers; NULL =
                                          http://<first listen address>/.well-known/mercure */
   int anonymous;                      /* 1: subscribers need no token */
+  const char *cookie_name;            /* the cookie a token may come in (EventSource cannot send
+                                         headers); NULL = __Secure-mercure_access_token, and the
+                                         pre-standard mercureAuthorization too. The Authorization
+                                         header always wins over a cookie */
+  const char *publish_origins;        /* origins a cookie-authorised publish may come from
+                                         (its Origin, else Referer), separated by commas or
+                                         spaces; NULL = the origin of public_url, or one naming
+                                         the request's Host */
+  const char *cors_origins;           /* origins whose pages may use the hub across origins
+                                         (CORS), separated by commas or spaces: each gets
+                                         Access-Control-Allow-Origin with credentials (the
+                                         cookie); "*" alone: every origin, never with
+                                         credentials; NULL = none (same origin only) */
+  int subscriptions;                  /* 1: active subscriptions (events and the API) */
   size_t max_connections;             /* connections held at once, past which new ones get 503;
                                          0 = the open-files limit less SL_RESERVED_FDS */
   size_t max_conns_per_ip;            /* connections one client address may hold (429 past it);

@@ -43,8 +43,11 @@ const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malfo
   const char *ck = cred->cookie;
   if (ck == NULL)
     return NULL;
-  static const char *const names[] = {"__Secure-mercure_access_token", "mercureAuthorization"};
-  for (size_t i = 0; i < 2; i++) {
+  static const char *const defaults[] = {SL_COOKIE_NAME, SL_LEGACY_COOKIE_NAME};
+  /* The configured name alone, or the default two in their order. */
+  const char *const *names = cred->cookie_name ? &cred->cookie_name : defaults;
+  size_t count = cred->cookie_name ? 1 : 2;
+  for (size_t i = 0; i < count; i++) {
     size_t nl = strlen(names[i]);
     for (const char *p = ck; (p = strstr(p, names[i])) != NULL; p += nl) {
       if ((p != ck && p[-1] != ' ' && p[-1] != ';') || p[nl] != '=')
@@ -70,17 +73,23 @@ static int names_host(const char *v, const char *host) {
 }
 
 /* A browser sends a site's cookies with requests that other sites make it send (CSRF): a publish
- * authorized by the cookie must show that it comes from the hub's own origin, by Origin, else by
- * Referer; with neither it is refused. The Mercure spec asks this of hubs that take the cookie. */
-static int same_origin(const sl_credentials_t *cred) {
+ * authorized by the cookie must show that it comes from an origin the hub trusts (its own, or
+ * one --publish-origin names), by Origin, else by Referer; with neither it is refused. The
+ * Mercure spec asks this of hubs that take the cookie (Security Considerations). */
+static int trusted_origin(const sl_credentials_t *cred) {
   const char *from = cred->origin ? cred->origin : cred->referer;
-  return from != NULL && names_host(from, cred->host);
+  if (from == NULL)
+    return 0;
+  if (cred->publish_origins == NULL)
+    return names_host(from, cred->host);
+  return sl__origins_find(cred->publish_origins, from) != NULL ||
+         (cred->publish_same_host && names_host(from, cred->host));
 }
 
-static int refuse(sl_auth_verdict_t *v, int err, int status, const char *headers,
+static int refuse(sl_auth_verdict_t *v, int err, int status, const char *error,
                   const char *message) {
   v->status = status;
-  v->headers = headers;
+  v->error = error;
   snprintf(v->message, sizeof v->message, "%s", message);
   return err;
 }
@@ -89,7 +98,7 @@ int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t ro
                      const sl_credentials_t *cred, int64_t now, sl_claims_t *claims,
                      sl_auth_verdict_t *v) {
   assert(auth && cred && claims && v && (role == SL_ROLE_PUBLISHER || role == SL_ROLE_SUBSCRIBER));
-  static const char invalid_token[] = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
+  static const char invalid_token[] = "invalid_token";
   size_t len = 0;
   int malformed;
   char what[160];
@@ -97,16 +106,17 @@ int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t ro
   memset(claims, 0, sizeof *claims);
   const char *tok = sl__auth_token(cred, &len, &malformed);
   if (malformed)
-    return refuse(v, -EINVAL, 400, "WWW-Authenticate: Bearer error=\"invalid_request\"\r\n",
+    return refuse(v, -EINVAL, 400, "invalid_request",
                   "the Authorization header must be \"Bearer <token>\"");
   if (tok == NULL)
     return 0;
   v->present = 1;
-  if (role == SL_ROLE_PUBLISHER && cred->authorization == NULL && !same_origin(cred))
+  if (role == SL_ROLE_PUBLISHER && cred->authorization == NULL && !trusted_origin(cred))
     return refuse(v, -EPERM, 403, NULL,
-                  "a publish authorized by cookie must come from a page of this hub's origin "
-                  "(its Origin or Referer header must name this host), against cross-site "
-                  "request forgery; or send the token in an Authorization header");
+                  "a publish authorized by cookie must come from a page of an origin this hub "
+                  "trusts (its Origin, else Referer, header must name the hub's own origin or one "
+                  "--publish-origin lists), against cross-site request forgery; or send the token "
+                  "in an Authorization header");
   /* A verified token is remembered by its exact bytes until it expires: signature checks cost
    * tens of microseconds, and a publisher sends the same token with every update. */
   if (sl__auth_cache_get(cache, role, tok, len, now, claims) == 0)

@@ -1,9 +1,10 @@
 /* policy.h — who may use the hub, decided from a request's credentials: where the token is found
- * (an Authorization: Bearer header, else the __Secure-mercure_access_token or mercureAuthorization
- * cookie), the cross-site check a cookie-authorized publish must pass, the token cache in front of
- * sl__auth_verify, and the refusal to give (status, WWW-Authenticate header, message). It knows
- * nothing of connections or of HTTP parsing: the caller hands it header values and writes the
- * answer itself.
+ * (an Authorization: Bearer header, else the configured cookie: by default
+ * __Secure-mercure_access_token or the pre-standard mercureAuthorization), the cross-site check a
+ * cookie-authorized publish must pass (its Origin, else Referer, among the publish origins), the
+ * token cache in front of sl__auth_verify, and the refusal to give (status, the error of the
+ * WWW-Authenticate challenge, message). It knows nothing of connections or of HTTP parsing: the
+ * caller hands it header values and writes the answer itself.
  */
 #ifndef SL_POLICY_H
 #define SL_POLICY_H
@@ -13,29 +14,40 @@
 
 #include "auth/auth.h"
 #include "auth/auth_cache.h"
+#include "common/origin.h"
 
-/* The request headers the policy reads. Borrowed, NUL-terminated values; NULL = absent. cookie
- * holds every Cookie header of the request, joined by "; ". */
+/* The request headers the policy reads, and what the hub accepts. Borrowed, NUL-terminated
+ * values; NULL = absent. cookie holds every Cookie header of the request, joined by "; ". */
 typedef struct sl_credentials_s {
   const char *authorization;
   const char *cookie;
   const char *origin;
   const char *referer;
   const char *host;
+  const char *cookie_name;               /* the one cookie read; NULL = the default two */
+  const sl_origins_t *publish_origins;   /* where a cookie-authorized publish may come from;
+                                            NULL = only from a page naming the request's Host */
+  int publish_same_host;                 /* with publish_origins: a page naming the Host too */
 } sl_credentials_t;
 
-/* The outcome of sl__auth_request. On a refusal, status, headers and message are the answer:
- * headers are extra response header lines ("Name: value\r\n", static storage) or NULL, message the
+/* The cookie names read when none is configured: the spec's, then the pre-standard one. */
+#define SL_COOKIE_NAME "__Secure-mercure_access_token"
+#define SL_LEGACY_COOKIE_NAME "mercureAuthorization"
+
+/* The outcome of sl__auth_request. On a refusal, status, error and message are the answer:
+ * error is the WWW-Authenticate: Bearer challenge's error code ("invalid_token",
+ * "invalid_request"; static storage), or NULL when the refusal carries no challenge; message the
  * body text saying what was wrong. */
 typedef struct sl_auth_verdict_s {
   int present;          /* 1: the request presented a token (even one refused) */
   int status;           /* 0: not refused; else 400, 401 or 403 */
-  const char *headers;
-  char message[256];
+  const char *error;
+  char message[320];
 } sl_auth_verdict_t;
 
 /* The token in cred (the Authorization header wins over any cookie; no cookie is read when the
- * header is there): a pointer into cred's strings with *len set, or NULL when there is none.
+ * header is there; the cookie is cred->cookie_name, else the default names in their order): a
+ * pointer into cred's strings with *len set, or NULL when there is none.
  * *malformed is 1 when an Authorization header is not "Bearer <token>". */
 const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malformed);
 
@@ -45,7 +57,8 @@ const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malfo
  *   0        not refused: v->present 0 when there was no token (the caller decides whether that
  *            is allowed), v->present 1 with *claims filled (free with sl__claims_free);
  *   -EINVAL  400: the Authorization header is not "Bearer <token>";
- *   -EPERM   403: a publish authorized by cookie whose Origin, else Referer, does not name Host;
+ *   -EPERM   403: a publish authorized by cookie whose Origin, else Referer, is not among
+ *            cred->publish_origins (nor names Host when that is allowed);
  *   -ENOKEY  401: no key configured for role (the message names the flag that sets one);
  *   -EACCES  401: the token is not valid for role (also when verifying ran out of memory).
  * On any refusal *claims is empty. */

@@ -75,13 +75,57 @@ static const char *public_path(const char *url) {
                                                        : 0;
   if (skip == 0)
     return NULL;
+  /* No quote, backslash or angle bracket either: the URL is written into the metadata document,
+   * challenges' quoted strings and Link headers as it is. */
   for (const char *p = url; *p; p++)
-    if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#')
+    if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '?' || *p == '#' || *p == '"' ||
+        *p == '\\' || *p == '<' || *p == '>')
       return NULL;
   const char *path = strchr(url + skip, '/');
   if (path == NULL || path == url + skip || path[1] == '\0')
     return NULL;
   return path;
+}
+
+#define COOKIE_NAME_MAX 128
+
+/* A cookie's name is an HTTP token (RFC 6265 4.1.1). */
+static int cookie_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > COOKIE_NAME_MAX)
+    return 0;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          strchr("!#$%&'*+-.^_`|~", ch)))
+      return 0;
+  }
+  return 1;
+}
+
+/* The origin lists, the metadata document and its challenge URL, from the hub's copied
+ * configuration. 0, -EINVAL (logged: which setting, which entry), -ENOMEM. */
+static int web_setup(sl_hub_t *hub) {
+  char why[200];
+  int r;
+  if ((r = sl__origins_parse(&hub->cors, hub->cfg.cors_origins, 1, why, sizeof why))) {
+    if (r == -EINVAL)
+      sl__log(SL_LOG_ERROR, "--cors-origin: %s", why);
+    return r;
+  }
+  if (hub->cfg.publish_origins) {
+    r = sl__origins_parse(&hub->publish_origins, hub->cfg.publish_origins, 0, why, sizeof why);
+    if (r == -EINVAL)
+      sl__log(SL_LOG_ERROR, "--publish-origin: %s", why);
+  } else {
+    /* The hub's own origin, as its public URL names it, and, as before that was configurable,
+     * a page naming the Host the request was sent to (a hub reached under several names). */
+    hub->publish_same_host = 1;
+    r = sl__origins_add_url(&hub->publish_origins, hub->cfg.public_url);
+  }
+  if (r)
+    return r;
+  return sl__discovery_init(&hub->discovery, &hub->cfg);
 }
 
 static int check_config(const sl_config_t *c) {
@@ -95,6 +139,11 @@ static int check_config(const sl_config_t *c) {
   if (c->public_url && public_path(c->public_url) == NULL) {
     sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
             "than / and no query or fragment", c->public_url);
+    return -EINVAL;
+  }
+  if (c->cookie_name && !cookie_name_ok(c->cookie_name)) {
+    sl__log(SL_LOG_ERROR, "cookie name '%.80s' is not an HTTP token of 1 to %d characters "
+            "(RFC 6265: letters, digits and !#$%%&'*+-.^_`|~)", c->cookie_name, COOKIE_NAME_MAX);
     return -EINVAL;
   }
   const char *weak = c->allow_weak_key ? NULL : weak_key(c);
@@ -182,6 +231,15 @@ static int add_routes(sl_hub_t *hub, unsigned i) {
       !sl__route_on(mercure, SL_HTTP_POST, sl__mercure_publish, m) &&
       !sl__route_on(mercure, SL_HTTP_OPTIONS, sl__mercure_preflight, m))
     r = 0;
+  if (mercure)
+    mercure->cors = &hub->cors; /* every Mercure route takes the same allowlist */
+  /* RFC 9728's document, at the path derived from the hub's URL. */
+  sl_route_t *meta = r ? NULL : sl__router_add(router, hub->discovery.metadata_path, "GET, HEAD",
+                                               "this resource only answers GET and HEAD");
+  if (r == 0 && (meta == NULL ||
+                 sl__route_on(meta, SL_HTTP_GET, sl__discovery_serve, &hub->discovery) ||
+                 sl__route_on(meta, SL_HTTP_HEAD, sl__discovery_serve, &hub->discovery)))
+    r = -ENOSPC;
   for (size_t k = 0; r == 0 && k < sizeof paths / sizeof paths[0]; k++) {
     sl_route_t *rt = sl__router_add(router, paths[k], "GET, HEAD",
                                     "this resource only answers GET and HEAD");
@@ -277,7 +335,10 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 1, &hub->cfg.publisher_jwt_key) ||
       copy_str(hub, SL_MAX_LISTEN + 2, &hub->cfg.subscriber_jwt_key) ||
       copy_str(hub, SL_MAX_LISTEN + 3, &hub->cfg.jwt_audience) ||
-      copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer))
+      copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer) ||
+      copy_str(hub, SL_MAX_LISTEN + 7, &hub->cfg.cookie_name) ||
+      copy_str(hub, SL_MAX_LISTEN + 8, &hub->cfg.publish_origins) ||
+      copy_str(hub, SL_MAX_LISTEN + 9, &hub->cfg.cors_origins))
     goto fail;
   if (hub->cfg.public_url) {
     if (copy_str(hub, SL_MAX_LISTEN + 5, &hub->cfg.public_url))
@@ -290,6 +351,8 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     hub->cfg.public_url = hub->strings[SL_MAX_LISTEN + 5];
   }
   hub->path = public_path(hub->cfg.public_url);
+  if ((r = web_setup(hub)))
+    goto fail;
   /* One worker per core this process may run on (its CPU affinity, as taskset or a container's
    * cpuset sets it), not per core of the machine: more threads than cores only take turns. */
   if (hub->cfg.workers == 0)
@@ -317,6 +380,9 @@ fail:
   if (hub->history)
     sl__history_destroy(hub->history);
   sl__auth_free(hub->auth);
+  sl__origins_free(&hub->cors);
+  sl__origins_free(&hub->publish_origins);
+  sl__discovery_free(&hub->discovery);
   for (size_t i = 0; i < SL_HUB_STRINGS; i++)
     free(hub->strings[i]);
   free(hub);
@@ -416,6 +482,9 @@ int sl_hub_start(sl_hub_t *hub) {
     contexts = i + 1;
     sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
     hub->mercure[i].path = hub->path;
+    hub->mercure[i].discovery = &hub->discovery;
+    hub->mercure[i].publish_origins = &hub->publish_origins;
+    hub->mercure[i].publish_same_host = hub->publish_same_host;
     hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
     hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;
@@ -493,6 +562,9 @@ void sl_hub_free(sl_hub_t *hub) {
   sl__history_destroy(hub->history);
   sl__bus_destroy(&hub->bus);
   sl__auth_free(hub->auth);
+  sl__origins_free(&hub->cors);
+  sl__origins_free(&hub->publish_origins);
+  sl__discovery_free(&hub->discovery);
   for (size_t i = 0; i < SL_HUB_STRINGS; i++)
     free(hub->strings[i]);
   free(hub);

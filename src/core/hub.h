@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "common/origin.h"
+#include "mercure/discovery.h"
 #include "net/bus.h"
 #include "core/shutdown.h"
 #include "history/history.h"
@@ -18,8 +20,9 @@
 #include "net/worker.h"
 #include "sluice.h"
 
-#define SL_HUB_STRINGS (SL_MAX_LISTEN + 7) /* listen addresses, three keys, audience, issuer,
-                                            public URL, its path */
+#define SL_HUB_STRINGS (SL_MAX_LISTEN + 10) /* listen addresses, three keys, audience, issuer,
+                                             public URL, its path, cookie name, publish and
+                                             CORS origins */
 
 struct sl_hub_s {
   sl_config_t cfg;               /* strings owned (copied) */
@@ -35,6 +38,10 @@ struct sl_hub_s {
   sl_ratelimit_t rate_by_ip;     /* request rates, when configured (buckets NULL when not) */
   sl_ratelimit_t rate_by_token;
   sl_auth_t *auth;
+  sl_origins_t cors;             /* --cors-origin: the Mercure routes' CORS allowlist */
+  sl_origins_t publish_origins;  /* --publish-origin, else the public URL's origin */
+  int publish_same_host;         /* no --publish-origin: a page naming the Host may publish too */
+  sl_discovery_t discovery;      /* the metadata document and its URL */
   sl_history_t *history;
   sl_bus_t bus;
   atomic_int ready;              /* /readyz */

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "auth/auth.h"
+#include "common/origin.h"
 
 #define MIN_BYTES 1024
 /* Seconds above this are refused: no timeout needs to exceed ~31 years, and the bound keeps
@@ -35,6 +36,8 @@ typedef enum {
   KIND_COUNT,   /* a size_t field: a non-negative integer */
   KIND_BYTES,   /* a size_t field: an integer with an optional K/M/G suffix, >= MIN_BYTES */
   KIND_SECONDS, /* a double field: a non-negative decimal */
+  KIND_ORIGINS, /* a const char * field: origins separated by ", "; repeatable, and a stronger
+                   source replaces what weaker ones gave */
   KIND_CONFIG,
   KIND_HELP,
   KIND_VERSION,
@@ -79,6 +82,15 @@ static const option_def_t options[] = {
    "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
+  {"cookie-name", KIND_STRING, HUB(cookie_name), FROM_ALL, 0, 0, "NAME",
+   "the cookie a browser's token comes in (the only one read once set); default "
+   "__Secure-mercure_access_token, and the pre-standard mercureAuthorization"},
+  {"publish-origin", KIND_ORIGINS, HUB(publish_origins), FROM_ALL, 0, 0, "ORIGIN",
+   "origin (scheme://host[:port]) whose pages may publish with the cookie; repeatable; "
+   "default the origin of --public-url, or a page naming the request's Host"},
+  {"cors-origin", KIND_ORIGINS, HUB(cors_origins), FROM_ALL, 0, 0, "ORIGIN",
+   "origin whose pages may subscribe and publish across origins (CORS, with the cookie); "
+   "repeatable; '*' alone allows every origin without credentials; default none"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
@@ -140,6 +152,7 @@ static const option_def_t options[] = {
 typedef struct {
   sl_options_t *opt;
   int listen_source;  /* FROM_* of the source whose addresses are in hub.listen, 0 = defaults */
+  int list_source[2]; /* the same for the KIND_ORIGINS settings, by origins_slot() */
   char *err;
   size_t errlen;
 } parser_t;
@@ -331,6 +344,44 @@ static int apply_listen(parser_t *p, const char *where, const char *value, int s
   }
 }
 
+/* Which list_source a KIND_ORIGINS setting uses. */
+static int origins_slot(const option_def_t *def) {
+  return def->offset == HUB(cors_origins) ? 1 : 0;
+}
+
+/* Adds one source's origins (checked here, so that a typo is named with the flag that gave it)
+ * to the list def stores: within a source they accumulate, and a stronger source replaces what
+ * weaker ones gave. */
+static int apply_origins(parser_t *p, const option_def_t *def, const char *where,
+                         const char *value, int source) {
+  const char **field = (const char **)((char *)p->opt + def->offset);
+  char why[200];
+  sl_origins_t check;
+  int allow_any = def->offset == HUB(cors_origins);
+  int *from = &p->list_source[origins_slot(def)];
+  if (*from != source) {
+    *field = NULL;
+    *from = source;
+  }
+  size_t old = *field ? strlen(*field) : 0, n = strlen(value);
+  char *joined = malloc(old + n + 3);
+  if (joined == NULL)
+    return -ENOMEM;
+  snprintf(joined, old + n + 3, "%s%s%s", *field ? *field : "", *field ? ", " : "", value);
+  int rc = sl__origins_parse(&check, joined, allow_any, why, sizeof why);
+  if (rc == 0 && check.count == 0 && !check.any) {
+    snprintf(why, sizeof why, "no origin given");
+    rc = -EINVAL;
+  }
+  sl__origins_free(&check);
+  if (rc == 0)
+    rc = own(p->opt, joined, strlen(joined), field);
+  else if (rc == -EINVAL)
+    set_error(p->err, p->errlen, "%s: %s", where, why);
+  free(joined);
+  return rc;
+}
+
 /* Stores value (NULL for a bare boolean flag) into the field def describes. where names the
  * setting as the user wrote it ("--heartbeat", "SLUICE_HEARTBEAT", "sluice.conf:3: heartbeat")
  * and starts every message. */
@@ -357,6 +408,8 @@ static int apply(parser_t *p, const option_def_t *def, const char *where, const 
   switch (def->kind) {
     case KIND_LISTEN:
       return apply_listen(p, where, value, source);
+    case KIND_ORIGINS:
+      return apply_origins(p, def, where, value, source);
     case KIND_WORKERS:
       if (sl__options_parse_uint(value, strlen(value), SL_MAX_WORKERS, &u) != 0) {
         set_error(p->err, p->errlen,
@@ -744,9 +797,11 @@ void sl__options_usage(FILE *out) {
         snprintf(dflt, sizeof dflt, " (default %u)", *(const unsigned *)field);
         break;
       case KIND_STRING:
-        snprintf(dflt, sizeof dflt, " (default: %s)",
-                 def->offset == OPT(log_file) ? "standard error" : "none");
+        if (def->offset != HUB(cookie_name)) /* its help says what the default is */
+          snprintf(dflt, sizeof dflt, " (default: %s)",
+                   def->offset == OPT(log_file) ? "standard error" : "none");
         break;
+      case KIND_ORIGINS:
       case KIND_BOOL:
         snprintf(dflt, sizeof dflt, " (default %s)", *(const int *)field ? "on" : "off");
         break;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/cors.h"
 #include "http/response.h"
 #include "net/delivery.h"
 #include "common/text.h"
@@ -73,6 +74,7 @@ static uint64_t ms(double seconds) {
 
 static const char *const header_names[SL_H_COUNT] = {
   "authorization", "last-event-id", "content-type", "cookie", "expect", "origin", "referer", "host",
+  "access-control-request-method",
 };
 
 static http_conn_t *conn_of(llhttp_t *p) {
@@ -289,10 +291,15 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
   int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !c->net->draining && h->req != NULL &&
              h->req->status == 0 && llhttp_should_keep_alive(&h->parser);
   int head_only = h->req && h->parser.method == HTTP_HEAD;
+  char cors[SL_CORS_LINES_MAX];
+  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN],
+                                     h->req->hv[SL_H_COOKIE] != NULL, cors, sizeof cors)
+                    : 0;
   sl_http_head_t head = {
     .status = status,
     .content_type = content_type,
     .headers = headers,
+    .more_headers = n ? cors : NULL,
     .has_length = 1,
     .length = len,
     .close = !keep,
@@ -324,15 +331,30 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
   sl__http_respond(c, status, headers, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
+void sl__http_preflight(sl_conn_t *c, const sl_request_t *r, const char *methods) {
+  char lines[512], what[256];
+  int status = sl__cors_preflight(r->cors, r->hv[SL_H_ORIGIN], r->hv[SL_H_ACR_METHOD], methods,
+                                  lines, sizeof lines, what, sizeof what);
+  if (status == 204)
+    sl__http_respond(c, 204, lines, NULL, "", 0);
+  else
+    sl__http_error(c, status, NULL, what);
+}
+
 int sl__http_open_stream(sl_conn_t *c, const char *content_type, const char *headers,
                          sl_http_stream_t *stream) {
   http_conn_t *h = http_of(c);
   assert(stream != NULL && stream->ops != NULL && !(h->hflags & (HTTP_STREAM | HTTP_BACKLOG)));
   int chunked = sl__http_is_11(c);
+  char cors[SL_CORS_LINES_MAX];
+  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN],
+                                     h->req->hv[SL_H_COOKIE] != NULL, cors, sizeof cors)
+                    : 0;
   sl_http_head_t head = {
     .status = 200,
     .content_type = content_type,
     .headers = headers,
+    .more_headers = n ? cors : NULL,
     .chunked = chunked,
     .close = !chunked,
   };
@@ -401,6 +423,7 @@ static void route(http_conn_t *h) {
     sl__http_error(&h->conn, 405, allow, rt->refusal);
     return;
   }
+  r->cors = rt->cors;
   rt->methods[k].handler(&h->conn, r, rt->methods[k].data);
 }
 

@@ -31,6 +31,7 @@ typedef enum {
   SL_H_ORIGIN,
   SL_H_REFERER,
   SL_H_HOST,
+  SL_H_ACR_METHOD,             /* Access-Control-Request-Method (a CORS preflight) */
   SL_H_COUNT,
 } sl_header_id_t;
 
@@ -44,6 +45,7 @@ typedef struct sl_request_s {
   const char *path, *query;    /* inside url, set before the handler runs */
   size_t path_len, query_len;
   sl_http_method_t method;
+  const struct sl_origins_s *cors; /* its route's CORS allowlist (router.h), or NULL */
   char field[32];              /* the header name being read (longer names are not ours) */
   size_t field_len;
   int cur;                     /* sl_header_id_t being captured, or -1 */
@@ -84,6 +86,11 @@ void sl__http_attach(sl_transport_t *t, sl_http_ctx_t *ctx);
 /* Queues a whole response. headers: extra "Name: value\r\n" lines, or NULL. */
 void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char *content_type,
                       const char *body, size_t len);
+/* Answers the OPTIONS request r of its route, which allows methods ("GET, POST, OPTIONS"): a
+ * plain OPTIONS gets 204 with Allow; a CORS preflight gets 204 with the Access-Control-Allow-*
+ * lines when the route's allowlist (r->cors) has its Origin, else 403 saying so (cors.h). Any
+ * route's OPTIONS handler may call it. */
+void sl__http_preflight(sl_conn_t *c, const sl_request_t *r, const char *methods);
 /* A text/plain error whose body says what was wrong. */
 void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *what);
 /* The request ends the connection after its answer (no keep-alive). */

@@ -38,10 +38,11 @@ static int format_head(char *buf, size_t cap, const sl_http_head_t *h) {
   char length[32] = "";
   if (h->has_length)
     snprintf(length, sizeof length, "Content-Length: %zu\r\n", h->length);
-  return snprintf(buf, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s\r\n", h->status,
+  return snprintf(buf, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s%s\r\n", h->status,
                   sl__http_status_text(h->status), length,
                   h->content_type ? "Content-Type: " : "", h->content_type ? h->content_type : "",
                   h->content_type ? "\r\n" : "", h->headers ? h->headers : "",
+                  h->more_headers ? h->more_headers : "",
                   h->chunked ? "Transfer-Encoding: chunked\r\n" : "",
                   h->close ? "Connection: close\r\n" : "");
 }

@@ -11,6 +11,7 @@ typedef struct sl_http_head_s {
   int status;
   const char *content_type;      /* NULL = none */
   const char *headers;           /* extra "Name: value\r\n" lines, or NULL */
+  const char *more_headers;      /* more such lines (the CORS ones), or NULL */
   int has_length;                /* 1: Content-Length: length */
   size_t length;
   int chunked;                   /* 1: Transfer-Encoding: chunked */

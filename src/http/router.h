@@ -9,6 +9,7 @@
 
 struct sl_conn_s;
 struct sl_request_s;
+struct sl_origins_s;
 
 typedef enum {
   SL_HTTP_GET = 0,
@@ -28,6 +29,8 @@ typedef struct sl_route_s {
   const char *path;              /* exact, without the query */
   const char *allow;             /* the Allow header's value for a 405 */
   const char *refusal;           /* the 405's body: what the resource answers */
+  const struct sl_origins_s *cors; /* NULL, or the CORS allowlist every answer of this route
+                                    follows (cors.h): set by whoever adds the route */
   size_t method_count;
   struct {
     sl_http_method_t method;

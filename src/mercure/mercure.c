@@ -34,9 +34,29 @@ void sl__mercure_destroy(sl_mercure_t *m) {
 }
 
 void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m) {
-  (void)r;
   (void)m;
-  sl__http_respond(c, 204, "Allow: " SL_MERCURE_METHODS "\r\n", NULL, "", 0);
+  sl__http_preflight(c, r, SL_MERCURE_METHODS);
+}
+
+void sl__mercure_challenge(sl_mercure_t *m, sl_conn_t *c, int status, const char *error,
+                           const char *what) {
+  char line[SL_ORIGIN_MAX + 1024];
+  sl__discovery_challenge(m->discovery, error, line, sizeof line);
+  sl__http_error(c, status, line, what);
+}
+
+/* The request's credentials, and what this hub accepts of them. */
+static sl_credentials_t credentials(const sl_mercure_t *m, const sl_request_t *r) {
+  return (sl_credentials_t){
+    .authorization = r->hv[SL_H_AUTHORIZATION],
+    .cookie = r->hv[SL_H_COOKIE],
+    .origin = r->hv[SL_H_ORIGIN],
+    .referer = r->hv[SL_H_REFERER],
+    .host = r->hv[SL_H_HOST],
+    .cookie_name = m->cfg ? m->cfg->cookie_name : NULL,
+    .publish_origins = m->publish_origins,
+    .publish_same_host = m->publish_same_host,
+  };
 }
 
 /* The client's address as a key (net/admission.h's form); 0 when it has none (then no limit). */
@@ -60,7 +80,7 @@ int sl__mercure_rate_limited(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *
       (wait = sl__ratelimit_take(m->rate_by_ip, key, klen, now)) > 0)
     which = "this address (--rate-per-ip)";
   if (wait == 0 && m->rate_by_token) {
-    sl_credentials_t cred = {.authorization = r->hv[SL_H_AUTHORIZATION], .cookie = r->hv[SL_H_COOKIE]};
+    sl_credentials_t cred = credentials(m, r);
     size_t len = 0;
     int malformed;
     const char *tok = sl__auth_token(&cred, &len, &malformed);
@@ -80,18 +100,15 @@ int sl__mercure_rate_limited(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *
 
 int sl__mercure_authenticate(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r,
                              sl_role_t role, sl_claims_t *claims, int *present) {
-  sl_credentials_t cred = {
-    .authorization = r->hv[SL_H_AUTHORIZATION],
-    .cookie = r->hv[SL_H_COOKIE],
-    .origin = r->hv[SL_H_ORIGIN],
-    .referer = r->hv[SL_H_REFERER],
-    .host = r->hv[SL_H_HOST],
-  };
+  sl_credentials_t cred = credentials(m, r);
   sl_auth_verdict_t v;
   int e = sl__auth_request(m->auth, m->auth_cache, role, &cred, (int64_t)time(NULL), claims, &v);
   *present = v.present;
   if (e == 0)
     return 0;
-  sl__http_error(c, v.status, v.headers, v.message);
+  if (v.error)
+    sl__mercure_challenge(m, c, v.status, v.error, v.message);
+  else
+    sl__http_error(c, v.status, NULL, v.message);
   return -1;
 }

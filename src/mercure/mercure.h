@@ -10,7 +10,9 @@
 
 #include "auth/auth.h"
 #include "auth/auth_cache.h"
+#include "common/origin.h"
 #include "common/ratelimit.h"
+#include "mercure/discovery.h"
 #include "net/bus.h"
 #include "http/http.h"
 #include "net/delivery.h"
@@ -34,6 +36,9 @@ typedef struct sl_mercure_s {
   unsigned jitter_seed;          /* rand_r state for the reconnect jitter of the drain */
   sl_ratelimit_t *rate_by_ip;    /* the hub's, shared; NULL = no limit */
   sl_ratelimit_t *rate_by_token;
+  const sl_discovery_t *discovery; /* the hub's: resource_metadata for challenges; NULL = none */
+  const sl_origins_t *publish_origins; /* the hub's: where a cookie publish may come from */
+  int publish_same_host;         /* 1: also from a page naming the request's Host (default) */
 } sl_mercure_t;
 
 /* 0, or -ENOMEM. The stream ops are the caller's to set (sl__mercure_stream_ops). */
@@ -54,6 +59,12 @@ void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m);
 /* Takes one request from the client's address and token buckets: 0, or 1 after answering 429
  * with Retry-After (mercure.c). */
 int sl__mercure_rate_limited(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r);
+
+/* Refuses the request with status and a WWW-Authenticate: Bearer challenge carrying the hub's
+ * resource_metadata and error (NULL: none, as when no token was presented), the body saying
+ * what (mercure.c). Every 401 and token-related 403 of the hub goes through here. */
+void sl__mercure_challenge(sl_mercure_t *m, sl_conn_t *c, int status, const char *error,
+                           const char *what);
 
 /* Verifies the request's token for role (mercure.c). Returns 0 with *present 0 when there is
  * none (the caller decides whether that is allowed), 0 with *present 1 and claims filled when it

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/policy.h"
 #include "common/form.h"
 #include "common/log.h"
 #include "common/validate.h"
@@ -20,6 +21,7 @@
 #define MAX_MATCHERS 256
 #define MAX_MATCHER_LEN 4096
 #define CURSOR_HEADER "Mercure-Last-Event-ID: "
+#define LEGACY_CURSOR_HEADER "Last-Event-ID: "
 #define STREAM_HEADERS "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
 #define WHAT_MAX 160
 #define MS_PER_S 1000
@@ -148,28 +150,32 @@ static int subscriber_auth(sl_mercure_t *m, sl_conn_t *c, sl_request_t *r, sl_cl
   if (sl__mercure_authenticate(m, c, r, SL_ROLE_SUBSCRIBER, claims, has_token))
     return -1;
   if (!*has_token && !m->cfg->anonymous) {
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n",
-                   "this hub needs a subscriber token (Authorization: Bearer, or the "
-                   "mercureAuthorization cookie)");
+    char what[WHAT_MAX];
+    snprintf(what, sizeof what, "this hub needs a subscriber token (Authorization: Bearer, or "
+             "the %.60s cookie)", m->cfg->cookie_name ? m->cfg->cookie_name : SL_COOKIE_NAME);
+    sl__mercure_challenge(m, c, 401, NULL, what);
     return -1;
   }
   return 0;
 }
 
-/* The head (saying where the replay starts, when the client asked to resume), the opening
- * comment, the replayed updates, and from now on the live ones. */
+/* The head (saying where the replay starts, when the client asked to resume: also in the
+ * pre-standard Last-Event-ID header when it asked the pre-standard way), the opening comment,
+ * the replayed updates, and from now on the live ones. */
 static void stream_open(sl_mercure_t *m, sl_conn_t *c, sl_http_stream_t *stream,
-                        const char *cursor, replay_t *rp, int found) {
+                        const char *cursor, int legacy, replay_t *rp, int found) {
   char *headers = NULL;
   const char *where = found ? cursor : "earliest";
-  size_t cap = sizeof STREAM_HEADERS + sizeof CURSOR_HEADER + (cursor ? strlen(where) : 0) + 2;
+  size_t cap = sizeof STREAM_HEADERS + sizeof CURSOR_HEADER + sizeof LEGACY_CURSOR_HEADER +
+               (cursor ? 2 * strlen(where) : 0) + 4;
   headers = malloc(cap);
   if (headers == NULL) {
     sl__http_error(c, 500, NULL, "out of memory");
     return;
   }
-  int n = snprintf(headers, cap, "%s%s%s%s", STREAM_HEADERS, cursor ? CURSOR_HEADER : "",
-                   cursor ? where : "", cursor ? "\r\n" : "");
+  int n = snprintf(headers, cap, "%s%s%s%s%s%s%s", STREAM_HEADERS, cursor ? CURSOR_HEADER : "",
+                   cursor ? where : "", cursor ? "\r\n" : "", legacy ? LEGACY_CURSOR_HEADER : "",
+                   legacy ? where : "", legacy ? "\r\n" : "");
   if (n < 0 || (size_t)n >= cap) {
     free(headers);
     sl__http_error(c, 500, NULL, "the stream's head could not be built");
@@ -245,18 +251,26 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
                    "* selects every topic");
     goto out;
   }
-  if (cursor == NULL)
+  /* The resume cursor (Reconciliation): the Last-Event-ID header wins over the query, and the
+   * spec's last_event_id over the pre-standard lastEventID, whose clients also read the
+   * pre-standard Last-Event-ID response header. An empty header is what some EventSource
+   * polyfills send before they saw any id: it means none, and hides no query cursor. An empty
+   * last_event_id= is a cursor all the same (a publisher that had dispatched nothing yet): it
+   * names no event, so everything retained is replayed and Mercure-Last-Event-ID says
+   * "earliest", as for any id history does not hold. */
+  int legacy = 0;
+  if (cursor == NULL && legacy_cursor) {
     cursor = legacy_cursor;
-  if (r->hv[SL_H_LAST_EVENT_ID])
+    legacy = 1;
+  }
+  if (r->hv[SL_H_LAST_EVENT_ID] && r->hv[SL_H_LAST_EVENT_ID][0] != '\0') {
     cursor = r->hv[SL_H_LAST_EVENT_ID];
-  if (cursor && (cursor[0] == '\0' || sl__check_text(cursor, strlen(cursor), &why))) {
-    if (cursor[0] == '\0') {
-      cursor = NULL; /* EventSource sends an empty Last-Event-ID before it saw any id */
-    } else {
-      snprintf(what, sizeof what, "Last-Event-ID: %s", why);
-      sl__http_error(c, 400, NULL, what);
-      goto out;
-    }
+    legacy = 0;
+  }
+  if (cursor && cursor[0] != '\0' && sl__check_text(cursor, strlen(cursor), &why)) {
+    snprintf(what, sizeof what, "Last-Event-ID: %s", why);
+    sl__http_error(c, 400, NULL, what);
+    goto out;
   }
   int has_token;
   if (subscriber_auth(m, c, r, &claims, &has_token))
@@ -305,7 +319,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
-  stream_open(m, c, &stream->base, cursor_copy, &rp, found);
+  stream_open(m, c, &stream->base, cursor_copy, legacy, &rp, found);
   free(cursor_copy);
   if (!(c->flags & SL_CONN_STREAM))
     sl__broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */

@@ -16,6 +16,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <errno.h>
 
 #include "sluice.h"
 
@@ -86,9 +87,44 @@ static void test_resume_from_a_long_id(void **state) {
   sl_hub_free(hub);
 }
 
+/* The web settings are checked when the hub is made, for embedders as for the daemon: each bad
+ * value is -EINVAL (and logged), each good one makes a hub. */
+static void test_web_settings(void **state) {
+  (void)state;
+  static const struct {
+    const char *cookie, *publish, *cors, *url;
+    int want;
+  } cases[] = {
+    {"hubTok", "https://app.example, http://127.0.0.1:3000", "*", NULL, 0},
+    {NULL, NULL, "https://a.example https://b.example", "https://hub.example/hubs/a", 0},
+    {"bad name", NULL, NULL, NULL, -EINVAL},
+    {"", NULL, NULL, NULL, -EINVAL},
+    {"a;b", NULL, NULL, NULL, -EINVAL},
+    {NULL, "*", NULL, NULL, -EINVAL},
+    {NULL, "https://app.example/path", NULL, NULL, -EINVAL},
+    {NULL, NULL, "*, https://a.example", NULL, -EINVAL},
+    {NULL, NULL, "app.example", NULL, -EINVAL},
+    {NULL, NULL, NULL, "https://hub.example/\"quoted\"", -EINVAL},
+    {NULL, NULL, NULL, "https://hub.example/<x>", -EINVAL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    sl_config_t cfg;
+    sl_config_init(&cfg);
+    cfg.jwt_key = "a-key-of-at-least-thirty-two-bytes-0123456789";
+    cfg.cookie_name = cases[i].cookie;
+    cfg.publish_origins = cases[i].publish;
+    cfg.cors_origins = cases[i].cors;
+    cfg.public_url = cases[i].url;
+    sl_hub_t *hub = NULL;
+    assert_int_equal(sl_hub_new(&cfg, &hub), cases[i].want);
+    sl_hub_free(hub);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_resume_from_a_long_id),
+    cmocka_unit_test(test_web_settings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@ static const char *const env_names[] = {
   "SLUICE_WRITE_TIMEOUT", "SLUICE_HEADER_TIMEOUT", "SLUICE_IDLE_TIMEOUT", "SLUICE_DRAIN_DELAY",
   "SLUICE_SHUTDOWN_TIMEOUT", "SLUICE_RECONNECT_SPREAD", "SLUICE_LINGER", "SLUICE_CONFIG",
   "SLUICE_LOG_FILE", "SLUICE_VERBOSE", "SLUICE_HELP", "SLUICE_VERSION", "SLUICE_FOO",
-  "SLUICE_BIN",
+  "SLUICE_BIN", "SLUICE_COOKIE_NAME", "SLUICE_PUBLISH_ORIGIN", "SLUICE_CORS_ORIGIN",
 };
 
 static int clear_env(void **state) {
@@ -90,6 +90,9 @@ static const setting_t settings[] = {
   {"jwt-audience", "https://aud.example", T_STR, HUB(jwt_audience), "https://aud.example", 0},
   {"jwt-issuer", "iss-1", T_STR, HUB(jwt_issuer), "iss-1", 0},
   {"anonymous", "true", T_INT, HUB(anonymous), NULL, 1},
+  {"cookie-name", "hubTok", T_STR, HUB(cookie_name), "hubTok", 0},
+  {"publish-origin", "https://app.example", T_STR, HUB(publish_origins), "https://app.example", 0},
+  {"cors-origin", "http://127.0.0.1:3000", T_STR, HUB(cors_origins), "http://127.0.0.1:3000", 0},
   {"history-size", "0", T_SIZE, HUB(history_size), NULL, 0},
   {"heartbeat", "0.5", T_DOUBLE, HUB(heartbeat), NULL, 0.5},
   {"max-queue", "64K", T_SIZE, HUB(max_queue), NULL, 65536},
@@ -469,6 +472,39 @@ static void test_bad_values(void **state) {
 }
 
 /* Bad values from the environment name the variable. */
+/* --cors-origin and --publish-origin: repeatable within a source, replaced by a stronger one,
+ * each value checked when given ("*" only for CORS, and alone; no path). */
+static void test_origin_lists(void **state) {
+  (void)state;
+  sl_options_t opt;
+  char err[256];
+  setenv("SLUICE_CORS_ORIGIN", "https://env.example", 1);
+  assert_int_equal(parse(&opt, err, sizeof err, NULL), 0);
+  assert_string_equal(opt.hub.cors_origins, "https://env.example");
+  sl__options_free(&opt);
+  assert_int_equal(parse(&opt, err, sizeof err, "--cors-origin", "https://a.example",
+                         "--cors-origin=https://b.example,http://c.example:81", NULL), 0);
+  assert_string_equal(opt.hub.cors_origins,
+                      "https://a.example, https://b.example,http://c.example:81");
+  assert_null(opt.hub.publish_origins);
+  sl__options_free(&opt);
+  unsetenv("SLUICE_CORS_ORIGIN");
+  assert_int_equal(parse(&opt, err, sizeof err, "--cors-origin", "*", NULL), 0);
+  assert_string_equal(opt.hub.cors_origins, "*");
+  sl__options_free(&opt);
+
+  assert_int_equal(parse(&opt, err, sizeof err, "--cors-origin", "*", "--cors-origin",
+                         "https://a.example", NULL), -EINVAL);
+  assert_non_null(strstr(err, "--cors-origin"));
+  assert_int_equal(parse(&opt, err, sizeof err, "--publish-origin", "*", NULL), -EINVAL);
+  assert_non_null(strstr(err, "--publish-origin: '*'"));
+  assert_int_equal(parse(&opt, err, sizeof err, "--publish-origin", "https://a.example/x", NULL),
+                   -EINVAL);
+  assert_non_null(strstr(err, "not an origin"));
+  assert_int_equal(parse(&opt, err, sizeof err, "--cors-origin", ",", NULL), -EINVAL);
+  assert_non_null(strstr(err, "no origin given"));
+}
+
 static void test_bad_env(void **state) {
   sl_options_t opt;
   char err[256];
@@ -834,6 +870,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_config_file_syntax, clear_env, clear_env),
     cmocka_unit_test_setup_teardown(test_config_file_errors, clear_env, clear_env),
     cmocka_unit_test_setup_teardown(test_bad_values, clear_env, clear_env),
+    cmocka_unit_test_setup_teardown(test_origin_lists, clear_env, clear_env),
     cmocka_unit_test_setup_teardown(test_bad_env, clear_env, clear_env),
     cmocka_unit_test_setup_teardown(test_unrelated_env, clear_env, clear_env),
     cmocka_unit_test_setup_teardown(test_help_and_version, clear_env, clear_env),
