@@ -58,17 +58,17 @@ static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
 /* Subscription number i with n selectors; claims (may be NULL) are moved into it. */
 static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_t *claims,
                          int has_token) {
-  size_t lens[64];
+  sl_selector_t sel[64];
   assert_true(n <= 64);
   for (size_t k = 0; k < n; k++)
-    lens[k] = strlen(sels[k]);
+    sl__selector_init(&sel[k], sels[k], strlen(sels[k]));
   sl_grants_t g = {NULL, 0, 0, has_token};
   if (claims) {
     g.subscribe = claims->subscribe;
     g.count = claims->subscribe_count;
     g.exp = claims->exp;
   }
-  sl_sub_t *s = sl__sub_new(conn_of(i), sels, lens, n, &g, 0);
+  sl_sub_t *s = sl__sub_new(conn_of(i), sel, n, &g, 0);
   if (s && claims) {
     claims->subscribe = NULL; /* moved into the subscription; the rest is freed here */
     claims->subscribe_count = 0;
@@ -339,9 +339,9 @@ static void test_selectors_copied(void **state) {
   (void)state;
   sl_broker_t *b = new_broker();
   char sel[] = "topic-xyz";
-  const char *sels[] = {sel};
-  size_t len = 7; /* "topic-x" */
-  sl_sub_t *s = sl__sub_new(conn_of(0), sels, &len, 1, NULL, 0);
+  sl_selector_t one;
+  sl__selector_init(&one, sel, 7); /* "topic-x" */
+  sl_sub_t *s = sl__sub_new(conn_of(0), &one, 1, NULL, 0);
   assert_non_null(s);
   assert_ptr_equal(s->conn, conn_of(0));
   assert_int_equal(s->node_count, 1);
