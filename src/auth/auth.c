@@ -395,6 +395,14 @@ static int walk_detail(struct grants *g, const json_t *detail, const char **why)
     sl_selector_kind_t kind = SL_SELECTOR_EXACT;
     if (type && !strcmp(json_string_value(type), "urlpattern")) {
       kind = SL_SELECTOR_URLPATTERN;
+      /* Checked whatever the actions grant: an invalid pattern is a malformed detail. */
+      sl_selector_t probe;
+      int err = g->fill ? 0 : sl__selector_compile(&probe, kind, json_string_value(match),
+                                                   json_string_length(match), g->base, why);
+      if (!g->fill)
+        sl__selector_release(&probe);
+      if (err)
+        return err == -ENOMEM ? -ENOMEM : -EACCES;
     } else if (type && strcmp(json_string_value(type), "exact")) {
       *why = "unsupported match_type (this hub supports exact and urlpattern)";
       return -EACCES;

@@ -48,6 +48,7 @@ static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
     sel[i].kind = strcmp(p, "*") == 0 ? SL_SELECTOR_ANY : SL_SELECTOR_EXACT;
     sel[i].text = p;
     sel[i].len = len;
+    sel[i].matcher = NULL;
     p += len + 1;
   }
   c.subscribe = sel;
