@@ -19,6 +19,9 @@
 
 #define MAX_MATCHERS 256
 #define MAX_MATCHER_LEN 4096
+/* The automaton states all the URL patterns and templates of one subscription may hold (each
+ * alone may hold 4096): about 650 KiB, and the work of trying them on one topic byte. */
+#define MAX_SUBSCRIPTION_STATES 65536
 #define CURSOR_HEADER "Mercure-Last-Event-ID: "
 #define STREAM_HEADERS "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
 #define WHAT_MAX 256
@@ -212,6 +215,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   sl_selector_t sels[MAX_MATCHERS];
   size_t n = 0;
   sl_selector_kind_t kind;
+  size_t states = 0;
   const char *cursor = NULL, *legacy_cursor = NULL;
   char what[WHAT_MAX];
   const char *why;
@@ -251,7 +255,13 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
         sl__http_error(c, 400, NULL, what);
         goto out;
       }
-      n++;
+      states += sl__selector_states(&sels[n++]);
+      if (states > MAX_SUBSCRIPTION_STATES) {
+        sl__http_error(c, 400, NULL, "the URL patterns and templates of this subscription are too "
+                       "complex together (65536 automaton states at most): subscribe with fewer "
+                       "or simpler ones");
+        goto out;
+      }
     } else if (strcmp(p->name, "last_event_id") == 0) {
       if (cursor == NULL)
         cursor = p->value;

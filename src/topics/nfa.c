@@ -668,7 +668,8 @@ int sl__nfa_compile(const sl_re_t *re, sl_nfa_t **out, size_t *budget) {
   nfa->start = f.start;
   nfa->sets = (void *)(nfa + 1);
   nfa->st = (state_t *)(nfa->sets + b.nsets);
-  memcpy(nfa->sets, b.sets, b.nsets * sizeof b.sets[0]);
+  if (b.nsets)
+    memcpy(nfa->sets, b.sets, b.nsets * sizeof b.sets[0]);
   memcpy(nfa->st, b.st, b.n * sizeof(state_t));
   free(b.st);
   free(b.sets);

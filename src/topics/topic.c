@@ -87,6 +87,13 @@ int sl__selector_compile(sl_selector_t *s, sl_selector_kind_t kind, const char *
   return 0;
 }
 
+size_t sl__selector_states(const sl_selector_t *s) {
+  if (s->matcher == NULL)
+    return 0;
+  return s->matcher->pattern ? sl__urlpattern_states(s->matcher->pattern)
+                             : sl__nfa_states(s->matcher->nfa);
+}
+
 void sl__selector_copy(sl_selector_t *dst, const sl_selector_t *src) {
   *dst = *src;
   if (src->matcher)

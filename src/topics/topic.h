@@ -65,6 +65,10 @@ sl_selector_kind_t sl__selector_legacy_kind(const char *text, size_t len);
 int sl__selector_compile(sl_selector_t *s, sl_selector_kind_t kind, const char *text, size_t len,
                          const char *base, const char **why);
 
+/* The automaton states a selector's matcher holds (0 for exact and "*"): its memory is about
+ * ten bytes a state, and its matching work per topic byte at most proportional to it. */
+size_t sl__selector_states(const sl_selector_t *s);
+
 /* dst becomes src, sharing its matcher (one more reference); text stays src's unless the caller
  * points dst->text elsewhere. */
 void sl__selector_copy(sl_selector_t *dst, const sl_selector_t *src);

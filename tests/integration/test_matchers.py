@@ -130,6 +130,16 @@ def test_refusals(hub):
         t.eq(s.status, 400, f"subscribe with {what}: 400")
         t.check(all(w in body for w in words), f"subscribe with {what}: the body names it", body)
         s.close()
+    # Each pattern alone is within the per-pattern bound (about 4000 states); 17 of them exceed
+    # what one subscription may hold in all, 16 do not.
+    heavy = "https://e.com/((?:a{200}){10})"
+    for count, want in [(16, 200), (17, 400)]:
+        s = ht.SSEStream(hub.port, ht.sub_query([heavy] * count, param="match_urlpattern"))
+        t.eq(s.status, want, f"{count} patterns of about 4000 automaton states each: {want}")
+        if want == 400:
+            t.check("too complex together" in s.response.body.decode(errors="replace"),
+                    "the refusal says the patterns are too complex together", s.response.body)
+        s.close()
     bad = spec_token(["publish"], [("https://e.com/((a)b)", "urlpattern")])
     resp = ht.publish(hub.port, bad, "https://e.com/x", data="x")
     t.eq(resp.status, 401, "a token whose grant is an invalid URL pattern: 401")
