@@ -97,6 +97,10 @@ static sl_re_t *expression(sl_re_tree_t *t, const op_t *op, const var_t *vars, s
   return sl__re_repeat(t, some, 0, 1);
 }
 
+static int is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 static int is_varchar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
@@ -118,8 +122,7 @@ static int parse_vars(const char *s, size_t len, var_t *vars, size_t *n, const c
     while (i < len) {
       if (is_varchar(s[i])) {
         i++;
-      } else if (s[i] == '%' && i + 2 < len && strchr("0123456789abcdefABCDEF", s[i + 1]) &&
-                 strchr("0123456789abcdefABCDEF", s[i + 2]) && s[i + 1] && s[i + 2]) {
+      } else if (s[i] == '%' && i + 2 < len && is_hex(s[i + 1]) && is_hex(s[i + 2])) {
         i += 3;
       } else if (s[i] == '.' && i > start && i + 1 < len && s[i - 1] != '.') {
         i++;
@@ -140,7 +143,7 @@ static int parse_vars(const char *s, size_t len, var_t *vars, size_t *n, const c
         p = p * 10 + (s[i++] - '0');
         digits++;
       }
-      if (digits == 0 || digits > 4 || p == 0 || (s[start + v->len] == ':' && p > 9999)) {
+      if (digits == 0 || digits > 4 || p == 0) {
         *why = "a URI template prefix modifier must be :1 to :9999";
         return -EINVAL;
       }
