@@ -376,6 +376,100 @@ static void test_no_selectors(void **state) {
   free_broker(b);
 }
 
+#define PATTERN_BASE "https://hub.example.com/.well-known/mercure"
+
+/* A subscription from compiled selectors: kinds[i] for texts[i]. */
+static sl_sub_t *add_compiled(sl_broker_t *b, size_t i, const char *const *texts,
+                              const sl_selector_kind_t *kinds, size_t n, sl_grants_t *g) {
+  sl_selector_t sel[8];
+  const char *why;
+  assert_true(n <= 8);
+  for (size_t k = 0; k < n; k++)
+    assert_int_equal(sl__selector_compile(&sel[k], kinds[k], texts[k], strlen(texts[k]),
+                                          PATTERN_BASE, &why), 0);
+  sl_sub_t *s = sl__sub_new(conn_of(i), sel, n, g, 0);
+  assert_non_null(s);
+  for (size_t k = 0; k < n; k++)
+    assert_null(sel[k].matcher); /* the subscription took every reference */
+  assert_int_equal(sl__broker_add(b, s), 0);
+  return s;
+}
+
+/* URL patterns and URI templates are scanned on every update, each subscriber still reached
+ * once; a relative pattern meets relative and absolute topics; a grant that is a URL pattern
+ * opens exactly the private updates it covers; removing frees every matcher (ASan). */
+static void test_patterns_and_templates(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const p0[] = {"https://example.com/books/:id"};
+  static const char *const p1[] = {"https://example.com/books/{id}", "https://example.com/books/1"};
+  static const char *const p2[] = {"/books/:id"};
+  static const char *const p3[] = {"https://example.com/*", "https://example.com/books/:id"};
+  static const sl_selector_kind_t up[] = {SL_SELECTOR_URLPATTERN};
+  static const sl_selector_kind_t tpl_exact[] = {SL_SELECTOR_TEMPLATE, SL_SELECTOR_EXACT};
+  static const sl_selector_kind_t two_up[] = {SL_SELECTOR_URLPATTERN, SL_SELECTOR_URLPATTERN};
+  sl_sub_t *s[5];
+  s[0] = add_compiled(b, 0, p0, up, 1, NULL);
+  s[1] = add_compiled(b, 1, p1, tpl_exact, 2, NULL);
+  s[2] = add_compiled(b, 2, p2, up, 1, NULL);
+  s[3] = add_compiled(b, 3, p3, two_up, 2, NULL);
+  /* subscriber 4: every topic, with a token granting the URL pattern books/:id */
+  sl_selector_t *grant = malloc(sizeof *grant + 64);
+  assert_non_null(grant);
+  char *text = (char *)(grant + 1);
+  strcpy(text, "https://example.com/books/:id");
+  const char *why;
+  assert_int_equal(sl__selector_compile(grant, SL_SELECTOR_URLPATTERN, text, strlen(text),
+                                        PATTERN_BASE, &why), 0);
+  sl_grants_t g = {grant, 1, 0, 1};
+  static const char *const any[] = {"*"};
+  static const sl_selector_kind_t exact[] = {SL_SELECTOR_EXACT};
+  s[4] = add_compiled(b, 4, any, exact, 1, &g);
+
+  static const char *const t1[] = {"https://example.com/books/1"};
+  static const char *const t2[] = {"https://example.com/books/1/reviews"};
+  static const char *const t3[] = {"/books/7"};
+  static const char *const t4[] = {"https://hub.example.com/books/8", "https://example.com/books/9"};
+  sl_frame_t *f = frame_for(t1, 1, 1, 0);
+  expect_dispatch(b, f, (size_t[]){0, 1, 3, 4}, 4);
+  sl__frame_unref(f);
+  f = frame_for(t2, 1, 2, 0);
+  expect_dispatch(b, f, (size_t[]){3, 4}, 2);
+  sl__frame_unref(f);
+  f = frame_for(t3, 1, 3, 0);
+  expect_dispatch(b, f, (size_t[]){2, 4}, 2);
+  sl__frame_unref(f);
+  f = frame_for(t4, 2, 4, 0);
+  expect_dispatch(b, f, (size_t[]){0, 1, 2, 3, 4}, 5);
+  sl__frame_unref(f);
+  /* private: only the subscriber whose token's URL pattern covers a topic */
+  f = frame_for(t1, 1, 5, 1);
+  expect_dispatch(b, f, (size_t[]){4}, 1);
+  assert_true(sl__sub_wants(s[4], f));
+  assert_false(sl__sub_wants(s[0], f));
+  sl_sub_filter_t flt;
+  assert_int_equal(sl__sub_filter_init(&flt, s[4]), 0);
+  assert_true(sl__sub_filter_wants(&flt, f));
+  sl__sub_filter_free(&flt);
+  sl__frame_unref(f);
+  f = frame_for(t2, 1, 6, 1);
+  expect_dispatch(b, f, NULL, 0);
+  sl__frame_unref(f);
+  /* the replay's filter agrees for scanned selectors */
+  f = frame_for(t3, 1, 7, 0);
+  assert_int_equal(sl__sub_filter_init(&flt, s[2]), 0);
+  assert_true(sl__sub_filter_wants(&flt, f));
+  sl__sub_filter_free(&flt);
+  assert_int_equal(sl__sub_filter_init(&flt, s[0]), 0);
+  assert_false(sl__sub_filter_wants(&flt, f));
+  sl__sub_filter_free(&flt);
+  sl__frame_unref(f);
+  for (size_t i = 0; i < 5; i++)
+    sl__broker_remove(b, s[i]);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
 static void test_remove(void **state) {
   (void)state;
   sl_broker_t *b = new_broker();
@@ -604,6 +698,7 @@ int main(void) {
     cmocka_unit_test(test_private_updates),
     cmocka_unit_test(test_selectors_copied),
     cmocka_unit_test(test_no_selectors),
+    cmocka_unit_test(test_patterns_and_templates),
     cmocka_unit_test(test_remove),
     cmocka_unit_test(test_index_grows),
     cmocka_unit_test(test_many_subscribers_against_model),
