@@ -155,6 +155,13 @@ static sl_selector_t next_selector(const sl_sub_t *s, size_t i, const char **tex
   return sel;
 }
 
+size_t sl__sub_selectors(const sl_sub_t *s, sl_selector_t *out, size_t max) {
+  const char *text = first_text(s);
+  for (size_t i = 0; i < s->node_count && i < max; i++)
+    out[i] = next_selector(s, i, &text);
+  return s->node_count;
+}
+
 static int node_is_exact(const sl_sel_node_t *n) {
   return kinds_of(n->sub)[n - n->sub->nodes] == SL_SELECTOR_EXACT;
 }

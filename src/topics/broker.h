@@ -93,6 +93,11 @@ static inline void *sl__sub_front(sl_sub_t *s) {
   return (char *)s - s->front;
 }
 
+/* The subscription's selectors, in the order they were given: up to max into out, borrowed
+ * (texts and matchers stay the subscription's; do not release them). Returns how many it has.
+ * For what reports subscriptions (their matcher type and text: the subscriptions API). */
+size_t sl__sub_selectors(const sl_sub_t *s, sl_selector_t *out, size_t max);
+
 /* Links every selector into the index. 0 or -ENOMEM (then nothing is linked). */
 int sl__broker_add(sl_broker_t *b, sl_sub_t *sub);
 

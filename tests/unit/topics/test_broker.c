@@ -426,6 +426,17 @@ static void test_patterns_and_templates(void **state) {
   static const sl_selector_kind_t exact[] = {SL_SELECTOR_EXACT};
   s[4] = add_compiled(b, 4, any, exact, 1, &g);
 
+  /* the selectors as given, for whoever reports subscriptions */
+  sl_selector_t listed[4];
+  assert_int_equal(sl__sub_selectors(s[1], listed, 4), 2);
+  assert_int_equal(listed[0].kind, SL_SELECTOR_TEMPLATE);
+  assert_string_equal(listed[0].text, "https://example.com/books/{id}");
+  assert_int_equal(listed[1].kind, SL_SELECTOR_EXACT);
+  assert_string_equal(listed[1].text, "https://example.com/books/1");
+  assert_int_equal(sl__sub_selectors(s[3], listed, 1), 2);
+  assert_int_equal(listed[0].kind, SL_SELECTOR_URLPATTERN);
+  assert_string_equal(listed[0].text, "https://example.com/*");
+
   static const char *const t1[] = {"https://example.com/books/1"};
   static const char *const t2[] = {"https://example.com/books/1/reviews"};
   static const char *const t3[] = {"/books/7"};
