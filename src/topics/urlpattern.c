@@ -806,13 +806,12 @@ int sl__urlpattern_compile(sl_urlpattern_t **out, const char *text, size_t len, 
       goto out;
     }
     /* Each component is inherited unless the pattern gives it or one that comes before it
-     * in the standard's list (hostname, port, then the component's own predecessors). */
+     * in the standard's list (hostname, port, then the component's own predecessors); a
+     * pattern never inherits the base's username and password (the standard's "process a
+     * URLPatternInit" with type "pattern"): unless given they are wildcards. */
 #define BIT(k) (1u << (k))
     static const unsigned blockers[SL_URL_PARTS] = {
         [SL_URL_PROTOCOL] = BIT(SL_URL_PROTOCOL),
-        [SL_URL_USERNAME] = BIT(SL_URL_HOSTNAME) | BIT(SL_URL_PORT) | BIT(SL_URL_USERNAME),
-        [SL_URL_PASSWORD] = BIT(SL_URL_HOSTNAME) | BIT(SL_URL_PORT) | BIT(SL_URL_USERNAME) |
-                            BIT(SL_URL_PASSWORD),
         [SL_URL_HOSTNAME] = BIT(SL_URL_HOSTNAME) | BIT(SL_URL_PORT),
         [SL_URL_PORT] = BIT(SL_URL_HOSTNAME) | BIT(SL_URL_PORT),
         [SL_URL_PATHNAME] = BIT(SL_URL_HOSTNAME) | BIT(SL_URL_PORT) | BIT(SL_URL_PATHNAME),
@@ -825,11 +824,12 @@ int sl__urlpattern_compile(sl_urlpattern_t **out, const char *text, size_t len, 
     for (int k = 0; k < SL_URL_PARTS; k++)
       given |= in->present[k] ? BIT(k) : 0;
     for (int k = 0; k < SL_URL_PARTS; k++) {
-      if (!(given & blockers[k]))
+      int inherit = k != SL_URL_USERNAME && k != SL_URL_PASSWORD && !(given & blockers[k]);
+      if (inherit)
         escape_pattern(&parts[k], b.part[k], b.len[k]);
       else if (given & BIT(k))
         buf_put(&parts[k], in->v[k], in->len[k]);
-      in->present[k] = !(given & blockers[k]) || (given & BIT(k));
+      in->present[k] = inherit || (given & BIT(k));
     }
 #undef BIT
     /* A relative pathname continues the base's directory. */

@@ -217,6 +217,8 @@ static void test_relative(void **state) {
       {"books/:id", "https://hub.example.com/books/1", 0},
       /* an absolute topic with a relative pattern */
       {"/books/*", "/books/1", 1},
+      /* username and password are not inherited: wildcards */
+      {"/books/*", "https://u:p@hub.example.com/books/1", 1},
   };
   run(v, sizeof v / sizeof v[0]);
 }
