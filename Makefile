@@ -20,7 +20,7 @@ endif
 # The fuzz build: clang, libFuzzer, ASan and UBSan, in a build directory of its own (fuzz/).
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= http form validate token topic
+FUZZ_TARGETS ?= http form validate token topic urlpattern
 PREFIX   ?= /usr/local
 ADDR     ?= 127.0.0.1:8080
 DEV_KEY  ?= sluice-development-key-change-me-0123456789

@@ -389,6 +389,8 @@ SECTIONS = [
     ("W2", "Broadcast: 1000 subscribers, 100-byte events, by publish rate", section_w2),
     ("W3", "Rate sweep: 1000 subscribers", section_w3),
     ("W4", "Many topics: subscribers spread over 1000 topics", lambda r: section_broadcast(r, "W4")),
+    ("W4U", "Many topics with URL patterns: W4's subscribers using match_urlpattern (sluice)",
+     lambda r: section_broadcast(r, "W4U")),
     ("W5", "Slow consumers among fast ones", section_w5),
     ("W6", "Connection churn", section_w6),
     ("W7", "Drain under load", section_w7),

@@ -17,7 +17,8 @@
  *   (control >> 6) & 1  mode 3 asks through a token cache
  *
  * Checked besides memory: a verified token's claims are well-formed selectors (non-empty,
- * NUL-terminated texts, "*" and only "*" being ANY), copy exactly, and expire after now; a
+ * NUL-terminated texts, "*" and only "*" being ANY, templates holding '{', a compiled matcher
+ * exactly for URL patterns and templates), copy exactly, and expire after now; a
  * refused one leaves the claims empty with a reason. A request asked twice gets the same answer
  * (the second from the cache when there is one). */
 #include <errno.h>
@@ -113,7 +114,15 @@ static void check_selectors(const sl_selector_t *sel, size_t n) {
     CHECK(sel[i].text != NULL && sel[i].len > 0 && sel[i].text[sel[i].len] == '\0');
     CHECK(strlen(sel[i].text) == sel[i].len);
     int any = sel[i].len == 1 && sel[i].text[0] == '*';
-    CHECK(sel[i].kind == (any ? SL_SELECTOR_ANY : SL_SELECTOR_EXACT));
+    /* "*" is ANY whatever the matcher type; a legacy selector with '{' is a URI template; a
+     * URL pattern comes from match_type urlpattern. Only patterns and templates own a matcher. */
+    if (any)
+      CHECK(sel[i].kind == SL_SELECTOR_ANY);
+    else
+      CHECK(sel[i].kind == SL_SELECTOR_EXACT || sel[i].kind == SL_SELECTOR_URLPATTERN ||
+            (sel[i].kind == SL_SELECTOR_TEMPLATE && strchr(sel[i].text, '{') != NULL));
+    CHECK((sel[i].matcher != NULL) ==
+          (sel[i].kind == SL_SELECTOR_URLPATTERN || sel[i].kind == SL_SELECTOR_TEMPLATE));
   }
 }
 

@@ -145,16 +145,13 @@ static void subscribe(sl_broker_t *b, const field_t *f, size_t n, int token) {
   if (m->nmatchers == 0)
     return; /* subscribe.c answers 400 */
   m->has_token = token;
-  const char *texts[MAX_SELECTORS];
-  size_t lens[MAX_SELECTORS];
-  for (size_t k = 0; k < m->nmatchers; k++) {
-    texts[k] = m->matchers[k].s;
-    lens[k] = m->matchers[k].len;
-  }
+  sl_selector_t sels[MAX_SELECTORS];
+  for (size_t k = 0; k < m->nmatchers; k++)
+    sl__selector_init(&sels[k], m->matchers[k].s, m->matchers[k].len);
   sl_grants_t grants = {
     .subscribe = grant_block(m->grants, m->ngrants), .count = m->ngrants, .has_token = token,
   };
-  m->sub = sl__sub_new((struct sl_conn_s *)(void *)&tags[nsubs], texts, lens, m->nmatchers,
+  m->sub = sl__sub_new((struct sl_conn_s *)(void *)&tags[nsubs], sels, m->nmatchers,
                        &grants, 16);
   CHECK(m->sub != NULL && m->sub->last_seq == 0 && ((uintptr_t)sl__sub_front(m->sub) & 7) == 0);
   CHECK(grants.subscribe == NULL && grants.count == 0);

@@ -44,6 +44,7 @@ struct sl_auth_s {
   int key_len[2];
   char *audience;     /* NULL = aud not checked */
   char *issuer;       /* NULL = iss not checked */
+  const char *topic_base; /* the hub's URL, for relative URL patterns in grants; borrowed */
 };
 
 static int copy_string(char **out, const char *s) {
@@ -280,7 +281,8 @@ static int check_audience_issuer(const sl_auth_t *auth, const json_t *payload,
  * counts selectors and string bytes per role, the second copies them into one block per role
  * (the selector array followed by its strings), so a verified token costs two allocations. */
 struct grants {
-  int fill;                       /* 0: validate and count; 1: copy */
+  int fill;                       /* 0: validate and count; 1: copy (and compile patterns) */
+  const char *base;               /* the hub's URL, for relative URL patterns */
   size_t count[2];                /* indexed by sl_role_t */
   size_t bytes[2];
   sl_selector_t *sel[2];
@@ -288,19 +290,26 @@ struct grants {
   size_t used[2];
 };
 
-static void grant(struct grants *g, sl_role_t role, const json_t *match) {
+/* One selector of kind for role. Counted in the first pass; copied and compiled in the second,
+ * where a pattern that does not compile invalidates the token. 0 or -EACCES / -ENOMEM. */
+static int grant(struct grants *g, sl_role_t role, const json_t *match, sl_selector_kind_t kind,
+                 const char **why) {
   const char *s = json_string_value(match);
   size_t len = json_string_length(match);
   if (!g->fill) {
     g->count[role]++;
     g->bytes[role] += len + 1;
-    return;
+    return 0;
   }
   char *text = g->next[role];
   memcpy(text, s, len);
   text[len] = '\0';
-  sl__selector_init(&g->sel[role][g->used[role]++], text, len);
+  int err = sl__selector_compile(&g->sel[role][g->used[role]], kind, text, len, g->base, why);
+  if (err)
+    return err == -ENOMEM ? -ENOMEM : -EACCES;
+  g->used[role]++;
   g->next[role] += len + 1;
+  return 0;
 }
 
 /* A selector string: non-empty. It holds no NUL, because claims are parsed without
@@ -328,7 +337,10 @@ static int walk_legacy(struct grants *g, const json_t *mercure, const char **why
     json_array_foreach(list, i, v) {
       if (!valid_match(v))
         goto malformed;
-      grant(g, lists[l].role, v);
+      int err = grant(g, lists[l].role, v,
+                      sl__selector_legacy_kind(json_string_value(v), json_string_length(v)), why);
+      if (err < 0)
+        return err;
     }
   }
   return 0;
@@ -378,15 +390,28 @@ static int walk_detail(struct grants *g, const json_t *detail, const char **why)
       *why = "malformed topic matcher";
       return -EACCES;
     }
-    /* URL patterns are not evaluated yet; skipping such a grant would silently change what the
-     * token allows, so the spec requires rejecting it. */
-    if (type && strcmp(json_string_value(type), "exact")) {
-      *why = "unsupported match_type";
+    /* A matcher type the hub cannot evaluate would silently change what the token allows if
+     * skipped, so the spec requires rejecting the token. */
+    sl_selector_kind_t kind = SL_SELECTOR_EXACT;
+    if (type && !strcmp(json_string_value(type), "urlpattern")) {
+      kind = SL_SELECTOR_URLPATTERN;
+      /* Checked whatever the actions grant: an invalid pattern is a malformed detail. */
+      sl_selector_t probe;
+      int err = g->fill ? 0 : sl__selector_compile(&probe, kind, json_string_value(match),
+                                                   json_string_length(match), g->base, why);
+      if (!g->fill)
+        sl__selector_release(&probe);
+      if (err)
+        return err == -ENOMEM ? -ENOMEM : -EACCES;
+    } else if (type && strcmp(json_string_value(type), "exact")) {
+      *why = "unsupported match_type (this hub supports exact and urlpattern)";
       return -EACCES;
     }
-    for (int r = 0; r < 2; r++)
-      if (roles[r])
-        grant(g, (sl_role_t)r, match);
+    for (int r = 0; r < 2; r++) {
+      int err = roles[r] ? grant(g, (sl_role_t)r, match, kind, why) : 0;
+      if (err < 0)
+        return err;
+    }
   }
   return 0;
 }
@@ -424,8 +449,9 @@ static int walk_grants(struct grants *g, const json_t *payload, const char **why
   return v ? walk_details(g, v, why) : 0;
 }
 
-static int read_grants(const json_t *payload, sl_claims_t *claims, const char **why) {
-  struct grants g = {0};
+static int read_grants(const json_t *payload, const char *base, sl_claims_t *claims,
+                       const char **why) {
+  struct grants g = {.base = base};
   int err = walk_grants(&g, payload, why);
   if (err < 0)
     return err;
@@ -441,7 +467,14 @@ static int read_grants(const json_t *payload, sl_claims_t *claims, const char **
   }
   g.fill = 1;
   err = walk_grants(&g, payload, why);
-  assert(err == 0 && g.used[0] == g.count[0] && g.used[1] == g.count[1]);
+  if (err < 0) {
+    for (int r = 0; r < 2; r++) {
+      sl__selectors_release(g.sel[r], g.used[r]);
+      free(g.sel[r]);
+    }
+    return err;
+  }
+  assert(g.used[0] == g.count[0] && g.used[1] == g.count[1]);
   claims->publish = g.sel[SL_ROLE_PUBLISHER];
   claims->publish_count = g.count[SL_ROLE_PUBLISHER];
   claims->subscribe = g.sel[SL_ROLE_SUBSCRIBER];
@@ -526,7 +559,7 @@ int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, si
   if (!err)
     err = check_audience_issuer(auth, payload, why);
   if (!err)
-    err = read_grants(payload, claims, why);
+    err = read_grants(payload, auth->topic_base, claims, why);
   if (!err)
     claims->exp = exp;
 
@@ -542,6 +575,8 @@ void sl__claims_free(sl_claims_t *claims) {
   if (!claims)
     return;
   /* Each role's strings live in the block that starts with its selector array. */
+  sl__selectors_release(claims->publish, claims->publish_count);
+  sl__selectors_release(claims->subscribe, claims->subscribe_count);
   free(claims->publish);
   free(claims->subscribe);
   memset(claims, 0, sizeof(*claims));
@@ -567,8 +602,9 @@ static int copy_selectors(sl_selector_t **out, const sl_selector_t *sel, size_t 
     return -ENOMEM;
   char *next = (char *)(copy + n);
   for (size_t i = 0; i < n; i++) {
-    /* The kind is copied, not re-derived from the text: a copy means what its source meant. */
-    copy[i].kind = sel[i].kind;
+    /* The kind and the compiled matcher are shared, not re-derived from the text: a copy means
+     * what its source meant. */
+    sl__selector_copy(&copy[i], &sel[i]);
     copy[i].text = next;
     copy[i].len = sel[i].len;
     if (sel[i].len)
@@ -578,6 +614,10 @@ static int copy_selectors(sl_selector_t **out, const sl_selector_t *sel, size_t 
   }
   *out = copy;
   return 0;
+}
+
+void sl__auth_set_topic_base(sl_auth_t *auth, const char *url) {
+  auth->topic_base = url;
 }
 
 int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src) {

@@ -15,7 +15,8 @@
 typedef enum { SL_ROLE_PUBLISHER = 0, SL_ROLE_SUBSCRIBER = 1 } sl_role_t;
 
 /* What a verified token grants. Owns its arrays and the strings its selectors borrow: each role's
- * array is one block, the selectors followed by their NUL-terminated texts. */
+ * array is one block, the selectors followed by their NUL-terminated texts; and each URL-pattern
+ * or URI-template selector's reference to its compiled matcher. */
 typedef struct sl_claims_s {
   sl_selector_t *publish;
   size_t publish_count;
@@ -35,15 +36,23 @@ void sl__auth_free(sl_auth_t *auth);
 /* Verifies token (len bytes, not NUL-terminated) for role at time now (seconds since the epoch).
  * 0 and *claims filled; -EACCES for any invalid token (bad signature, alg not HS256/HS384/HS512,
  * typ other than JWT/at+jwt/application/at+jwt when present, expired, not yet valid (nbf), wrong
- * aud/iss when configured, malformed claims, unsupported match_type) with *why a short reason for
+ * aud/iss when configured, malformed claims, unsupported match_type, a URL pattern or legacy URI
+ * template grant that does not compile) with *why a short reason for
  * logs; -ENOKEY when no key is configured for role; -ENOMEM. On any error *claims is empty. */
 int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
                    int64_t now, sl_claims_t *claims, const char **why);
 
+/* The hub's URL (absolute, NUL-terminated, borrowed: it must outlive auth and every claims it
+ * verifies), against which relative URL patterns in grants resolve. Until it is set, a relative
+ * pattern makes a token invalid. */
+void sl__auth_set_topic_base(sl_auth_t *auth, const char *url);
+
+/* Frees the claims' blocks and drops their selectors' matcher references. */
 void sl__claims_free(sl_claims_t *claims);
 
 /* A deep copy of src into dst, laid out as sl__auth_verify lays claims out (one block per role:
- * the selector array, then its strings), so sl__claims_free frees it. dst and src must differ.
+ * the selector array, then its strings), sharing the compiled matchers (one more reference each),
+ * so sl__claims_free frees it. dst and src must differ.
  * 0, or -ENOMEM with dst empty. */
 int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src);
 

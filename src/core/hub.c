@@ -363,6 +363,7 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   const char *sk = hub->cfg.subscriber_jwt_key ? hub->cfg.subscriber_jwt_key : hub->cfg.jwt_key;
   if ((r = sl__auth_new(&hub->auth, pk, sk, hub->cfg.jwt_audience, hub->cfg.jwt_issuer)))
     goto fail;
+  sl__auth_set_topic_base(hub->auth, hub->cfg.public_url); /* relative URL patterns in grants */
   if (hub->cfg.history_max_bytes == 0)
     hub->cfg.history_max_bytes = default_history_bytes();
   if ((r = sl__history_memory_new(&hub->history, hub->cfg.history_size,

@@ -20,10 +20,13 @@
 
 #define MAX_MATCHERS 256
 #define MAX_MATCHER_LEN 4096
+/* The automaton states all the URL patterns and templates of one subscription may hold (each
+ * alone may hold 4096): about 650 KiB, and the work of trying them on one topic byte. */
+#define MAX_SUBSCRIPTION_STATES 65536
 #define CURSOR_HEADER "Mercure-Last-Event-ID: "
 #define LEGACY_CURSOR_HEADER "Last-Event-ID: "
 #define STREAM_HEADERS "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-#define WHAT_MAX 160
+#define WHAT_MAX 256
 #define MS_PER_S 1000
 #define JITTER_STEPS 1000000        /* resolution of the reconnect jitter */
 #define CLOSE_FRAME_MAX 96
@@ -86,9 +89,22 @@ static void replay_free(replay_t *rp) {
   sl__sub_filter_free(&rp->filter);
 }
 
-static int is_matcher_name(const char *name) {
-  return strcmp(name, "match") == 0 || strcmp(name, "match_exact") == 0 ||
-         strcmp(name, "topic") == 0;
+/* The matcher types this hub supports, as the unknown-matcher error lists them. */
+#define MATCHER_NAMES "match (exact), match_exact, match_urlpattern, and the legacy topic"
+
+/* The kind of selector a query parameter names: 0 and *kind, or -1 when it is no matcher. The
+ * legacy topic= is a URI template when it holds '{', else exact, as pre-standard hubs read it. */
+static int matcher_kind(const char *name, const char *value, size_t len,
+                        sl_selector_kind_t *kind) {
+  if (strcmp(name, "match") == 0 || strcmp(name, "match_exact") == 0)
+    *kind = SL_SELECTOR_EXACT;
+  else if (strcmp(name, "match_urlpattern") == 0)
+    *kind = SL_SELECTOR_URLPATTERN;
+  else if (strcmp(name, "topic") == 0)
+    *kind = sl__selector_legacy_kind(value, len);
+  else
+    return -1;
+  return 0;
 }
 
 /* --- the stream ---------------------------------------------------------------------------- */
@@ -202,9 +218,10 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   sl_form_t form = {0};
   sl_claims_t claims = {0};
   replay_t rp = {0};
-  const char *matchers[MAX_MATCHERS];
-  size_t lens[MAX_MATCHERS];
+  sl_selector_t sels[MAX_MATCHERS];
   size_t n = 0;
+  sl_selector_kind_t kind;
+  size_t states = 0;
   const char *cursor = NULL, *legacy_cursor = NULL;
   char what[WHAT_MAX];
   const char *why;
@@ -221,18 +238,36 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   }
   for (size_t i = 0; i < form.count; i++) {
     const sl_pair_t *p = &form.pairs[i];
-    if (is_matcher_name(p->name)) {
+    if (matcher_kind(p->name, p->value, p->value_len, &kind) == 0) {
       if (n == MAX_MATCHERS || p->value_len > MAX_MATCHER_LEN) {
         sl__http_error(c, 400, NULL, "too many topic matchers (256 at most) or one longer than 4096 bytes");
         goto out;
       }
-      if (sl__check_matcher(p->value, p->value_len, &why)) {
+      /* An empty value is a valid matcher (the spec gives `match` alone the empty value): the
+       * empty topic exactly, or the empty URL pattern (the hub URL's directory). */
+      if (p->value_len && sl__check_matcher(p->value, p->value_len, &why)) {
         snprintf(what, sizeof what, "%s: %s", p->name, why);
         sl__http_error(c, 400, NULL, what);
         goto out;
       }
-      matchers[n] = p->value;
-      lens[n++] = p->value_len;
+      int e = sl__selector_compile(&sels[n], kind, p->value, p->value_len, m->cfg->public_url,
+                                   &why);
+      if (e == -ENOMEM) {
+        sl__http_error(c, 500, NULL, "out of memory");
+        goto out;
+      }
+      if (e) {
+        snprintf(what, sizeof what, "%s: %s", p->name, why);
+        sl__http_error(c, 400, NULL, what);
+        goto out;
+      }
+      states += sl__selector_states(&sels[n++]);
+      if (states > MAX_SUBSCRIPTION_STATES) {
+        sl__http_error(c, 400, NULL, "the URL patterns and templates of this subscription are too "
+                       "complex together (65536 automaton states at most): subscribe with fewer "
+                       "or simpler ones");
+        goto out;
+      }
     } else if (strcmp(p->name, "last_event_id") == 0) {
       if (cursor == NULL)
         cursor = p->value;
@@ -240,15 +275,15 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
       if (legacy_cursor == NULL)
         legacy_cursor = p->value;
     } else if (SL_STARTS_WITH_CASE(p->name, "match")) {
-      snprintf(what, sizeof what, "unknown or unsupported topic matcher type '%.60s' (this hub "
-               "supports match, match_exact and topic)", p->name);
+      snprintf(what, sizeof what, "unknown or unsupported topic matcher type '%.40s' (this hub "
+               "supports " MATCHER_NAMES ")", p->name);
       sl__http_error(c, 400, NULL, what);
       goto out;
     }
   }
   if (n == 0) {
-    sl__http_error(c, 400, NULL, "give at least one topic matcher: ?match=<topic> (or topic=); "
-                   "* selects every topic");
+    sl__http_error(c, 400, NULL, "give at least one topic matcher: ?match=<topic>, "
+                   "?match_urlpattern=<URL pattern> (or the legacy topic=); * selects every topic");
     goto out;
   }
   /* The resume cursor (Reconciliation): the Last-Event-ID header wins over the query, and the
@@ -279,7 +314,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   /* A subscriber only ever subscribes: the subscribe half of its claims goes to the
    * subscription, the rest is freed with the claims. */
   sl_grants_t grants = {claims.subscribe, claims.subscribe_count, claims.exp, has_token};
-  sl_sub_t *sub = sl__sub_new(c, matchers, lens, n, &grants, STREAM_FRONT);
+  sl_sub_t *sub = sl__sub_new(c, sels, n, &grants, STREAM_FRONT);
   if (sub) {
     claims.subscribe = NULL;
     claims.subscribe_count = 0;
@@ -324,6 +359,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   if (!(c->flags & SL_CONN_STREAM))
     sl__broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */
 out:
+  sl__selectors_release(sels, n); /* those the subscription did not take */
   replay_free(&rp);
   sl__claims_free(&claims);
   sl__form_free(&form);

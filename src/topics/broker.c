@@ -97,13 +97,13 @@ static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
   free(bk);
 }
 
-sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const size_t *lens,
-                      size_t n, sl_grants_t *grants, size_t front) {
+sl_sub_t *sl__sub_new(struct sl_conn_s *conn, sl_selector_t *sel, size_t n, sl_grants_t *grants,
+                      size_t front) {
   assert(front % sizeof(uint64_t) == 0 && front <= UINT32_MAX && n <= UINT32_MAX);
   size_t strings = 0;
   for (size_t i = 0; i < n; i++)
-    strings += lens[i] + 1;
-  char *block = calloc(1, front + sizeof(sl_sub_t) + n * sizeof(sl_sel_node_t) + strings);
+    strings += sel[i].len + 1;
+  char *block = calloc(1, front + sizeof(sl_sub_t) + n * sizeof(sl_sel_node_t) + n + strings);
   if (block == NULL)
     return NULL;
   sl_sub_t *s = (sl_sub_t *)(block + front);
@@ -117,28 +117,53 @@ sl_sub_t *sl__sub_new(struct sl_conn_s *conn, const char *const *matchers, const
     s->exp = grants->exp;
     memset(grants, 0, sizeof *grants);
   }
-  char *p = (char *)(s->nodes + n);
+  uint8_t *kinds = (uint8_t *)(s->nodes + n);
+  char *p = (char *)(kinds + n);
   for (size_t i = 0; i < n; i++) {
-    memcpy(p, matchers[i], lens[i]);
-    p[lens[i]] = '\0';
+    memcpy(p, sel[i].text, sel[i].len);
+    p[sel[i].len] = '\0';
+    kinds[i] = (uint8_t)sel[i].kind;
     s->nodes[i].sub = s;
-    p += lens[i] + 1;
+    if (sel[i].kind != SL_SELECTOR_EXACT) {
+      s->nodes[i].u.matcher = sel[i].matcher;
+      sel[i].matcher = NULL;
+    }
+    p += sel[i].len + 1;
   }
   return s;
 }
 
-/* The text of the first selector; each is NUL-terminated and the next follows it. */
-static const char *first_text(const sl_sub_t *s) {
-  return (const char *)(s->nodes + s->node_count);
+static const uint8_t *kinds_of(const sl_sub_t *s) {
+  return (const uint8_t *)(s->nodes + s->node_count);
 }
 
-/* The selector whose text is at *text, which then moves to the next one. */
-static sl_selector_t next_selector(const char **text) {
+/* The text of the first selector; each is NUL-terminated and the next follows it. */
+static const char *first_text(const sl_sub_t *s) {
+  return (const char *)(kinds_of(s) + s->node_count);
+}
+
+/* Selector i, whose text is at *text, which then moves to the next one. Its matcher is
+ * borrowed from the subscription. */
+static sl_selector_t next_selector(const sl_sub_t *s, size_t i, const char **text) {
   sl_selector_t sel;
   size_t len = strlen(*text);
-  sl__selector_init(&sel, *text, len);
+  sel.text = *text;
+  sel.len = (uint32_t)len;
+  sel.kind = kinds_of(s)[i];
+  sel.matcher = sel.kind == SL_SELECTOR_EXACT ? NULL : s->nodes[i].u.matcher;
   *text += len + 1;
   return sel;
+}
+
+size_t sl__sub_selectors(const sl_sub_t *s, sl_selector_t *out, size_t max) {
+  const char *text = first_text(s);
+  for (size_t i = 0; i < s->node_count && i < max; i++)
+    out[i] = next_selector(s, i, &text);
+  return s->node_count;
+}
+
+static int node_is_exact(const sl_sel_node_t *n) {
+  return kinds_of(n->sub)[n - n->sub->nodes] == SL_SELECTOR_EXACT;
 }
 
 static void node_link(sl_sel_node_t **head, sl_sel_node_t *n) {
@@ -160,83 +185,142 @@ static void node_unlink(sl_sel_node_t **head, sl_sel_node_t *n) {
 
 /* Unlinks one node from wherever sl__broker_add put it. */
 static void node_drop(sl_broker_t *b, sl_sel_node_t *n) {
-  if (n->bucket == NULL) {
+  if (!node_is_exact(n)) {
     node_unlink(&b->scanned, n);
     return;
   }
-  sl_bucket_t *bk = n->bucket;
+  sl_bucket_t *bk = n->u.bucket;
   node_unlink(&bk->head, n);
   if (bk->head == NULL)
     bucket_drop(b, bk);
-  n->bucket = NULL;
+  n->u.bucket = NULL;
 }
 
 int sl__broker_add(sl_broker_t *b, sl_sub_t *sub) {
   const char *text = first_text(sub);
   for (size_t i = 0; i < sub->node_count; i++) {
     sl_sel_node_t *n = &sub->nodes[i];
-    sl_selector_t sel = next_selector(&text);
+    sl_selector_t sel = next_selector(sub, i, &text);
     if (!sl__selector_is_exact(&sel)) {
       node_link(&b->scanned, n);
-    } else if ((n->bucket = bucket_get(b, sel.text, sel.len)) != NULL) {
-      node_link(&n->bucket->head, n);
+    } else if ((n->u.bucket = bucket_get(b, sel.text, sel.len)) != NULL) {
+      node_link(&n->u.bucket->head, n);
     } else {
       /* Undo the nodes linked so far: the subscription is as it was before. */
       for (size_t j = 0; j < i; j++)
         node_drop(b, &sub->nodes[j]);
-      sub->node_count = 0;
+      sub->linked = 0;
       return -ENOMEM;
     }
   }
+  sub->linked = 1;
   return 0;
 }
 
 void sl__broker_remove(sl_broker_t *b, sl_sub_t *sub) {
-  for (size_t i = 0; i < sub->node_count; i++)
-    node_drop(b, &sub->nodes[i]);
+  const char *text = first_text(sub);
+  for (size_t i = 0; i < sub->node_count; i++) {
+    sl_selector_t sel = next_selector(sub, i, &text);
+    if (sub->linked)
+      node_drop(b, &sub->nodes[i]);
+    sl__selector_release(&sel); /* the subscription's reference */
+  }
+  sl__selectors_release(sub->grants, sub->grant_count);
   free(sub->grants); /* the block holds the selector array and its strings */
   free(sl__sub_front(sub));
 }
 
-int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
+/* The topics of one frame as the matchers see them, each parsed as a URL at most once however
+ * many patterns ask (frames hold at most a few topics; more than VIEWS_LOCAL take the heap). */
+#define VIEWS_LOCAL 8
+
+typedef struct views_s {
+  const sl_frame_t *f;
+  sl_topic_t *t;
+  sl_topic_t local[VIEWS_LOCAL];
+} views_t;
+
+static void views_init(views_t *v, const sl_frame_t *f) {
+  v->f = f;
+  v->t = NULL;
+}
+
+/* The views, made the first time they are asked for; NULL when out of memory (then each match
+ * parses for itself). */
+static sl_topic_t *views_get(views_t *v) {
+  if (v->t == NULL) {
+    size_t n = v->f->topic_count;
+    v->t = n <= VIEWS_LOCAL ? v->local : malloc(n * sizeof *v->t);
+    for (size_t i = 0; v->t && i < n; i++)
+      sl__topic_init(&v->t[i], v->f->topics[i], v->f->topic_lens[i]);
+  }
+  return v->t;
+}
+
+static void views_done(views_t *v) {
+  if (v->t == NULL)
+    return;
+  for (size_t i = 0; i < v->f->topic_count; i++)
+    sl__topic_done(&v->t[i]);
+  if (v->t != v->local)
+    free(v->t);
+  v->t = NULL;
+}
+
+/* 1 when sel matches one of the frame's topics. */
+static int selects(const sl_selector_t *sel, const sl_frame_t *f, views_t *v) {
+  sl_topic_t *t = sel->kind == SL_SELECTOR_EXACT || sel->kind == SL_SELECTOR_ANY ? NULL
+                                                                                 : views_get(v);
+  for (size_t i = 0; i < f->topic_count; i++) {
+    if (t ? sl__selector_matches_topic(sel, &t[i])
+          : sl__selector_matches(sel, f->topics[i], f->topic_lens[i]))
+      return 1;
+  }
+  return 0;
+}
+
+static int may_read(const sl_sub_t *sub, const sl_frame_t *f, views_t *v) {
   if (!(f->flags & SL_FRAME_PRIVATE))
     return 1;
   if (!sub->has_token)
     return 0;
-  for (size_t i = 0; i < f->topic_count; i++)
-    if (sl__selectors_match(sub->grants, sub->grant_count, f->topics[i], f->topic_lens[i]))
+  for (size_t i = 0; i < sub->grant_count; i++)
+    if (selects(&sub->grants[i], f, v))
       return 1;
   return 0;
 }
 
-/* 1 when sel matches one of the frame's topics. */
-static int selects(const sl_selector_t *sel, const sl_frame_t *f) {
-  for (size_t t = 0; t < f->topic_count; t++)
-    if (sl__selector_matches(sel, f->topics[t], f->topic_lens[t]))
-      return 1;
-  return 0;
+int sl__sub_may_read(const sl_sub_t *sub, const sl_frame_t *f) {
+  views_t v;
+  views_init(&v, f);
+  int r = may_read(sub, f, &v);
+  views_done(&v);
+  return r;
 }
 
-/* A scanned node's selector: its text is the node's among the subscription's strings. */
-static int node_selects(const sl_sel_node_t *n, const sl_frame_t *f) {
+/* A scanned node's selector: "*" when it has no matcher. */
+static int node_selects(const sl_sel_node_t *n, const sl_frame_t *f, views_t *v) {
+  if (n->u.matcher == NULL)
+    return 1;
   const sl_sub_t *s = n->sub;
-  const char *text = first_text(s);
-  sl_selector_t sel = next_selector(&text);
-  for (const sl_sel_node_t *k = s->nodes; k != n; k++)
-    sel = next_selector(&text);
-  return selects(&sel, f);
+  size_t i = (size_t)(n - s->nodes);
+  sl_selector_t sel = {.text = "", .len = 0, .kind = kinds_of(s)[i], .matcher = n->u.matcher};
+  return selects(&sel, f, v);
 }
 
 int sl__sub_wants(const sl_sub_t *sub, const sl_frame_t *f) {
-  if (!sl__sub_may_read(sub, f))
-    return 0;
-  const char *text = first_text(sub);
-  for (size_t i = 0; i < sub->node_count; i++) {
-    sl_selector_t sel = next_selector(&text);
-    if (selects(&sel, f))
-      return 1;
+  views_t v;
+  views_init(&v, f);
+  int hit = 0;
+  if (may_read(sub, f, &v)) {
+    const char *text = first_text(sub);
+    for (size_t i = 0; !hit && i < sub->node_count; i++) {
+      sl_selector_t sel = next_selector(sub, i, &text);
+      hit = selects(&sel, f, &v);
+    }
   }
-  return 0;
+  views_done(&v);
+  return hit;
 }
 
 int sl__sub_filter_init(sl_sub_filter_t *flt, const sl_sub_t *sub) {
@@ -255,7 +339,7 @@ int sl__sub_filter_init(sl_sub_filter_t *flt, const sl_sub_t *sub) {
   flt->mask = slots - 1;
   const char *text = first_text(sub);
   for (size_t i = 0; i < sub->node_count; i++) {
-    sl_selector_t sel = next_selector(&text);
+    sl_selector_t sel = next_selector(sub, i, &text);
     if (sel.kind == SL_SELECTOR_ANY) {
       flt->any = 1;
     } else if (sl__selector_is_exact(&sel)) {
@@ -272,24 +356,31 @@ int sl__sub_filter_init(sl_sub_filter_t *flt, const sl_sub_t *sub) {
 }
 
 int sl__sub_filter_wants(sl_sub_filter_t *flt, const sl_frame_t *f) {
-  if (!sl__sub_may_read(flt->sub, f))
-    return 0;
+  views_t v;
+  views_init(&v, f);
+  int hit = 0;
+  if (!may_read(flt->sub, f, &v))
+    goto out;
+  hit = 1;
   if (flt->any)
-    return 1;
+    goto out;
   for (size_t t = 0; t < f->topic_count; t++) {
     flt->checks++;
     size_t k = hash_bytes(f->topics[t], f->topic_lens[t]) & flt->mask;
     for (; flt->exact[k]; k = (k + 1) & flt->mask)
       if (flt->exact_len[k] == f->topic_lens[t] &&
           memcmp(flt->exact[k], f->topics[t], f->topic_lens[t]) == 0)
-        return 1;
+        goto out;
   }
   for (size_t i = 0; i < flt->scanned_count; i++) {
     flt->checks += f->topic_count;
-    if (selects(&flt->scanned[i], f))
-      return 1;
+    if (selects(&flt->scanned[i], f, &v))
+      goto out;
   }
-  return 0;
+  hit = 0;
+out:
+  views_done(&v);
+  return hit;
 }
 
 void sl__sub_filter_free(sl_sub_filter_t *flt) {
@@ -302,23 +393,27 @@ void sl__sub_filter_free(sl_sub_filter_t *flt) {
 /* A bucket's nodes all select the frame; a scanned node is asked first, and a subscriber is
  * marked with the frame's seq only once one of its selectors matched, so that a later node of
  * the same subscriber still gets its chance. */
-static void deliver_list(sl_sel_node_t *n, int scan, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
+static void deliver_list(sl_sel_node_t *n, int scan, sl_frame_t *f, views_t *v, sl_deliver_cb cb,
+                         void *arg) {
   for (; n; n = n->next) {
     sl_sub_t *s = n->sub;
-    if (s->last_seq >= f->seq || (scan && !node_selects(n, f)))
+    if (s->last_seq >= f->seq || (scan && !node_selects(n, f, v)))
       continue;
     s->last_seq = f->seq;
-    if (sl__sub_may_read(s, f))
+    if (may_read(s, f, v))
       cb(s, f, arg);
   }
 }
 
 void sl__broker_dispatch(sl_broker_t *b, sl_frame_t *f, sl_deliver_cb cb, void *arg) {
+  views_t v;
+  views_init(&v, f);
   for (size_t i = 0; i < f->topic_count; i++) {
     uint64_t h = hash_bytes(f->topics[i], f->topic_lens[i]);
     sl_bucket_t *bk = bucket_find(b, f->topics[i], f->topic_lens[i], h);
     if (bk)
-      deliver_list(bk->head, 0, f, cb, arg);
+      deliver_list(bk->head, 0, f, &v, cb, arg);
   }
-  deliver_list(b->scanned, 1, f, cb, arg);
+  deliver_list(b->scanned, 1, f, &v, cb, arg);
+  views_done(&v);
 }

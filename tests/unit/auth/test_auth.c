@@ -583,6 +583,7 @@ static void test_audience_issuer(void **state) {
   sl__auth_free(lax);
 }
 
+#define UNSUPPORTED "unsupported match_type (this hub supports exact and urlpattern)"
 #define DETAIL(actions, topics) \
   "{\"type\":\"" DETAIL_TYPE "\",\"actions\":" actions ",\"topics\":" topics "}"
 
@@ -654,17 +655,18 @@ static void test_malformed_authorization_details(void **state) {
     {"[" DETAIL("[\"publish\"]", "[{\"match\":\"a\",\"match_type\":1}]") "]",
      "malformed topic matcher"},
     {"[" DETAIL("[\"publish\"]",
-                "[{\"match\":\"https://example.com/:id\",\"match_type\":\"urlpattern\"}]") "]",
-     "unsupported match_type"},
-    {"[" DETAIL("[\"publish\"]", "[{\"match\":\"*\",\"match_type\":\"urlpattern\"}]") "]",
-     "unsupported match_type"},
+                "[{\"match\":\"https://example.com/((a)b)\",\"match_type\":\"urlpattern\"}]") "]",
+     "capturing groups are not allowed inside a URL pattern regexp; use (?:...)"},
     {"[" DETAIL("[\"publish\"]", "[{\"match\":\"a\",\"match_type\":\"Exact\"}]") "]",
-     "unsupported match_type"},
+     UNSUPPORTED},
     {"[" DETAIL("[\"publish\"]", "[{\"match\":\"a\",\"match_type\":\"regex\"}]") "]",
-     "unsupported match_type"},
+     UNSUPPORTED},
     /* A detail granting nothing known is still checked. */
-    {"[" DETAIL("[\"fly\"]", "[{\"match\":\"a\",\"match_type\":\"urlpattern\"}]") "]",
-     "unsupported match_type"},
+    {"[" DETAIL("[\"fly\"]", "[{\"match\":\"a\",\"match_type\":\"regex\"}]") "]",
+     UNSUPPORTED},
+    {"[" DETAIL("[\"fly\"]",
+                "[{\"match\":\"https://example.com/(a\",\"match_type\":\"urlpattern\"}]") "]",
+     "a URL pattern regexp group '(' is not closed"},
     {"[{\"type\":\"" DETAIL_TYPE "\",\"actions\":[\"subscribe\"],"
      "\"topics\":[{\"match\":\"a\"}],\"payload\":[1]}]",
      "malformed payload"},
@@ -683,6 +685,46 @@ static void test_malformed_authorization_details(void **state) {
              "{\"mercure\":{\"publish\":[\"*\"]},\"authorization_details\":%s}", cases[i].details);
     expect_claims(claims, -EACCES, cases[i].why, NULL);
   }
+}
+
+/* match_type urlpattern grants a compiled URL pattern (relative ones against the hub's URL);
+ * legacy claims with '{' grant URI templates; copies share the compiled matchers. */
+static void test_pattern_grants(void **state) {
+  (void)state;
+  static const char base[] = "https://hub.example.com/.well-known/mercure";
+  sl_auth_t *auth = new_auth(NULL, NULL);
+  sl__auth_set_topic_base(auth, base);
+  char *token = sign(PUB_KEY, JWT_ALG_HS256,
+                     "{\"mercure\":{\"publish\":[\"https://example.com/legacy/{id}\"]},"
+                     "\"authorization_details\":[" DETAIL("[\"publish\",\"subscribe\"]",
+                     "[{\"match\":\"https://example.com/books/:id\",\"match_type\":\"urlpattern\"},"
+                     "{\"match\":\"/.well-known/mercure/subscriptions/*\",\"match_type\":\"urlpattern\"},"
+                     "{\"match\":\"*\",\"match_type\":\"urlpattern\"}]") "]}");
+  sl_claims_t c, copy;
+  expect(auth, SL_ROLE_PUBLISHER, token, NOW, 0, NULL, &c);
+  free(token);
+  assert_int_equal(c.publish_count, 4);
+  assert_true(has(c.publish, 4, SL_SELECTOR_TEMPLATE, "https://example.com/legacy/{id}"));
+  assert_true(has(c.publish, 4, SL_SELECTOR_URLPATTERN, "https://example.com/books/:id"));
+  assert_true(has(c.publish, 4, SL_SELECTOR_ANY, "*"));
+  assert_int_equal(sl__claims_copy(&copy, &c), 0);
+  sl__claims_free(&c);
+  sl__auth_free(auth);
+  assert_true(sl__selectors_match(copy.publish, 3, "https://example.com/books/7", 27));
+  assert_false(sl__selectors_match(copy.publish, 3, "https://example.com/books/7/8", 29));
+  assert_true(sl__selectors_match(copy.publish, 3, "https://example.com/legacy/x", 28));
+  assert_true(sl__selectors_match(copy.publish, 3, "/.well-known/mercure/subscriptions/a", 36));
+  assert_false(sl__selectors_match(copy.publish, 3, "https://example.com/other", 25));
+  assert_true(has(copy.subscribe, 3, SL_SELECTOR_URLPATTERN, "https://example.com/books/:id"));
+  sl__claims_free(&copy);
+
+  /* Without the hub's URL, a relative pattern cannot be resolved: the token is invalid. */
+  expect_claims("{\"authorization_details\":[" DETAIL("[\"publish\"]",
+                "[{\"match\":\"/books/:id\",\"match_type\":\"urlpattern\"}]") "]}",
+                -EACCES, "a relative URL pattern needs the hub's URL as its base", NULL);
+  /* An invalid legacy template too. */
+  expect_claims("{\"mercure\":{\"subscribe\":[\"https://example.com/{id\"]}}", -EACCES,
+                "a URI template expression '{' is not closed", NULL);
 }
 
 static void test_legacy_claim(void **state) {
@@ -781,6 +823,7 @@ int main(void) {
     cmocka_unit_test(test_authorization_details),
     cmocka_unit_test(test_malformed_authorization_details),
     cmocka_unit_test(test_legacy_claim),
+    cmocka_unit_test(test_pattern_grants),
     cmocka_unit_test(test_many_grants),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -420,9 +420,9 @@ static void test_dispatch_reaches_subscriber(void **state) {
   sl_conn_t *c = connect_to(0, &peer);
   sl_conn_t *other = connect_to(0, &other_peer);
   sl__conn_mark(c, SL_CONN_STREAM);
-  const char *sel = "https://example.com/a";
-  size_t len = strlen(sel);
-  sl_sub_t *sub = sl__sub_new(c, &sel, &len, 1, NULL, 0);
+  sl_selector_t sel;
+  sl__selector_init(&sel, "https://example.com/a", strlen("https://example.com/a"));
+  sl_sub_t *sub = sl__sub_new(c, &sel, 1, NULL, 0);
   assert_non_null(sub);
   assert_int_equal(sl__broker_add(&d->broker, sub), 0);
   sl_frame_t *fa = update("https://example.com/a", "ida", 1);

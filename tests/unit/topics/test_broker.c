@@ -48,6 +48,7 @@ static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
     sel[i].kind = strcmp(p, "*") == 0 ? SL_SELECTOR_ANY : SL_SELECTOR_EXACT;
     sel[i].text = p;
     sel[i].len = len;
+    sel[i].matcher = NULL;
     p += len + 1;
   }
   c.subscribe = sel;
@@ -58,17 +59,17 @@ static sl_claims_t claims_for(const char *const *subscribe, size_t n) {
 /* Subscription number i with n selectors; claims (may be NULL) are moved into it. */
 static sl_sub_t *sub_new(size_t i, const char *const *sels, size_t n, sl_claims_t *claims,
                          int has_token) {
-  size_t lens[64];
+  sl_selector_t sel[64];
   assert_true(n <= 64);
   for (size_t k = 0; k < n; k++)
-    lens[k] = strlen(sels[k]);
+    sl__selector_init(&sel[k], sels[k], strlen(sels[k]));
   sl_grants_t g = {NULL, 0, 0, has_token};
   if (claims) {
     g.subscribe = claims->subscribe;
     g.count = claims->subscribe_count;
     g.exp = claims->exp;
   }
-  sl_sub_t *s = sl__sub_new(conn_of(i), sels, lens, n, &g, 0);
+  sl_sub_t *s = sl__sub_new(conn_of(i), sel, n, &g, 0);
   if (s && claims) {
     claims->subscribe = NULL; /* moved into the subscription; the rest is freed here */
     claims->subscribe_count = 0;
@@ -339,9 +340,9 @@ static void test_selectors_copied(void **state) {
   (void)state;
   sl_broker_t *b = new_broker();
   char sel[] = "topic-xyz";
-  const char *sels[] = {sel};
-  size_t len = 7; /* "topic-x" */
-  sl_sub_t *s = sl__sub_new(conn_of(0), sels, &len, 1, NULL, 0);
+  sl_selector_t one;
+  sl__selector_init(&one, sel, 7); /* "topic-x" */
+  sl_sub_t *s = sl__sub_new(conn_of(0), &one, 1, NULL, 0);
   assert_non_null(s);
   assert_ptr_equal(s->conn, conn_of(0));
   assert_int_equal(s->node_count, 1);
@@ -371,6 +372,111 @@ static void test_no_selectors(void **state) {
   expect_dispatch(b, f, NULL, 0);
   sl__frame_unref(f);
   sl__broker_remove(b, s);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+#define PATTERN_BASE "https://hub.example.com/.well-known/mercure"
+
+/* A subscription from compiled selectors: kinds[i] for texts[i]. */
+static sl_sub_t *add_compiled(sl_broker_t *b, size_t i, const char *const *texts,
+                              const sl_selector_kind_t *kinds, size_t n, sl_grants_t *g) {
+  sl_selector_t sel[8];
+  const char *why;
+  assert_true(n <= 8);
+  for (size_t k = 0; k < n; k++)
+    assert_int_equal(sl__selector_compile(&sel[k], kinds[k], texts[k], strlen(texts[k]),
+                                          PATTERN_BASE, &why), 0);
+  sl_sub_t *s = sl__sub_new(conn_of(i), sel, n, g, 0);
+  assert_non_null(s);
+  for (size_t k = 0; k < n; k++)
+    assert_null(sel[k].matcher); /* the subscription took every reference */
+  assert_int_equal(sl__broker_add(b, s), 0);
+  return s;
+}
+
+/* URL patterns and URI templates are scanned on every update, each subscriber still reached
+ * once; a relative pattern meets relative and absolute topics; a grant that is a URL pattern
+ * opens exactly the private updates it covers; removing frees every matcher (ASan). */
+static void test_patterns_and_templates(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const p0[] = {"https://example.com/books/:id"};
+  static const char *const p1[] = {"https://example.com/books/{id}", "https://example.com/books/1"};
+  static const char *const p2[] = {"/books/:id"};
+  static const char *const p3[] = {"https://example.com/*", "https://example.com/books/:id"};
+  static const sl_selector_kind_t up[] = {SL_SELECTOR_URLPATTERN};
+  static const sl_selector_kind_t tpl_exact[] = {SL_SELECTOR_TEMPLATE, SL_SELECTOR_EXACT};
+  static const sl_selector_kind_t two_up[] = {SL_SELECTOR_URLPATTERN, SL_SELECTOR_URLPATTERN};
+  sl_sub_t *s[5];
+  s[0] = add_compiled(b, 0, p0, up, 1, NULL);
+  s[1] = add_compiled(b, 1, p1, tpl_exact, 2, NULL);
+  s[2] = add_compiled(b, 2, p2, up, 1, NULL);
+  s[3] = add_compiled(b, 3, p3, two_up, 2, NULL);
+  /* subscriber 4: every topic, with a token granting the URL pattern books/:id */
+  sl_selector_t *grant = malloc(sizeof *grant + 64);
+  assert_non_null(grant);
+  char *text = (char *)(grant + 1);
+  strcpy(text, "https://example.com/books/:id");
+  const char *why;
+  assert_int_equal(sl__selector_compile(grant, SL_SELECTOR_URLPATTERN, text, strlen(text),
+                                        PATTERN_BASE, &why), 0);
+  sl_grants_t g = {grant, 1, 0, 1};
+  static const char *const any[] = {"*"};
+  static const sl_selector_kind_t exact[] = {SL_SELECTOR_EXACT};
+  s[4] = add_compiled(b, 4, any, exact, 1, &g);
+
+  /* the selectors as given, for whoever reports subscriptions */
+  sl_selector_t listed[4];
+  assert_int_equal(sl__sub_selectors(s[1], listed, 4), 2);
+  assert_int_equal(listed[0].kind, SL_SELECTOR_TEMPLATE);
+  assert_string_equal(listed[0].text, "https://example.com/books/{id}");
+  assert_int_equal(listed[1].kind, SL_SELECTOR_EXACT);
+  assert_string_equal(listed[1].text, "https://example.com/books/1");
+  assert_int_equal(sl__sub_selectors(s[3], listed, 1), 2);
+  assert_int_equal(listed[0].kind, SL_SELECTOR_URLPATTERN);
+  assert_string_equal(listed[0].text, "https://example.com/*");
+
+  static const char *const t1[] = {"https://example.com/books/1"};
+  static const char *const t2[] = {"https://example.com/books/1/reviews"};
+  static const char *const t3[] = {"/books/7"};
+  static const char *const t4[] = {"https://hub.example.com/books/8", "https://example.com/books/9"};
+  sl_frame_t *f = frame_for(t1, 1, 1, 0);
+  expect_dispatch(b, f, (size_t[]){0, 1, 3, 4}, 4);
+  sl__frame_unref(f);
+  f = frame_for(t2, 1, 2, 0);
+  expect_dispatch(b, f, (size_t[]){3, 4}, 2);
+  sl__frame_unref(f);
+  f = frame_for(t3, 1, 3, 0);
+  expect_dispatch(b, f, (size_t[]){2, 4}, 2);
+  sl__frame_unref(f);
+  f = frame_for(t4, 2, 4, 0);
+  expect_dispatch(b, f, (size_t[]){0, 1, 2, 3, 4}, 5);
+  sl__frame_unref(f);
+  /* private: only the subscriber whose token's URL pattern covers a topic */
+  f = frame_for(t1, 1, 5, 1);
+  expect_dispatch(b, f, (size_t[]){4}, 1);
+  assert_true(sl__sub_wants(s[4], f));
+  assert_false(sl__sub_wants(s[0], f));
+  sl_sub_filter_t flt;
+  assert_int_equal(sl__sub_filter_init(&flt, s[4]), 0);
+  assert_true(sl__sub_filter_wants(&flt, f));
+  sl__sub_filter_free(&flt);
+  sl__frame_unref(f);
+  f = frame_for(t2, 1, 6, 1);
+  expect_dispatch(b, f, NULL, 0);
+  sl__frame_unref(f);
+  /* the replay's filter agrees for scanned selectors */
+  f = frame_for(t3, 1, 7, 0);
+  assert_int_equal(sl__sub_filter_init(&flt, s[2]), 0);
+  assert_true(sl__sub_filter_wants(&flt, f));
+  sl__sub_filter_free(&flt);
+  assert_int_equal(sl__sub_filter_init(&flt, s[0]), 0);
+  assert_false(sl__sub_filter_wants(&flt, f));
+  sl__sub_filter_free(&flt);
+  sl__frame_unref(f);
+  for (size_t i = 0; i < 5; i++)
+    sl__broker_remove(b, s[i]);
   expect_empty_index(b);
   free_broker(b);
 }
@@ -603,6 +709,7 @@ int main(void) {
     cmocka_unit_test(test_private_updates),
     cmocka_unit_test(test_selectors_copied),
     cmocka_unit_test(test_no_selectors),
+    cmocka_unit_test(test_patterns_and_templates),
     cmocka_unit_test(test_remove),
     cmocka_unit_test(test_index_grows),
     cmocka_unit_test(test_many_subscribers_against_model),
