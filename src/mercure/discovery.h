@@ -15,7 +15,7 @@
 #define SL_METADATA_PREFIX "/.well-known/oauth-protected-resource"
 /* The matcher types subscribe.c accepts, as a JSON array's members (the metadata's
  * mercure_matcher_types_supported). */
-#define SL_MATCHER_TYPES_JSON "\"exact\""
+#define SL_MATCHER_TYPES_JSON "\"exact\",\"urlpattern\""
 
 typedef struct sl_discovery_s {
   const char *hub_url;           /* the hub's URL (the configuration's public_url, borrowed) */

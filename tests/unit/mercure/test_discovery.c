@@ -42,7 +42,10 @@ static void test_default_hub(void **state) {
   assert_string_equal(json_string_value(json_object_get(j, "mercure_cookie")),
                       "__Secure-mercure_access_token");
   assert_null(json_object_get(j, "mercure_subscriptions"));
-  assert_true(json_is_array(json_object_get(j, "mercure_matcher_types_supported")));
+  json_t *types = json_object_get(j, "mercure_matcher_types_supported");
+  assert_int_equal(json_array_size(types), 2);
+  assert_string_equal(json_string_value(json_array_get(types, 0)), "exact");
+  assert_string_equal(json_string_value(json_array_get(types, 1)), "urlpattern");
   json_decref(j);
 
   char line[512];
