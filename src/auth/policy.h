@@ -32,6 +32,8 @@ typedef struct sl_auth_verdict_s {
   int status;           /* 0: not refused; else 400, 401 or 403 */
   const char *headers;
   char message[256];
+  char challenge[192];  /* where headers points for an invalid token: the WWW-Authenticate
+                           line with its error_description */
 } sl_auth_verdict_t;
 
 /* The token in cred (the Authorization header wins over any cookie; no cookie is read when the
@@ -47,7 +49,9 @@ const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malfo
  *   -EINVAL  400: the Authorization header is not "Bearer <token>";
  *   -EPERM   403: a publish authorized by cookie whose Origin, else Referer, does not name Host;
  *   -ENOKEY  401: no key configured for role (the message names the flag that sets one);
- *   -EACCES  401: the token is not valid for role (also when verifying ran out of memory).
+ *   -EACCES  401: the token is not valid for role (also when verifying ran out of memory); the
+ *            challenge says error="invalid_token" with an error_description naming the rule
+ *            broken (expired, bad signature, ...) and the message says it too.
  * On any refusal *claims is empty. */
 int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t role,
                      const sl_credentials_t *cred, int64_t now, sl_claims_t *claims,
