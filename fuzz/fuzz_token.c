@@ -53,8 +53,11 @@ static sl_auth_t *plain, *checking; /* the second also checks aud and iss */
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
   sl__log_open(NULL, SL_LOG_ERROR);
-  CHECK(sl__auth_new(&plain, KEY, KEY, NULL, NULL) == 0);
-  CHECK(sl__auth_new(&checking, KEY, KEY, "hub", "issuer") == 0);
+  sl_auth_config_t lax = {.key = {KEY, KEY}, .legacy = 1};
+  sl_auth_config_t spec = {.key = {KEY, KEY}, .audience = "hub", .issuer = "issuer",
+                           .leeway = 30};
+  CHECK(sl__auth_new(&plain, &lax, NULL, 0) == 0);
+  CHECK(sl__auth_new(&checking, &spec, NULL, 0) == 0);
   return 0;
 }
 

@@ -225,8 +225,6 @@ static int check_times(const sl_auth_t *auth, const json_t *payload, int64_t now
     }
     /* now < exp + skew, so that is positive; a far-future exp is clamped, not overflowed. */
     *exp_out = exp + skew >= 9.2e18 ? INT64_MAX : (int64_t)(exp + skew);
-    if (*exp_out <= now)
-      *exp_out = now + 1;
   }
   v = json_object_get(payload, "nbf");
   if (v) {
@@ -239,14 +237,14 @@ static int check_times(const sl_auth_t *auth, const json_t *payload, int64_t now
       return -EACCES;
     }
   }
-  v = json_object_get(payload, "iat");
+  v = auth->legacy ? NULL : json_object_get(payload, "iat");
   if (v) {
     if (numeric_date(v, &iat) < 0) {
       *why = "malformed iat";
       return -EACCES;
     }
     /* RFC 7519 4.1.6 only informs; a token issued in the future means a wrong clock or a
-     * forged iat, and RFC 8725 asks validators to reject what does not make sense. */
+     * forged iat. Checked in the spec profile only: pre-standard hubs never looked at it. */
     if ((double)now + skew < iat) {
       *why = "token issued in the future";
       return -EACCES;
@@ -281,12 +279,14 @@ static int check_audience_issuer(const sl_auth_t *auth, const json_t *payload,
   /* The spec profile requires iss in every token (RFC 9068 section 4); when the hub is told
    * its trusted issuer, iss must be exactly it. */
   json_t *iss = json_object_get(payload, "iss");
-  if (iss && !json_is_string(iss)) {
-    *why = "malformed iss";
+  if (!auth->issuer && auth->legacy)
+    return 0;
+  if (!iss) {
+    *why = "missing iss";
     return -EACCES;
   }
-  if (!iss && (auth->issuer || !auth->legacy)) {
-    *why = "missing iss";
+  if (!json_is_string(iss)) {
+    *why = "malformed iss";
     return -EACCES;
   }
   if (auth->issuer && strcmp(json_string_value(iss), auth->issuer)) {

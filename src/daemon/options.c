@@ -820,8 +820,8 @@ void sl__options_usage(FILE *out) {
         "  --exp SECONDS        lifetime; 0 = never expires, for --jwt-legacy hubs only\n"
         "                       (default 3600)\n"
         "  --audience AUD       set the \"aud\" claim: the hub's --jwt-audience, else its\n"
-        "                       public URL (e.g. https://hub.example/.well-known/mercure)\n"
-        "  --issuer ISS         set the \"iss\" claim (a hub without --jwt-legacy needs one)\n"
+        "                       public URL (https://hub.example/.well-known/mercure)\n"
+        "  --issuer ISS         set the \"iss\" claim (needed unless the hub is legacy)\n"
         "  The token is HS256 with typ at+jwt, as the Mercure spec asks.\n"
         "  Example: sluice token --key \"$SLUICE_JWT_KEY\" --subscribe '*'\n", out);
 }
