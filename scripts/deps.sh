@@ -8,8 +8,9 @@ for g in "$@"; do
     build) ;;
     # clang with libclang-rt-dev (on Debian 12: libclang-rt-14-dev, whose libclang_rt.fuzzer is
     # what -fsanitize=fuzzer links) and libssl-dev (HMAC) build the fuzz targets in fuzz/.
+    # python3-cryptography signs the RS256/ES256 tokens of tests/integration/test_tokens.py.
     test) want+=(libcmocka-dev nginx chromium iproute2 procps python3-yaml systemd
-                 clang libclang-rt-dev libssl-dev) ;;
+                 clang libclang-rt-dev libssl-dev python3-cryptography) ;;
     bench) want+=(nginx libnginx-mod-nchan pushpin golang-go gnuplot-nox procps) ;;
     *) echo "deps.sh: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
   esac
