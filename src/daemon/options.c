@@ -70,16 +70,16 @@ static const option_def_t options[] = {
   {"subscriber-jwt-key", KIND_STRING, HUB(subscriber_jwt_key), FROM_ALL, 0, 0, "KEY",
    "key for subscriber tokens (overrides --jwt-key)"},
   {"jwt-key-file", KIND_STRING, HUB(jwt_key_file), FROM_ALL, 0, 0, "FILE",
-   "a PEM public key or certificate (RSA >= 2048 bits: RS/PS256/384/512; EC P-256/P-384/P-521: "
-   "ES256/384/512; Ed25519: EdDSA), or a file holding an HMAC secret; for both roles"},
+   "a PEM public key or certificate (RSA: RS/PS256/384/512; EC P-256/384/521: ES256/384/512; "
+   "Ed25519: EdDSA), or a file holding an HMAC secret; for both roles"},
   {"publisher-jwt-key-file", KIND_STRING, HUB(publisher_jwt_key_file), FROM_ALL, 0, 0, "FILE",
    "key file for publisher tokens (overrides --jwt-key-file)"},
   {"subscriber-jwt-key-file", KIND_STRING, HUB(subscriber_jwt_key_file), FROM_ALL, 0, 0, "FILE",
    "key file for subscriber tokens (overrides --jwt-key-file)"},
   {"jwks-file", KIND_STRING, HUB(jwks_file), FROM_ALL, 0, 0, "FILE",
-   "a JWK Set (RFC 7517: kty RSA, EC, OKP Ed25519, oct) for both roles; a token's kid picks "
-   "its key (rotation), a token without kid is tried with every key its alg fits, an unknown "
-   "kid is refused; a role trusts its key, key file and JWK Set together"},
+   "a JWK Set (RFC 7517: RSA, EC, OKP Ed25519, oct keys) for both roles; a token's kid picks "
+   "its key (rotation), one without kid tries every key its alg fits, an unknown kid is "
+   "refused"},
   {"publisher-jwks-file", KIND_STRING, HUB(publisher_jwks_file), FROM_ALL, 0, 0, "FILE",
    "JWK Set for publisher tokens (overrides --jwks-file)"},
   {"subscriber-jwks-file", KIND_STRING, HUB(subscriber_jwks_file), FROM_ALL, 0, 0, "FILE",
