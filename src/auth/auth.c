@@ -13,13 +13,12 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <jansson.h>
@@ -57,7 +56,7 @@ static int copy_string(char **out, const char *s) {
   return *out ? 0 : -ENOMEM;
 }
 
-/* One role's keys: its value, its file and its JWK Set, each naming the flag in errors. */
+/* One role's keys: its value, its file and its JWK Set; an error names which of them failed. */
 static int load_keys(sl_keyset_t *ks, const sl_auth_config_t *cfg, int role, char *err,
                      size_t errlen) {
   static const char *const what[2][3] = {

@@ -467,6 +467,10 @@ static int add_jwk(sl_keyset_t *ks, const json_t *jwk, size_t index, int allow_w
     free(k);
     return rc < 0 ? rc : 1;
   }
+  /* Only the public half is used; a private one in the hub's key set is a leak waiting. */
+  if (json_object_get(jwk, "d"))
+    sl__log(SL_LOG_WARN, "JWK Set: key %zu holds private key material (\"d\"): the hub needs only "
+            "the public key; remove it from the file", index);
   EVP_PKEY *pkey = NULL;
   if (!strcmp(kty, "RSA")) {
     pkey = json_object_get(jwk, "n") ? jwk_rsa(jwk) : jwk_x5c(jwk);
