@@ -169,7 +169,7 @@ MUTATIONS = [
      "ENTRYPOINT"),
     ("Dockerfile", "USER 10001:10001", "USER root", "non-root USER"),
     ("Dockerfile", "STOPSIGNAL SIGTERM", "STOPSIGNAL SIGKILL", "STOPSIGNAL"),
-    ("Dockerfile", "libuv1 libjwt0", "libjwt0", "libuv"),
+    ("Dockerfile", "libuv1 libssl3", "libssl3", "libuv"),
     ("nginx.conf", "proxy_buffering off;", "proxy_buffering offf;", "nginx -t"),
 ]
 

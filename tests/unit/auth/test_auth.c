@@ -4,8 +4,8 @@
  * PEM values and files, JWK Sets with kid rotation, the spec profile's rules one by one (typ,
  * exp, nbf, iat with the leeway, aud, iss) and the legacy profile's leniency, the legacy mercure
  * claim and RFC 9396 authorization_details, each malformed shape that must reject the whole
- * token, and which selector each grant becomes. Legacy HMAC tokens are signed here with libjwt
- * (typ JWT); the others with OpenSSL; tokens whose signature must fail are assembled by hand.
+ * token, and which selector each grant becomes. Tokens are signed here with OpenSSL (legacy
+ * HMAC ones under typ JWT); tokens whose signature must fail are assembled by hand.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,7 +27,6 @@
 #include <openssl/rsa.h>
 #include <errno.h>
 #include <jansson.h>
-#include <jwt.h>
 
 #include "auth/auth.h"
 #include "auth/keys.h"
@@ -40,16 +39,19 @@
 #define NOW ((int64_t)1767225300)
 #define DETAIL_TYPE "https://mercure.rocks/authorization-detail"
 
-/* A token signed with key by libjwt (so "typ":"JWT"), with the given JSON claims. */
-static char *sign(const char *key, jwt_alg_t alg, const char *claims) {
-  jwt_t *jwt = NULL;
-  assert_int_equal(jwt_new(&jwt), 0);
-  assert_int_equal(jwt_set_alg(jwt, alg, (const unsigned char *)key, (int)strlen(key)), 0);
-  assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-  char *token = jwt_encode_str(jwt);
-  assert_non_null(token);
-  jwt_free(jwt);
-  return token;
+typedef enum { ALG_HS256, ALG_HS384, ALG_HS512 } hs_alg_t;
+
+static char *sign_with_header(const char *key, const char *digest, const char *header,
+                              const char *claims);
+
+/* A token signed with key by HMAC under the header pre-standard issuers write ("typ":"JWT"),
+ * with the given JSON claims. */
+static char *sign(const char *key, hs_alg_t alg, const char *claims) {
+  static const char *const headers[] = {"{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+                                        "{\"alg\":\"HS384\",\"typ\":\"JWT\"}",
+                                        "{\"alg\":\"HS512\",\"typ\":\"JWT\"}"};
+  static const char *const digests[] = {"SHA256", "SHA384", "SHA512"};
+  return sign_with_header(key, digests[alg], headers[alg], claims);
 }
 
 /* len bytes of in, base64url without padding, NUL-terminated in out. */
@@ -144,7 +146,7 @@ static void expect(const sl_auth_t *auth, sl_role_t role, const char *token, int
 static void expect_claims(const char *claims_json, int want_err, const char *want_why,
                           sl_claims_t *claims) {
   sl_auth_t *auth = new_auth(NULL, NULL);
-  char *token = sign(PUB_KEY, JWT_ALG_HS256, claims_json);
+  char *token = sign(PUB_KEY, ALG_HS256, claims_json);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, want_err, want_why, claims);
   free(token);
   sl__auth_free(auth);
@@ -304,7 +306,7 @@ static void test_algorithms(void **state) {
   (void)state;
   const char *claims = "{\"mercure\":{\"publish\":[\"https://example.com/a\"]}}";
   sl_auth_t *auth = new_auth(NULL, NULL);
-  jwt_alg_t algs[] = {JWT_ALG_HS256, JWT_ALG_HS384, JWT_ALG_HS512};
+  hs_alg_t algs[] = {ALG_HS256, ALG_HS384, ALG_HS512};
   for (size_t i = 0; i < 3; i++) {
     char *token = sign(PUB_KEY, algs[i], claims);
     sl_claims_t c;
@@ -313,7 +315,7 @@ static void test_algorithms(void **state) {
     assert_true(sl__selectors_match(c.publish, c.publish_count, "https://example.com/a", 21));
     sl__claims_free(&c);
     /* A header claiming another HMAC size over the same signature does not verify. */
-    const char *other = algs[i] == JWT_ALG_HS256 ? "{\"alg\":\"HS512\",\"typ\":\"JWT\"}"
+    const char *other = algs[i] == ALG_HS256 ? "{\"alg\":\"HS512\",\"typ\":\"JWT\"}"
                                                    : "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     char *swapped = assemble(other, claims, signature_of(token));
     expect(auth, SL_ROLE_PUBLISHER, swapped, NOW, -EACCES, "bad signature", NULL);
@@ -327,11 +329,11 @@ static void test_wrong_key(void **state) {
   (void)state;
   sl_auth_t *auth = new_auth(NULL, NULL);
   const char *claims = "{\"mercure\":{\"publish\":[\"*\"]}}";
-  char *token = sign("some-other-key-0123456789abcdef0123456789", JWT_ALG_HS256, claims);
+  char *token = sign("some-other-key-0123456789abcdef0123456789", ALG_HS256, claims);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, -EACCES, "bad signature", NULL);
   free(token);
   /* Signed with the subscriber key: good for subscribing, useless for publishing. */
-  token = sign(SUB_KEY, JWT_ALG_HS256, claims);
+  token = sign(SUB_KEY, ALG_HS256, claims);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, -EACCES, "bad signature", NULL);
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, 0, NULL, NULL);
   free(token);
@@ -343,7 +345,7 @@ static void test_alg_none(void **state) {
   (void)state;
   sl_auth_t *auth = new_auth(NULL, NULL);
   const char *claims = "{\"mercure\":{\"publish\":[\"*\"]}}";
-  char *real = sign(PUB_KEY, JWT_ALG_HS256, claims);
+  char *real = sign(PUB_KEY, ALG_HS256, claims);
   const char *headers[] = {
     "{\"alg\":\"none\"}", "{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"alg\":\"None\"}",
     "{\"alg\":\"NONE\"}", "{\"alg\":\"nOnE\",\"typ\":\"at+jwt\"}", "{\"alg\":\"\"}",
@@ -464,7 +466,7 @@ static void test_spec_tokens_verify(void **state) {
 static void test_structure(void **state) {
   (void)state;
   sl_auth_t *auth = new_auth(NULL, NULL);
-  char *good = sign(PUB_KEY, JWT_ALG_HS256, "{\"mercure\":{\"publish\":[\"*\"]}}");
+  char *good = sign(PUB_KEY, ALG_HS256, "{\"mercure\":{\"publish\":[\"*\"]}}");
   expect(auth, SL_ROLE_PUBLISHER, good, NOW, 0, NULL, NULL);
   size_t len = strlen(good);
   char buf[1024];
@@ -540,7 +542,7 @@ static void test_no_key(void **state) {
   (void)state;
   sl_auth_config_t only_pub = {.key = {PUB_KEY, NULL}, .legacy = 1};
   sl_auth_t *auth = auth_with(&only_pub);
-  char *token = sign(PUB_KEY, JWT_ALG_HS256, "{}");
+  char *token = sign(PUB_KEY, ALG_HS256, "{}");
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, -ENOKEY, "no key configured for role", NULL);
   expect(auth, SL_ROLE_PUBLISHER, token, NOW, 0, NULL, NULL);
   sl__auth_free(auth);
@@ -612,7 +614,7 @@ static void test_audience_issuer(void **state) {
   sl_auth_t *strict = new_auth(AUDIENCE, ISSUER);
   sl_auth_t *lax = new_auth(NULL, NULL);
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-    char *token = sign(SUB_KEY, JWT_ALG_HS256, cases[i].claims);
+    char *token = sign(SUB_KEY, ALG_HS256, cases[i].claims);
     expect(strict, SL_ROLE_SUBSCRIBER, token, NOW, cases[i].err, cases[i].why, NULL);
     /* Without a configured audience and issuer, neither claim is looked at. */
     expect(lax, SL_ROLE_SUBSCRIBER, token, NOW, 0, NULL, NULL);
@@ -783,7 +785,7 @@ static void test_many_grants(void **state) {
                             i ? "," : "", i);
   snprintf(claims + off, cap - off, "]}}");
   sl_auth_t *auth = new_auth(NULL, NULL);
-  char *token = sign(SUB_KEY, JWT_ALG_HS256, claims);
+  char *token = sign(SUB_KEY, ALG_HS256, claims);
   sl_claims_t c;
   expect(auth, SL_ROLE_SUBSCRIBER, token, NOW, 0, NULL, &c);
   assert_int_equal(c.subscribe_count, n);
@@ -1121,7 +1123,7 @@ static void test_legacy_profile(void **state) {
   sl_auth_config_t cfg = {.key = {PUB_KEY, NULL}, .legacy = 1};
   sl_auth_t *legacy = auth_with(&cfg);
   sl_auth_t *spec = spec_auth(PUB_KEY);
-  char *token = sign(PUB_KEY, JWT_ALG_HS256, "{\"mercure\":{\"publish\":[\"*\"]}}");
+  char *token = sign(PUB_KEY, ALG_HS256, "{\"mercure\":{\"publish\":[\"*\"]}}");
   sl_claims_t c;
   expect(legacy, SL_ROLE_PUBLISHER, token, NOW, 0, NULL, &c);
   assert_int_equal(c.publish_count, 1);
