@@ -99,7 +99,8 @@ static const option_def_t options[] = {
    "the hub's URL as clients reach it (http(s)://host[:port]/path); default "
    "http://<first --listen>/.well-known/mercure"},
   {"allow-weak-key", KIND_BOOL, HUB(allow_weak_key), FROM_ALL, 0, 0, NULL,
-   "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
+   "accept HMAC secrets (from a key, a key file or a JWK Set) shorter than 32 bytes (256 "
+   "bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
