@@ -36,7 +36,11 @@
 #include <sluice.h>
 
 /* The HS256 key HTTP publishers (and subscribers who send a token) must sign with. A real
- * application reads it from its secret store; it is a constant here to keep the example short. */
+ * application reads it from its secret store; it is a constant here to keep the example short.
+ * Their tokens follow the spec's profile (typ at+jwt, exp, iss, and aud holding the hub's
+ * resource identifier: cfg.jwt_audience, else cfg.public_url, whose default names the configured
+ * listen address, port 0 included; set one of them when the port is chosen at start), unless
+ * cfg.jwt_legacy is set. */
 #define EXAMPLE_JWT_KEY "sluice-embed-example-key-change-me-0123456789"
 
 /* What end of input on stdin means: a drain of at most this many seconds. */

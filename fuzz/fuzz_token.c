@@ -15,10 +15,16 @@
  *   (control >> 3) & 3  signing: HS256, HS384, HS512, or HS256 with another key
  *   (control >> 5) & 1  the auth also checks audience "hub" and issuer "issuer"
  *   (control >> 6) & 1  mode 3 asks through a token cache
+ *   (control >> 7) & 1  asymmetric keys: modes 1 and 2 sign with ES256 (a P-256 key made at
+ *                       start; the default header names kid "ec") and verify against a JWK Set
+ *                       holding that key, an RSA key and an oct key, in the spec profile; mode
+ *                       0 loads the rest as a JWK Set (keys.c's parser) instead of a token
  *
  * Checked besides memory: a verified token's claims are well-formed selectors (non-empty,
  * NUL-terminated texts, "*" and only "*" being ANY, templates holding '{', a compiled matcher
- * exactly for URL patterns and templates), copy exactly, and expire after now; a
+ * exactly for URL patterns and templates), copy exactly, and expire no earlier than now
+ * (exp plus the leeway, truncated to the second); a JWK Set either loads at most SL_MAX_KEYS keys
+ * or is refused with a message; a
  * refused one leaves the claims empty with a reason. A request asked twice gets the same answer
  * (the second from the cache when there is one). */
 #include <errno.h>
@@ -26,12 +32,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "auth/auth.h"
 #include "auth/auth_cache.h"
+#include "auth/keys.h"
 #include "auth/policy.h"
 #include "common/log.h"
 
@@ -50,12 +61,59 @@
 #define FIELDS 5
 
 static sl_auth_t *plain, *checking; /* the second also checks aud and iss */
+static sl_auth_t *asym;             /* a JWK Set: EC (kid "ec"), RSA (kid "rsa"), oct */
+static EVP_PKEY *ec_key;
+
+static size_t b64url(char *out, const unsigned char *in, size_t len);
+
+/* The JWK Set asym trusts, written to a file (the daemon's path to it). */
+static void make_asym(void) {
+  EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+  ec_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  CHECK(rsa && ec_key);
+  unsigned char pt[65], nb[256];
+  size_t ptlen = 0;
+  CHECK(EVP_PKEY_get_octet_string_param(ec_key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &ptlen));
+  CHECK(ptlen == 65);
+  BIGNUM *n = NULL;
+  CHECK(EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_N, &n));
+  int nlen = BN_bn2bin(n, nb);
+  BN_free(n);
+  char x[64], y[64], nn[400];
+  x[b64url(x, pt + 1, 32)] = '\0';
+  y[b64url(y, pt + 33, 32)] = '\0';
+  nn[b64url(nn, nb, (size_t)nlen)] = '\0';
+  char jwks[1024];
+  snprintf(jwks, sizeof jwks,
+           "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"ec\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"},"
+           "{\"kty\":\"RSA\",\"kid\":\"rsa\",\"n\":\"%s\",\"e\":\"AQAB\"},"
+           "{\"kty\":\"oct\",\"k\":\"c2x1aWNlLWZ1enota2V5LTAxMjM0NTY3ODlhYmNkZWYtMDEyMzQ1Njc4OQ\"}]}",
+           x, y, nn);
+  char path[] = "/tmp/sluice-fuzz-jwks-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  CHECK(f && fputs(jwks, f) >= 0 && fclose(f) == 0);
+  sl_auth_config_t cfg = {.jwks_file = {path, path}, .audience = "hub", .issuer = "issuer",
+                          .leeway = 30};
+  char err[256] = "";
+  int rc = sl__auth_new(&asym, &cfg, err, sizeof err);
+  unlink(path);
+  if (rc)
+    fprintf(stderr, "fuzz_token: the JWK Set does not load: %s\n", err);
+  CHECK(rc == 0);
+  EVP_PKEY_free(rsa);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
   sl__log_open(NULL, SL_LOG_ERROR);
-  CHECK(sl__auth_new(&plain, KEY, KEY, NULL, NULL) == 0);
-  CHECK(sl__auth_new(&checking, KEY, KEY, "hub", "issuer") == 0);
+  sl_auth_config_t lax = {.key = {KEY, KEY}, .legacy = 1};
+  sl_auth_config_t spec = {.key = {KEY, KEY}, .audience = "hub", .issuer = "issuer",
+                           .leeway = 30};
+  CHECK(sl__auth_new(&plain, &lax, NULL, 0) == 0);
+  CHECK(sl__auth_new(&checking, &spec, NULL, 0) == 0);
+  make_asym();
   return 0;
 }
 
@@ -106,6 +164,52 @@ static char *sign(const char *header, size_t hlen, const char *claims, size_t cl
   return tok;
 }
 
+/* header.claims.signature signed with ES256 by ec_key (R || S, RFC 7518 3.4). */
+static char *sign_es256(const char *header, size_t hlen, const char *claims, size_t clen,
+                        size_t *len) {
+  static const char fixed[] = "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"ec\"}";
+  if (header == NULL) {
+    header = fixed;
+    hlen = sizeof fixed - 1;
+  }
+  char *tok = malloc((hlen + clen) / 3 * 4 + 8 + 2 + 96);
+  CHECK(tok != NULL);
+  size_t n = b64url(tok, (const unsigned char *)header, hlen);
+  tok[n++] = '.';
+  n += b64url(tok + n, (const unsigned char *)claims, clen);
+  unsigned char der[80], raw[64];
+  size_t der_len = sizeof der;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  CHECK(ctx && EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, ec_key, NULL) == 1);
+  CHECK(EVP_DigestSign(ctx, der, &der_len, (unsigned char *)tok, n) == 1);
+  EVP_MD_CTX_free(ctx);
+  const unsigned char *p = der;
+  ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+  CHECK(es != NULL);
+  CHECK(BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32) == 32);
+  CHECK(BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32) == 32);
+  ECDSA_SIG_free(es);
+  tok[n++] = '.';
+  n += b64url(tok + n, raw, 64);
+  *len = n;
+  return tok;
+}
+
+/* A JWK Set from fuzzed bytes: loaded or refused, with a reason, never half-made. */
+static void load_jwks(const uint8_t *data, size_t len) {
+  sl_keyset_t *ks;
+  CHECK(sl__keyset_new(&ks) == 0);
+  char err[256] = "";
+  int rc = sl__keyset_add_jwks(ks, (const char *)data, len, (int)(len & 1), err, sizeof err);
+  CHECK(rc == 0 || rc == -EINVAL || rc == -ENOMEM);
+  CHECK(sl__keyset_count(ks) <= SL_MAX_KEYS);
+  if (rc == 0)
+    CHECK(sl__keyset_count(ks) > 0);
+  if (rc == -EINVAL)
+    CHECK(err[0] != '\0');
+  sl__keyset_free(ks);
+}
+
 /* --- what a verdict must look like ----------------------------------------------------------- */
 
 static void check_selectors(const sl_selector_t *sel, size_t n) {
@@ -149,7 +253,7 @@ static int empty(const sl_claims_t *c) {
 static void check_claims(const sl_claims_t *c) {
   check_selectors(c->publish, c->publish_count);
   check_selectors(c->subscribe, c->subscribe_count);
-  CHECK(c->exp == 0 || c->exp > NOW);
+  CHECK(c->exp == 0 || c->exp >= NOW);
   sl_claims_t copy;
   CHECK(sl__claims_copy(&copy, c) == 0);
   CHECK(same_claims(&copy, c));
@@ -233,7 +337,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned mode = control & 3;
   sl_role_t role = (control >> 2) & 1 ? SL_ROLE_SUBSCRIBER : SL_ROLE_PUBLISHER;
   unsigned how = (control >> 3) & 3;
-  const sl_auth_t *auth = (control >> 5) & 1 ? checking : plain;
+  int asymmetric = (control >> 7) & 1;
+  const sl_auth_t *auth = asymmetric ? asym : (control >> 5) & 1 ? checking : plain;
   const uint8_t *rest = data + 1;
   size_t len = size - 1;
 
@@ -243,6 +348,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   char *tok;
   size_t tok_len;
+  if (mode == 0 && asymmetric) {
+    load_jwks(rest, len);
+    return 0;
+  }
   if (mode == 0) {
     tok = malloc(len ? len : 1);
     CHECK(tok != NULL);
@@ -258,7 +367,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       json = (const char *)nul + 1;
       json_len = len - header_len - 1;
     }
-    tok = sign(header, header_len, json, json_len, how, &tok_len);
+    tok = asymmetric ? sign_es256(header, header_len, json, json_len, &tok_len)
+                     : sign(header, header_len, json, json_len, how, &tok_len);
   }
   verify(auth, role, tok, tok_len);
   free(tok);

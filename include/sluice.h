@@ -62,6 +62,9 @@ extern "C" {
                                                     listeners, epoll sets, the log, a refusal */
 #define SL_MIN_HMAC_KEY             32           /* bytes of an HMAC key: 256 bits for HS256,
                                                     RFC 7518 3.2 */
+#define SL_DEFAULT_JWT_LEEWAY       30.0         /* seconds of clock skew allowed on a token's
+                                                    exp, nbf and iat */
+#define SL_MAX_JWT_LEEWAY           600.0        /* the largest jwt_leeway accepted */
 
 typedef struct sl_hub_s sl_hub_t;
 
@@ -75,11 +78,30 @@ typedef struct sl_config_s {
   const char *listen[SL_MAX_LISTEN];  /* "HOST:PORT" or "[V6]:PORT"; none = SL_DEFAULT_LISTEN */
   unsigned listen_count;
   unsigned workers;                   /* loop threads; 0 = the cores this process may run on */
-  const char *jwt_key;                /* HS256 key for publishers and subscribers */
+  /* Token keys. A role trusts the union of its key value, key file and JWK Set; each role-
+   * specific field overrides the shared one of its kind. A token's alg must fit the key's type
+   * (HS256/384/512: secrets; RS/PS256/384/512: RSA >= 2048 bits; ES256/384/512: EC P-256/384/521;
+   * EdDSA: Ed25519). */
+  const char *jwt_key;                /* an HMAC secret, or PEM text of a public key or
+                                         certificate ("-----BEGIN..."), for both roles */
   const char *publisher_jwt_key;      /* overrides jwt_key for publishers */
   const char *subscriber_jwt_key;     /* overrides jwt_key for subscribers */
-  const char *jwt_audience;           /* required "aud" member; NULL = not checked */
-  const char *jwt_issuer;             /* required "iss"; NULL = not checked */
+  const char *jwt_key_file;           /* path: a PEM public key or certificate, or a file
+                                         holding an HMAC secret (one trailing newline dropped) */
+  const char *publisher_jwt_key_file; /* overrides jwt_key_file for publishers */
+  const char *subscriber_jwt_key_file;/* overrides jwt_key_file for subscribers */
+  const char *jwks_file;              /* path: a JWK Set (RFC 7517); keys picked by kid */
+  const char *publisher_jwks_file;    /* overrides jwks_file for publishers */
+  const char *subscriber_jwks_file;   /* overrides jwks_file for subscribers */
+  const char *jwt_audience;           /* the resource identifier tokens' "aud" must hold; NULL =
+                                         public_url (with jwt_legacy: NULL = not checked) */
+  const char *jwt_issuer;             /* the "iss" tokens must carry exactly; NULL = any (still
+                                         required unless jwt_legacy) */
+  int jwt_legacy;                     /* 1: also accept pre-standard tokens: typ JWT or none, no
+                                         exp, no iss, no aud check unless jwt_audience is set,
+                                         and grants in the "mercure" claim */
+  double jwt_leeway;                  /* seconds of clock skew allowed on exp, nbf and iat, at
+                                         most SL_MAX_JWT_LEEWAY */
   const char *public_url;             /* the hub's URL as clients reach it, "http(s)://host[:port]
                                          /path": the base of relative topics and URL patterns,
                                          and its path is where the hub answers; NULL =

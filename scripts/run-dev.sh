@@ -3,7 +3,9 @@
 # the demo page URL and a ready-to-paste publish command.
 set -euo pipefail
 bin=$1 addr=$2 key=$3
-pub=$("$bin" token --key "$key" --publish '*' --subscribe '*' --exp 86400)
+# A spec token: aud is the hub's URL (its default resource identifier), iss names the issuer.
+pub=$("$bin" token --key "$key" --publish '*' --subscribe '*' --exp 86400 \
+      --audience "http://$addr/.well-known/mercure" --issuer sluice-dev)
 cat <<MSG
 
   sluice (development key — never use it in production)

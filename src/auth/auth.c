@@ -1,31 +1,30 @@
-/* auth.c — JWT access tokens: verifying the HMAC-signed tokens that publishers and subscribers
- * present, turning their grants into topic selectors, and minting tokens for operators. It is
- * the only file that knows libjwt and jansson. It does not find the token in a request (header
- * or cookie: policy.c does) nor decide what a selector means: topic.c classifies each grant and
- * matches it.
+/* auth.c — JWT access tokens: validating the tokens that publishers and subscribers present
+ * (the spec's Token Validation profile, or the pre-standard one), turning their grants into topic
+ * selectors, and minting tokens for operators. It does not find the token in a request (header
+ * or cookie: policy.c does), hold keys or check signatures (keys.c does), nor decide what a
+ * selector means (topic.c classifies and matches each grant).
  *
- * Verification reads the JOSE header itself first, so that the allowlist of algorithms and the
- * typ check never depend on a library's, then checks the HMAC with OpenSSL's EVP over the signing
- * input with the configured key (libjwt 1.10's jwt_decode refuses every typ but "JWT", so the
- * at+jwt tokens the Mercure spec asks publishers to mint could never verify through it), and then
- * reads the claims from the exact payload bytes that were signed. libjwt mints tokens.
+ * Verification reads the JOSE header itself first, so that the allowlist of algorithms, the typ
+ * check and the kid never depend on a library's reading, then has keys.c check the signature over
+ * the signing input with the keys the alg and kid select, and then reads the claims from the
+ * exact payload bytes that were signed.
  */
 #include "auth/auth.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <jansson.h>
-#include <jwt.h>
 
+#include "auth/keys.h"
+#include "common/b64url.h"
 #include "common/uuid.h"
 
 /* The longest token accepted, in bytes. It is also the implementation-defined bound the spec
@@ -33,17 +32,20 @@
  * inside the token. Browsers cap a cookie near 4 KiB; headers may carry more. */
 #define MAX_TOKEN_LEN 16384
 
-/* The longest decoded JOSE header accepted, in bytes; an HMAC header is well under 100. */
-#define MAX_HEADER_LEN 512
+/* The longest decoded JOSE header accepted, in bytes; alg, typ and a kid are well under 200. */
+#define MAX_HEADER_LEN 1024
+/* The longest kid accepted, in bytes. */
+#define MAX_KID_LEN 256
 
 #define MERCURE_DETAIL_TYPE "https://mercure.rocks/authorization-detail"
 #define MINTED_SUBJECT "sluice-token"
 
 struct sl_auth_s {
-  char *key[2];       /* indexed by sl_role_t; NULL when that role cannot authenticate */
-  int key_len[2];
-  char *audience;     /* NULL = aud not checked */
-  char *issuer;       /* NULL = iss not checked */
+  sl_keyset_t *keys[2]; /* indexed by sl_role_t; empty when that role cannot authenticate */
+  char *audience;       /* NULL = aud not checked */
+  char *issuer;         /* NULL = iss not compared */
+  int legacy;
+  int64_t leeway;       /* seconds */
   const char *topic_base; /* the hub's URL, for relative URL patterns in grants; borrowed */
 };
 
@@ -55,98 +57,82 @@ static int copy_string(char **out, const char *s) {
   return *out ? 0 : -ENOMEM;
 }
 
-int sl__auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
-                const char *audience, const char *issuer) {
-  assert(auth);
+/* One role's keys: its value, its file and its JWK Set; an error names which of them failed. */
+static int load_keys(sl_keyset_t *ks, const sl_auth_config_t *cfg, int role, char *err,
+                     size_t errlen) {
+  static const char *const what[2][3] = {
+    {"publisher key", "publisher key file", "publisher JWK Set"},
+    {"subscriber key", "subscriber key file", "subscriber JWK Set"}};
+  char detail[384] = "";
+  int rc = 0, which = 0;
+  /* An empty value is no key at all: an empty HMAC secret would let anyone sign. */
+  if (cfg->key[role] && cfg->key[role][0])
+    rc = sl__keyset_add_value(ks, cfg->key[role], strlen(cfg->key[role]), cfg->allow_weak, detail,
+                              sizeof detail);
+  if (!rc && cfg->key_file[role] && cfg->key_file[role][0]) {
+    which = 1;
+    rc = sl__keyset_add_file(ks, cfg->key_file[role], cfg->allow_weak, detail, sizeof detail);
+  }
+  if (!rc && cfg->jwks_file[role] && cfg->jwks_file[role][0]) {
+    which = 2;
+    rc = sl__keyset_add_jwks_file(ks, cfg->jwks_file[role], cfg->allow_weak, detail,
+                                  sizeof detail);
+  }
+  if (rc == -EINVAL && err && errlen)
+    snprintf(err, errlen, "%s: %s", what[role][which], detail);
+  return rc;
+}
+
+int sl__auth_new(sl_auth_t **auth, const sl_auth_config_t *cfg, char *err, size_t errlen) {
+  assert(auth && cfg);
   *auth = NULL;
-  const char *keys[2] = {[SL_ROLE_PUBLISHER] = publisher_key,
-                         [SL_ROLE_SUBSCRIBER] = subscriber_key};
+  if (err && errlen)
+    err[0] = '\0';
+  if (cfg->leeway < 0 || cfg->leeway > SL_AUTH_MAX_LEEWAY) {
+    if (err && errlen)
+      snprintf(err, errlen, "the leeway must be 0 to %d seconds", SL_AUTH_MAX_LEEWAY);
+    return -EINVAL;
+  }
   sl_auth_t *a = calloc(1, sizeof(*a));
   if (!a)
     return -ENOMEM;
+  a->legacy = cfg->legacy;
+  a->leeway = cfg->leeway;
+  int rc = -ENOMEM;
+  if (copy_string(&a->audience, cfg->audience) < 0 || copy_string(&a->issuer, cfg->issuer) < 0)
+    goto fail;
   for (int r = 0; r < 2; r++) {
-    /* An empty HMAC key would let anyone sign: treat it as no key at all. */
-    if (!keys[r] || !keys[r][0])
-      continue;
-    size_t len = strlen(keys[r]);
-    if (len > INT_MAX) {
-      sl__auth_free(a);
-      return -EINVAL;
-    }
-    if (copy_string(&a->key[r], keys[r]) < 0)
-      goto fail_alloc;
-    a->key_len[r] = (int)len;
+    if ((rc = sl__keyset_new(&a->keys[r])) < 0 || (rc = load_keys(a->keys[r], cfg, r, err, errlen)))
+      goto fail;
   }
-  if (copy_string(&a->audience, audience) < 0 || copy_string(&a->issuer, issuer) < 0)
-    goto fail_alloc;
   *auth = a;
   return 0;
 
-fail_alloc:
+fail:
   sl__auth_free(a);
-  return -ENOMEM;
+  return rc;
 }
 
 void sl__auth_free(sl_auth_t *auth) {
   if (!auth)
     return;
-  for (int r = 0; r < 2; r++) {
-    if (auth->key[r]) {
-      explicit_bzero(auth->key[r], (size_t)auth->key_len[r]);
-      free(auth->key[r]);
-    }
-  }
+  for (int r = 0; r < 2; r++)
+    sl__keyset_free(auth->keys[r]);
   free(auth->audience);
   free(auth->issuer);
   free(auth);
 }
 
-/* Value of a base64url character plus one, so that zero means "not in the alphabet". */
-static const unsigned char b64url_value[256] = {
-  ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
-  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
-  ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
-  ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
-  ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
-  ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
-  ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
-  ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
-};
-
-/* Bytes that decoding len base64url characters yields. */
-static size_t b64url_decoded_len(size_t len) {
-  return len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-}
-
-/* Strict base64url without padding (RFC 7515 section 2): only the alphabet, and unused trailing
- * bits zero, so that one text has one meaning, whichever decoder reads it. Writes
- * b64url_decoded_len(len) bytes to out. 0 or -EINVAL. */
-static int b64url_decode(unsigned char *out, const char *in, size_t len) {
-  if (len % 4 == 1)
-    return -EINVAL;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned v = b64url_value[(unsigned char)in[i]];
-    if (!v)
-      return -EINVAL;
-    acc = acc << 6 | (v - 1);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      *out++ = (unsigned char)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
-  }
-  return acc ? -EINVAL : 0;
+int sl__auth_has_key(const sl_auth_t *auth, sl_role_t role) {
+  return sl__keyset_count(auth->keys[role]) > 0;
 }
 
 /* Parses a base64url JSON object strictly, rejecting duplicate member names: with duplicates,
  * two readers of the same token could disagree about its claims. */
 static json_t *decode_object(unsigned char *buf, const char *in, size_t len) {
-  if (b64url_decode(buf, in, len) < 0)
+  if (sl__b64url_decode(buf, in, len) < 0)
     return NULL;
-  json_t *obj = json_loadb((const char *)buf, b64url_decoded_len(len), JSON_REJECT_DUPLICATES,
+  json_t *obj = json_loadb((const char *)buf, sl__b64url_decoded_len(len), JSON_REJECT_DUPLICATES,
                            NULL);
   if (obj && !json_is_object(obj)) {
     json_decref(obj);
@@ -157,19 +143,28 @@ static json_t *decode_object(unsigned char *buf, const char *in, size_t len) {
 
 /* typ is compared case-insensitively with any "application/" prefix removed (RFC 7515 section
  * 4.1.9). at+jwt is the JWT access token type the spec requires (RFC 9068); JWT is what
- * pre-standard Mercure issuers, and libjwt 1.10, put there. */
-static int typ_allowed(const char *typ) {
+ * pre-standard Mercure issuers put there, accepted only in the legacy profile, where typ may also
+ * be absent. */
+static int typ_allowed(const json_t *typ, int legacy) {
   static const char prefix[] = "application/";
-  if (!strncasecmp(typ, prefix, sizeof(prefix) - 1))
-    typ += sizeof(prefix) - 1;
-  return !strcasecmp(typ, "at+jwt") || !strcasecmp(typ, "jwt");
+  if (!typ)
+    return legacy;
+  const char *t = json_string_value(typ);
+  if (!t)
+    return 0;
+  if (!strncasecmp(t, prefix, sizeof(prefix) - 1))
+    t += sizeof(prefix) - 1;
+  return !strcasecmp(t, "at+jwt") || (legacy && !strcasecmp(t, "jwt"));
 }
 
 /* The header checks that come before any signature check: the algorithm must be one of ours
- * whatever the token says, and nothing in it may ask for processing this file does not do. */
-static int check_header(const char *b64, size_t len, jwt_alg_t *alg, const char **why) {
+ * whatever the token says, and nothing in it may ask for processing this file does not do. The
+ * kid, when present, is copied into kid (MAX_KID_LEN + 1 bytes); kid[0] is 0 when absent. */
+static int check_header(const sl_auth_t *auth, const char *b64, size_t len, sl_jws_alg_t *alg,
+                        char *kid, const char **why) {
   unsigned char buf[MAX_HEADER_LEN];
-  if (b64url_decoded_len(len) > sizeof(buf)) {
+  kid[0] = '\0';
+  if (sl__b64url_decoded_len(len) > sizeof(buf)) {
     *why = "header too long";
     return -EACCES;
   }
@@ -179,24 +174,20 @@ static int check_header(const char *b64, size_t len, jwt_alg_t *alg, const char 
     return -EACCES;
   }
   int err = -EACCES;
-  const char *name = json_string_value(json_object_get(header, "alg"));
-  static const struct {
-    const char *name;
-    jwt_alg_t alg;
-  } allowed[] = {{"HS256", JWT_ALG_HS256}, {"HS384", JWT_ALG_HS384}, {"HS512", JWT_ALG_HS512}};
-  *alg = JWT_ALG_INVAL;
-  for (size_t i = 0; name && i < sizeof(allowed) / sizeof(allowed[0]); i++)
-    if (!strcmp(name, allowed[i].name))
-      *alg = allowed[i].alg;
-  json_t *typ = json_object_get(header, "typ");
-  if (*alg == JWT_ALG_INVAL)
+  json_t *k = json_object_get(header, "kid");
+  *alg = sl__jws_alg(json_string_value(json_object_get(header, "alg")));
+  if (*alg == SL_JWS_INVALID)
     *why = "alg not allowed";
-  else if (typ && (!json_is_string(typ) || !typ_allowed(json_string_value(typ))))
+  else if (!typ_allowed(json_object_get(header, "typ"), auth->legacy))
     *why = "typ not allowed";
   else if (json_object_get(header, "crit"))
     *why = "crit header not supported";   /* RFC 7515 4.1.11: we understand no extension */
+  else if (k && (!json_is_string(k) || json_string_length(k) > MAX_KID_LEN))
+    *why = "malformed kid";
   else
     err = 0;
+  if (!err && k)
+    memcpy(kid, json_string_value(k), json_string_length(k) + 1);
   json_decref(header);
   return err;
 }
@@ -212,23 +203,28 @@ static int numeric_date(const json_t *v, double *out) {
   return 0;
 }
 
-static int check_times(const json_t *payload, int64_t now, int64_t *exp_out, const char **why) {
-  double exp, nbf;
+/* exp (required in the spec profile), nbf and iat, each with the leeway for clock skew. *exp_out
+ * is when the hub stops accepting the token (exp plus the leeway), 0 when it has no exp. */
+static int check_times(const sl_auth_t *auth, const json_t *payload, int64_t now,
+                       int64_t *exp_out, const char **why) {
+  double exp, nbf, iat, skew = (double)auth->leeway;
   json_t *v = json_object_get(payload, "exp");
-  /* A token without exp is accepted for now: pre-standard Mercure tokens often have none. This
-   * is where a missing exp is to be rejected once RFC 9068's requirement is enforced. */
   *exp_out = 0;
+  if (!v && !auth->legacy) {
+    *why = "missing exp";   /* RFC 9068 section 2.2, and the spec's Token Validation */
+    return -EACCES;
+  }
   if (v) {
     if (numeric_date(v, &exp) < 0) {
       *why = "malformed exp";
       return -EACCES;
     }
-    if ((double)now >= exp) {
+    if ((double)now >= exp + skew) {
       *why = "token expired";
       return -EACCES;
     }
-    /* now < exp, so exp is positive; a far-future exp is clamped rather than overflowed. */
-    *exp_out = exp >= 9.2e18 ? INT64_MAX : (int64_t)exp;
+    /* now < exp + skew, so that is positive; a far-future exp is clamped, not overflowed. */
+    *exp_out = exp + skew >= 9.2e18 ? INT64_MAX : (int64_t)(exp + skew);
   }
   v = json_object_get(payload, "nbf");
   if (v) {
@@ -236,8 +232,21 @@ static int check_times(const json_t *payload, int64_t now, int64_t *exp_out, con
       *why = "malformed nbf";
       return -EACCES;
     }
-    if ((double)now < nbf) {
+    if ((double)now + skew < nbf) {
       *why = "token not yet valid";
+      return -EACCES;
+    }
+  }
+  v = auth->legacy ? NULL : json_object_get(payload, "iat");
+  if (v) {
+    if (numeric_date(v, &iat) < 0) {
+      *why = "malformed iat";
+      return -EACCES;
+    }
+    /* RFC 7519 4.1.6 only informs; a token issued in the future means a wrong clock or a
+     * forged iat. Checked in the spec profile only: pre-standard hubs never looked at it. */
+    if ((double)now + skew < iat) {
+      *why = "token issued in the future";
       return -EACCES;
     }
   }
@@ -267,12 +276,22 @@ static int check_audience_issuer(const sl_auth_t *auth, const json_t *payload,
       return -EACCES;
     }
   }
-  if (auth->issuer) {
-    const char *iss = json_string_value(json_object_get(payload, "iss"));
-    if (!iss || strcmp(iss, auth->issuer)) {
-      *why = "issuer mismatch";
-      return -EACCES;
-    }
+  /* The spec profile requires iss in every token (RFC 9068 section 4); when the hub is told
+   * its trusted issuer, iss must be exactly it. */
+  json_t *iss = json_object_get(payload, "iss");
+  if (!auth->issuer && auth->legacy)
+    return 0;
+  if (!iss) {
+    *why = "missing iss";
+    return -EACCES;
+  }
+  if (!json_is_string(iss)) {
+    *why = "malformed iss";
+    return -EACCES;
+  }
+  if (auth->issuer && strcmp(json_string_value(iss), auth->issuer)) {
+    *why = "issuer mismatch";
+    return -EACCES;
   }
   return 0;
 }
@@ -440,8 +459,10 @@ static int walk_details(struct grants *g, const json_t *details, const char **wh
   return 0;
 }
 
-static int walk_grants(struct grants *g, const json_t *payload, const char **why) {
-  json_t *v = json_object_get(payload, "mercure");
+/* The legacy mercure claim grants only in the legacy profile: the spec says a token with no
+ * Mercure authorization detail grants nothing. */
+static int walk_grants(struct grants *g, const json_t *payload, int legacy, const char **why) {
+  json_t *v = legacy ? json_object_get(payload, "mercure") : NULL;
   int err = v ? walk_legacy(g, v, why) : 0;
   if (err < 0)
     return err;
@@ -449,10 +470,10 @@ static int walk_grants(struct grants *g, const json_t *payload, const char **why
   return v ? walk_details(g, v, why) : 0;
 }
 
-static int read_grants(const json_t *payload, const char *base, sl_claims_t *claims,
+static int read_grants(const json_t *payload, const char *base, int legacy, sl_claims_t *claims,
                        const char **why) {
   struct grants g = {.base = base};
-  int err = walk_grants(&g, payload, why);
+  int err = walk_grants(&g, payload, legacy, why);
   if (err < 0)
     return err;
   for (int r = 0; r < 2; r++) {
@@ -466,7 +487,7 @@ static int read_grants(const json_t *payload, const char *base, sl_claims_t *cla
     g.next[r] = (char *)(g.sel[r] + g.count[r]);
   }
   g.fill = 1;
-  err = walk_grants(&g, payload, why);
+  err = walk_grants(&g, payload, legacy, why);
   if (err < 0) {
     for (int r = 0; r < 2; r++) {
       sl__selectors_release(g.sel[r], g.used[r]);
@@ -482,31 +503,19 @@ static int read_grants(const json_t *payload, const char *base, sl_claims_t *cla
   return 0;
 }
 
-/* The HMAC of the signing input (header.payload, as given) with the role's key, compared in
- * constant time with the signature segment. alg is one check_header allowed. */
+/* The signature segment decoded and checked by the role's keys that alg and kid select. */
 static int check_signature(const sl_auth_t *auth, sl_role_t role, const char *token,
-                           size_t signed_len, const char *sig, size_t sig_len, jwt_alg_t alg,
-                           const char **why) {
-  const char *digest = alg == JWT_ALG_HS256 ? "SHA256" : alg == JWT_ALG_HS384 ? "SHA384" : "SHA512";
-  unsigned char mac[EVP_MAX_MD_SIZE], given[EVP_MAX_MD_SIZE + 3];
-  size_t mac_len = 0;
-  assert(alg == JWT_ALG_HS256 || alg == JWT_ALG_HS384 || alg == JWT_ALG_HS512);
-  assert(auth->key_len[role] > 0); /* never a check without a key */
-  if (!EVP_Q_mac(NULL, "HMAC", NULL, digest, NULL, auth->key[role], (size_t)auth->key_len[role],
-                 (const unsigned char *)token, signed_len, mac, sizeof mac, &mac_len)) {
-    *why = "signature check failed";
-    return -ENOMEM;
-  }
-  if (b64url_decoded_len(sig_len) > sizeof given) {
+                           size_t signed_len, const char *sig, size_t sig_len, sl_jws_alg_t alg,
+                           const char *kid, const char **why) {
+  /* The longest signature: RSA 8192 bits is 1024 bytes; longer is no signature of ours. */
+  unsigned char given[1024 + 3];
+  if (sl__b64url_decoded_len(sig_len) > sizeof given || sl__b64url_decode(given, sig, sig_len)) {
     *why = "bad signature";
     return -EACCES;
   }
-  if (b64url_decode(given, sig, sig_len) || b64url_decoded_len(sig_len) != mac_len ||
-      CRYPTO_memcmp(given, mac, mac_len) != 0) {
-    *why = "bad signature";
-    return -EACCES;
-  }
-  return 0;
+  return sl__keyset_verify(auth->keys[role], alg, kid[0] ? kid : NULL,
+                           (const unsigned char *)token, signed_len, given,
+                           sl__b64url_decoded_len(sig_len), why);
 }
 
 int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
@@ -514,7 +523,7 @@ int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, si
   assert(auth && claims && why && (role == SL_ROLE_PUBLISHER || role == SL_ROLE_SUBSCRIBER));
   memset(claims, 0, sizeof(*claims));
   *why = NULL;
-  if (!auth->key[role]) {
+  if (!sl__auth_has_key(auth, role)) {
     *why = "no key configured for role";
     return -ENOKEY;
   }
@@ -531,21 +540,22 @@ int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, si
     *why = "not a compact JWS";
     return -EACCES;
   }
-  jwt_alg_t alg;
-  int err = check_header(token, (size_t)(dot1 - token), &alg, why);
+  sl_jws_alg_t alg;
+  char kid[MAX_KID_LEN + 1];
+  int err = check_header(auth, token, (size_t)(dot1 - token), &alg, kid, why);
   if (err < 0)
     return err;
 
   const char *body = dot1 + 1;
   size_t body_len = (size_t)(dot2 - body);
-  unsigned char *decoded = malloc(b64url_decoded_len(body_len) + 1);
+  unsigned char *decoded = malloc(sl__b64url_decoded_len(body_len) + 1);
   if (!decoded) {
     *why = "out of memory";
     return -ENOMEM;
   }
   json_t *payload = NULL;
   err = check_signature(auth, role, token, (size_t)(dot2 - token), dot2 + 1,
-                        len - (size_t)(dot2 + 1 - token), alg, why);
+                        len - (size_t)(dot2 + 1 - token), alg, kid, why);
   if (err < 0)
     goto out;
   payload = decode_object(decoded, body, body_len);
@@ -555,11 +565,11 @@ int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, si
     goto out;
   }
   int64_t exp;
-  err = check_times(payload, now, &exp, why);
+  err = check_times(auth, payload, now, &exp, why);
   if (!err)
     err = check_audience_issuer(auth, payload, why);
   if (!err)
-    err = read_grants(payload, auth->topic_base, claims, why);
+    err = read_grants(payload, auth->topic_base, auth->legacy, claims, why);
   if (!err)
     claims->exp = exp;
 
@@ -708,41 +718,50 @@ static int valid_list(const char *const *list, size_t n) {
   return 1;
 }
 
-/* libjwt 1.10 always writes "typ":"JWT" into the header it signs (it overrides any typ set with
- * jwt_add_header), so minted tokens carry that until the signing moves off libjwt 1.10. */
+/* header.payload.signature, each segment base64url of its bytes; the signature an HMAC-SHA256 of
+ * the first two with key. *out malloc'ed. 0 or -ENOMEM. */
+static int sign_hs256(const char *key, const char *payload, char **out) {
+  static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}";
+  size_t plen = strlen(payload);
+  size_t hlen = sl__b64url_encoded_len(sizeof header - 1), blen = sl__b64url_encoded_len(plen);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t mac_len = 0;
+  char *tok = malloc(hlen + 1 + blen + 1 + sl__b64url_encoded_len(sizeof mac) + 1);
+  if (!tok)
+    return -ENOMEM;
+  size_t n = sl__b64url_encode(tok, (const unsigned char *)header, sizeof header - 1);
+  tok[n++] = '.';
+  n += sl__b64url_encode(tok + n, (const unsigned char *)payload, plen);
+  if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, strlen(key), (unsigned char *)tok, n,
+                 mac, sizeof mac, &mac_len)) {
+    free(tok);
+    return -ENOMEM;
+  }
+  tok[n++] = '.';
+  n += sl__b64url_encode(tok + n, mac, mac_len);
+  tok[n] = '\0';
+  *out = tok;
+  return 0;
+}
+
 int sl__token_mint(const char *key, const char *const *publish, size_t npublish,
                   const char *const *subscribe, size_t nsubscribe, int64_t exp_seconds,
                   const char *audience, const char *issuer, char **out) {
   assert(out);
   *out = NULL;
   int64_t now = (int64_t)time(NULL);
-  if (!key || !key[0] || strlen(key) > INT_MAX || exp_seconds < 0 ||
-      exp_seconds > INT64_MAX - now || !valid_list(publish, npublish) ||
-      !valid_list(subscribe, nsubscribe))
+  if (!key || !key[0] || exp_seconds < 0 || exp_seconds > INT64_MAX - now ||
+      !valid_list(publish, npublish) || !valid_list(subscribe, nsubscribe))
     return -EINVAL;
   json_t *claims = mint_claims(publish, npublish, subscribe, nsubscribe, now, exp_seconds,
                                audience, issuer);
   if (!claims)
     return -ENOMEM;
   int err = -ENOMEM;
-  jwt_t *jwt = NULL;
   char *json = json_dumps(claims, JSON_COMPACT);
-  if (!json)
-    goto free_claims;
-  if (jwt_new(&jwt))
-    goto free_json;
-  if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)) ||
-      jwt_add_grants_json(jwt, json))
-    goto free_jwt;
-  *out = jwt_encode_str(jwt);
-  if (*out)
-    err = 0;
-
-free_jwt:
-  jwt_free(jwt);
-free_json:
+  if (json)
+    err = sign_hs256(key, json, out);
   free(json);
-free_claims:
   json_decref(claims);
   return err;
 }

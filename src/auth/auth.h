@@ -1,5 +1,6 @@
-/* auth.h — JWT verification and minting (libjwt + jansson; the only files that know them are
- * auth.c and this header). Verifies HMAC-signed tokens against the configured keys and extracts
+/* auth.h — JWT access token verification and minting (jansson reads the JSON; keys.c holds the
+ * keys and checks signatures with OpenSSL). Validates tokens per the Mercure spec's Token
+ * Validation profile (or the pre-standard one when legacy is set) and extracts
  * the topic selectors a token grants for publishing and subscribing, from the legacy
  * {"mercure":{"publish":[...],"subscribe":[...]}} claim and from RFC 9396 authorization_details
  * entries of type "https://mercure.rocks/authorization-detail".
@@ -22,23 +23,48 @@ typedef struct sl_claims_s {
   size_t publish_count;
   sl_selector_t *subscribe;
   size_t subscribe_count;
-  int64_t exp;        /* seconds since the epoch; 0 when the token has none */
+  int64_t exp;        /* seconds since the epoch after which the token is no longer accepted
+                         (its exp plus the leeway); 0 when it has none (legacy profile) */
 } sl_claims_t;
 
 typedef struct sl_auth_s sl_auth_t;
 
-/* Keys may be NULL or "" (that role then cannot authenticate). audience/issuer NULL = not
- * checked. Copies every string. 0, -EINVAL (a key longer than INT_MAX) or -ENOMEM. */
-int sl__auth_new(sl_auth_t **auth, const char *publisher_key, const char *subscriber_key,
-                const char *audience, const char *issuer);
+/* The longest leeway accepted, in seconds. */
+#define SL_AUTH_MAX_LEEWAY 600
+
+/* How tokens are validated. Strings are borrowed for the sl__auth_new call. Each role's trusted
+ * keys are the union of its key value, key file and JWK Set file (any may be NULL). */
+typedef struct sl_auth_config_s {
+  const char *key[2];        /* indexed by sl_role_t: an HMAC secret, or PEM text (a value
+                                starting with "-----BEGIN": a public key or certificate) */
+  const char *key_file[2];   /* a PEM public key or certificate, or a file holding a secret */
+  const char *jwks_file[2];  /* a JWK Set (RFC 7517) */
+  const char *audience;      /* the resource identifier "aud" must hold; NULL = not checked */
+  const char *issuer;        /* the "iss" tokens must carry exactly; NULL = any (in the spec
+                                profile iss must still be present) */
+  int legacy;                /* 1: the pre-standard profile: typ JWT or none also accepted, exp
+                                and iss optional, the "mercure" claim grants as well */
+  int64_t leeway;            /* seconds of clock skew allowed on exp, nbf and iat, 0-600 */
+  int allow_weak;            /* 1: accept HMAC secrets shorter than 32 bytes (tests only) */
+} sl_auth_config_t;
+
+/* Builds the validator, loading every key and file. 0; -EINVAL with err saying which key or file
+ * is wrong and why (unreadable, not a public key, weak secret, RSA under 2048 bits, bad JWK Set,
+ * leeway out of range); -ENOMEM. A role with no key cannot authenticate (-ENOKEY on verify). */
+int sl__auth_new(sl_auth_t **auth, const sl_auth_config_t *cfg, char *err, size_t errlen);
 void sl__auth_free(sl_auth_t *auth);
 
+/* 1 when role has at least one trusted key. */
+int sl__auth_has_key(const sl_auth_t *auth, sl_role_t role);
+
 /* Verifies token (len bytes, not NUL-terminated) for role at time now (seconds since the epoch).
- * 0 and *claims filled; -EACCES for any invalid token (bad signature, alg not HS256/HS384/HS512,
- * typ other than JWT/at+jwt/application/at+jwt when present, expired, not yet valid (nbf), wrong
- * aud/iss when configured, malformed claims, unsupported match_type, a URL pattern or legacy URI
- * template grant that does not compile) with *why a short reason for
- * logs; -ENOKEY when no key is configured for role; -ENOMEM. On any error *claims is empty. */
+ * 0 and *claims filled; -EACCES for any invalid token with *why a short reason naming the rule,
+ * safe to quote in a WWW-Authenticate error_description (ASCII, no quote or backslash): "alg not
+ * allowed", "alg not allowed for the configured keys", "unknown kid", "bad signature", "typ not
+ * allowed", "missing exp", "token expired", "token not yet valid", "token issued in the future",
+ * "audience mismatch", "missing iss", "issuer mismatch", malformed parts, "unsupported
+ * match_type", a URL pattern or legacy URI template grant that does not compile, ...; -ENOKEY when no key is configured for role; -ENOMEM. On any error *claims is
+ * empty. claims->exp is when the hub stops accepting the token: its exp plus the leeway. */
 int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
                    int64_t now, sl_claims_t *claims, const char **why);
 
@@ -56,11 +82,11 @@ void sl__claims_free(sl_claims_t *claims);
  * 0, or -ENOMEM with dst empty. */
 int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src);
 
-/* Mints an HS256 token granting publish on publish[] and subscribe on
- * subscribe[] (as authorization_details and, for older clients, the legacy mercure claim), with
- * iat, exp = now + exp_seconds (0 = no exp), sub, client_id, jti, and aud/iss when given. Its
- * header says "typ":"JWT", not "at+jwt": libjwt 1.10 overrides any typ it is given. *out is
- * malloc'ed. 0, -EINVAL or -ENOMEM. */
+/* Mints an HS256 JWT access token (header {"alg":"HS256","typ":"at+jwt"}) granting publish on
+ * publish[] and subscribe on subscribe[] (as authorization_details and, for pre-standard hubs,
+ * the legacy mercure claim), with iat, exp = now + exp_seconds (0 = no exp, which only a legacy
+ * hub accepts), sub, client_id, jti, and aud/iss when given. *out is malloc'ed. 0, -EINVAL or
+ * -ENOMEM. */
 int sl__token_mint(const char *key, const char *const *publish, size_t npublish,
                   const char *const *subscribe, size_t nsubscribe, int64_t exp_seconds,
                   const char *audience, const char *issuer, char **out);

@@ -16,7 +16,10 @@
 #include "common/text.h"
 
 static const char *const role_names[] = {"publisher", "subscriber"};
-static const char *const key_flags[] = {"--publisher-jwt-key", "--subscriber-jwt-key"};
+static const char *const key_flags[] = {"--publisher-jwt-key, --publisher-jwt-key-file or "
+                                        "--publisher-jwks-file",
+                                        "--subscriber-jwt-key, --subscriber-jwt-key-file or "
+                                        "--subscriber-jwks-file"};
 
 const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malformed) {
   *malformed = 0;
@@ -101,7 +104,7 @@ int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t ro
   static const char invalid_token[] = "invalid_token";
   size_t len = 0;
   int malformed;
-  char what[160];
+  char what[256];
   memset(v, 0, sizeof *v);
   memset(claims, 0, sizeof *claims);
   const char *tok = sl__auth_token(cred, &len, &malformed);
@@ -128,11 +131,15 @@ int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t ro
     return 0;
   }
   if (r == -ENOKEY) {
-    snprintf(what, sizeof what, "this hub has no %s key configured (--jwt-key or %s)",
+    snprintf(what, sizeof what, "this hub has no %s key configured (--jwt-key, --jwks-file or %s)",
              role_names[role], key_flags[role]);
     return refuse(v, -ENOKEY, 401, invalid_token, what);
   }
   sl__log(SL_LOG_DEBUG, "%s token rejected: %s", role_names[role], why);
-  snprintf(what, sizeof what, "the %s token is not valid", role_names[role]);
-  return refuse(v, -EACCES, 401, invalid_token, what);
+  /* The rule broken, for whoever debugs the client (RFC 6750 3: error_description). auth.c's
+   * reasons are ASCII without quotes or backslashes, so they fit a quoted-string as they are. */
+  snprintf(what, sizeof what, "the %s token is not valid: %s", role_names[role], why);
+  refuse(v, -EACCES, 401, invalid_token, what);
+  snprintf(v->description, sizeof v->description, "%s", why);
+  return -EACCES;
 }

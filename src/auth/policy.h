@@ -36,12 +36,14 @@ typedef struct sl_credentials_s {
 
 /* The outcome of sl__auth_request. On a refusal, status, error and message are the answer:
  * error is the WWW-Authenticate: Bearer challenge's error code ("invalid_token",
- * "invalid_request"; static storage), or NULL when the refusal carries no challenge; message the
- * body text saying what was wrong. */
+ * "invalid_request"; static storage), or NULL when the refusal carries no challenge; description
+ * its error_description; message the body text saying what was wrong. */
 typedef struct sl_auth_verdict_s {
   int present;          /* 1: the request presented a token (even one refused) */
   int status;           /* 0: not refused; else 400, 401 or 403 */
   const char *error;
+  char description[160]; /* for an invalid token, the rule it broke (the challenge's
+                            error_description: ASCII, no quotes or backslashes); else "" */
   char message[320];
 } sl_auth_verdict_t;
 
@@ -60,7 +62,9 @@ const char *sl__auth_token(const sl_credentials_t *cred, size_t *len, int *malfo
  *   -EPERM   403: a publish authorized by cookie whose Origin, else Referer, is not among
  *            cred->publish_origins (nor names Host when that is allowed);
  *   -ENOKEY  401: no key configured for role (the message names the flag that sets one);
- *   -EACCES  401: the token is not valid for role (also when verifying ran out of memory).
+ *   -EACCES  401: the token is not valid for role (also when verifying ran out of memory); the
+ *            challenge says error="invalid_token" with an error_description naming the rule
+ *            broken (expired, bad signature, ...) and the message says it too.
  * On any refusal *claims is empty. */
 int sl__auth_request(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_role_t role,
                      const sl_credentials_t *cred, int64_t now, sl_claims_t *claims,

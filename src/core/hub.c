@@ -31,6 +31,7 @@ void sl_config_init(sl_config_t *cfg) {
   cfg->linger = SL_DEFAULT_LINGER;
   cfg->flush_window = SL_DEFAULT_FLUSH_WINDOW;
   cfg->max_pending = SL_DEFAULT_MAX_PENDING;
+  cfg->jwt_leeway = SL_DEFAULT_JWT_LEEWAY;
 }
 
 const char *sl_version(void) {
@@ -134,7 +135,8 @@ static int check_config(const sl_config_t *c) {
       c->drain_delay < 0 || c->shutdown_timeout < 0 || c->reconnect_spread < 0 || c->linger < 0 ||
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
       c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS ||
-      c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY)
+      c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY ||
+      !(c->jwt_leeway >= 0 && c->jwt_leeway <= SL_MAX_JWT_LEEWAY))
     return -EINVAL;
   if (c->public_url && public_path(c->public_url) == NULL) {
     sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
@@ -315,6 +317,32 @@ static uint64_t default_history_bytes(void) {
   return b < HISTORY_BYTES_MIN ? HISTORY_BYTES_MIN : b > HISTORY_BYTES_MAX ? HISTORY_BYTES_MAX : b;
 }
 
+#define EITHER(role_field, shared) ((role_field) ? (role_field) : (shared))
+
+/* The token validator from the configuration. In the spec profile the hub's resource identifier,
+ * which every token's aud must hold, is jwt_audience or else the hub's public URL (the spec
+ * recommends its canonical URL). 0, -EINVAL (logged: which key or file, and why), -ENOMEM. */
+static int new_auth(sl_hub_t *hub) {
+  const sl_config_t *c = &hub->cfg;
+  sl_auth_config_t ac = {
+    .key = {EITHER(c->publisher_jwt_key, c->jwt_key), EITHER(c->subscriber_jwt_key, c->jwt_key)},
+    .key_file = {EITHER(c->publisher_jwt_key_file, c->jwt_key_file),
+                 EITHER(c->subscriber_jwt_key_file, c->jwt_key_file)},
+    .jwks_file = {EITHER(c->publisher_jwks_file, c->jwks_file),
+                  EITHER(c->subscriber_jwks_file, c->jwks_file)},
+    .audience = c->jwt_legacy ? c->jwt_audience : EITHER(c->jwt_audience, c->public_url),
+    .issuer = c->jwt_issuer,
+    .legacy = c->jwt_legacy,
+    .leeway = (int64_t)c->jwt_leeway,
+    .allow_weak = c->allow_weak_key,
+  };
+  char err[512];
+  int r = sl__auth_new(&hub->auth, &ac, err, sizeof err);
+  if (r == -EINVAL)
+    sl__log(SL_LOG_ERROR, "tokens: %s", err);
+  return r;
+}
+
 int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   int r = check_config(cfg);
   if (r)
@@ -338,7 +366,13 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer) ||
       copy_str(hub, SL_MAX_LISTEN + 7, &hub->cfg.cookie_name) ||
       copy_str(hub, SL_MAX_LISTEN + 8, &hub->cfg.publish_origins) ||
-      copy_str(hub, SL_MAX_LISTEN + 9, &hub->cfg.cors_origins))
+      copy_str(hub, SL_MAX_LISTEN + 9, &hub->cfg.cors_origins) ||
+      copy_str(hub, SL_MAX_LISTEN + 10, &hub->cfg.jwt_key_file) ||
+      copy_str(hub, SL_MAX_LISTEN + 11, &hub->cfg.publisher_jwt_key_file) ||
+      copy_str(hub, SL_MAX_LISTEN + 12, &hub->cfg.subscriber_jwt_key_file) ||
+      copy_str(hub, SL_MAX_LISTEN + 13, &hub->cfg.jwks_file) ||
+      copy_str(hub, SL_MAX_LISTEN + 14, &hub->cfg.publisher_jwks_file) ||
+      copy_str(hub, SL_MAX_LISTEN + 15, &hub->cfg.subscriber_jwks_file))
     goto fail;
   if (hub->cfg.public_url) {
     if (copy_str(hub, SL_MAX_LISTEN + 5, &hub->cfg.public_url))
@@ -359,9 +393,7 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     hub->cfg.workers = uv_available_parallelism();
   if (hub->cfg.workers > SL_MAX_WORKERS)
     hub->cfg.workers = SL_MAX_WORKERS;
-  const char *pk = hub->cfg.publisher_jwt_key ? hub->cfg.publisher_jwt_key : hub->cfg.jwt_key;
-  const char *sk = hub->cfg.subscriber_jwt_key ? hub->cfg.subscriber_jwt_key : hub->cfg.jwt_key;
-  if ((r = sl__auth_new(&hub->auth, pk, sk, hub->cfg.jwt_audience, hub->cfg.jwt_issuer)))
+  if ((r = new_auth(hub)))
     goto fail;
   sl__auth_set_topic_base(hub->auth, hub->cfg.public_url); /* relative URL patterns in grants */
   if (hub->cfg.history_max_bytes == 0)

@@ -140,9 +140,13 @@ int main(int argc, char **argv) {
     sl__options_free(&opt);
     return r;
   }
-  if (!cfg->jwt_key && !cfg->publisher_jwt_key)
-    sl__log(SL_LOG_WARN, "no --jwt-key or --publisher-jwt-key: nobody can publish over HTTP");
-  if (!cfg->anonymous && !cfg->jwt_key && !cfg->subscriber_jwt_key)
+  int shared = cfg->jwt_key || cfg->jwt_key_file || cfg->jwks_file;
+  if (!shared && !cfg->publisher_jwt_key && !cfg->publisher_jwt_key_file &&
+      !cfg->publisher_jwks_file)
+    sl__log(SL_LOG_WARN, "no --jwt-key, --jwt-key-file, --jwks-file or publisher key: nobody "
+            "can publish over HTTP");
+  if (!cfg->anonymous && !shared && !cfg->subscriber_jwt_key && !cfg->subscriber_jwt_key_file &&
+      !cfg->subscriber_jwks_file)
     sl__log(SL_LOG_WARN, "no subscriber key and no --anonymous: nobody can subscribe");
 
   daemon_t d;

@@ -66,20 +66,44 @@ static const option_def_t options[] = {
   {"workers", KIND_WORKERS, HUB(workers), FROM_ALL, 0, 0, "N",
    "event-loop threads, 1-256; 0 = one per core this process may run on"},
   {"jwt-key", KIND_STRING, HUB(jwt_key), FROM_ALL, 0, 0, "KEY",
-   "HS256 key that publisher and subscriber tokens are signed with"},
+   "key that publisher and subscriber tokens are verified with: an HMAC secret (HS256/384/512), "
+   "or a PEM public key or certificate (a value starting with -----BEGIN)"},
   {"publisher-jwt-key", KIND_STRING, HUB(publisher_jwt_key), FROM_ALL, 0, 0, "KEY",
    "key for publisher tokens (overrides --jwt-key)"},
   {"subscriber-jwt-key", KIND_STRING, HUB(subscriber_jwt_key), FROM_ALL, 0, 0, "KEY",
    "key for subscriber tokens (overrides --jwt-key)"},
+  {"jwt-key-file", KIND_STRING, HUB(jwt_key_file), FROM_ALL, 0, 0, "FILE",
+   "a PEM public key or certificate (RSA: RS/PS256/384/512; EC P-256/384/521: ES256/384/512; "
+   "Ed25519: EdDSA), or a file holding an HMAC secret; for both roles"},
+  {"publisher-jwt-key-file", KIND_STRING, HUB(publisher_jwt_key_file), FROM_ALL, 0, 0, "FILE",
+   "key file for publisher tokens (overrides --jwt-key-file)"},
+  {"subscriber-jwt-key-file", KIND_STRING, HUB(subscriber_jwt_key_file), FROM_ALL, 0, 0, "FILE",
+   "key file for subscriber tokens (overrides --jwt-key-file)"},
+  {"jwks-file", KIND_STRING, HUB(jwks_file), FROM_ALL, 0, 0, "FILE",
+   "a JWK Set (RFC 7517: RSA, EC, OKP Ed25519, oct keys) for both roles; a token's kid picks "
+   "its key (rotation), one without kid tries every key its alg fits, an unknown kid is "
+   "refused"},
+  {"publisher-jwks-file", KIND_STRING, HUB(publisher_jwks_file), FROM_ALL, 0, 0, "FILE",
+   "JWK Set for publisher tokens (overrides --jwks-file)"},
+  {"subscriber-jwks-file", KIND_STRING, HUB(subscriber_jwks_file), FROM_ALL, 0, 0, "FILE",
+   "JWK Set for subscriber tokens (overrides --jwks-file)"},
   {"jwt-audience", KIND_STRING, HUB(jwt_audience), FROM_ALL, 0, 0, "AUD",
-   "tokens must carry this \"aud\""},
+   "the hub's resource identifier, which every token's \"aud\" must hold; default: the "
+   "--public-url (with --jwt-legacy: not checked unless set)"},
   {"jwt-issuer", KIND_STRING, HUB(jwt_issuer), FROM_ALL, 0, 0, "ISS",
-   "tokens must carry this \"iss\""},
+   "the trusted issuer: tokens must carry exactly this \"iss\" (without it any iss is "
+   "accepted, but one is still required unless --jwt-legacy)"},
+  {"jwt-leeway", KIND_SECONDS, HUB(jwt_leeway), FROM_ALL, 0, SL_MAX_JWT_LEEWAY, "SECONDS",
+   "clock skew allowed when checking a token's exp, nbf and iat"},
+  {"jwt-legacy", KIND_BOOL, HUB(jwt_legacy), FROM_ALL, 0, 0, NULL,
+   "also accept pre-standard Mercure tokens: typ JWT or none, no exp, no iss, aud unchecked "
+   "unless --jwt-audience is set, and grants in the \"mercure\" claim"},
   {"public-url", KIND_STRING, HUB(public_url), FROM_ALL, 0, 0, "URL",
    "the hub's URL as clients reach it (http(s)://host[:port]/path); default "
    "http://<first --listen>/.well-known/mercure"},
   {"allow-weak-key", KIND_BOOL, HUB(allow_weak_key), FROM_ALL, 0, 0, NULL,
-   "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
+   "accept HMAC secrets (from a key, a key file or a JWK Set) shorter than 32 bytes (256 "
+   "bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
   {"cookie-name", KIND_STRING, HUB(cookie_name), FROM_ALL, 0, 0, "NAME",
@@ -849,8 +873,11 @@ void sl__options_usage(FILE *out) {
         "                       only subscribing is, else $SLUICE_JWT_KEY)\n"
         "  --publish TOPIC      grant publishing to TOPIC (\"*\" = any); repeatable\n"
         "  --subscribe TOPIC    grant subscribing to TOPIC (\"*\" = any); repeatable\n"
-        "  --exp SECONDS        lifetime; 0 = never expires (default 3600)\n"
-        "  --audience AUD       set the \"aud\" claim\n"
-        "  --issuer ISS         set the \"iss\" claim\n"
+        "  --exp SECONDS        lifetime; 0 = never expires, for --jwt-legacy hubs only\n"
+        "                       (default 3600)\n"
+        "  --audience AUD       set the \"aud\" claim: the hub's --jwt-audience, else its\n"
+        "                       public URL (https://hub.example/.well-known/mercure)\n"
+        "  --issuer ISS         set the \"iss\" claim (needed unless the hub is legacy)\n"
+        "  The token is HS256 with typ at+jwt, as the Mercure spec asks.\n"
         "  Example: sluice token --key \"$SLUICE_JWT_KEY\" --subscribe '*'\n", out);
 }

@@ -17,10 +17,13 @@
 static void token_usage(FILE *out) {
   fputs("Usage: sluice token [--key KEY] [--publish TOPIC]... [--subscribe TOPIC]...\n"
         "                    [--exp SECONDS] [--audience AUD] [--issuer ISS]\n"
-        "Prints an HS256 token granting the given topics. At least one --publish or --subscribe\n"
-        "is required. Without --key the key comes from SLUICE_PUBLISHER_JWT_KEY (when publishing\n"
-        "is granted), SLUICE_SUBSCRIBER_JWT_KEY (when only subscribing is), or SLUICE_JWT_KEY.\n"
-        "--exp is the lifetime in seconds (default 3600; 0 = never expires).\n", out);
+        "Prints an HS256 JWT access token (typ at+jwt) granting the given topics. At least one\n"
+        "--publish or --subscribe is required. Without --key the key comes from\n"
+        "SLUICE_PUBLISHER_JWT_KEY (when publishing is granted), SLUICE_SUBSCRIBER_JWT_KEY (when\n"
+        "only subscribing is), or SLUICE_JWT_KEY.\n"
+        "--exp is the lifetime in seconds (default 3600; 0 = never expires, which only a hub\n"
+        "with --jwt-legacy accepts). A hub in the spec profile also wants --audience (its\n"
+        "--jwt-audience, else its public URL) and --issuer.\n", out);
 }
 
 static const char *env_value(const char *name) {

@@ -82,15 +82,17 @@ void sl__discovery_serve(sl_conn_t *c, sl_request_t *r, void *data) {
                    "application/json", d->document, d->document_len);
 }
 
-void sl__discovery_challenge(const sl_discovery_t *d, const char *error, char *buf, size_t cap) {
-  int n;
-  if (d && d->metadata_url)
-    n = snprintf(buf, cap, "WWW-Authenticate: Bearer resource_metadata=\"%s\"%s%s%s\r\n",
-                 d->metadata_url, error ? ", error=\"" : "", error ? error : "",
-                 error ? "\"" : "");
-  else
-    n = snprintf(buf, cap, "WWW-Authenticate: Bearer%s%s%s\r\n", error ? " error=\"" : "",
-                 error ? error : "", error ? "\"" : "");
+void sl__discovery_challenge(const sl_discovery_t *d, const char *error, const char *description,
+                             char *buf, size_t cap) {
+  const char *meta = d ? d->metadata_url : NULL;
+  int n = snprintf(buf, cap, "WWW-Authenticate: Bearer%s%s%s", meta ? " resource_metadata=\"" : "",
+                   meta ? meta : "", meta ? "\"" : "");
+  if (n >= 0 && (size_t)n < cap && error)
+    n += snprintf(buf + n, cap - (size_t)n, "%s error=\"%s\"", meta ? "," : "", error);
+  if (n >= 0 && (size_t)n < cap && error && description && description[0])
+    n += snprintf(buf + n, cap - (size_t)n, ", error_description=\"%s\"", description);
+  if (n >= 0 && (size_t)n < cap)
+    n += snprintf(buf + n, cap - (size_t)n, "\r\n");
   if (n < 0 || (size_t)n >= cap)
     snprintf(buf, cap, "WWW-Authenticate: Bearer\r\n");
 }

@@ -35,9 +35,12 @@ void sl__discovery_free(sl_discovery_t *d);
 void sl__discovery_serve(sl_conn_t *c, sl_request_t *r, void *data);
 
 /* The WWW-Authenticate line of a challenge ("WWW-Authenticate: Bearer resource_metadata=...,
- * error=...\r\n") into buf: error NULL for a challenge without an error code (no token was
- * presented). The line is cut to cap, which >= 96 + strlen(metadata_url) avoids. */
-void sl__discovery_challenge(const sl_discovery_t *d, const char *error, char *buf, size_t cap);
+ * error=..., error_description=...\r\n") into buf: error NULL for a challenge without an error
+ * code (no token was presented), description NULL or "" for none (a quoted-string's content:
+ * no quotes or backslashes). The line is cut to cap, which >= 256 + strlen(metadata_url)
+ * avoids. */
+void sl__discovery_challenge(const sl_discovery_t *d, const char *error, const char *description,
+                             char *buf, size_t cap);
 
 /* The hub link line ("Link: <hub url>; rel=\"mercure\"; last-event-id=\"...\"\r\n", then
  * type and content-type when given, each NULL to leave it out) into buf, the quoted values

@@ -39,9 +39,9 @@ void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m) {
 }
 
 void sl__mercure_challenge(sl_mercure_t *m, sl_conn_t *c, int status, const char *error,
-                           const char *what) {
+                           const char *description, const char *what) {
   char line[SL_ORIGIN_MAX + 1024];
-  sl__discovery_challenge(m->discovery, error, line, sizeof line);
+  sl__discovery_challenge(m->discovery, error, description, line, sizeof line);
   sl__http_error(c, status, line, what);
 }
 
@@ -107,7 +107,7 @@ int sl__mercure_authenticate(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *
   if (e == 0)
     return 0;
   if (v.error)
-    sl__mercure_challenge(m, c, v.status, v.error, v.message);
+    sl__mercure_challenge(m, c, v.status, v.error, v.description, v.message);
   else
     sl__http_error(c, v.status, NULL, v.message);
   return -1;

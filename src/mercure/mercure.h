@@ -61,10 +61,11 @@ void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m);
 int sl__mercure_rate_limited(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r);
 
 /* Refuses the request with status and a WWW-Authenticate: Bearer challenge carrying the hub's
- * resource_metadata and error (NULL: none, as when no token was presented), the body saying
- * what (mercure.c). Every 401 and token-related 403 of the hub goes through here. */
+ * resource_metadata, error (NULL: none, as when no token was presented) and description (the
+ * error_description, NULL: none), the body saying what (mercure.c). Every 401 and token-related
+ * 403 of the hub goes through here. */
 void sl__mercure_challenge(sl_mercure_t *m, sl_conn_t *c, int status, const char *error,
-                           const char *what);
+                           const char *description, const char *what);
 
 /* Verifies the request's token for role (mercure.c). Returns 0 with *present 0 when there is
  * none (the caller decides whether that is allowed), 0 with *present 1 and claims filled when it

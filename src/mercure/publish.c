@@ -32,7 +32,7 @@ static int publisher_auth(sl_mercure_t *m, sl_conn_t *c, const sl_request_t *r,
   if (sl__mercure_authenticate(m, c, r, SL_ROLE_PUBLISHER, claims, &present))
     return -1;
   if (!present) {
-    sl__mercure_challenge(m, c, 401, NULL,
+    sl__mercure_challenge(m, c, 401, NULL, NULL,
                           "publishing needs a token: Authorization: Bearer <JWT> (see `sluice "
                           "token`), or the cookie from a page of a trusted origin");
     return -1;
@@ -108,7 +108,7 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
   for (size_t i = 0; i < ntopics; i++) {
     if (!sl__selectors_match(claims.publish, claims.publish_count, topics[i], strlen(topics[i]))) {
       snprintf(what, sizeof what, "the token does not allow publishing to topic '%.120s'", topics[i]);
-      sl__mercure_challenge(m, c, 403, "insufficient_scope", what);
+      sl__mercure_challenge(m, c, 403, "insufficient_scope", NULL, what);
       goto out;
     }
   }

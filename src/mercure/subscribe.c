@@ -169,7 +169,7 @@ static int subscriber_auth(sl_mercure_t *m, sl_conn_t *c, sl_request_t *r, sl_cl
     char what[WHAT_MAX];
     snprintf(what, sizeof what, "this hub needs a subscriber token (Authorization: Bearer, or "
              "the %.60s cookie)", m->cfg->cookie_name ? m->cfg->cookie_name : SL_COOKIE_NAME);
-    sl__mercure_challenge(m, c, 401, NULL, what);
+    sl__mercure_challenge(m, c, 401, NULL, NULL, what);
     return -1;
   }
   return 0;

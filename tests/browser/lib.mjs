@@ -79,9 +79,11 @@ export async function publish(port, jwt, topic, data, extra = {}) {
   return r.body.trim();
 }
 
-// A running hub: { proc, port, log(), exited: Promise<{code, signal}> }.
+// A running hub: { proc, port, log(), exited: Promise<{code, signal}> }. It runs with
+// --jwt-legacy, because token() mints without aud and iss; a test of the spec profile passes
+// '--jwt-legacy=0' (the later flag wins) and mints with --audience and --issuer.
 function spawnHub(port, args) {
-  const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(BIN, ['--listen', `127.0.0.1:${port}`, '--jwt-legacy', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   started.add(proc);
   let log = '';
   proc.stderr.setEncoding('utf8');

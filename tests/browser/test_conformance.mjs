@@ -293,8 +293,10 @@ before(async () => {
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
   hubUrl = `${origin}/.well-known/mercure`;
+  // The spec profile (lib.mjs starts hubs with --jwt-legacy; the later flag wins), with no
+  // leeway so that a token's stream ends at its exp.
   hub = await startHub(port, ['--jwt-key', KEY, '--anonymous', '--workers', '1',
-    '--jwt-audience', hubUrl, '--jwt-issuer', ISSUER]);
+    '--jwt-legacy=0', '--jwt-leeway', '0', '--jwt-audience', hubUrl, '--jwt-issuer', ISSUER]);
   pubToken = specToken(hubUrl, 'publish', exact('*'));
   browser = await launchChromium();
   anon = await newPage(null);

@@ -234,10 +234,15 @@ class Hub:
         return parse_metrics(request(self.port, "GET", "/metrics").text)
 
 
-def hub_args(port, key=KEY, anonymous=False, extra=(), **flags):
+def hub_args(port, key=KEY, anonymous=False, extra=(), legacy=True, **flags):
+    """legacy: --jwt-legacy, so that the tokens of mint_token (no aud, no iss) and jwt_hs256
+    (typ JWT, the mercure claim) are accepted; test_tokens.py passes legacy=False to test the
+    spec profile."""
     args = [BIN, "--listen", f"127.0.0.1:{port}"]
     if key is not None:
         args += ["--jwt-key", key]
+    if legacy:
+        args.append("--jwt-legacy")
     if anonymous:
         args.append("--anonymous")
     for name, value in flags.items():
@@ -250,7 +255,8 @@ def hub_args(port, key=KEY, anonymous=False, extra=(), **flags):
     return args
 
 
-def start_hub(key=KEY, anonymous=False, extra=(), env=None, ready_timeout=None, **flags):
+def start_hub(key=KEY, anonymous=False, extra=(), env=None, ready_timeout=None, legacy=True,
+              **flags):
     """Starts the daemon on a free loopback port with the given flags (history_size=5 becomes
     --history-size 5; True means a bare flag) and waits until GET /healthz answers 200."""
     ready_timeout = ready_timeout or 20 * SLOW
@@ -260,7 +266,7 @@ def start_hub(key=KEY, anonymous=False, extra=(), env=None, ready_timeout=None, 
     last_error = None
     for _attempt in range(3):  # another process may take the free port before the hub binds it
         port = free_port()
-        args = hub_args(port, key, anonymous, extra, **flags)
+        args = hub_args(port, key, anonymous, extra, legacy, **flags)
         fd, log_path = tempfile.mkstemp(prefix="sluice-hub-", suffix=".log")
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
                                 env=full_env, preexec_fn=_die_with_parent)

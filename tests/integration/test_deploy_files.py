@@ -78,8 +78,10 @@ def wait_until(pred, timeout, step=0.02):
 
 
 def publish(port, data):
-    token = subprocess.run([BIN, "token", "--key", KEY, "--publish", "*"], capture_output=True,
-                           text=True, timeout=10, check=True).stdout.strip()
+    # A spec token, as the deployed hub (no --jwt-legacy) wants: aud is its URL, iss present.
+    token = subprocess.run([BIN, "token", "--key", KEY, "--publish", "*", "--audience",
+                            f"http://127.0.0.1:{port}{MERCURE}", "--issuer", "test_deploy_files"],
+                           capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("POST", MERCURE, urllib.parse.urlencode({"topic": TOPIC, "data": data}),
                  {"Authorization": f"Bearer {token}",
@@ -167,7 +169,7 @@ MUTATIONS = [
      "ENTRYPOINT"),
     ("Dockerfile", "USER 10001:10001", "USER root", "non-root USER"),
     ("Dockerfile", "STOPSIGNAL SIGTERM", "STOPSIGNAL SIGKILL", "STOPSIGNAL"),
-    ("Dockerfile", "libuv1 libjwt0", "libjwt0", "libuv"),
+    ("Dockerfile", "libuv1 libssl3", "libssl3", "libuv"),
     ("nginx.conf", "proxy_buffering off;", "proxy_buffering offf;", "nginx -t"),
 ]
 

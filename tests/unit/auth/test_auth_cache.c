@@ -185,7 +185,8 @@ static void test_claims_copy_verified(void **state) {
   char *jwt = NULL;
   assert_int_equal(sl__token_mint(PUB_KEY, publish, 2, NULL, 0, 3600, NULL, NULL, &jwt), 0);
   sl_auth_t *auth = NULL;
-  assert_int_equal(sl__auth_new(&auth, PUB_KEY, NULL, NULL, NULL), 0);
+  sl_auth_config_t cfg = {.key = {PUB_KEY, NULL}, .legacy = 1};
+  assert_int_equal(sl__auth_new(&auth, &cfg, NULL, 0), 0);
   sl_claims_t verified, copy;
   const char *why;
   int64_t now = (int64_t)time(NULL);

@@ -21,6 +21,9 @@
 #define PUB_KEY "publisher-secret-of-32-bytes-ok!"
 #define SUB_KEY "subscriber-secret-of-32-bytes-ok"
 #define INVALID_TOKEN "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+/* The challenge for a token that fails a rule: the rule named in error_description. */
+#define CHALLENGE(why)                                                                        \
+  "WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"" why "\"\r\n"
 #define TOPIC "https://example.com/a"
 
 static const int64_t NOW = 1700000000;
@@ -47,9 +50,11 @@ static char *cookie(const char *name, const char *tok) {
   return h;
 }
 
+/* The legacy profile: mint() makes tokens without exp or aud. */
 static sl_auth_t *auth_with(const char *pub, const char *sub) {
   sl_auth_t *auth = NULL;
-  assert_int_equal(sl__auth_new(&auth, pub, sub, NULL, NULL), 0);
+  sl_auth_config_t cfg = {.key = {pub, sub}, .legacy = 1};
+  assert_int_equal(sl__auth_new(&auth, &cfg, NULL, 0), 0);
   return auth;
 }
 
@@ -78,6 +83,16 @@ static void expect_refused(const sl_auth_t *auth, sl_auth_cache_t *cache, sl_rol
   if (headers) {
     assert_non_null(v.error);
     assert_non_null(strstr(headers, v.error));
+    /* The rule, when the expected challenge names one, is the verdict's description. */
+    const char *desc = strstr(headers, "error_description=\"");
+    if (desc) {
+      size_t n = strlen(v.description);
+      assert_true(n > 0);
+      assert_memory_equal(desc + strlen("error_description=\""), v.description, n);
+      assert_int_equal(desc[strlen("error_description=\"") + n], '"');
+    } else {
+      assert_string_equal(v.description, "");
+    }
   } else {
     assert_null(v.error);
   }
@@ -157,8 +172,8 @@ static void test_header_wins_over_cookie(void **state) {
   sl_credentials_t cred = {.authorization = good_header, .cookie = bad_cookie};
   expect_ok(auth, NULL, SL_ROLE_SUBSCRIBER, &cred);
   cred = (sl_credentials_t){.authorization = bad_header, .cookie = good_cookie};
-  expect_refused(auth, NULL, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the subscriber token is not valid");
+  expect_refused(auth, NULL, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401, CHALLENGE("bad signature"),
+                 "the subscriber token is not valid: bad signature");
   /* A malformed header is not passed over for a good cookie either. */
   cred = (sl_credentials_t){.authorization = "Basic dXNlcjpwYXNz", .cookie = good_cookie};
   expect_refused(auth, NULL, SL_ROLE_SUBSCRIBER, &cred, -EINVAL, 0, 400,
@@ -330,15 +345,15 @@ static void test_cache_hit_skips_verify(void **state) {
   char *header = bearer(tok);
   sl_credentials_t cred = {.authorization = header};
 
-  expect_refused(other, cache, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the publisher token is not valid");
+  expect_refused(other, cache, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, CHALLENGE("bad signature"),
+                 "the publisher token is not valid: bad signature");
   expect_ok(auth, cache, SL_ROLE_PUBLISHER, &cred);
   expect_ok(other, cache, SL_ROLE_PUBLISHER, &cred);
-  expect_refused(other, NULL, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the publisher token is not valid");
+  expect_refused(other, NULL, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, CHALLENGE("bad signature"),
+                 "the publisher token is not valid: bad signature");
   /* The entry is for the role it was verified for. */
-  expect_refused(other, cache, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the subscriber token is not valid");
+  expect_refused(other, cache, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401, CHALLENGE("bad signature"),
+                 "the subscriber token is not valid: bad signature");
 
   free(header);
   free(tok);
@@ -355,9 +370,11 @@ static void test_no_key_for_role(void **state) {
   char *header = bearer(tok);
   sl_credentials_t cred = {.authorization = header};
   expect_refused(pub_only, NULL, SL_ROLE_SUBSCRIBER, &cred, -ENOKEY, 1, 401, INVALID_TOKEN,
-                 "this hub has no subscriber key configured (--jwt-key or --subscriber-jwt-key)");
+                 "this hub has no subscriber key configured (--jwt-key, --jwks-file or "
+                 "--subscriber-jwt-key, --subscriber-jwt-key-file or --subscriber-jwks-file)");
   expect_refused(sub_only, NULL, SL_ROLE_PUBLISHER, &cred, -ENOKEY, 1, 401, INVALID_TOKEN,
-                 "this hub has no publisher key configured (--jwt-key or --publisher-jwt-key)");
+                 "this hub has no publisher key configured (--jwt-key, --jwks-file or "
+                 "--publisher-jwt-key, --publisher-jwt-key-file or --publisher-jwks-file)");
   free(header);
   free(tok);
   sl__auth_free(sub_only);
@@ -373,19 +390,21 @@ static void test_invalid_token(void **state) {
   char *header = bearer(sub_tok);
   /* Signed with the other role's key. */
   sl_credentials_t cred = {.authorization = header};
-  expect_refused(auth, cache, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the publisher token is not valid");
+  expect_refused(auth, cache, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, CHALLENGE("bad signature"),
+                 "the publisher token is not valid: bad signature");
   /* Not a JWT at all, by header and by cookie. */
   cred = (sl_credentials_t){.authorization = "Bearer not-a-jwt"};
-  expect_refused(auth, cache, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the subscriber token is not valid");
+  expect_refused(auth, cache, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401,
+                 CHALLENGE("not a compact JWS"),
+                 "the subscriber token is not valid: not a compact JWS");
   cred = (sl_credentials_t){.cookie = "mercureAuthorization=not.a.jwt"};
-  expect_refused(auth, cache, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the subscriber token is not valid");
+  expect_refused(auth, cache, SL_ROLE_SUBSCRIBER, &cred, -EACCES, 1, 401,
+                 CHALLENGE("malformed header"),
+                 "the subscriber token is not valid: malformed header");
   /* A refused token is not remembered: it is refused again with the cache. */
   cred = (sl_credentials_t){.authorization = header};
-  expect_refused(auth, cache, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, INVALID_TOKEN,
-                 "the publisher token is not valid");
+  expect_refused(auth, cache, SL_ROLE_PUBLISHER, &cred, -EACCES, 1, 401, CHALLENGE("bad signature"),
+                 "the publisher token is not valid: bad signature");
   free(header);
   free(sub_tok);
   sl__auth_cache_free(cache);

@@ -793,7 +793,9 @@ static void check_token(const char *out, const char *key, sl_role_t role, const 
 
   sl_auth_t *auth;
   const char *why = NULL;
-  assert_int_equal(sl__auth_new(&auth, key, key, aud, iss), 0);
+  sl_auth_config_t cfg = {.key = {key, key}, .audience = aud, .issuer = iss, .legacy = 1,
+                          .allow_weak = 1};
+  assert_int_equal(sl__auth_new(&auth, &cfg, NULL, 0), 0);
   int rc = sl__auth_verify(auth, role, out, len, (int64_t)time(NULL), claims, &why);
   if (rc != 0) fail_msg("token does not verify: %d (%s)", rc, why ? why : "");
   sl__auth_free(auth);
@@ -824,7 +826,8 @@ static void test_token_mints(void **state) {
   assert_int_equal(token(&out, &err, "--key", "k1", "--subscribe", "t", NULL), 0);
   sl_auth_t *auth;
   const char *why;
-  assert_int_equal(sl__auth_new(&auth, "other", "other", NULL, NULL), 0);
+  sl_auth_config_t other = {.key = {"other", "other"}, .legacy = 1, .allow_weak = 1};
+  assert_int_equal(sl__auth_new(&auth, &other, NULL, 0), 0);
   assert_int_equal(sl__auth_verify(auth, SL_ROLE_SUBSCRIBER, out, strlen(out) - 1, now, &claims,
                                   &why), -EACCES);
   sl__auth_free(auth);

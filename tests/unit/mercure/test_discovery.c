@@ -49,12 +49,12 @@ static void test_default_hub(void **state) {
   json_decref(j);
 
   char line[512];
-  sl__discovery_challenge(&d, NULL, line, sizeof line);
+  sl__discovery_challenge(&d, NULL, NULL, line, sizeof line);
   assert_string_equal(line, "WWW-Authenticate: Bearer resource_metadata=\"https://hub.example/"
                             ".well-known/oauth-protected-resource/.well-known/mercure\"\r\n");
-  sl__discovery_challenge(&d, "invalid_token", line, sizeof line);
+  sl__discovery_challenge(&d, "invalid_token", NULL, line, sizeof line);
   assert_non_null(strstr(line, "\", error=\"invalid_token\"\r\n"));
-  sl__discovery_challenge(NULL, "invalid_token", line, sizeof line);
+  sl__discovery_challenge(NULL, "invalid_token", NULL, line, sizeof line);
   assert_string_equal(line, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
   sl__discovery_free(&d);
 }
