@@ -111,6 +111,12 @@ typedef struct sl_config_s {
                                          reach a subscriber in one write; 0 = every update at once */
   size_t max_pending;                 /* updates accepted but not yet written to every subscriber
                                          before a publisher's answer waits; 0 = never wait */
+  int subscriptions;                  /* 1: active subscriptions (the spec's Active
+                                         Subscriptions): a private "mercure" event on the topic
+                                         <hub path>/subscriptions/{match_type}/{match}/{subscriber}
+                                         when each subscription begins and ends, and the
+                                         Subscription API at <hub path>/subscriptions; 0 = off
+                                         (default): neither, at no cost */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

@@ -182,6 +182,14 @@ static int add_routes(sl_hub_t *hub, unsigned i) {
       !sl__route_on(mercure, SL_HTTP_POST, sl__mercure_publish, m) &&
       !sl__route_on(mercure, SL_HTTP_OPTIONS, sl__mercure_preflight, m))
     r = 0;
+  if (r == 0 && hub->subs) {
+    sl_route_t *api = sl__router_add_tree(router, hub->subs_path, "GET, HEAD, OPTIONS",
+                                          "the subscription API answers GET and HEAD");
+    if (api == NULL || sl__route_on(api, SL_HTTP_GET, sl__mercure_subscriptions, m) ||
+        sl__route_on(api, SL_HTTP_HEAD, sl__mercure_subscriptions, m) ||
+        sl__route_on(api, SL_HTTP_OPTIONS, sl__mercure_preflight, m))
+      r = -ENOSPC;
+  }
   for (size_t k = 0; r == 0 && k < sizeof paths / sizeof paths[0]; k++) {
     sl_route_t *rt = sl__router_add(router, paths[k], "GET, HEAD",
                                     "this resource only answers GET and HEAD");
@@ -201,6 +209,10 @@ static void drain_begin(void *arg) {
 
 static void drain_workers(void *arg) {
   sl_hub_t *hub = arg;
+  /* The subscriptions' ends are announced while the bus still takes updates: before every
+   * stream's final frame, and into history. */
+  if (hub->subs)
+    sl__subs_drain(hub->subs);
   sl__bus_close(&hub->bus);
 }
 
@@ -307,11 +319,26 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     goto fail;
   if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;
+  hub->bus.hub_path = hub->path;
+  if (hub->cfg.subscriptions) {
+    hub->bus.keep_last = 1;
+    size_t n = strlen(hub->path) + sizeof "/subscriptions";
+    if ((hub->subs_path = malloc(n)) == NULL) {
+      r = -ENOMEM;
+      goto fail_bus;
+    }
+    snprintf(hub->subs_path, n, "%s/subscriptions", hub->path);
+    if ((r = sl__subs_new(&hub->subs, &hub->bus, hub->path)))
+      goto fail_bus;
+  }
   if ((r = sl__shutdown_init(&hub->shutdown, hub, &drain_ops, hub)))
-    goto fail_bus;
+    goto fail_subs;
   *out = hub;
   return 0;
+fail_subs:
+  sl__subs_free(hub->subs);
 fail_bus:
+  free(hub->subs_path);
   sl__bus_destroy(&hub->bus);
 fail:
   if (hub->history)
@@ -416,6 +443,7 @@ int sl_hub_start(sl_hub_t *hub) {
     contexts = i + 1;
     sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
     hub->mercure[i].path = hub->path;
+    hub->mercure[i].subs = hub->subs;
     hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
     hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;
@@ -490,6 +518,8 @@ void sl_hub_free(sl_hub_t *hub) {
     sl__ratelimit_destroy(&hub->rate_by_token);
   }
   sl__shutdown_destroy(&hub->shutdown);
+  sl__subs_free(hub->subs);
+  free(hub->subs_path);
   sl__history_destroy(hub->history);
   sl__bus_destroy(&hub->bus);
   sl__auth_free(hub->auth);

@@ -79,6 +79,10 @@ static const option_def_t options[] = {
    "accept a --jwt-key shorter than 32 bytes (256 bits); for tests only"},
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
+  {"subscriptions", KIND_BOOL, HUB(subscriptions), FROM_ALL, 0, 0, NULL,
+   "active subscriptions: announce each subscription's start and end as a private update of "
+   "type mercure on <hub path>/subscriptions/{match_type}/{match}/{subscriber}, and serve the "
+   "subscription API there"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",

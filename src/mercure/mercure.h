@@ -13,6 +13,7 @@
 #include "common/ratelimit.h"
 #include "net/bus.h"
 #include "http/http.h"
+#include "mercure/subscriptions.h"
 #include "net/delivery.h"
 #include "sluice.h"
 
@@ -34,6 +35,8 @@ typedef struct sl_mercure_s {
   unsigned jitter_seed;          /* rand_r state for the reconnect jitter of the drain */
   sl_ratelimit_t *rate_by_ip;    /* the hub's, shared; NULL = no limit */
   sl_ratelimit_t *rate_by_token;
+  sl_subs_t *subs;               /* the hub's active subscriptions (--subscriptions), shared;
+                                    NULL = off: no record, no event, no API */
 } sl_mercure_t;
 
 /* 0, or -ENOMEM. The stream ops are the caller's to set (sl__mercure_stream_ops). */
@@ -50,6 +53,9 @@ void sl__mercure_stream_ops(sl_http_stream_ops_t *ops);
 void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m);
+/* The Subscription API (GET and HEAD of the hub's path + "/subscriptions" and every path under
+ * it, subscriptions_api.c); registered only when m->subs is set. */
+void sl__mercure_subscriptions(sl_conn_t *c, sl_request_t *r, void *m);
 
 /* Takes one request from the client's address and token buckets: 0, or 1 after answering 429
  * with Retry-After (mercure.c). */

@@ -219,7 +219,8 @@ static void test_text_messages(void **state) {
 
 /* ---- Topics ------------------------------------------------------------------------------ */
 
-#define RESERVED "topic addresses the hub's reserved namespace /.well-known/mercure"
+#define RESERVED "topic addresses the hub's reserved namespace (its URL's path and everything " \
+                 "under it), where only the hub publishes"
 
 static const char *const topics_ok[] = {
   "https://example.com/foo",
