@@ -75,9 +75,12 @@ int sl__json_finish(sl_json_t *j, char **out, size_t *len) {
     j->failed = 0;
     return -ENOMEM;
   }
-  if (j->buf == NULL && reserve(j, 0)) {
-    j->failed = 0;
-    return -ENOMEM;
+  if (j->buf == NULL) {
+    if (reserve(j, 0)) {
+      j->failed = 0;
+      return -ENOMEM;
+    }
+    j->buf[0] = '\0';
   }
   *out = j->buf;
   *len = j->len;

@@ -61,7 +61,8 @@ static sl_subs_conn_t **record_of(sl_http_stream_t *s) {
 }
 
 /* The subscriptions of the stream ended (token expiry, a slow consumer cut, a gap, the client's
- * close): their termination events go now, not when the last byte is written. */
+ * close): their termination events go now, not when the last byte is written (or the client's
+ * FIN came, up to --linger later). */
 static void subs_end(sl_mercure_t *m, sl_http_stream_t *s) {
   if (m->subs && *record_of(s))
     sl__subs_end(m->subs, *record_of(s));
@@ -133,12 +134,9 @@ static const char *matcher_type(const char *name) {
 static void stream_timeout(sl_http_stream_t *s, sl_conn_t *c, uint64_t now) {
   sl_mercure_t *m = mercure_of(s);
   sl_sub_t *sub = sub_of(s);
-  if (c->flags & SL_CONN_CLOSE_AFTER) {
-    subs_end(m, s); /* ending (a slow consumer cut, a gap): it receives nothing more */
+  if (c->flags & SL_CONN_CLOSE_AFTER)
     return;
-  }
   if (sub->exp > 0 && (int64_t)time(NULL) >= sub->exp) {
-    subs_end(m, s);
     sl__delivery_end(c); /* the token expired: the client must come back with a fresh one */
     return;
   }
@@ -177,7 +175,13 @@ static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
   sl__metric_sub(&m->metrics->subscribers, 1);
 }
 
+static void stream_end(sl_http_stream_t *s, sl_conn_t *c) {
+  (void)c;
+  subs_end(mercure_of(s), s);
+}
+
 void sl__mercure_stream_ops(sl_http_stream_ops_t *ops) {
+  ops->on_end = stream_end;
   ops->on_timeout = stream_timeout;
   ops->on_shutdown = stream_shutdown;
   ops->on_close = stream_close;
