@@ -80,9 +80,8 @@ static const option_def_t options[] = {
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
   {"subscriptions", KIND_BOOL, HUB(subscriptions), FROM_ALL, 0, 0, NULL,
-   "active subscriptions: announce each subscription's start and end as a private update of "
-   "type mercure on <hub path>/subscriptions/{match_type}/{match}/{subscriber}, and serve the "
-   "subscription API there"},
+   "active subscriptions: each subscription's start and end is a private update of type "
+   "mercure under <hub path>/subscriptions/, where the subscription API answers"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
