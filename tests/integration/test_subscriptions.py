@@ -195,6 +195,11 @@ def test_events_and_api(hub):
          "the observer without the grant received no subscription event")
     t.check(len(docs(obs)) >= 6, "while the authorised observer received them all")
 
+    head = ht.request(port, "HEAD", API, headers={"Authorization": f"Bearer {ALL}"})
+    t.check(head.status == 200 and head.body == b"" and cursor(head) is not None,
+            "HEAD of the collection: 200, the Link cursor, no body",
+            (head.status, head.headers, head.body[:80]))
+
     # The API's refusals.
     t.eq(api(port, tok=None).status, 401, "the API without a token: 401")
     r = api(port, tok=NONE)
