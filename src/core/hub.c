@@ -145,6 +145,10 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
     .history_max_bytes = hub->cfg.history_max_bytes,
   };
   sl__history_usage(hub->history, &x.history_entries, &x.history_bytes);
+  if (hub->subs) {
+    x.subscriptions = 1;
+    x.subscriptions_active = sl__subs_count(hub->subs);
+  }
   return sl__metrics_render(&sum, &x, len);
 }
 

@@ -137,6 +137,8 @@ def test_events_and_api(hub):
     now, r, _ = listed(port)
     t.eq(now - base, {("urn:app:1", sub1), ("urn:app:1b", sub1), ("urn:app:2", sub2)},
          "the API's list agrees with the events after the joins")
+    t.eq(ht.metric(hub.metrics(), "sluice_subscriptions_active"), float(len(now)),
+         "sluice_subscriptions_active counts them")
     link = r.header("link") or ""
     t.check(link.startswith(f"<{hub.url}{ht.HUB_PATH}>; rel=\"mercure\"; last-event-id=\"") and
             'type="mercure"' in link and 'content-type="application/json"' in link,
@@ -289,6 +291,8 @@ def test_off():
     t.eq([e for e in obs.events if e.type == "mercure"], [],
          "--subscriptions off: no subscription event")
     t.eq(api(hub.port).status, 404, "--subscriptions off: the API is 404")
+    t.eq(ht.metric(hub.metrics(), "sluice_subscriptions_active"), None,
+         "--subscriptions off: no sluice_subscriptions_active gauge")
     s.close()
     obs.close()
     t.stop_hub(hub)
