@@ -284,11 +284,11 @@ def fmt_num(v):
     return "–" if v is None else "%.0f" % v
 
 
-def section_w6(runs):
+def section_w6(runs, workload="W6"):
     rows = [[p, l[1:], g.cell("churn_accepted"), g.cell("churn_per_sec"), g.cell("churn_errors"),
              g.cell("cpu_us_per_connection", 1, "%.1f"), g.cell("server_rss_kb", 1 / 1024, "%.1f"),
              g.client_cpu(), g.exits()]
-            for p, l, g in groups(runs, "W6")]
+            for p, l, g in groups(runs, workload)]
     return table(["peer", "in flight", "subscriptions", "per second", "errors",
                   "CPU µs/connection", "RSS (MiB)", "client CPU s", "exit"], rows)
 
@@ -393,6 +393,8 @@ SECTIONS = [
      lambda r: section_broadcast(r, "W4U")),
     ("W5", "Slow consumers among fast ones", section_w5),
     ("W6", "Connection churn", section_w6),
+    ("W6S", "Connection churn with --subscriptions (sluice; compare with W6)",
+     lambda r: section_w6(r, "W6S")),
     ("W7", "Drain under load", section_w7),
     ("W7R", "Drain and come back: reconnection to a restarted hub (sluice)", section_w7r),
     ("W8", "Publish throughput", section_w8),

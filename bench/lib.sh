@@ -106,8 +106,10 @@ peer_start() {
       case "$name" in sluice-base*) bin=$SLUICE_BASE_BIN ;; esac
       key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
       token=$("$bin" token --key "$key" --publish '*') || return 1
+      # SLUICE_EXTRA_FLAGS: flags a workload adds (W6S: --subscriptions), split on spaces.
+      # shellcheck disable=SC2086
       spawn "$PEER_DIR/sluice.log" "$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
-        --anonymous --workers "$workers"
+        --anonymous --workers "$workers" ${SLUICE_EXTRA_FLAGS:-}
       PEER_SERVER_PIDS=("$LAST_PID")
       PEER_SIGNAL_PID=$LAST_PID
       # shellcheck disable=SC2034  # read by bench/workloads/w7r_reconnect.sh

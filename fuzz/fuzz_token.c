@@ -239,21 +239,38 @@ static int same_selectors(const sl_selector_t *a, size_t na, const sl_selector_t
   return 1;
 }
 
+static int same_payloads(const sl_claims_t *a, const sl_claims_t *b) {
+  if (a->payload_count != b->payload_count)
+    return 0;
+  for (size_t i = 0; i < a->payload_count; i++) {
+    const sl_payload_t *x = &a->payloads[i], *y = &b->payloads[i];
+    if (x->first != y->first || x->count != y->count || x->len != y->len ||
+        memcmp(x->json, y->json, x->len + 1) != 0)
+      return 0;
+  }
+  return 1;
+}
+
 static int same_claims(const sl_claims_t *a, const sl_claims_t *b) {
-  return a->exp == b->exp &&
+  return a->exp == b->exp && same_payloads(a, b) &&
          same_selectors(a->publish, a->publish_count, b->publish, b->publish_count) &&
          same_selectors(a->subscribe, a->subscribe_count, b->subscribe, b->subscribe_count);
 }
 
 static int empty(const sl_claims_t *c) {
   return c->publish == NULL && c->publish_count == 0 && c->subscribe == NULL &&
-         c->subscribe_count == 0 && c->exp == 0;
+         c->subscribe_count == 0 && c->payloads == NULL && c->payload_count == 0 && c->exp == 0;
 }
 
 static void check_claims(const sl_claims_t *c) {
   check_selectors(c->publish, c->publish_count);
   check_selectors(c->subscribe, c->subscribe_count);
   CHECK(c->exp == 0 || c->exp >= NOW);
+  for (size_t i = 0; i < c->payload_count; i++) {
+    const sl_payload_t *p = &c->payloads[i];
+    CHECK(p->count == 0 || (size_t)p->first + p->count <= c->subscribe_count);
+    CHECK(strlen(p->json) == p->len);
+  }
   sl_claims_t copy;
   CHECK(sl__claims_copy(&copy, c) == 0);
   CHECK(same_claims(&copy, c));

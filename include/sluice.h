@@ -120,7 +120,6 @@ typedef struct sl_config_s {
                                          Access-Control-Allow-Origin with credentials (the
                                          cookie); "*" alone: every origin, never with
                                          credentials; NULL = none (same origin only) */
-  int subscriptions;                  /* 1: active subscriptions (events and the API) */
   size_t max_connections;             /* connections held at once, past which new ones get 503;
                                          0 = the open-files limit less SL_RESERVED_FDS */
   size_t max_conns_per_ip;            /* connections one client address may hold (429 past it);
@@ -147,6 +146,12 @@ typedef struct sl_config_s {
                                          reach a subscriber in one write; 0 = every update at once */
   size_t max_pending;                 /* updates accepted but not yet written to every subscriber
                                          before a publisher's answer waits; 0 = never wait */
+  int subscriptions;                  /* 1: active subscriptions (the spec's Active
+                                         Subscriptions): a private "mercure" event on the topic
+                                         <hub path>/subscriptions/{match_type}/{match}/{subscriber}
+                                         when each subscription begins and ends, and the
+                                         Subscription API at <hub path>/subscriptions; 0 = off
+                                         (default): neither, at no cost */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

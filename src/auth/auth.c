@@ -307,7 +307,30 @@ struct grants {
   sl_selector_t *sel[2];
   char *next[2];                  /* where the next string goes, while filling */
   size_t used[2];
+  size_t payload_count;           /* payloads of subscribe grants, the same two passes */
+  size_t payload_bytes;
+  sl_payload_t *payloads;
+  char *payload_next;
+  size_t payloads_used;
 };
+
+/* A subscribe grant's payload, kept as compact JSON text: it is only ever written out again, in
+ * the subscription's documents. first/count: the grant's selectors (count 0: every one). */
+static void grant_payload(struct grants *g, const json_t *payload, size_t first, size_t count) {
+  size_t len = json_dumpb(payload, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (!g->fill) {
+    g->payload_count++;
+    g->payload_bytes += len + 1;
+    return;
+  }
+  sl_payload_t *p = &g->payloads[g->payloads_used++];
+  p->first = (uint32_t)first;
+  p->count = (uint32_t)count;
+  p->json = g->payload_next;
+  p->len = json_dumpb(payload, g->payload_next, len, JSON_COMPACT | JSON_ENCODE_ANY);
+  g->payload_next[len] = '\0';
+  g->payload_next += len + 1;
+}
 
 /* One selector of kind for role. Counted in the first pass; copied and compiled in the second,
  * where a pattern that does not compile invalidates the token. 0 or -EACCES / -ENOMEM. */
@@ -362,6 +385,9 @@ static int walk_legacy(struct grants *g, const json_t *mercure, const char **why
         return err;
     }
   }
+  json_t *payload = json_object_get(mercure, "payload");
+  if (payload)
+    grant_payload(g, payload, 0, 0);
   return 0;
 
 malformed:
@@ -402,6 +428,7 @@ static int walk_detail(struct grants *g, const json_t *detail, const char **why)
     *why = "malformed payload";
     return -EACCES;
   }
+  size_t first = g->fill ? g->used[SL_ROLE_SUBSCRIBER] : 0;
   json_array_foreach(topics, i, v) {
     json_t *match = json_object_get(v, "match");
     json_t *type = json_object_get(v, "match_type");
@@ -432,6 +459,8 @@ static int walk_detail(struct grants *g, const json_t *detail, const char **why)
         return err;
     }
   }
+  if (payload && roles[SL_ROLE_SUBSCRIBER])
+    grant_payload(g, payload, first, json_array_size(topics));
   return 0;
 }
 
@@ -486,6 +515,15 @@ static int read_grants(const json_t *payload, const char *base, int legacy, sl_c
     }
     g.next[r] = (char *)(g.sel[r] + g.count[r]);
   }
+  if (g.payload_count) {
+    g.payloads = malloc(g.payload_count * sizeof(sl_payload_t) + g.payload_bytes);
+    if (!g.payloads) {
+      free(g.sel[0]);
+      free(g.sel[1]);
+      return -ENOMEM;
+    }
+    g.payload_next = (char *)(g.payloads + g.payload_count);
+  }
   g.fill = 1;
   err = walk_grants(&g, payload, legacy, why);
   if (err < 0) {
@@ -493,9 +531,13 @@ static int read_grants(const json_t *payload, const char *base, int legacy, sl_c
       sl__selectors_release(g.sel[r], g.used[r]);
       free(g.sel[r]);
     }
+    free(g.payloads);
     return err;
   }
-  assert(g.used[0] == g.count[0] && g.used[1] == g.count[1]);
+  assert(g.used[0] == g.count[0] && g.used[1] == g.count[1] &&
+         g.payloads_used == g.payload_count);
+  claims->payloads = g.payloads;
+  claims->payload_count = g.payload_count;
   claims->publish = g.sel[SL_ROLE_PUBLISHER];
   claims->publish_count = g.count[SL_ROLE_PUBLISHER];
   claims->subscribe = g.sel[SL_ROLE_SUBSCRIBER];
@@ -589,7 +631,45 @@ void sl__claims_free(sl_claims_t *claims) {
   sl__selectors_release(claims->subscribe, claims->subscribe_count);
   free(claims->publish);
   free(claims->subscribe);
+  free(claims->payloads);
   memset(claims, 0, sizeof(*claims));
+}
+
+const sl_payload_t *sl__claims_payload(const sl_claims_t *claims, const char *matcher, size_t len) {
+  const sl_payload_t *fallback = NULL;
+  for (size_t i = 0; i < claims->payload_count; i++) {
+    const sl_payload_t *p = &claims->payloads[i];
+    if (p->count == 0) {
+      if (!fallback)
+        fallback = p;
+    } else if (p->first + (size_t)p->count <= claims->subscribe_count &&
+               sl__selectors_match(claims->subscribe + p->first, p->count, matcher, len)) {
+      return p;
+    }
+  }
+  return fallback;
+}
+
+/* The payloads copied into one block, laid out as read_grants lays them. 0 or -ENOMEM. */
+static int copy_payloads(sl_payload_t **out, const sl_payload_t *src, size_t n) {
+  *out = NULL;
+  if (!n)
+    return 0;
+  size_t size = n * sizeof(sl_payload_t);
+  for (size_t i = 0; i < n; i++)
+    size += src[i].len + 1;
+  sl_payload_t *copy = malloc(size);
+  if (!copy)
+    return -ENOMEM;
+  char *next = (char *)(copy + n);
+  for (size_t i = 0; i < n; i++) {
+    copy[i] = src[i];
+    memcpy(next, src[i].json, src[i].len + 1);
+    copy[i].json = next;
+    next += src[i].len + 1;
+  }
+  *out = copy;
+  return 0;
 }
 
 /* One role's selectors copied into a single block: the array, then each string NUL-terminated.
@@ -635,10 +715,12 @@ int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src) {
   memset(dst, 0, sizeof(*dst));
   if (copy_selectors(&dst->publish, src->publish, src->publish_count) < 0)
     return -ENOMEM;
-  if (copy_selectors(&dst->subscribe, src->subscribe, src->subscribe_count) < 0) {
+  if (copy_selectors(&dst->subscribe, src->subscribe, src->subscribe_count) < 0 ||
+      copy_payloads(&dst->payloads, src->payloads, src->payload_count) < 0) {
     sl__claims_free(dst);
     return -ENOMEM;
   }
+  dst->payload_count = src->payload_count;
   dst->publish_count = src->publish_count;
   dst->subscribe_count = src->subscribe_count;
   dst->exp = src->exp;

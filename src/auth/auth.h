@@ -15,17 +15,35 @@
 
 typedef enum { SL_ROLE_PUBLISHER = 0, SL_ROLE_SUBSCRIBER = 1 } sl_role_t;
 
+/* The payload a subscribe grant attaches to the subscriptions it matches (the spec's Payloads):
+ * the grant's selectors are the claims' subscribe[first, first + count), and count 0 means every
+ * subscription (the pre-standard mercure claim's payload, tried after every detail). */
+typedef struct sl_payload_s {
+  uint32_t first;
+  uint32_t count;
+  const char *json;   /* compact JSON text, NUL-terminated, in the payloads' block */
+  size_t len;
+} sl_payload_t;
+
 /* What a verified token grants. Owns its arrays and the strings its selectors borrow: each role's
  * array is one block, the selectors followed by their NUL-terminated texts; and each URL-pattern
- * or URI-template selector's reference to its compiled matcher. */
+ * or URI-template selector's reference to its compiled matcher. The payloads are one more block
+ * of the same shape, in token order. */
 typedef struct sl_claims_s {
   sl_selector_t *publish;
   size_t publish_count;
   sl_selector_t *subscribe;
   size_t subscribe_count;
+  sl_payload_t *payloads;
+  size_t payload_count;
   int64_t exp;        /* seconds since the epoch after which the token is no longer accepted
                          (its exp plus the leeway); 0 when it has none (legacy profile) */
 } sl_claims_t;
+
+/* The payload of the first subscribe grant whose selectors match the subscription's own matcher
+ * text (len bytes) as if it were a topic, then the token-wide one; NULL when none. Borrowed
+ * from claims. */
+const sl_payload_t *sl__claims_payload(const sl_claims_t *claims, const char *matcher, size_t len);
 
 typedef struct sl_auth_s sl_auth_t;
 

@@ -104,6 +104,8 @@ char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, siz
   metric(&b, "sluice_history_max_bytes", "gauge", "Bytes the retained updates may take (--history-max-bytes).", x->history_max_bytes);
   metric(&b, "sluice_history_entries", "gauge", "Updates retained for resume now.", x->history_entries);
   metric(&b, "sluice_history_bytes", "gauge", "Bytes the retained updates take now.", x->history_bytes);
+  if (x->subscriptions)
+    metric(&b, "sluice_subscriptions_active", "gauge", "Active subscriptions (--subscriptions): one per distinct topic matcher of each stream.", x->subscriptions_active);
 
   emit(&b, "# HELP sluice_publish_latency_seconds Time from a publish request's arrival to its answer.\n"
            "# TYPE sluice_publish_latency_seconds histogram\n");

@@ -65,6 +65,8 @@ typedef struct sl_metrics_extra_s {
   uint64_t history_max_bytes;
   uint64_t history_entries;
   uint64_t history_bytes;
+  int subscriptions;             /* 1: --subscriptions is on (then the gauge below is shown) */
+  uint64_t subscriptions_active;
 } sl_metrics_extra_t;
 
 /* Renders Prometheus text exposition into a malloc'ed buffer. NULL when out of memory. */

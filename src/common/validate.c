@@ -5,6 +5,7 @@
  */
 #include "common/validate.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -155,10 +156,9 @@ int sl__check_text(const char *s, size_t len, const char **why) {
 
 /* ---- The reserved topic namespace -------------------------------------------------------- */
 
-/* The hub's URL that topics are resolved against; only its path matters, since a topic
- * addresses the namespace "regardless of scheme or authority". */
+/* The default path of the hub's URL, which topics are resolved against; only its path matters,
+ * since a topic addresses the namespace "regardless of scheme or authority". */
 #define HUB_PATH "/.well-known/mercure"
-#define HUB_DIR "/.well-known/"
 
 static int is_alpha(unsigned char c) {
   return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
@@ -326,9 +326,9 @@ static enum path_kind locate_path(const char *s, size_t len, size_t *from, int *
   return (i < len && s[i] == '/') ? PATH_ABSOLUTE : PATH_NONE;
 }
 
-/* 1 when the topic's resolved, normalised path is the hub's path or lies under it; 0 when not;
- * -ENOMEM. */
-static int addresses_hub(const char *s, size_t len) {
+/* 1 when the topic's resolved, normalised path is the hub's path (hub, which starts with '/') or
+ * lies under it; 0 when not; -ENOMEM. */
+static int addresses_hub(const char *s, size_t len, const char *hub_path) {
   /* The URL parser strips leading and trailing spaces (C0 controls are already refused). */
   while (len > 0 && s[0] == ' ')
     s++, len--;
@@ -344,23 +344,25 @@ static int addresses_hub(const char *s, size_t len) {
     return 1;
   size_t to = component_end(s, len, from, special, 0);
 
+  /* A relative path is merged with the hub URL's directory: its path up to its last '/'. */
+  size_t dir = (size_t)(strrchr(hub_path, '/') - hub_path) + 1;
   char small[256];
-  size_t need = sizeof HUB_DIR + (to - from);
+  size_t need = dir + 2 + (to - from);
   char *path = need <= sizeof small ? small : malloc(need);
   if (path == NULL)
     return -ENOMEM;
   char *end = path;
   if (kind == PATH_RELATIVE) {
-    memcpy(end, HUB_DIR, sizeof HUB_DIR - 1);
-    end += sizeof HUB_DIR - 1;
+    memcpy(end, hub_path, dir);
+    end += dir;
   } else if (kind == PATH_ROOTLESS) {
     *end++ = '/';
   }
   end = append_path(end, s + from, to - from, special);
   size_t n = remove_dot_segments(path, (size_t)(end - path));
 
-  size_t hub = sizeof HUB_PATH - 1;
-  int reserved = n >= hub && memcmp(path, HUB_PATH, hub) == 0 && (n == hub || path[hub] == '/');
+  size_t hub = strlen(hub_path);
+  int reserved = n >= hub && memcmp(path, hub_path, hub) == 0 && (n == hub || path[hub] == '/');
   if (path != small)
     free(path);
   return reserved;
@@ -369,6 +371,11 @@ static int addresses_hub(const char *s, size_t len) {
 /* ---- The fields ---------------------------------------------------------------------------- */
 
 int sl__check_topic(const char *s, size_t len, const char **why) {
+  return sl__check_topic_at(s, len, HUB_PATH, why);
+}
+
+int sl__check_topic_at(const char *s, size_t len, const char *hub_path, const char **why) {
+  assert(hub_path != NULL && hub_path[0] == '/');
   if (len == 0) {
     *why = "topic must not be empty";
     return -EINVAL;
@@ -380,13 +387,14 @@ int sl__check_topic(const char *s, size_t len, const char **why) {
     *why = "topic \"*\" is reserved for the wildcard matcher";
     return -EINVAL;
   }
-  rc = addresses_hub(s, len);
+  rc = addresses_hub(s, len, hub_path);
   if (rc < 0) {
     *why = "out of memory while checking the topic";
     return rc;
   }
   if (rc) {
-    *why = "topic addresses the hub's reserved namespace /.well-known/mercure";
+    *why = "topic addresses the hub's reserved namespace (its URL's path and everything under "
+           "it), where only the hub publishes";
     return -EINVAL;
   }
   return 0;

@@ -23,6 +23,9 @@ int sl__check_text(const char *s, size_t len, const char **why);
  * path or under it) and "urn:uuid:..." is accepted. -ENOMEM (only long topics allocate) is
  * not the topic's fault. */
 int sl__check_topic(const char *s, size_t len, const char **why);
+/* The same, for a hub whose URL's path is hub_path (starts with '/'): the reserved namespace is
+ * that path and what lies under it, and relative topics resolve against its directory. */
+int sl__check_topic_at(const char *s, size_t len, const char *hub_path, const char **why);
 
 /* A subscription matcher value (the "match"/"topic" query parameter): non-empty, sl__check_text. */
 int sl__check_matcher(const char *s, size_t len, const char **why);

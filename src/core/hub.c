@@ -196,6 +196,10 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
     .history_max_bytes = hub->cfg.history_max_bytes,
   };
   sl__history_usage(hub->history, &x.history_entries, &x.history_bytes);
+  if (hub->subs) {
+    x.subscriptions = 1;
+    x.subscriptions_active = sl__subs_count(hub->subs);
+  }
   return sl__metrics_render(&sum, &x, len);
 }
 
@@ -216,6 +220,12 @@ static void respond_demo(sl_conn_t *c, sl_request_t *r, void *arg) {
   (void)arg;
   sl__http_respond(c, 200, "Cache-Control: no-cache\r\n", "text/html; charset=utf-8",
                    sl__demo_page, sl__demo_page_len);
+}
+
+/* The subscription API's preflight: its own methods, not the hub's. */
+static void preflight_api(sl_conn_t *c, sl_request_t *r, void *m) {
+  (void)m;
+  sl__http_preflight(c, r, "GET, HEAD, OPTIONS");
 }
 
 /* The endpoint table of worker i. */
@@ -242,6 +252,16 @@ static int add_routes(sl_hub_t *hub, unsigned i) {
                  sl__route_on(meta, SL_HTTP_GET, sl__discovery_serve, &hub->discovery) ||
                  sl__route_on(meta, SL_HTTP_HEAD, sl__discovery_serve, &hub->discovery)))
     r = -ENOSPC;
+  if (r == 0 && hub->subs) {
+    sl_route_t *api = sl__router_add_tree(router, hub->subs_path, "GET, HEAD, OPTIONS",
+                                          "the subscription API answers GET and HEAD");
+    if (api == NULL || sl__route_on(api, SL_HTTP_GET, sl__mercure_subscriptions, m) ||
+        sl__route_on(api, SL_HTTP_HEAD, sl__mercure_subscriptions, m) ||
+        sl__route_on(api, SL_HTTP_OPTIONS, preflight_api, m))
+      r = -ENOSPC;
+    else
+      api->cors = &hub->cors; /* cross-origin readers get the list and its Link cursor */
+  }
   for (size_t k = 0; r == 0 && k < sizeof paths / sizeof paths[0]; k++) {
     sl_route_t *rt = sl__router_add(router, paths[k], "GET, HEAD",
                                     "this resource only answers GET and HEAD");
@@ -261,6 +281,10 @@ static void drain_begin(void *arg) {
 
 static void drain_workers(void *arg) {
   sl_hub_t *hub = arg;
+  /* The subscriptions' ends are announced while the bus still takes updates: before every
+   * stream's final frame, and into history. */
+  if (hub->subs)
+    sl__subs_drain(hub->subs);
   sl__bus_close(&hub->bus);
 }
 
@@ -403,11 +427,26 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     goto fail;
   if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;
+  hub->bus.hub_path = hub->path;
+  if (hub->cfg.subscriptions) {
+    hub->bus.keep_last = 1;
+    size_t n = strlen(hub->path) + sizeof "/subscriptions";
+    if ((hub->subs_path = malloc(n)) == NULL) {
+      r = -ENOMEM;
+      goto fail_bus;
+    }
+    snprintf(hub->subs_path, n, "%s/subscriptions", hub->path);
+    if ((r = sl__subs_new(&hub->subs, &hub->bus, hub->path)))
+      goto fail_bus;
+  }
   if ((r = sl__shutdown_init(&hub->shutdown, hub, &drain_ops, hub)))
-    goto fail_bus;
+    goto fail_subs;
   *out = hub;
   return 0;
+fail_subs:
+  sl__subs_free(hub->subs);
 fail_bus:
+  free(hub->subs_path);
   sl__bus_destroy(&hub->bus);
 fail:
   if (hub->history)
@@ -518,6 +557,7 @@ int sl_hub_start(sl_hub_t *hub) {
     hub->mercure[i].discovery = &hub->discovery;
     hub->mercure[i].publish_origins = &hub->publish_origins;
     hub->mercure[i].publish_same_host = hub->publish_same_host;
+    hub->mercure[i].subs = hub->subs;
     hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
     hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;
@@ -592,6 +632,8 @@ void sl_hub_free(sl_hub_t *hub) {
     sl__ratelimit_destroy(&hub->rate_by_token);
   }
   sl__shutdown_destroy(&hub->shutdown);
+  sl__subs_free(hub->subs);
+  free(hub->subs_path);
   sl__history_destroy(hub->history);
   sl__bus_destroy(&hub->bus);
   sl__auth_free(hub->auth);

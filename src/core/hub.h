@@ -16,6 +16,7 @@
 #include "history/history.h"
 #include "http/http.h"
 #include "mercure/mercure.h"
+#include "mercure/subscriptions.h"
 #include "net/delivery.h"
 #include "net/worker.h"
 #include "sluice.h"
@@ -45,6 +46,8 @@ struct sl_hub_s {
   sl_discovery_t discovery;      /* the metadata document and its URL */
   sl_history_t *history;
   sl_bus_t bus;
+  sl_subs_t *subs;               /* active subscriptions (cfg.subscriptions), else NULL */
+  char *subs_path;               /* the Subscription API's root: path + "/subscriptions" */
   atomic_int ready;              /* /readyz */
   atomic_uint_fast64_t api_published; /* updates published through sl_hub_publish() directly */
   int started;

@@ -115,6 +115,9 @@ static const option_def_t options[] = {
   {"cors-origin", KIND_ORIGINS, HUB(cors_origins), FROM_ALL, 0, 0, "ORIGIN",
    "origin whose pages may subscribe and publish across origins (CORS, with the cookie); "
    "repeatable; '*' alone allows every origin without credentials; default none"},
+  {"subscriptions", KIND_BOOL, HUB(subscriptions), FROM_ALL, 0, 0, NULL,
+   "active subscriptions: each subscription's start and end is a private update of type "
+   "mercure under <hub path>/subscriptions/, where the subscription API answers"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept in memory for Last-Event-ID resume; 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",

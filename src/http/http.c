@@ -621,6 +621,12 @@ static void http_shutdown(sl_conn_t *c) {
   }
 }
 
+static void http_end(sl_conn_t *c) {
+  sl_http_stream_t *s = stream_of(http_of(c));
+  if (s && s->ops->on_end)
+    s->ops->on_end(s, c);
+}
+
 static const sl_conn_cbs_t http_cbs = {
   .on_data = http_data,
   .on_eof = http_eof,
@@ -628,6 +634,7 @@ static const sl_conn_cbs_t http_cbs = {
   .on_writable = http_writable,
   .on_close = http_close,
   .on_shutdown = http_shutdown,
+  .on_end = http_end,
 };
 
 void sl__http_attach(sl_transport_t *t, sl_http_ctx_t *ctx) {

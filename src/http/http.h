@@ -68,6 +68,9 @@ typedef struct sl_http_stream_ops_s {
   void (*on_shutdown)(sl_http_stream_t *s, sl_conn_t *c);
   /* The connection closes: release the stream (its memory is the owner's to free). */
   void (*on_close)(sl_http_stream_t *s, sl_conn_t *c);
+  /* The stream's end began (a slow consumer cut, its own end, the drain's): nothing more is
+   * delivered, though the last bytes may take a while to go. May be NULL. */
+  void (*on_end)(sl_http_stream_t *s, sl_conn_t *c);
 } sl_http_stream_ops_t;
 struct sl_http_stream_s {
   const sl_http_stream_ops_t *ops;

@@ -1,5 +1,5 @@
-/* router.c — the endpoint table (see router.h): a handful of exact paths, looked up by a linear
- * scan that beats any index at this size. */
+/* router.c — the endpoint table (see router.h): a handful of exact paths and path trees, looked
+ * up by a linear scan that beats any index at this size. */
 #include "http/router.h"
 
 #include <assert.h>
@@ -23,6 +23,22 @@ sl_route_t *sl__router_add(sl_router_t *r, const char *path, const char *allow, 
   return route;
 }
 
+sl_route_t *sl__router_add_tree(sl_router_t *r, const char *path, const char *allow,
+                                const char *refusal) {
+  sl_route_t *route = sl__router_add(r, path, allow, refusal);
+  if (route)
+    route->tree = 1;
+  return route;
+}
+
+/* 1 when the route answers path[0..len). */
+static int route_matches(const sl_route_t *route, const char *path, size_t len) {
+  size_t n = strlen(route->path);
+  if (len < n || memcmp(route->path, path, n) != 0)
+    return 0;
+  return len == n || (route->tree && path[n] == '/');
+}
+
 int sl__route_on(sl_route_t *route, sl_http_method_t m, sl_http_handler_t handler, void *data) {
   assert(handler != NULL);
   if (route->method_count == SL_ROUTE_MAX_METHODS)
@@ -38,7 +54,7 @@ const sl_route_t *sl__router_find(const sl_router_t *r, const char *path, size_t
                                   sl_http_method_t m, size_t *method_index) {
   for (size_t i = 0; i < r->count; i++) {
     const sl_route_t *route = &r->routes[i];
-    if (strlen(route->path) != len || memcmp(route->path, path, len) != 0)
+    if (!route_matches(route, path, len))
       continue;
     *method_index = SL_ROUTE_MAX_METHODS;
     for (size_t k = 0; k < route->method_count; k++)

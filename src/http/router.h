@@ -26,7 +26,8 @@ typedef enum {
 typedef void (*sl_http_handler_t)(struct sl_conn_s *c, struct sl_request_s *r, void *data);
 
 typedef struct sl_route_s {
-  const char *path;              /* exact, without the query */
+  const char *path;              /* without the query: exact, or the root of a tree */
+  int tree;                      /* 1: also every path under it ("path/...") */
   const char *allow;             /* the Allow header's value for a 405 */
   const char *refusal;           /* the 405's body: what the resource answers */
   const struct sl_origins_s *cors; /* NULL, or the CORS allowlist every answer of this route
@@ -48,6 +49,10 @@ typedef struct sl_router_s {
 void sl__router_init(sl_router_t *r, const char *not_found);
 /* A path (borrowed strings that outlive the router). NULL when the table is full. */
 sl_route_t *sl__router_add(sl_router_t *r, const char *path, const char *allow, const char *refusal);
+/* A path and every path under it ("path/..."), answered by the same handlers, which read the
+ * rest of the path themselves (an API whose resources are named in the path). */
+sl_route_t *sl__router_add_tree(sl_router_t *r, const char *path, const char *allow,
+                                const char *refusal);
 /* A method of a route. 0, or -ENOSPC. */
 int sl__route_on(sl_route_t *route, sl_http_method_t m, sl_http_handler_t handler, void *data);
 

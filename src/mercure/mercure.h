@@ -15,6 +15,7 @@
 #include "mercure/discovery.h"
 #include "net/bus.h"
 #include "http/http.h"
+#include "mercure/subscriptions.h"
 #include "net/delivery.h"
 #include "sluice.h"
 
@@ -39,6 +40,8 @@ typedef struct sl_mercure_s {
   const sl_discovery_t *discovery; /* the hub's: resource_metadata for challenges; NULL = none */
   const sl_origins_t *publish_origins; /* the hub's: where a cookie publish may come from */
   int publish_same_host;         /* 1: also from a page naming the request's Host (default) */
+  sl_subs_t *subs;               /* the hub's active subscriptions (--subscriptions), shared;
+                                    NULL = off: no record, no event, no API */
 } sl_mercure_t;
 
 /* 0, or -ENOMEM. The stream ops are the caller's to set (sl__mercure_stream_ops). */
@@ -55,6 +58,9 @@ void sl__mercure_stream_ops(sl_http_stream_ops_t *ops);
 void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m);
+/* The Subscription API (GET and HEAD of the hub's path + "/subscriptions" and every path under
+ * it, subscriptions_api.c); registered only when m->subs is set. */
+void sl__mercure_subscriptions(sl_conn_t *c, sl_request_t *r, void *m);
 
 /* Takes one request from the client's address and token buckets: 0, or 1 after answering 429
  * with Retry-After (mercure.c). */

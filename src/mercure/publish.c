@@ -82,7 +82,7 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
       sl__http_error(c, 413, NULL, "too many topic fields (64 at most)");
       goto out;
     }
-    int e = sl__check_topic(p->value, p->value_len, &why);
+    int e = sl__check_topic_at(p->value, p->value_len, m->path, &why);
     if (e) {
       snprintf(what, sizeof what, "field topic: %s", why);
       sl__http_error(c, e == -ENOMEM ? 500 : 400, NULL, what);

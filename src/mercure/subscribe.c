@@ -31,13 +31,21 @@
 #define JITTER_STEPS 1000000        /* resolution of the reconnect jitter */
 #define CLOSE_FRAME_MAX 96
 
-/* A subscriber's stream, in front of its subscription in the same allocation (sl__sub_front):
- * the ops pointer leads to the worker's context, so the stream costs one pointer. */
+/* A subscriber's stream, right in front of its subscription in the same allocation: the ops
+ * pointer leads to the worker's context, so the stream costs one pointer. */
 typedef struct stream_s {
   sl_http_stream_t base;
 } stream_t;
 
+/* With --subscriptions, the connection's record of active subscriptions goes in front of the
+ * stream, in the same allocation; without, that word is not allocated at all. */
+typedef struct tracked_s {
+  sl_subs_conn_t *record;        /* NULL once its end was announced and it was freed */
+  stream_t stream;
+} tracked_t;
+
 #define STREAM_FRONT ((sizeof(stream_t) + 7) / 8 * 8) /* sl__sub_new wants a multiple of 8 */
+#define TRACKED_FRONT (offsetof(tracked_t, stream) + STREAM_FRONT)
 
 static sl_mercure_t *mercure_of(const sl_http_stream_t *s) {
   return (sl_mercure_t *)((char *)s->ops - offsetof(sl_mercure_t, stream_ops));
@@ -46,6 +54,30 @@ static sl_mercure_t *mercure_of(const sl_http_stream_t *s) {
 /* The subscription s stands in front of. */
 static sl_sub_t *sub_of(sl_http_stream_t *s) {
   return (sl_sub_t *)((char *)s + STREAM_FRONT);
+}
+
+static stream_t *stream_of_sub(sl_sub_t *sub) {
+  return (stream_t *)((char *)sub - STREAM_FRONT);
+}
+
+/* The stream's record; only with --subscriptions (m->subs set). */
+static sl_subs_conn_t **record_of(sl_http_stream_t *s) {
+  return &((tracked_t *)((char *)s - offsetof(tracked_t, stream)))->record;
+}
+
+/* The subscriptions of the stream ended (token expiry, a slow consumer cut, a gap, the client's
+ * close): their termination events go now, not when the last byte is written (or the client's
+ * FIN came, up to --linger later). */
+static void subs_end(sl_mercure_t *m, sl_http_stream_t *s) {
+  if (m->subs && *record_of(s))
+    sl__subs_end(m->subs, *record_of(s));
+}
+
+static void subs_close(sl_mercure_t *m, sl_http_stream_t *s) {
+  if (m->subs && *record_of(s)) {
+    sl__subs_close(m->subs, *record_of(s));
+    *record_of(s) = NULL;
+  }
 }
 
 typedef struct replay_s {
@@ -107,6 +139,15 @@ static int matcher_kind(const char *name, const char *value, size_t len,
   return 0;
 }
 
+/* The canonical name of the matcher type a matcher parameter selects: its subscription's
+ * {match_type}. The legacy topic= selectors are reported as exact ones, URI templates included:
+ * the spec registers no type for those, and their clients predate subscription events. */
+static const char *matcher_type(const char *name) {
+  if (strcmp(name, "match_urlpattern") == 0)
+    return "urlpattern";
+  return "exact";
+}
+
 /* --- the stream ---------------------------------------------------------------------------- */
 
 static void stream_timeout(sl_http_stream_t *s, sl_conn_t *c, uint64_t now) {
@@ -148,11 +189,18 @@ static void stream_shutdown(sl_http_stream_t *s, sl_conn_t *c) {
 static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
   sl_mercure_t *m = mercure_of(s);
   (void)c;
+  subs_close(m, s);
   sl__broker_remove(&m->dlv->broker, sub_of(s)); /* frees the stream too */
   sl__metric_sub(&m->metrics->subscribers, 1);
 }
 
+static void stream_end(sl_http_stream_t *s, sl_conn_t *c) {
+  (void)c;
+  subs_end(mercure_of(s), s);
+}
+
 void sl__mercure_stream_ops(sl_http_stream_ops_t *ops) {
+  ops->on_end = stream_end;
   ops->on_timeout = stream_timeout;
   ops->on_shutdown = stream_shutdown;
   ops->on_close = stream_close;
@@ -219,12 +267,17 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   sl_claims_t claims = {0};
   replay_t rp = {0};
   sl_selector_t sels[MAX_MATCHERS];
+  const char *matchers[MAX_MATCHERS];
+  const char *names[MAX_MATCHERS];
+  size_t lens[MAX_MATCHERS];
+  sl_subs_matcher_t *tracked = NULL;
   size_t n = 0;
   sl_selector_kind_t kind;
   size_t states = 0;
   const char *cursor = NULL, *legacy_cursor = NULL;
   char what[WHAT_MAX];
   const char *why;
+  int e;
 
   if (c->net->draining) {
     sl__http_error(c, 503, "Retry-After: 5\r\n", "the hub is shutting down; reconnect shortly");
@@ -250,7 +303,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
         sl__http_error(c, 400, NULL, what);
         goto out;
       }
-      int e = sl__selector_compile(&sels[n], kind, p->value, p->value_len, m->cfg->public_url,
+      e = sl__selector_compile(&sels[n], kind, p->value, p->value_len, m->cfg->public_url,
                                    &why);
       if (e == -ENOMEM) {
         sl__http_error(c, 500, NULL, "out of memory");
@@ -261,6 +314,9 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
         sl__http_error(c, 400, NULL, what);
         goto out;
       }
+      matchers[n] = p->value;
+      names[n] = p->name;
+      lens[n] = p->value_len;
       states += sl__selector_states(&sels[n++]);
       if (states > MAX_SUBSCRIPTION_STATES) {
         sl__http_error(c, 400, NULL, "the URL patterns and templates of this subscription are too "
@@ -310,11 +366,24 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   int has_token;
   if (subscriber_auth(m, c, r, &claims, &has_token))
     goto out;
+  /* With --subscriptions: each matcher's subscription, with the payload the token attaches to
+   * it, read before the grants move to the subscription. */
+  if (m->subs) {
+    if ((tracked = calloc(n, sizeof *tracked)) == NULL) {
+      sl__http_error(c, 500, NULL, "out of memory");
+      goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const sl_payload_t *pl = sl__claims_payload(&claims, matchers[i], lens[i]);
+      tracked[i] = (sl_subs_matcher_t){matcher_type(names[i]), matchers[i], lens[i],
+                                       pl ? pl->json : NULL, pl ? pl->len : 0};
+    }
+  }
 
   /* A subscriber only ever subscribes: the subscribe half of its claims goes to the
    * subscription, the rest is freed with the claims. */
   sl_grants_t grants = {claims.subscribe, claims.subscribe_count, claims.exp, has_token};
-  sl_sub_t *sub = sl__sub_new(c, sels, n, &grants, STREAM_FRONT);
+  sl_sub_t *sub = sl__sub_new(c, sels, n, &grants, m->subs ? TRACKED_FRONT : STREAM_FRONT);
   if (sub) {
     claims.subscribe = NULL;
     claims.subscribe_count = 0;
@@ -325,7 +394,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
-  stream_t *stream = sl__sub_front(sub);
+  stream_t *stream = stream_of_sub(sub);
   stream->base.ops = &m->stream_ops;
   /* Everything up to what this worker already dispatched comes from history; everything after
    * arrives through the inbox, so nothing is missed and nothing is sent twice. */
@@ -354,12 +423,25 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
+  /* Announced before the stream opens, so that a refusal can still be answered. */
+  if (m->subs && (e = sl__subs_open(m->subs, tracked, n, record_of(&stream->base)))) {
+    free(cursor_copy);
+    sl__broker_remove(&d->broker, sub);
+    if (e == -ESHUTDOWN)
+      sl__http_error(c, 503, "Retry-After: 5\r\n", "the hub is shutting down; reconnect shortly");
+    else
+      sl__http_error(c, 500, NULL, "the subscription could not be registered");
+    goto out;
+  }
   stream_open(m, c, &stream->base, cursor_copy, legacy, &rp, found);
   free(cursor_copy);
-  if (!(c->flags & SL_CONN_STREAM))
+  if (!(c->flags & SL_CONN_STREAM)) {
+    subs_close(m, &stream->base);
     sl__broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */
+  }
 out:
   sl__selectors_release(sels, n); /* those the subscription did not take */
+  free(tracked);
   replay_free(&rp);
   sl__claims_free(&claims);
   sl__form_free(&form);

@@ -25,6 +25,9 @@ int sl__bus_init(sl_bus_t *b, sl_history_t *history) {
 }
 
 void sl__bus_destroy(sl_bus_t *b) {
+  if (b->last)
+    sl__frame_unref(b->last);
+  b->last = NULL;
   uv_cond_destroy(&b->stored);
   uv_mutex_destroy(&b->lock);
 }
@@ -49,13 +52,15 @@ void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count) {
 }
 
 /* Protocol rules a publish through the API must follow too. */
-static int check_update(const sl_update_t *u, const char **why) {
+static int check_update(const sl_bus_t *b, const sl_update_t *u, const char **why) {
+  const char *hub_path = b->hub_path ? b->hub_path : "/.well-known/mercure";
   if (u->topic_count == 0 || u->topics == NULL) {
     *why = "an update needs at least one topic";
     return -EINVAL;
   }
   for (size_t i = 0; i < u->topic_count; i++)
-    if (u->topics[i] == NULL || sl__check_topic(u->topics[i], strlen(u->topics[i]), why))
+    if (u->topics[i] == NULL ||
+        sl__check_topic_at(u->topics[i], strlen(u->topics[i]), hub_path, why))
       return -EINVAL;
   if (u->data && !sl__utf8_valid(u->data, u->data_len)) {
     *why = "data is not valid UTF-8";
@@ -107,8 +112,14 @@ static void stored(sl_frame_t *f, int err, void *arg) {
     uv_mutex_lock(&b->lock);
   assert(b->pending > 0);
   b->pending--;
-  if (err == 0)
+  if (err == 0) {
     post_frame(b, f);
+    if (b->keep_last) {
+      if (b->last)
+        sl__frame_unref(b->last);
+      b->last = sl__frame_ref(f);
+    }
+  }
   if (b->closed && b->pending == 0 && !b->drain_posted)
     post_drain(b);
   a->done = 1;
@@ -120,12 +131,12 @@ static void stored(sl_frame_t *f, int err, void *arg) {
   }
 }
 
-int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
-                    const char **why) {
+static int publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                   const char **why, int trusted) {
   assert(b->history != NULL && u != NULL && id != NULL && why != NULL);
   char gen[SL_UUID_URN_LEN + 1];
   const char *uid = u->id;
-  int r = check_update(u, why);
+  int r = trusted ? 0 : check_update(b, u, why);
   if (r)
     return r;
   if (uid == NULL) {
@@ -164,6 +175,27 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
     *seq = a.seq;
   memcpy(id, uid, id_len + 1);
   sl__frame_unref(f);
+  return r;
+}
+
+int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                    const char **why) {
+  return publish(b, u, id, id_cap, seq, why, 0);
+}
+
+int sl__bus_publish_hub(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
+                        const char **why) {
+  return publish(b, u, id, id_cap, NULL, why, 1);
+}
+
+int sl__bus_last_id(sl_bus_t *b, char **id) {
+  assert(b->keep_last);
+  int r = 0;
+  uv_mutex_lock(&b->lock);
+  *id = b->last ? strdup(b->last->id) : NULL;
+  if (b->last && *id == NULL)
+    r = -ENOMEM;
+  uv_mutex_unlock(&b->lock);
   return r;
 }
 

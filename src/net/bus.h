@@ -25,6 +25,12 @@ typedef struct sl_bus_s {
   sl_history_t *history;         /* borrowed: the hub owns it */
   sl_worker_t *workers;          /* set by sl__bus_attach before any publish */
   unsigned worker_count;
+  const char *hub_path;          /* the path of the hub's URL: the reserved namespace publishers
+                                    may not address; NULL = /.well-known/mercure. Set before any
+                                    publish. */
+  int keep_last;                 /* remember the last stored update (sl__bus_last_id); set
+                                    before any publish */
+  sl_frame_t *last;              /* that update (a reference), NULL before the first */
 } sl_bus_t;
 
 int sl__bus_init(sl_bus_t *b, sl_history_t *history);
@@ -38,6 +44,17 @@ void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count);
  * small; else history's error. */
 int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
                     const char **why);
+
+/* The hub's own update (a subscription event): published as sl__bus_publish does, except that
+ * the rules that keep publishers out of the hub's namespace and its event type do not apply. The
+ * caller builds it valid. */
+int sl__bus_publish_hub(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
+                        const char **why);
+
+/* With keep_last: the id of the last update stored, as a malloc'ed string in *id, or NULL when
+ * none was ("earliest"). Taken under the publish lock, so a caller holding a lock that orders
+ * its own publishes gets a cursor consistent with them. 0, or -ENOMEM. */
+int sl__bus_last_id(sl_bus_t *b, char **id);
 
 /* Resume: visits, in publish order, the retained updates after after_id up to seq upto, a page at
  * a time, without the publish lock; the frame is borrowed. *found as in sl_history_ops_t. When

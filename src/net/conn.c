@@ -342,7 +342,10 @@ void sl__conn_flush(sl_conn_t *c) {
 void sl__conn_end(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
+  int first = !(c->flags & SL_CONN_CLOSE_AFTER);
   c->flags |= SL_CONN_CLOSE_AFTER;
+  if (first && c->cbs->on_end)
+    c->cbs->on_end(c);
   if ((c->flags & (SL_CONN_STREAM | SL_CONN_CHUNKED)) == (SL_CONN_STREAM | SL_CONN_CHUNKED) &&
       !(c->flags & SL_CONN_TERMINATED)) {
     sl__conn_push(c, &sl__frame_terminator);

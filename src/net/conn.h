@@ -68,6 +68,9 @@ typedef struct sl_conn_cbs_s {
   void (*on_close)(sl_conn_t *c);
   /* The worker drains: end at the protocol's next boundary. */
   void (*on_shutdown)(sl_conn_t *c);
+  /* The clean end began (sl__conn_end, once): the connection takes no more frames, though its
+   * last bytes may take a while to go. May be NULL. */
+  void (*on_end)(sl_conn_t *c);
 } sl_conn_cbs_t;
 
 /* One connection. Allocated by the transport with the size its protocol asked for, so that the

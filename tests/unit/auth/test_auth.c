@@ -663,6 +663,50 @@ static void test_authorization_details(void **state) {
   sl__claims_free(&c);
 }
 
+/* The payloads of subscribe grants (the spec's Payloads): kept as JSON text in token order, the
+ * first grant whose selectors match the subscription's own matcher wins, a "*" grant serves as a
+ * default, the legacy claim's payload comes last; a publish-only grant's payload is not kept;
+ * and a copy (the token cache's) keeps them. */
+static void test_payloads(void **state) {
+  (void)state;
+  sl_claims_t c, copy;
+  expect_claims("{\"mercure\":{\"subscribe\":[\"urn:l\"],\"payload\":{\"legacy\":true}},"
+                "\"authorization_details\":["
+                "{\"type\":\"" DETAIL_TYPE "\",\"actions\":[\"publish\"],"
+                "\"topics\":[{\"match\":\"urn:a\"}],\"payload\":{\"pub\":1}},"
+                "{\"type\":\"" DETAIL_TYPE "\",\"actions\":[\"subscribe\"],"
+                "\"topics\":[{\"match\":\"urn:x\"},{\"match\":\"urn:a\"}],"
+                "\"payload\":{\"n\": 1, \"s\": \"\\u00e9\"}},"
+                DETAIL("[\"subscribe\"]", "[{\"match\":\"urn:b\"}]") ","
+                "{\"type\":\"" DETAIL_TYPE "\",\"actions\":[\"subscribe\"],"
+                "\"topics\":[{\"match\":\"*\"}],\"payload\":{\"default\":[1,2]}}]}",
+                0, NULL, &c);
+  assert_int_equal(c.payload_count, 3);
+  const sl_payload_t *p = sl__claims_payload(&c, "urn:a", 5);
+  assert_non_null(p);
+  assert_string_equal(p->json, "{\"n\":1,\"s\":\"\xc3\xa9\"}");
+  assert_int_equal(p->len, strlen(p->json));
+  p = sl__claims_payload(&c, "urn:b", 5); /* urn:b's grant has none: the "*" grant's */
+  assert_string_equal(p->json, "{\"default\":[1,2]}");
+  assert_int_equal(sl__claims_copy(&copy, &c), 0);
+  sl__claims_free(&c);
+  p = sl__claims_payload(&copy, "urn:x", 5);
+  assert_string_equal(p->json, "{\"n\":1,\"s\":\"\xc3\xa9\"}");
+  sl__claims_free(&copy);
+
+  expect_claims("{\"mercure\":{\"subscribe\":[\"urn:l\"],\"payload\":{\"legacy\":true}},"
+                "\"authorization_details\":[{\"type\":\"" DETAIL_TYPE "\",\"actions\":"
+                "[\"subscribe\"],\"topics\":[{\"match\":\"urn:x\"}],\"payload\":{\"x\":0}}]}",
+                0, NULL, &c);
+  assert_string_equal(sl__claims_payload(&c, "urn:x", 5)->json, "{\"x\":0}");
+  assert_string_equal(sl__claims_payload(&c, "urn:other", 9)->json, "{\"legacy\":true}");
+  sl__claims_free(&c);
+  expect_claims("{\"authorization_details\":[" DETAIL("[\"subscribe\"]", "[{\"match\":\"urn:b\"}]")
+                "]}", 0, NULL, &c);
+  assert_null(sl__claims_payload(&c, "urn:b", 5));
+  sl__claims_free(&c);
+}
+
 /* Every defect rejects the whole token, even next to a valid detail (no partial acceptance). */
 static void test_malformed_authorization_details(void **state) {
   (void)state;
@@ -1360,6 +1404,7 @@ int main(void) {
     cmocka_unit_test(test_exp_nbf),
     cmocka_unit_test(test_audience_issuer),
     cmocka_unit_test(test_authorization_details),
+    cmocka_unit_test(test_payloads),
     cmocka_unit_test(test_malformed_authorization_details),
     cmocka_unit_test(test_legacy_claim),
     cmocka_unit_test(test_pattern_grants),

@@ -64,7 +64,8 @@ static sl_claims_t make_claims(const char *const *publish, size_t np, const char
   for (size_t i = 0; i < ns; i++)
     sub[i] = (sl_selector_t){.kind = strcmp(subscribe[i], "*") ? SL_SELECTOR_EXACT : SL_SELECTOR_ANY,
                              .text = subscribe[i], .len = (uint32_t)strlen(subscribe[i])};
-  sl_claims_t src = {np ? pub : NULL, np, ns ? sub : NULL, ns, exp};
+  sl_claims_t src = {.publish = np ? pub : NULL, .publish_count = np,
+                     .subscribe = ns ? sub : NULL, .subscribe_count = ns, .exp = exp};
   sl_claims_t out;
   assert_int_equal(sl__claims_copy(&out, &src), 0);
   return out;
@@ -146,7 +147,8 @@ static void test_claims_copy_selectors(void **state) {
   sl_selector_t pub[] = {{.kind = SL_SELECTOR_EXACT, .text = a, .len = sizeof(a) - 1}, {.kind = SL_SELECTOR_ANY, .text = star, .len = 1}};
   sl_selector_t sub[] = {{.kind = SL_SELECTOR_EXACT, .text = b, .len = sizeof(b) - 1}, {.kind = SL_SELECTOR_EXACT, .text = star, .len = 1},
                          {.kind = SL_SELECTOR_EXACT, .text = a, .len = sizeof(a) - 1}};
-  sl_claims_t src = {pub, 2, sub, 3, NOW + 60};
+  sl_claims_t src = {.publish = pub, .publish_count = 2, .subscribe = sub, .subscribe_count = 3,
+                     .exp = NOW + 60};
   sl_claims_t dst;
   assert_int_equal(sl__claims_copy(&dst, &src), 0);
   assert_claims_equal(&dst, &src);
@@ -163,7 +165,7 @@ static void test_claims_copy_selectors(void **state) {
   assert_string_equal(dst.subscribe[2].text, "https://example.com/a");
   assert_int_equal(dst.publish[1].kind, SL_SELECTOR_ANY);
   /* Only one role granted: the other stays NULL. */
-  sl_claims_t one = {NULL, 0, sub, 1, 0}, dst2;
+  sl_claims_t one = {.subscribe = sub, .subscribe_count = 1}, dst2;
   assert_int_equal(sl__claims_copy(&dst2, &one), 0);
   assert_null(dst2.publish);
   assert_int_equal(dst2.subscribe_count, 1);

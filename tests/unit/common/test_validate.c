@@ -219,7 +219,8 @@ static void test_text_messages(void **state) {
 
 /* ---- Topics ------------------------------------------------------------------------------ */
 
-#define RESERVED "topic addresses the hub's reserved namespace /.well-known/mercure"
+#define RESERVED "topic addresses the hub's reserved namespace (its URL's path and everything " \
+                 "under it), where only the hub publishes"
 
 static const char *const topics_ok[] = {
   "https://example.com/foo",
@@ -375,6 +376,28 @@ static void test_topics_long(void **state) {
   free(t);
 }
 
+/* The reserved namespace follows the hub URL's path (--public-url): its path and what lies under
+ * it, relative topics resolved against its directory, the default path then free. */
+static void test_topic_custom_hub_path(void **state) {
+  (void)state;
+  const char *why = NULL;
+  static const char *const reserved[] = {
+    "/hub", "/hub/subscriptions/exact/x/y", "https://other.example/hub/x", "hub/x", "./hub",
+    "/%68ub/x", "/a/../hub/x", "?q", "#f",
+  };
+  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+    assert_int_equal(sl__check_topic_at(reserved[i], strlen(reserved[i]), "/hub", &why), -EINVAL);
+    assert_string_equal(why, RESERVED);
+  }
+  static const char *const free_[] = {"/hubx", "/.well-known/mercure/x", "urn:hub:x", "/x/hub"};
+  for (size_t i = 0; i < sizeof free_ / sizeof free_[0]; i++)
+    assert_int_equal(sl__check_topic_at(free_[i], strlen(free_[i]), "/hub", &why), 0);
+  /* A deeper path: relative topics resolve in its directory. */
+  assert_int_equal(sl__check_topic_at("mercure/x", 9, "/a/b/mercure", &why), -EINVAL);
+  assert_int_equal(sl__check_topic_at("../b/mercure", 12, "/a/b/mercure", &why), -EINVAL);
+  assert_int_equal(sl__check_topic_at("other", 5, "/a/b/mercure", &why), 0);
+}
+
 static void test_topic_other_rules(void **state) {
   (void)state;
   const char *why = NULL;
@@ -500,6 +523,7 @@ int main(void) {
     cmocka_unit_test(test_topics_accepted),
     cmocka_unit_test(test_topics_reserved),
     cmocka_unit_test(test_topics_long),
+    cmocka_unit_test(test_topic_custom_hub_path),
     cmocka_unit_test(test_topic_other_rules),
     cmocka_unit_test(test_topic_prefixes),
     cmocka_unit_test(test_matcher),

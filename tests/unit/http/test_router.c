@@ -89,6 +89,28 @@ static void test_known_path_other_method_is_405(void **state) {
   assert_int_equal(k, SL_ROUTE_MAX_METHODS);
 }
 
+/* A tree answers its root and every path under it, and nothing that merely starts with it. */
+static void test_tree(void **state) {
+  (void)state;
+  sl_router_t r;
+  sl__router_init(&r, "none");
+  assert_non_null(sl__router_add(&r, "/hub", "GET", "no"));
+  sl_route_t *tree = sl__router_add_tree(&r, "/hub/subscriptions", "GET", "read only");
+  assert_non_null(tree);
+  assert_int_equal(sl__route_on(tree, SL_HTTP_GET, h_get, &tag_sub), 0);
+  size_t k;
+  const char *under[] = {"/hub/subscriptions", "/hub/subscriptions/", "/hub/subscriptions/a/b%2Fc/d"};
+  for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+    const sl_route_t *rt = find(&r, under[i], SL_HTTP_GET, &k);
+    assert_ptr_equal(rt, tree);
+    assert_ptr_equal(rt->methods[k].data, &tag_sub);
+  }
+  assert_null(find(&r, "/hub/subscriptionsx", SL_HTTP_GET, &k));
+  assert_null(find(&r, "/hub/subscription", SL_HTTP_GET, &k));
+  assert_ptr_equal(find(&r, "/hub", SL_HTTP_GET, &k), &r.routes[0]);
+  assert_null(find(&r, "/hub/other", SL_HTTP_GET, &k)); /* an exact route is no tree */
+}
+
 static void test_tables_full(void **state) {
   (void)state;
   sl_router_t r;
@@ -122,6 +144,7 @@ int main(void) {
     cmocka_unit_test(test_found_by_path_and_method),
     cmocka_unit_test(test_unknown_path_is_404),
     cmocka_unit_test(test_known_path_other_method_is_405),
+    cmocka_unit_test(test_tree),
     cmocka_unit_test(test_tables_full),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,7 @@
 
 /* What the protocol saw; survives the connection, which the reaper frees. */
 typedef struct record_s {
-  int data_calls, eof_calls, timeout_calls, writable_calls, close_calls, shutdown_calls;
+  int data_calls, eof_calls, timeout_calls, writable_calls, close_calls, shutdown_calls, end_calls;
   char data[256];
   size_t data_len;
   uint64_t timeout_now;
@@ -75,6 +75,9 @@ static void p_close(sl_conn_t *c) {
 static void p_shutdown(sl_conn_t *c) {
   rec_of(c)->shutdown_calls++;
 }
+static void p_end(sl_conn_t *c) {
+  rec_of(c)->end_calls++;
+}
 
 static const sl_conn_cbs_t proto = {
   .on_data = p_data,
@@ -83,6 +86,7 @@ static const sl_conn_cbs_t proto = {
   .on_writable = p_writable,
   .on_close = p_close,
   .on_shutdown = p_shutdown,
+  .on_end = p_end,
 };
 
 static int setup(void **state) {
@@ -302,7 +306,12 @@ static void test_end_chunked_stream_terminator_then_fin(void **state) {
   sl_conn_t *c = accept_pair();
   sl__conn_mark(c, SL_CONN_STREAM | SL_CONN_CHUNKED);
   push_unref(c, sl__frame_chunk("data: x\n\n", 9));
+  assert_int_equal(F.rec.end_calls, 0);
   sl__conn_end(c);
+  /* The protocol is told the end began, once, before a byte of it is written. */
+  assert_int_equal(F.rec.end_calls, 1);
+  sl__conn_end(c);
+  assert_int_equal(F.rec.end_calls, 1);
   /* Nothing more is taken once the terminator is queued. */
   sl_frame_t *late = sl__frame_chunk("data: y\n\n", 9);
   assert_int_equal(sl__conn_push(c, late), -EPIPE);
