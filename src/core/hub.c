@@ -19,6 +19,8 @@
 void sl_config_init(sl_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->history_size = SL_DEFAULT_HISTORY_SIZE;
+  cfg->fsync = SL_FSYNC_BATCH;
+  cfg->data_max_size = SL_DEFAULT_DATA_MAX_SIZE;
   cfg->heartbeat = SL_DEFAULT_HEARTBEAT;
   cfg->max_queue = SL_DEFAULT_MAX_QUEUE;
   cfg->max_body = SL_DEFAULT_MAX_BODY;
@@ -90,7 +92,8 @@ static int check_config(const sl_config_t *c) {
       c->drain_delay < 0 || c->shutdown_timeout < 0 || c->reconnect_spread < 0 || c->linger < 0 ||
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
       c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS ||
-      c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY)
+      c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY ||
+      c->history_max_age < 0 || (unsigned)c->fsync > SL_FSYNC_OFF)
     return -EINVAL;
   if (c->public_url && public_path(c->public_url) == NULL) {
     sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
@@ -277,7 +280,8 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 1, &hub->cfg.publisher_jwt_key) ||
       copy_str(hub, SL_MAX_LISTEN + 2, &hub->cfg.subscriber_jwt_key) ||
       copy_str(hub, SL_MAX_LISTEN + 3, &hub->cfg.jwt_audience) ||
-      copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer))
+      copy_str(hub, SL_MAX_LISTEN + 4, &hub->cfg.jwt_issuer) ||
+      copy_str(hub, SL_MAX_LISTEN + 7, &hub->cfg.data_dir))
     goto fail;
   if (hub->cfg.public_url) {
     if (copy_str(hub, SL_MAX_LISTEN + 5, &hub->cfg.public_url))
@@ -302,8 +306,19 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     goto fail;
   if (hub->cfg.history_max_bytes == 0)
     hub->cfg.history_max_bytes = default_history_bytes();
-  if ((r = sl__history_memory_new(&hub->history, hub->cfg.history_size,
-                                  hub->cfg.history_max_bytes)))
+  if (hub->cfg.data_dir) {
+    sl_history_lmdb_opts_t o = {
+      .dir = hub->cfg.data_dir,
+      .max_entries = hub->cfg.history_size,
+      .max_age = hub->cfg.history_max_age,
+      .fsync = hub->cfg.fsync,
+      .max_disk = hub->cfg.data_max_size,
+    };
+    r = sl__history_lmdb_new(&hub->history, &o);
+  } else {
+    r = sl__history_memory_new(&hub->history, hub->cfg.history_size, hub->cfg.history_max_bytes);
+  }
+  if (r)
     goto fail;
   if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;

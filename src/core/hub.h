@@ -18,8 +18,8 @@
 #include "net/worker.h"
 #include "sluice.h"
 
-#define SL_HUB_STRINGS (SL_MAX_LISTEN + 7) /* listen addresses, three keys, audience, issuer,
-                                            public URL, its path */
+#define SL_HUB_STRINGS (SL_MAX_LISTEN + 8) /* listen addresses, three keys, audience, issuer,
+                                            public URL, its path, data dir */
 
 struct sl_hub_s {
   sl_config_t cfg;               /* strings owned (copied) */
