@@ -431,6 +431,7 @@ int sl_hub_start(sl_hub_t *hub) {
     contexts = i + 1;
     sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
     hub->mercure[i].path = hub->path;
+    hub->mercure[i].worker = w;
     hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
     hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;
@@ -498,6 +499,9 @@ void sl_hub_free(sl_hub_t *hub) {
   if (hub == NULL)
     return;
   int started = hub->workers != NULL;
+  /* A completion history still makes (a publish pending when the hub stopped hard) must not post
+   * to a freed worker: the bus keeps it for sl__bus_destroy. */
+  sl__bus_attach(&hub->bus, NULL, 0);
   unwind(hub, hub->worker_count);
   if (started) {
     sl__admission_destroy(&hub->admission);

@@ -127,9 +127,9 @@ static const option_def_t options[] = {
    "keep history on disk (LMDB) in DIR, made 0700 if missing: resumes survive restarts and "
    "crashes; a publish is answered 200 once committed; one process per DIR"},
   {"fsync", KIND_FSYNC, HUB(fsync), FROM_ALL, 0, 0, "always|batch|off",
-   "with --data-dir: always = sync every group commit before answering (survives power loss); "
-   "batch = sync every 100 ms (a process crash loses nothing, a power loss at most 100 ms); "
-   "off = never sync (survives a process crash, not a power loss)"},
+   "with --data-dir: always = sync each group commit before answering (survives power loss); "
+   "batch = sync every 100 ms (power loss: at most 100 ms lost); off = never (process crash "
+   "only)"},
   {"history-max-age", KIND_SECONDS, HUB(history_max_age), FROM_ALL, 0, 0, "SECONDS",
    "with --data-dir: drop updates older than this (--history-size applies too); 0 = no limit"},
   {"data-max-size", KIND_BYTES, HUB(data_max_size), FROM_ALL, 0, 0, "BYTES",

@@ -799,9 +799,30 @@ static const sl_history_ops_t lmdb_ops = {
 
 /* --- opening ------------------------------------------------------------------------------- */
 
+/* mkdir -p, each directory made 0700. */
+static int make_dirs(const char *dir) {
+  char path[PATH_MAX];
+  size_t len = strlen(dir);
+  if (len == 0 || len >= sizeof path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(path, dir, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (path[i] != '/' && path[i] != '\0')
+      continue;
+    char c = path[i];
+    path[i] = '\0';
+    if (mkdir(path, 0700) && errno != EEXIST)
+      return -1;
+    path[i] = c;
+  }
+  return 0;
+}
+
 /* The directory exists (made 0700 when it did not) and this process alone holds its lock. */
 static int lock_dir(lmdb_history_t *h, const char *dir) {
-  if (mkdir(dir, 0700) && errno != EEXIST) {
+  if (make_dirs(dir)) {
     int e = errno;
     sl__log(SL_LOG_ERROR, "--data-dir %s: cannot create it: %s", dir, strerror(e));
     return -e;

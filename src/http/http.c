@@ -33,6 +33,7 @@ typedef struct http_conn_s {
     sl_http_stream_t *stream;    /* HTTP_STREAM: the stream that owns the connection */
     struct backlog_s *backlog;   /* HTTP_BACKLOG: bytes read and not yet parsed */
   } u;
+  sl_http_deferred_t *deferred;  /* the request's answer comes later (sl__http_defer) */
   uint32_t hflags;               /* HTTP_* */
 } http_conn_t;
 
@@ -272,6 +273,27 @@ int sl__http_is_11(const sl_conn_t *c) {
   return p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
 }
 
+static void http_writable(sl_conn_t *c);
+
+void sl__http_defer(sl_conn_t *c, sl_http_deferred_t *d) {
+  http_conn_t *h = http_of(c);
+  assert(h->deferred == NULL && h->req != NULL && d != NULL);
+  h->deferred = d;
+}
+
+void sl__http_resume(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  assert(h->deferred != NULL);
+  h->deferred = NULL;
+  request_free(h);
+  if (c->flags & (SL_CONN_CLOSING | SL_CONN_CLOSE_AFTER))
+    return;
+  sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->idle_timeout));
+  /* Parsing goes on once the answer is written (http_writable); it is queued now. */
+  if (c->q_len == 0)
+    http_writable(c);
+}
+
 void sl__http_close_after(sl_conn_t *c) {
   sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
 }
@@ -410,6 +432,12 @@ static int on_message_complete(llhttp_t *p) {
   route(h);
   if (c->flags & SL_CONN_CLOSING)
     return HPE_PAUSED;
+  if (h->deferred) {
+    /* The answer comes later; what follows waits for it (sl__http_resume). */
+    sl__conn_set_deadline(c, 0);
+    h->hflags |= HTTP_BACKLOG;
+    return HPE_PAUSED;
+  }
   if (!(c->flags & SL_CONN_STREAM)) {
     request_free(h);
     sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->idle_timeout));
@@ -522,6 +550,12 @@ static void http_data(sl_conn_t *c, const char *data, size_t len) {
 
 static void http_eof(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
+  if (h->deferred) {
+    /* Its answer is still to come: it ends the connection. */
+    h->hflags |= HTTP_PAUSED;
+    sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
+    return;
+  }
   if (c->q_len == 0 && h->req == NULL) {
     sl__conn_close(c);
     return;
@@ -554,7 +588,7 @@ static void http_timeout(sl_conn_t *c, uint64_t now) {
 /* The answers queued are written: parse what waited, then read again. */
 static void http_writable(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
-  if (c->flags & SL_CONN_STREAM)
+  if (c->flags & SL_CONN_STREAM || h->deferred)
     return;
   if (h->hflags & HTTP_BACKLOG) {
     backlog_t *b = h->u.backlog;
@@ -574,6 +608,11 @@ static void http_writable(sl_conn_t *c) {
 static void http_close(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
   sl__delivery_forget(c);
+  if (h->deferred) {
+    sl_http_deferred_t *d = h->deferred;
+    h->deferred = NULL;
+    d->on_close(d);
+  }
   sl_http_stream_t *s = stream_of(h);
   if (h->hflags & HTTP_BACKLOG)
     free(h->u.backlog);
@@ -590,6 +629,8 @@ static void http_shutdown(sl_conn_t *c) {
   sl_http_stream_t *s = stream_of(h);
   if (s) {
     s->ops->on_shutdown(s, c);
+  } else if (h->deferred) {
+    sl__conn_mark(c, SL_CONN_CLOSE_AFTER); /* after the answer still to come */
   } else if (h->req == NULL && c->q_len == 0) {
     h->hflags |= HTTP_PAUSED;
     sl__delivery_end(c);

@@ -89,6 +89,19 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
 /* The request ends the connection after its answer (no keep-alive). */
 void sl__http_close_after(sl_conn_t *c);
 
+/* A handler that answers later (its publish is stored by a slow history) defers its request: the
+ * request stays readable, the connection parses nothing more (pipelined requests wait, in order)
+ * and has no idle deadline, until the handler answers and calls sl__http_resume. If the connection
+ * closes first, d->on_close(d) runs (from its close) and the handler must not touch it again. d
+ * is the handler's and stays valid until then or until resume. */
+typedef struct sl_http_deferred_s sl_http_deferred_t;
+struct sl_http_deferred_s {
+  void (*on_close)(sl_http_deferred_t *d);
+};
+void sl__http_defer(sl_conn_t *c, sl_http_deferred_t *d);
+/* The deferred answer is queued: the request is freed and parsing goes on after it is written. */
+void sl__http_resume(sl_conn_t *c);
+
 /* Sends a stream's head (200, with the extra header lines given) and hands the connection to
  * stream: chunked on HTTP/1.1, else delimited by the connection's end. The request is freed.
  * 0, or a negative errno (the connection then closes). */

@@ -473,6 +473,11 @@ void sl__delivery_gap(sl_delivery_t *d, uint64_t seq) {
           seq, ended);
 }
 
+void sl__delivery_seed(sl_delivery_t *d, uint64_t seq) {
+  d->dispatched_seq = seq;
+  atomic_store(&d->flushed_seq, seq);
+}
+
 void sl__delivery_dispatch(sl_delivery_t *d, sl_frame_t *f) {
   assert(f->seq > 0);
   if (f->seq > d->dispatched_seq + 1)

@@ -87,6 +87,10 @@ void sl__delivery_close(sl_delivery_t *d);
 /* Frees what is left (after the loop ended). */
 void sl__delivery_destroy(sl_delivery_t *d);
 
+/* Before the worker runs: updates up to seq were published before this hub started (a durable
+ * history reopened there), so the next one, seq + 1, is no gap. */
+void sl__delivery_seed(sl_delivery_t *d, uint64_t seq);
+
 /* An update, in global order: to every subscriber that selects it. An update after a gap (seqs
  * that never reached this worker) first ends every stream, so that no client goes on without the
  * missing ones: it resumes from history. */
