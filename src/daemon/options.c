@@ -81,7 +81,7 @@ static const option_def_t options[] = {
   {"anonymous", KIND_BOOL, HUB(anonymous), FROM_ALL, 0, 0, NULL,
    "let subscribers without a token receive public updates"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
-   "events kept for Last-Event-ID resume (in memory, or on disk with --data-dir); 0 = none"},
+   "events kept for Last-Event-ID resume (see --data-dir); 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
    "memory the retained updates may take; default an eighth of what the process may use "
    "(16 MiB to 4 GiB)"},

@@ -46,6 +46,7 @@
 #define BATCH_MAX 4096              /* appends committed in one transaction at most */
 #define TRIM_CHUNK 1024             /* deletions a transaction makes beyond what it appends */
 #define SYNC_WINDOW_MS 100          /* SL_FSYNC_BATCH: committed updates reach the disk this often */
+#define FULL_LOG_MS 60000           /* the disk limit is logged at most this often */
 #define AGE_CHECK_MS 1000           /* how often an idle writer looks for updates past max_age */
 #define ID_KEY_MAX 400              /* longer ids are indexed by a prefix and a hash */
 #define RECORD_HEAD 20              /* version, flags, topic count, id length, pad, payload
@@ -82,6 +83,7 @@ typedef struct lmdb_history_s {
   int trim_pending;                 /* retention may have more to delete */
   int opened;                       /* mdb_env_open succeeded */
   uint64_t aged_at;                 /* ms of the last age check */
+  uint64_t full_logged_at;          /* ms when the disk limit was last logged, 0 = never */
   /* Read by any thread. */
   atomic_uint_fast64_t last_seq;
   atomic_uint_fast64_t entries;
@@ -452,9 +454,11 @@ static void store(lmdb_history_t *h, op_t *ops, size_t n) {
       break;
     evicted++;
   }
-  if (evicted)
+  if (evicted && (h->full_logged_at == 0 || mono_ms() - h->full_logged_at >= FULL_LOG_MS)) {
+    h->full_logged_at = mono_ms();
     sl__log(SL_LOG_WARN, "history: the data dir is at --data-max-size (%" PRIu64 " bytes); "
             "the oldest updates were dropped to make room", h->max_disk);
+  }
   int err = mdb_err(rc);
   if (rc)
     sl__log(SL_LOG_ERROR, "history: %zu updates could not be stored: %s%s", n, mdb_strerror(rc),
