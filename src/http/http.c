@@ -33,7 +33,9 @@ typedef struct http_conn_s {
     sl_http_stream_t *stream;    /* HTTP_STREAM: the stream that owns the connection */
     struct backlog_s *backlog;   /* HTTP_BACKLOG: bytes read and not yet parsed */
   } u;
-  sl_http_deferred_t *deferred;  /* the request's answer comes later (sl__http_defer) */
+  sl_http_deferred_t *deferred;  /* requests answered later (sl__http_defer), oldest first */
+  sl_http_deferred_t *answering; /* set by sl__http_resume: the next answer is this one's */
+  uint32_t deferred_count;
   uint32_t hflags;               /* HTTP_* */
 } http_conn_t;
 
@@ -273,25 +275,49 @@ int sl__http_is_11(const sl_conn_t *c) {
   return p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
 }
 
-static void http_writable(sl_conn_t *c);
-
-void sl__http_defer(sl_conn_t *c, sl_http_deferred_t *d) {
-  http_conn_t *h = http_of(c);
-  assert(h->deferred == NULL && h->req != NULL && d != NULL);
-  h->deferred = d;
+static void deferred_unlink(http_conn_t *h, sl_http_deferred_t *d) {
+  if (d->prev)
+    d->prev->next = d->next;
+  else
+    h->deferred = d->next;
+  if (d->next)
+    d->next->prev = d->prev;
+  d->next = d->prev = NULL;
+  h->deferred_count--;
 }
 
-void sl__http_resume(sl_conn_t *c) {
+int sl__http_defer(sl_conn_t *c, sl_http_deferred_t *d) {
   http_conn_t *h = http_of(c);
-  assert(h->deferred != NULL);
-  h->deferred = NULL;
-  request_free(h);
-  if (c->flags & (SL_CONN_CLOSING | SL_CONN_CLOSE_AFTER))
-    return;
-  sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->idle_timeout));
-  /* Parsing goes on once the answer is written (http_writable); it is queued now. */
-  if (c->q_len == 0)
-    http_writable(c);
+  assert(h->req != NULL && d != NULL && d->on_close != NULL);
+  /* Its answer's place in the output, before whatever later requests are answered. */
+  int r = sl__delivery_reserve(c, &d->slot);
+  if (r)
+    return r;
+  d->keep = !(c->flags & SL_CONN_CLOSE_AFTER) && h->req->status == 0 &&
+            llhttp_should_keep_alive(&h->parser);
+  d->head_only = h->parser.method == HTTP_HEAD;
+  /* A request that ends the connection: nothing after it is read. */
+  if (!d->keep)
+    sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
+  d->next = NULL;
+  d->prev = NULL;
+  if (h->deferred) {
+    sl_http_deferred_t *last = h->deferred;
+    while (last->next)
+      last = last->next;
+    last->next = d;
+    d->prev = last;
+  } else {
+    h->deferred = d;
+  }
+  h->deferred_count++;
+  return 0;
+}
+
+void sl__http_resume(sl_conn_t *c, sl_http_deferred_t *d) {
+  http_conn_t *h = http_of(c);
+  assert(h->answering == NULL && d != NULL);
+  h->answering = d;
 }
 
 void sl__http_close_after(sl_conn_t *c) {
@@ -308,9 +334,15 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
                       const char *body, size_t len) {
   http_conn_t *h = http_of(c);
   assert(!(c->flags & SL_CONN_STREAM));
-  int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !c->net->draining && h->req != NULL &&
-             h->req->status == 0 && llhttp_should_keep_alive(&h->parser);
-  int head_only = h->req && h->parser.method == HTTP_HEAD;
+  /* A deferred request's answer: what its request said was kept when it was deferred. */
+  sl_http_deferred_t *d = h->answering;
+  h->answering = NULL;
+  int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !c->net->draining &&
+             (d ? d->keep
+                : h->req != NULL && h->req->status == 0 && llhttp_should_keep_alive(&h->parser));
+  int head_only = d ? d->head_only : h->req && h->parser.method == HTTP_HEAD;
+  if (d)
+    deferred_unlink(h, d);
   sl_http_head_t head = {
     .status = status,
     .content_type = content_type,
@@ -324,7 +356,10 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
     fail_hard(c);
     return;
   }
-  sl__delivery_send(c, f);
+  if (d)
+    sl__delivery_fill(c, d->slot, f);
+  else
+    sl__delivery_send(c, f);
   sl__frame_unref(f);
   sl__metric_add(&c->net->metrics->requests_total, 1);
   if (status >= 400)
@@ -432,12 +467,6 @@ static int on_message_complete(llhttp_t *p) {
   route(h);
   if (c->flags & SL_CONN_CLOSING)
     return HPE_PAUSED;
-  if (h->deferred) {
-    /* The answer comes later; what follows waits for it (sl__http_resume). */
-    sl__conn_set_deadline(c, 0);
-    h->hflags |= HTTP_BACKLOG;
-    return HPE_PAUSED;
-  }
   if (!(c->flags & SL_CONN_STREAM)) {
     request_free(h);
     sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx_of(c)->cfg->idle_timeout));
@@ -447,7 +476,7 @@ static int on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
   /* A client sending requests faster than it reads the answers: the next request waits until
    * these are written, however many one read brought (http_data keeps the rest). */
-  if (c->q_bytes > SL_HTTP_PIPELINE_LIMIT) {
+  if (c->q_bytes > SL_HTTP_PIPELINE_LIMIT || h->deferred_count >= SL_HTTP_DEFERRED_LIMIT) {
     h->hflags |= HTTP_BACKLOG;
     return HPE_PAUSED;
   }
@@ -550,12 +579,6 @@ static void http_data(sl_conn_t *c, const char *data, size_t len) {
 
 static void http_eof(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
-  if (h->deferred) {
-    /* Its answer is still to come: it ends the connection. */
-    h->hflags |= HTTP_PAUSED;
-    sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
-    return;
-  }
   if (c->q_len == 0 && h->req == NULL) {
     sl__conn_close(c);
     return;
@@ -577,6 +600,8 @@ static void http_timeout(sl_conn_t *c, uint64_t now) {
    * (a drain began): a stalled client must not hold the drain until --shutdown-timeout. */
   if (!c->deadline || now < c->deadline || ((c->flags & SL_CONN_CLOSE_AFTER) && h->req == NULL))
     return;
+  if (h->req == NULL && h->deferred_count > 0)
+    return; /* not idle: answers are still to come */
   if (h->req != NULL || !(h->hflags & HTTP_SERVED))
     refuse(h, 408, "the request did not arrive within --header-timeout");
   else {
@@ -588,7 +613,7 @@ static void http_timeout(sl_conn_t *c, uint64_t now) {
 /* The answers queued are written: parse what waited, then read again. */
 static void http_writable(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
-  if (c->flags & SL_CONN_STREAM || h->deferred)
+  if (c->flags & SL_CONN_STREAM)
     return;
   if (h->hflags & HTTP_BACKLOG) {
     backlog_t *b = h->u.backlog;
@@ -608,9 +633,10 @@ static void http_writable(sl_conn_t *c) {
 static void http_close(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
   sl__delivery_forget(c);
-  if (h->deferred) {
+  h->answering = NULL;
+  while (h->deferred) {
     sl_http_deferred_t *d = h->deferred;
-    h->deferred = NULL;
+    deferred_unlink(h, d);
     d->on_close(d);
   }
   sl_http_stream_t *s = stream_of(h);
@@ -629,8 +655,6 @@ static void http_shutdown(sl_conn_t *c) {
   sl_http_stream_t *s = stream_of(h);
   if (s) {
     s->ops->on_shutdown(s, c);
-  } else if (h->deferred) {
-    sl__conn_mark(c, SL_CONN_CLOSE_AFTER); /* after the answer still to come */
   } else if (h->req == NULL && c->q_len == 0) {
     h->hflags |= HTTP_PAUSED;
     sl__delivery_end(c);

@@ -56,7 +56,7 @@ static int check_field(sl_conn_t *c, const sl_pair_t *p,
   return -1;
 }
 
-/* The answer to a publish, once the bus says where the update stands. */
+/* The answer to a publish the bus took or refused at once. */
 static void answer(sl_mercure_t *m, sl_conn_t *c, int e, const char *id, uint64_t seq,
                    uint64_t start_ns, const char *why) {
   if (e == -ESHUTDOWN) {
@@ -96,9 +96,24 @@ static void later_closed(sl_http_deferred_t *d) {
 
 static void later_stored(sl_worker_call_t *call) {
   later_t *l = (later_t *)call;
-  if (l->conn) {
-    answer(l->m, l->conn, l->pending.err, l->id, l->pending.seq, l->start_ns, NULL);
-    sl__http_resume(l->conn);
+  sl_conn_t *c = l->conn;
+  sl_mercure_t *m = l->m;
+  if (c == NULL) {
+    free(l);
+    return;
+  }
+  sl__http_resume(c, &l->deferred);
+  if (l->pending.err) {
+    sl__http_error(c, l->pending.err == -ECANCELED ? 503 : 500,
+                   l->pending.err == -ECANCELED ? "Retry-After: 5\r\n" : NULL,
+                   "the update could not be stored (see the hub's log)");
+  } else {
+    sl__metric_add(&m->metrics->published_total, 1);
+    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", l->id, strlen(l->id));
+    /* Then back-pressure, as for an update stored at once: its place is filled, and the
+     * connection waits until delivery catches up. */
+    if (!sl__delivery_hold(m->dlv, c, l->pending.seq, l->start_ns))
+      sl__metrics_observe_latency(m->metrics, uv_hrtime() - l->start_ns);
   }
   free(l);
 }
@@ -189,7 +204,8 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
     l->conn = c;
     l->start_ns = r->start_ns;
     memcpy(l->id, idbuf, strlen(idbuf) + 1);
-    sl__http_defer(c, &l->deferred);
+    if (sl__http_defer(c, &l->deferred))
+      l->conn = NULL; /* out of memory: the connection closes; the call only frees l */
     goto out;
   }
   free(l);

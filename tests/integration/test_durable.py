@@ -101,10 +101,22 @@ def test_pipelined_publishes():
         r = conn.read_response("POST")
         got.append((r.status, r.text))
     t.eq(got, [(200, f"p-{i}") for i in range(5)], "five pipelined publishes answered in order")
+    # Answers made at once (a refusal, another endpoint) keep their place behind those waiting.
+    hdrs = {"Authorization": f"Bearer {tok}", "Content-Type": "application/x-www-form-urlencoded"}
+    reqs = conn.build("POST", ht.HUB_PATH, hdrs, ht.form(ht.publish_fields(TOPIC, id="q-1")))
+    reqs += conn.build("POST", ht.HUB_PATH, hdrs, ht.form([("data", "no topic")]))
+    reqs += conn.build("POST", ht.HUB_PATH, hdrs, ht.form(ht.publish_fields(TOPIC, id="q-2")))
+    reqs += conn.build("GET", "/healthz")
+    reqs += conn.build("POST", ht.HUB_PATH, hdrs, ht.form(ht.publish_fields(TOPIC, id="q-3")))
+    conn.send(reqs)
+    got = [conn.read_response(m) for m in ("POST", "POST", "POST", "GET", "POST")]
+    t.eq([(r.status, r.text if r.status == 200 and r.text.startswith("q-") else "")
+          for r in got], [(200, "q-1"), (400, ""), (200, "q-2"), (200, ""), (200, "q-3")],
+         "a refusal and a health check between waiting publishes are answered in request order")
     conn.close()
     s = sub(hub.port, tok, last_event_id="earliest")
-    s.wait_count(5)
-    t.eq(s.ids(), [f"p-{i}" for i in range(5)], "and stored in that order")
+    s.wait_count(8)
+    t.eq(s.ids(), [f"p-{i}" for i in range(5)] + ["q-1", "q-2", "q-3"], "and stored in that order")
     s.close()
     t.stop_hub(hub)
 
