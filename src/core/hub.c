@@ -145,7 +145,8 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
     .draining = sl__shutdown_draining(&hub->shutdown),
     .workers = hub->worker_count,
     .history_size = hub->cfg.history_size,
-    .history_max_bytes = hub->cfg.history_max_bytes,
+    /* With a data dir, the bytes are the file's and its bound is --data-max-size. */
+    .history_max_bytes = hub->cfg.data_dir ? hub->cfg.data_max_size : hub->cfg.history_max_bytes,
   };
   sl__history_usage(hub->history, &x.history_entries, &x.history_bytes);
   return sl__metrics_render(&sum, &x, len);
