@@ -300,9 +300,9 @@ static int delete_oldest(lmdb_history_t *h, MDB_cursor *cur, MDB_val *k, MDB_val
   return mdb_cursor_del(cur, 0);
 }
 
-/* Retention: drops the oldest updates while there are more than max_entries (or, with force,
- * at least one) or the oldest is older than max_age, at most budget of them. *more says whether
- * the limits still call for deletions. */
+/* Retention: drops the oldest updates while there are more than max_entries or the oldest is
+ * older than max_age (and, with force, at least a sixteenth of them, one at least: room at the
+ * disk limit), at most budget of them. *more says whether the limits still call for deletions. */
 static int trim(lmdb_history_t *h, MDB_txn *txn, size_t budget, int force, int *more) {
   MDB_stat st;
   MDB_cursor *cur;
@@ -310,6 +310,7 @@ static int trim(lmdb_history_t *h, MDB_txn *txn, size_t budget, int force, int *
   if (rc)
     return rc;
   size_t count = st.ms_entries;
+  size_t forced = force ? count / 16 + 1 : 0;
   uint64_t cutoff = h->max_age_ms ? now_ms() - h->max_age_ms : 0;
   *more = 0;
   if ((rc = mdb_cursor_open(txn, h->log, &cur)))
@@ -320,7 +321,7 @@ static int trim(lmdb_history_t *h, MDB_txn *txn, size_t budget, int force, int *
       break;
     record_t r;
     int old = h->max_age_ms && record_parse(&v, &r) == 0 && r.time < cutoff;
-    if (count <= h->max_entries && !old && !(force && done == 0))
+    if (count <= h->max_entries && !old && done >= forced)
       break;
     if (done == budget) {
       *more = 1;
