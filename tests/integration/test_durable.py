@@ -164,7 +164,13 @@ def test_kill9():
         pubs = [Pub(hub.port, f"k{i}", counters.get(f"k{i}", 0), stop) for i in range(3)]
         for p in pubs:
             p.start()
-        time.sleep(rng.uniform(0.05, 0.3) * ht.SLOW)
+        # A random moment within the stream: after some random number of answers (not a time,
+        # which a slower build would turn into "after the end").
+        target = rng.randint(20, PER_ROUND * len(pubs) // 2)
+        deadline = time.monotonic() + 30 * ht.SLOW
+        while (sum(len(p.ok) for p in pubs) < target and any(p.is_alive() for p in pubs)
+               and time.monotonic() < deadline):
+            time.sleep(0.002)
         t.check(any(p.is_alive() for p in pubs), f"round {round_}: killed while publishing")
         hub.proc.kill()  # SIGKILL: no drain, no sync
         hub.proc.wait()
