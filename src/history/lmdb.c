@@ -943,8 +943,10 @@ int sl__history_lmdb_new(sl_history_t **out, const sl_history_lmdb_opts_t *o) {
   if (r)
     goto fail;
   unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+  /* Unsynced commits go through a shared writable map: no write(2) per page, and the pages are
+   * the kernel's the moment they are written, so a crash of this process loses none of them. */
   if (o->fsync != SL_FSYNC_ALWAYS)
-    flags |= MDB_NOSYNC;
+    flags |= MDB_NOSYNC | MDB_WRITEMAP;
   int rc;
   if ((rc = mdb_env_create(&h->env)) || (rc = mdb_env_set_maxdbs(h->env, 3)) ||
       (rc = mdb_env_set_maxreaders(h->env, 1024))) {
