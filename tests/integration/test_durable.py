@@ -5,8 +5,10 @@ with an id from before the restart (the Last-Event-ID header, the last_event_id 
 process with no gap (the order continues: the first update after the restart is no gap to the
 workers, so no stream is cut). Then kill -9 at random moments during a stream of publishes from
 several connections, restarts on the same directory, and a subscriber from 'earliest' at the end:
-every update answered 200 is there exactly once, in each publisher's order. Pipelined publishes
-on one connection are answered in order while their commits are pending. A second hub on a
+every update answered 200 is there exactly once, in each publisher's order; the same after a
+SIGTERM during publishes, where every publish is answered 200 or 503. Pipelined publishes
+on one connection are answered in order while their commits are pending, with refusals and
+other requests between them keeping their place. A second hub on a
 directory a live hub holds exits non-zero saying so; so does a hub on a corrupt data file, which
 it leaves as it was. /metrics shows the retained updates and their disk use.
 """
@@ -14,6 +16,7 @@ it leaves as it was. /metrics shows the retained updates and their disk use.
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -208,6 +211,41 @@ def test_kill9():
     t.stop_hub(hub)
 
 
+def test_sigterm_during_publishes():
+    """SIGTERM while three connections publish: every publish gets an answer (200, or 503 once
+    the drain stopped taking updates), and every 200 is there after the restart."""
+    d = data_dir("sigterm")
+    hub = ht.start_hub(data_dir=d, fsync="batch", history_size=100000)
+    stop = threading.Event()
+    pubs = [Pub(hub.port, f"s{i}", 0, stop) for i in range(3)]
+    for p in pubs:
+        p.start()
+    deadline = time.monotonic() + 30 * ht.SLOW
+    while sum(len(p.ok) for p in pubs) < 300 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    hub.proc.send_signal(signal.SIGTERM)
+    for p in pubs:
+        p.join(30 * ht.SLOW)
+    stop.set()
+    rc = ht.wait_exit(hub.proc, 40 * ht.SLOW)  # the drain ends it: no second signal
+    hub.stop()
+    t.eq(rc, 0, "the hub drains and exits 0 with publishes in flight")
+    for p in pubs:
+        t.check(all(status == 503 for _, status, _ in p.bad), f"{p.name}: refused only with 503",
+                p.bad)
+    answered = {p.name: p.ok for p in pubs}
+    hub = ht.start_hub(data_dir=d, history_size=100000)
+    s = sub(hub.port, ht.mint_token(publish=(), subscribe=("*",)), last_event_id="earliest")
+    want = set(i for v in answered.values() for i in v)
+    s.wait(lambda st: want <= set(st.ids()), 30)
+    got = s.ids()
+    t.eq(sorted(want - set(got)), [], "every publish answered 200 before SIGTERM is there")
+    for name, ids in answered.items():
+        t.eq([i for i in got if i.startswith(name + "-")], ids, f"{name}: in its order, once")
+    s.close()
+    t.stop_hub(hub)
+
+
 def test_locked_and_corrupt():
     d = data_dir("locked")
     hub = ht.start_hub(data_dir=d)
@@ -244,6 +282,7 @@ try:
     t.section("restart on the same data dir: resume with ids from before", test_restart_resume)
     t.section("pipelined publishes wait for their commits, in order", test_pipelined_publishes)
     t.section("kill -9 during publishes: nothing answered 200 is lost", test_kill9)
+    t.section("SIGTERM during publishes: answered, and kept", test_sigterm_during_publishes)
     t.section("a held or corrupt data dir is refused", test_locked_and_corrupt)
 finally:
     ht.stop_all_hubs()
