@@ -41,6 +41,7 @@ extern "C" {
 #define SL_DEFAULT_LISTEN           "127.0.0.1:8080"
 #define SL_DEFAULT_HISTORY_SIZE     10000        /* events kept for resume */
 #define SL_DEFAULT_DATA_MAX_SIZE    (8ull << 30) /* bytes the durable history's file may grow to */
+#define SL_MIN_DATA_MAX_SIZE        1048576      /* the least data_max_size accepted */
 #define SL_MAX_HISTORY_SIZE         10000000     /* the most events history_size may keep */
 #define SL_DEFAULT_HEARTBEAT        15.0         /* seconds between keep-alive comments */
 #define SL_DEFAULT_MAX_QUEUE        4194304      /* bytes queued per subscriber */

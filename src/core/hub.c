@@ -95,6 +95,11 @@ static int check_config(const sl_config_t *c) {
       c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY ||
       c->history_max_age < 0 || (unsigned)c->fsync > SL_FSYNC_OFF)
     return -EINVAL;
+  if (c->data_dir && c->data_max_size < SL_MIN_DATA_MAX_SIZE) {
+    sl__log(SL_LOG_ERROR, "--data-max-size (data_max_size) %zu is below the least a data dir needs (%d bytes)",
+            c->data_max_size, SL_MIN_DATA_MAX_SIZE);
+    return -EINVAL;
+  }
   if (c->public_url && public_path(c->public_url) == NULL) {
     sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
             "than / and no query or fragment", c->public_url);
