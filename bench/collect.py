@@ -371,9 +371,9 @@ def section_w7r(runs):
         "bucket bounds (50 ms steps from 1 s to 10 s). Counts are medians over rounds.")
 
 
-def section_w8(runs):
+def section_w8(runs, workload="W8"):
     rows = []
-    for p, l, g in groups(runs, "W8"):
+    for p, l, g in groups(runs, workload):
         rates = [a / d for a, d in ((get(r, "acked"), get(r, "duration_seconds")) for r in g.recs)
                  if a and d]
         rows.append([p, g.cell("published"), g.cell("acked"),
@@ -398,6 +398,8 @@ SECTIONS = [
     ("W7", "Drain under load", section_w7),
     ("W7R", "Drain and come back: reconnection to a restarted hub (sluice)", section_w7r),
     ("W8", "Publish throughput", section_w8),
+    ("W8D", "Publish throughput, durable history (sluice-disk: --data-dir) against in memory",
+     lambda r: section_w8(r, "W8D")),
     ("W9", "Under attack: delivery while one client attacks the hub", section_w9),
 ]
 

@@ -65,7 +65,7 @@ build_recipe() {
 
 have_peer() {
   case "$1" in
-    sluice|sluice-1w) [ -x "$BUILD/sluice" ] ;;
+    sluice|sluice-1w|sluice-disk|sluice-disk-1w) [ -x "$BUILD/sluice" ] ;;
     sluice-base|sluice-base-1w) [ -n "${SLUICE_BASE_BIN:-}" ] && [ -x "$SLUICE_BASE_BIN" ] ;;
     recipe) command -v go >/dev/null ;;
     nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
@@ -96,20 +96,23 @@ peer_start() {
   PEER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-$name.XXXXXX")
   PEER_SERVER_PIDS=()
   case "$name" in
-    sluice|sluice-1w|sluice-base|sluice-base-1w)
+    sluice|sluice-1w|sluice-base|sluice-base-1w|sluice-disk|sluice-disk-1w)
       # sluice-1w: one worker thread, so that the hub and the load generator each have a core
       # of their own (sluice uses both cores and so shares one with the load generator).
       # sluice-base*: the same hub built from another commit ($SLUICE_BASE_BIN), to measure a
       # change before and after in one run.
-      local key token workers=2 bin="$BUILD/sluice"
+      # sluice-disk*: the durable history (--data-dir in the peer's scratch directory, removed
+      # with it) at --fsync $DISK_FSYNC (batch unless set).
+      local key token workers=2 bin="$BUILD/sluice" disk=()
       case "$name" in *-1w) workers=1 ;; esac
+      case "$name" in sluice-disk*) disk=(--data-dir "$PEER_DIR/data" --fsync "${DISK_FSYNC:-batch}") ;; esac
       case "$name" in sluice-base*) bin=$SLUICE_BASE_BIN ;; esac
       key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
       token=$("$bin" token --key "$key" --publish '*') || return 1
       # SLUICE_EXTRA_FLAGS: flags a workload adds (W6S: --subscriptions), split on spaces.
       # shellcheck disable=SC2086
       spawn "$PEER_DIR/sluice.log" "$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
-        --anonymous --workers "$workers" ${SLUICE_EXTRA_FLAGS:-}
+        --anonymous --workers "$workers" "${disk[@]}" ${SLUICE_EXTRA_FLAGS:-}
       PEER_SERVER_PIDS=("$LAST_PID")
       PEER_SIGNAL_PID=$LAST_PID
       # shellcheck disable=SC2034  # read by bench/workloads/w7r_reconnect.sh
@@ -170,7 +173,7 @@ peer_start() {
         --pub-mode form --connect-concurrency 64)
       ;;
     *)
-      echo "bench: unknown peer '$name' (sluice, sluice-1w, recipe, nchan, pushpin)" >&2
+      echo "bench: unknown peer '$name' (sluice, sluice-1w, sluice-disk, sluice-disk-1w, recipe, nchan, pushpin)" >&2
       return 2
       ;;
   esac

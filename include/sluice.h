@@ -40,6 +40,8 @@ extern "C" {
 /* Defaults of sl_config_t, each in the unit its field names. */
 #define SL_DEFAULT_LISTEN           "127.0.0.1:8080"
 #define SL_DEFAULT_HISTORY_SIZE     10000        /* events kept for resume */
+#define SL_DEFAULT_DATA_MAX_SIZE    (8ull << 30) /* bytes the durable history's file may grow to */
+#define SL_MIN_DATA_MAX_SIZE        1048576      /* the least data_max_size accepted */
 #define SL_MAX_HISTORY_SIZE         10000000     /* the most events history_size may keep */
 #define SL_DEFAULT_HEARTBEAT        15.0         /* seconds between keep-alive comments */
 #define SL_DEFAULT_MAX_QUEUE        4194304      /* bytes queued per subscriber */
@@ -67,6 +69,16 @@ extern "C" {
 #define SL_MAX_JWT_LEEWAY           600.0        /* the largest jwt_leeway accepted */
 
 typedef struct sl_hub_s sl_hub_t;
+
+/* What a committed update survives, with a data dir (sl_config_t.fsync). */
+typedef enum {
+  SL_FSYNC_BATCH = 0,  /* commits reach the disk together at least every 100 ms: a crash of the
+                          process loses nothing answered 200; a power loss, at most that window */
+  SL_FSYNC_ALWAYS = 1, /* each group commit is synced before its publishers are answered: survives
+                          a power loss too, at the disk's sync rate */
+  SL_FSYNC_OFF = 2,    /* never synced by the hub (the kernel writes back when it will): survives
+                          a crash of the process, not of the machine */
+} sl_fsync_t;
 
 /* Configuration. Strings are borrowed: they must outlive sl_hub_new() only (the hub copies them).
  *
@@ -152,6 +164,15 @@ typedef struct sl_config_s {
                                          when each subscription begins and ends, and the
                                          Subscription API at <hub path>/subscriptions; 0 = off
                                          (default): neither, at no cost */
+  const char *data_dir;               /* directory of the durable history (LMDB), created 0700 when
+                                         missing; NULL = history in memory only, lost on restart */
+  sl_fsync_t fsync;                   /* with data_dir: when commits are synced; default
+                                         SL_FSYNC_BATCH */
+  double history_max_age;             /* with data_dir: seconds an update is retained at most;
+                                         0 = no age limit (history_size still applies) */
+  size_t data_max_size;               /* with data_dir: bytes the data file may grow to (the
+                                         oldest updates make room past it); default
+                                         SL_DEFAULT_DATA_MAX_SIZE */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

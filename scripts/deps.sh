@@ -2,7 +2,7 @@
 # Installs what sluice needs from Debian packages (and npm for the browser/client tests),
 # only when missing: `dpkg -s` first, then one `apt-get install`. Groups: build, test, bench.
 set -euo pipefail
-want=(cmake pkg-config libc6-dev libuv1-dev node-llhttp libjansson-dev libssl-dev liburiparser-dev libsystemd-dev curl)
+want=(cmake pkg-config libc6-dev libuv1-dev node-llhttp libjansson-dev libssl-dev liburiparser-dev liblmdb-dev libsystemd-dev curl)
 for g in "$@"; do
   case "$g" in
     build) ;;

@@ -127,6 +127,35 @@ sl_frame_t *sl__frame_update(const sl_update_t *u, const char *id, size_t id_len
   return f;
 }
 
+sl_frame_t *sl__frame_restore(const char *payload, size_t len, const char *id, size_t id_len,
+                              const char *const *topics, const uint32_t *topic_lens,
+                              size_t topic_count, uint16_t flags) {
+  size_t strings = id_len + 1;
+  for (size_t i = 0; i < topic_count; i++)
+    strings += (size_t)topic_lens[i] + 1;
+  if (len > UINT32_MAX - 64 || topic_count > UINT16_MAX || id_len > UINT16_MAX)
+    return NULL;
+  sl_frame_t *f = frame_alloc(topic_count, strings, len);
+  if (f == NULL)
+    return NULL;
+  char *s = (char *)(f->topic_lens + topic_count);
+  f->topic_count = (uint16_t)topic_count;
+  for (size_t i = 0; i < topic_count; i++) {
+    f->topics[i] = s;
+    f->topic_lens[i] = topic_lens[i];
+    s = put(s, topics[i], topic_lens[i]);
+    *s++ = '\0';
+  }
+  f->id = s;
+  f->id_len = (uint16_t)id_len;
+  s = put(s, id, id_len);
+  *s = '\0';
+  f->flags = flags & SL_FRAME_PRIVATE;
+  memcpy(f->wire + CHUNK_HDR_MAX, payload, len);
+  frame_seal_chunk(f, len);
+  return f;
+}
+
 sl_frame_t *sl__frame_chunk(const char *payload, size_t len) {
   if (len > UINT32_MAX - 64)
     return NULL;

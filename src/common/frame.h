@@ -34,6 +34,13 @@ typedef struct sl_frame_s {
  * must have been validated. NULL when out of memory. refs = 1. */
 sl_frame_t *sl__frame_update(const sl_update_t *u, const char *id, size_t id_len);
 
+/* An update's frame rebuilt from what was stored of it (a durable history): the SSE payload it
+ * carried (its wire bytes without the chunk framing), its id, its topics and its SL_FRAME_PRIVATE
+ * flag. The caller sets seq. NULL when out of memory or too large. refs = 1. */
+sl_frame_t *sl__frame_restore(const char *payload, size_t len, const char *id, size_t id_len,
+                              const char *const *topics, const uint32_t *topic_lens,
+                              size_t topic_count, uint16_t flags);
+
 /* payload wrapped as one chunk, e.g. a comment or the final close event. refs = 1. */
 sl_frame_t *sl__frame_chunk(const char *payload, size_t len);
 

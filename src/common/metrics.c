@@ -100,10 +100,10 @@ char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, siz
   metric(&b, "sluice_drained_streams_total", "counter", "Streams ended cleanly by a graceful shutdown.", sl__metric_get(&m->drained_total));
   metric(&b, "sluice_forced_closes_total", "counter", "Connections closed hard when the shutdown timeout passed.", sl__metric_get(&m->forced_total));
   metric(&b, "sluice_accept_emfile_total", "counter", "accept() failures for lack of file descriptors.", sl__metric_get(&m->emfile_total));
-  metric(&b, "sluice_history_capacity", "gauge", "Updates the in-memory history keeps.", x->history_size);
-  metric(&b, "sluice_history_max_bytes", "gauge", "Bytes the retained updates may take (--history-max-bytes).", x->history_max_bytes);
+  metric(&b, "sluice_history_capacity", "gauge", "Updates the history keeps (--history-size).", x->history_size);
+  metric(&b, "sluice_history_max_bytes", "gauge", "Bytes the retained updates may take (--history-max-bytes; with --data-dir, --data-max-size on disk).", x->history_max_bytes);
   metric(&b, "sluice_history_entries", "gauge", "Updates retained for resume now.", x->history_entries);
-  metric(&b, "sluice_history_bytes", "gauge", "Bytes the retained updates take now.", x->history_bytes);
+  metric(&b, "sluice_history_bytes", "gauge", "Bytes the retained updates take now (with --data-dir: the data file's used pages).", x->history_bytes);
   if (x->subscriptions)
     metric(&b, "sluice_subscriptions_active", "gauge", "Active subscriptions (--subscriptions): one per distinct topic matcher of each stream.", x->subscriptions_active);
 

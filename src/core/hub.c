@@ -19,6 +19,8 @@
 void sl_config_init(sl_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->history_size = SL_DEFAULT_HISTORY_SIZE;
+  cfg->fsync = SL_FSYNC_BATCH;
+  cfg->data_max_size = SL_DEFAULT_DATA_MAX_SIZE;
   cfg->heartbeat = SL_DEFAULT_HEARTBEAT;
   cfg->max_queue = SL_DEFAULT_MAX_QUEUE;
   cfg->max_body = SL_DEFAULT_MAX_BODY;
@@ -136,8 +138,14 @@ static int check_config(const sl_config_t *c) {
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
       c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS ||
       c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY ||
-      !(c->jwt_leeway >= 0 && c->jwt_leeway <= SL_MAX_JWT_LEEWAY))
+      !(c->jwt_leeway >= 0 && c->jwt_leeway <= SL_MAX_JWT_LEEWAY) ||
+      c->history_max_age < 0 || (unsigned)c->fsync > SL_FSYNC_OFF)
     return -EINVAL;
+  if (c->data_dir && c->data_max_size < SL_MIN_DATA_MAX_SIZE) {
+    sl__log(SL_LOG_ERROR, "--data-max-size (data_max_size) %zu is below the least a data dir needs (%d bytes)",
+            c->data_max_size, SL_MIN_DATA_MAX_SIZE);
+    return -EINVAL;
+  }
   if (c->public_url && public_path(c->public_url) == NULL) {
     sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
             "than / and no query or fragment", c->public_url);
@@ -193,7 +201,8 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
     .draining = sl__shutdown_draining(&hub->shutdown),
     .workers = hub->worker_count,
     .history_size = hub->cfg.history_size,
-    .history_max_bytes = hub->cfg.history_max_bytes,
+    /* With a data dir, the bytes are the file's and its bound is --data-max-size. */
+    .history_max_bytes = hub->cfg.data_dir ? hub->cfg.data_max_size : hub->cfg.history_max_bytes,
   };
   sl__history_usage(hub->history, &x.history_entries, &x.history_bytes);
   if (hub->subs) {
@@ -396,7 +405,8 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 12, &hub->cfg.subscriber_jwt_key_file) ||
       copy_str(hub, SL_MAX_LISTEN + 13, &hub->cfg.jwks_file) ||
       copy_str(hub, SL_MAX_LISTEN + 14, &hub->cfg.publisher_jwks_file) ||
-      copy_str(hub, SL_MAX_LISTEN + 15, &hub->cfg.subscriber_jwks_file))
+      copy_str(hub, SL_MAX_LISTEN + 15, &hub->cfg.subscriber_jwks_file) ||
+      copy_str(hub, SL_MAX_LISTEN + 16, &hub->cfg.data_dir))
     goto fail;
   if (hub->cfg.public_url) {
     if (copy_str(hub, SL_MAX_LISTEN + 5, &hub->cfg.public_url))
@@ -422,8 +432,19 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   sl__auth_set_topic_base(hub->auth, hub->cfg.public_url); /* relative URL patterns in grants */
   if (hub->cfg.history_max_bytes == 0)
     hub->cfg.history_max_bytes = default_history_bytes();
-  if ((r = sl__history_memory_new(&hub->history, hub->cfg.history_size,
-                                  hub->cfg.history_max_bytes)))
+  if (hub->cfg.data_dir) {
+    sl_history_lmdb_opts_t o = {
+      .dir = hub->cfg.data_dir,
+      .max_entries = hub->cfg.history_size,
+      .max_age = hub->cfg.history_max_age,
+      .fsync = hub->cfg.fsync,
+      .max_disk = hub->cfg.data_max_size,
+    };
+    r = sl__history_lmdb_new(&hub->history, &o);
+  } else {
+    r = sl__history_memory_new(&hub->history, hub->cfg.history_size, hub->cfg.history_max_bytes);
+  }
+  if (r)
     goto fail;
   if ((r = sl__bus_init(&hub->bus, hub->history)))
     goto fail;
@@ -558,6 +579,7 @@ int sl_hub_start(sl_hub_t *hub) {
     hub->mercure[i].publish_origins = &hub->publish_origins;
     hub->mercure[i].publish_same_host = hub->publish_same_host;
     hub->mercure[i].subs = hub->subs;
+    hub->mercure[i].worker = w;
     hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
     hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
     hub->http[i].cfg = &hub->cfg;
@@ -625,6 +647,9 @@ void sl_hub_free(sl_hub_t *hub) {
   if (hub == NULL)
     return;
   int started = hub->workers != NULL;
+  /* A completion history still makes (a publish pending when the hub stopped hard) must not post
+   * to a freed worker: the bus keeps it for sl__bus_destroy. */
+  sl__bus_attach(&hub->bus, NULL, 0);
   unwind(hub, hub->worker_count);
   if (started) {
     sl__admission_destroy(&hub->admission);

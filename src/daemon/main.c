@@ -2,6 +2,7 @@
  * public API, signals (SIGTERM/SIGINT drain, a second one forces, SIGHUP reopens the log), systemd
  * notification, and the exit code (0 after a clean drain, 1 when connections had to be forced,
  * 2 for bad usage). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +154,12 @@ int main(int argc, char **argv) {
   memset(&d, 0, sizeof d);
   d.shutdown_timeout = cfg->shutdown_timeout;
   if ((r = sl_hub_new(cfg, &d.hub))) {
-    fprintf(stderr, "sluice: bad configuration: %s\n", sl_strerror(r));
+    /* A bad setting is -EINVAL; anything else is the data dir (locked, unreadable), which the
+     * log line before this one explains. */
+    if (r == -EINVAL)
+      fprintf(stderr, "sluice: bad configuration: %s\n", sl_strerror(r));
+    else
+      fprintf(stderr, "sluice: cannot open the hub: %s\n", sl_strerror(r));
     sl__options_free(&opt);
     return 2;
   }

@@ -38,6 +38,7 @@ typedef enum {
   KIND_SECONDS, /* a double field: a non-negative decimal */
   KIND_ORIGINS, /* a const char * field: origins separated by ", "; repeatable, and a stronger
                    source replaces what weaker ones gave */
+  KIND_FSYNC,   /* an sl_fsync_t field: always, batch or off */
   KIND_CONFIG,
   KIND_HELP,
   KIND_VERSION,
@@ -119,7 +120,7 @@ static const option_def_t options[] = {
    "active subscriptions: each subscription's start and end is a private update of type "
    "mercure under <hub path>/subscriptions/, where the subscription API answers"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
-   "events kept in memory for Last-Event-ID resume; 0 = none"},
+   "events kept for Last-Event-ID resume (see --data-dir); 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
    "memory the retained updates may take; default an eighth of what the process may use "
    "(16 MiB to 4 GiB)"},
@@ -161,6 +162,17 @@ static const option_def_t options[] = {
   {"max-pending", KIND_COUNT, HUB(max_pending), FROM_ALL, 0, SL_MAX_MAX_PENDING, "N",
    "updates accepted but not yet written to every subscriber before a publisher's answer "
    "waits for delivery to catch up (back-pressure); 0 = never wait"},
+  {"data-dir", KIND_STRING, HUB(data_dir), FROM_ALL, 0, 0, "DIR",
+   "keep history on disk (LMDB) in DIR, made 0700 if missing: resumes survive restarts and "
+   "crashes; a publish is answered 200 once committed; one process per DIR"},
+  {"fsync", KIND_FSYNC, HUB(fsync), FROM_ALL, 0, 0, "always|batch|off",
+   "with --data-dir: always = sync each group commit before answering (survives power loss); "
+   "batch = sync every 100 ms (power loss: at most 100 ms lost); off = never (process crash "
+   "only)"},
+  {"history-max-age", KIND_SECONDS, HUB(history_max_age), FROM_ALL, 0, 0, "SECONDS",
+   "with --data-dir: drop updates older than this (--history-size applies too); 0 = no limit"},
+  {"data-max-size", KIND_BYTES, HUB(data_max_size), FROM_ALL, 0, 0, "BYTES",
+   "with --data-dir: the most disk the history may take; past it the oldest updates make room"},
   /* A config file naming another config file would be a second, hidden precedence level. */
   {"config", KIND_CONFIG, OPT(config_file), FROM_FLAG | FROM_ENV, 0, 0, "FILE",
    "read settings from FILE"},
@@ -526,6 +538,19 @@ static int apply(parser_t *p, const option_def_t *def, const char *where, const 
       }
       *(double *)field = d;
       return 0;
+    case KIND_FSYNC:
+      if (strcmp(value, "always") == 0)
+        *(sl_fsync_t *)field = SL_FSYNC_ALWAYS;
+      else if (strcmp(value, "batch") == 0)
+        *(sl_fsync_t *)field = SL_FSYNC_BATCH;
+      else if (strcmp(value, "off") == 0)
+        *(sl_fsync_t *)field = SL_FSYNC_OFF;
+      else {
+        set_error(p->err, p->errlen, "%s: '%s' is not a durability level (always, batch or off)",
+                  where, sl__options_shown(value, buf, sizeof buf));
+        return -EINVAL;
+      }
+      return 0;
   }
   return -EINVAL;
 }
@@ -848,6 +873,12 @@ void sl__options_usage(FILE *out) {
       case KIND_SECONDS:
         snprintf(dflt, sizeof dflt, " (default %gs)", *(const double *)field);
         break;
+      case KIND_FSYNC: {
+        sl_fsync_t f = *(const sl_fsync_t *)field;
+        snprintf(dflt, sizeof dflt, " (default %s)",
+                 f == SL_FSYNC_ALWAYS ? "always" : f == SL_FSYNC_OFF ? "off" : "batch");
+        break;
+      }
       case KIND_CONFIG:
       case KIND_HELP:
       case KIND_VERSION:

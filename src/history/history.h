@@ -65,6 +65,21 @@ struct sl_history_cursor_s {
  * size). Appends complete before append returns. */
 int sl__history_memory_new(sl_history_t **h, size_t capacity, uint64_t max_bytes);
 
+/* The durable history (lmdb.c): every update in an LMDB environment in dir, kept across restarts.
+ * Appends complete later, from its writer thread, once committed (in groups). */
+typedef struct sl_history_lmdb_opts_s {
+  const char *dir;               /* made (0700) when missing; locked against other processes */
+  size_t max_entries;            /* updates retained at most */
+  double max_age;                /* seconds an update is retained at most; 0 = no limit */
+  sl_fsync_t fsync;              /* what a commit survives (sluice.h) */
+  uint64_t max_disk;             /* bytes the data file may grow to; 0 = SL_DEFAULT_DATA_MAX_SIZE */
+} sl_history_lmdb_opts_t;
+
+/* Opens (or creates) the history in o->dir. 0; -EBUSY when another live process holds the
+ * directory; -EIO or -EPROTO when what is there cannot be read (never overwritten); another
+ * negative errno (cannot create, lock or map it). Each failure is logged with what to do. */
+int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
+
 static inline int sl__history_append(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done,
                                      void *arg) {
   return h->ops->append(h, frame, done, arg);

@@ -34,6 +34,9 @@ typedef struct http_conn_s {
     sl_http_stream_t *stream;    /* HTTP_STREAM: the stream that owns the connection */
     struct backlog_s *backlog;   /* HTTP_BACKLOG: bytes read and not yet parsed */
   } u;
+  sl_http_deferred_t *deferred;  /* requests answered later (sl__http_defer), oldest first */
+  sl_http_deferred_t *answering; /* set by sl__http_resume: the next answer is this one's */
+  uint32_t deferred_count;
   uint32_t hflags;               /* HTTP_* */
 } http_conn_t;
 
@@ -274,6 +277,63 @@ int sl__http_is_11(const sl_conn_t *c) {
   return p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
 }
 
+static void deferred_unlink(http_conn_t *h, sl_http_deferred_t *d) {
+  if (d->prev)
+    d->prev->next = d->next;
+  else
+    h->deferred = d->next;
+  if (d->next)
+    d->next->prev = d->prev;
+  d->next = d->prev = NULL;
+  h->deferred_count--;
+  free(d->cors);
+  d->cors = NULL;
+}
+
+int sl__http_defer(sl_conn_t *c, sl_http_deferred_t *d) {
+  http_conn_t *h = http_of(c);
+  assert(h->req != NULL && d != NULL && d->on_close != NULL);
+  /* Its CORS lines: the request is gone by the time the answer is written. */
+  char cors[SL_CORS_LINES_MAX];
+  size_t n = sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN],
+                            h->req->hv[SL_H_COOKIE] != NULL, cors, sizeof cors);
+  d->cors = n ? strndup(cors, n) : NULL;
+  if (n && d->cors == NULL)
+    return -ENOMEM;
+  /* Its answer's place in the output, before whatever later requests are answered. */
+  int r = sl__delivery_reserve(c, &d->slot);
+  if (r) {
+    free(d->cors);
+    d->cors = NULL;
+    return r;
+  }
+  d->keep = !(c->flags & SL_CONN_CLOSE_AFTER) && h->req->status == 0 &&
+            llhttp_should_keep_alive(&h->parser);
+  d->head_only = h->parser.method == HTTP_HEAD;
+  /* A request that ends the connection: nothing after it is read. */
+  if (!d->keep)
+    sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
+  d->next = NULL;
+  d->prev = NULL;
+  if (h->deferred) {
+    sl_http_deferred_t *last = h->deferred;
+    while (last->next)
+      last = last->next;
+    last->next = d;
+    d->prev = last;
+  } else {
+    h->deferred = d;
+  }
+  h->deferred_count++;
+  return 0;
+}
+
+void sl__http_resume(sl_conn_t *c, sl_http_deferred_t *d) {
+  http_conn_t *h = http_of(c);
+  assert(h->answering == NULL && d != NULL);
+  h->answering = d;
+}
+
 void sl__http_close_after(sl_conn_t *c) {
   sl__conn_mark(c, SL_CONN_CLOSE_AFTER);
 }
@@ -288,13 +348,25 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
                       const char *body, size_t len) {
   http_conn_t *h = http_of(c);
   assert(!(c->flags & SL_CONN_STREAM));
-  int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !c->net->draining && h->req != NULL &&
-             h->req->status == 0 && llhttp_should_keep_alive(&h->parser);
-  int head_only = h->req && h->parser.method == HTTP_HEAD;
-  char cors[SL_CORS_LINES_MAX];
-  size_t n = h->req ? sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN],
-                                     h->req->hv[SL_H_COOKIE] != NULL, cors, sizeof cors)
-                    : 0;
+  /* A deferred request's answer: what its request said was kept when it was deferred. */
+  sl_http_deferred_t *d = h->answering;
+  h->answering = NULL;
+  int keep = !(c->flags & SL_CONN_CLOSE_AFTER) && !c->net->draining &&
+             (d ? d->keep
+                : h->req != NULL && h->req->status == 0 && llhttp_should_keep_alive(&h->parser));
+  int head_only = d ? d->head_only : h->req && h->parser.method == HTTP_HEAD;
+  char cors_buf[SL_CORS_LINES_MAX];
+  char *cors = cors_buf;
+  size_t n = 0;
+  if (d) {
+    cors = d->cors; /* this answer's now: freed below */
+    n = cors ? strlen(cors) : 0;
+    d->cors = NULL;
+    deferred_unlink(h, d);
+  } else if (h->req) {
+    n = sl__cors_lines(h->req->cors, h->req->hv[SL_H_ORIGIN], h->req->hv[SL_H_COOKIE] != NULL,
+                       cors_buf, sizeof cors_buf);
+  }
   sl_http_head_t head = {
     .status = status,
     .content_type = content_type,
@@ -305,11 +377,16 @@ void sl__http_respond(sl_conn_t *c, int status, const char *headers, const char 
     .close = !keep,
   };
   sl_frame_t *f = sl__http_response_frame(&head, body, head_only ? 0 : len);
+  if (d)
+    free(cors);
   if (f == NULL) {
     fail_hard(c);
     return;
   }
-  sl__delivery_send(c, f);
+  if (d)
+    sl__delivery_fill(c, d->slot, f);
+  else
+    sl__delivery_send(c, f);
   sl__frame_unref(f);
   sl__metric_add(&c->net->metrics->requests_total, 1);
   if (status >= 400)
@@ -442,7 +519,7 @@ static int on_message_complete(llhttp_t *p) {
     return HPE_PAUSED;
   /* A client sending requests faster than it reads the answers: the next request waits until
    * these are written, however many one read brought (http_data keeps the rest). */
-  if (c->q_bytes > SL_HTTP_PIPELINE_LIMIT) {
+  if (c->q_bytes > SL_HTTP_PIPELINE_LIMIT || h->deferred_count >= SL_HTTP_DEFERRED_LIMIT) {
     h->hflags |= HTTP_BACKLOG;
     return HPE_PAUSED;
   }
@@ -566,6 +643,8 @@ static void http_timeout(sl_conn_t *c, uint64_t now) {
    * (a drain began): a stalled client must not hold the drain until --shutdown-timeout. */
   if (!c->deadline || now < c->deadline || ((c->flags & SL_CONN_CLOSE_AFTER) && h->req == NULL))
     return;
+  if (h->req == NULL && h->deferred_count > 0)
+    return; /* not idle: answers are still to come */
   if (h->req != NULL || !(h->hflags & HTTP_SERVED))
     refuse(h, 408, "the request did not arrive within --header-timeout");
   else {
@@ -597,6 +676,12 @@ static void http_writable(sl_conn_t *c) {
 static void http_close(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
   sl__delivery_forget(c);
+  h->answering = NULL;
+  while (h->deferred) {
+    sl_http_deferred_t *d = h->deferred;
+    deferred_unlink(h, d);
+    d->on_close(d);
+  }
   sl_http_stream_t *s = stream_of(h);
   if (h->hflags & HTTP_BACKLOG)
     free(h->u.backlog);

@@ -99,6 +99,26 @@ void sl__http_error(sl_conn_t *c, int status, const char *headers, const char *w
 /* The request ends the connection after its answer (no keep-alive). */
 void sl__http_close_after(sl_conn_t *c);
 
+/* A handler that answers later (a publish a slow history stores later) defers its request: the
+ * answer's place in the output is kept, in request order, so the connection goes on reading
+ * (pipelined requests are handled meanwhile, up to SL_HTTP_DEFERRED_LIMIT deferred at once) and
+ * writes nothing past that place until the answer comes. The handler sets d->on_close, which
+ * runs (from the connection's close) if the connection closes first; the handler must not touch
+ * the connection after it. d is the handler's and stays valid until then or until answered.
+ * 0, or -ENOMEM (the connection then closes: on_close is not called, d is free at once). */
+#define SL_HTTP_DEFERRED_LIMIT 64
+typedef struct sl_http_deferred_s sl_http_deferred_t;
+struct sl_http_deferred_s {
+  void (*on_close)(sl_http_deferred_t *d);  /* the handler's */
+  sl_http_deferred_t *next, *prev;          /* http.c's, from here on */
+  uint32_t slot;
+  uint8_t keep, head_only;
+  char *cors;                               /* the answer's CORS lines, or NULL */
+};
+int sl__http_defer(sl_conn_t *c, sl_http_deferred_t *d);
+/* The next sl__http_respond / sl__http_error on c answers d's request, in its place. */
+void sl__http_resume(sl_conn_t *c, sl_http_deferred_t *d);
+
 /* Sends a stream's head (200, with the extra header lines given) and hands the connection to
  * stream: chunked on HTTP/1.1, else delimited by the connection's end. The request is freed.
  * 0, or a negative errno (the connection then closes). */

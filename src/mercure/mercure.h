@@ -33,6 +33,7 @@ typedef struct sl_mercure_s {
   const sl_auth_t *auth;
   sl_auth_cache_t *auth_cache;   /* tokens this worker verified (publishers reuse theirs) */
   sl_delivery_t *dlv;
+  sl_worker_t *worker;           /* this context's: where a late-stored publish is answered */
   sl_metrics_t *metrics;
   unsigned jitter_seed;          /* rand_r state for the reconnect jitter of the drain */
   sl_ratelimit_t *rate_by_ip;    /* the hub's, shared; NULL = no limit */

@@ -3,6 +3,7 @@
  * the token grants every topic, and hands the update to the bus. The answer is the update's id
  * only once the update has its place in the global order and in history. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "common/form.h"
+#include "common/uuid.h"
 #include "common/validate.h"
 #include "mercure/mercure.h"
 
@@ -53,6 +55,68 @@ static int check_field(sl_conn_t *c, const sl_pair_t *p,
   snprintf(what, sizeof what, "field %s: %s", p->name, why);
   sl__http_error(c, r == -E2BIG ? 413 : (r == -ENOMEM ? 500 : 400), NULL, what);
   return -1;
+}
+
+/* The answer to a publish the bus took or refused at once. */
+static void answer(sl_mercure_t *m, sl_conn_t *c, int e, const char *id, uint64_t seq,
+                   uint64_t start_ns, const char *why) {
+  if (e == -ESHUTDOWN) {
+    sl__http_close_after(c);
+    sl__http_error(c, 503, "Retry-After: 5\r\n",
+                   "the hub is shutting down and accepts no more updates; retry on another node");
+  } else if (e == -EINVAL) {
+    sl__http_error(c, 400, NULL, why);
+  } else if (e == -ENOSPC) {
+    sl__http_error(c, 413, NULL, "field id: longer than 1023 bytes");
+  } else if (e) {
+    sl__http_error(c, 500, NULL, "the update could not be stored");
+  } else {
+    sl__metric_add(&m->metrics->published_total, 1);
+    /* Held: the answer is queued now and written once delivery catches up (delivery.c). */
+    if (!sl__delivery_hold(m->dlv, c, seq, start_ns))
+      sl__metrics_observe_latency(m->metrics, uv_hrtime() - start_ns);
+    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", id, strlen(id));
+  }
+}
+
+/* A publish whose update a durable history stores later: the request waits (deferred), and this
+ * answers it on the worker's thread once the update is committed. */
+typedef struct later_s {
+  sl_bus_pending_t pending;      /* first: the bus calls back through it */
+  sl_http_deferred_t deferred;   /* http says when the connection closed first */
+  sl_mercure_t *m;
+  sl_conn_t *conn;               /* NULL once closed */
+  uint64_t start_ns;
+  char id[];
+} later_t;
+
+static void later_closed(sl_http_deferred_t *d) {
+  later_t *l = (later_t *)((char *)d - offsetof(later_t, deferred));
+  l->conn = NULL;
+}
+
+static void later_stored(sl_worker_call_t *call) {
+  later_t *l = (later_t *)call;
+  sl_conn_t *c = l->conn;
+  sl_mercure_t *m = l->m;
+  if (c == NULL) {
+    free(l);
+    return;
+  }
+  sl__http_resume(c, &l->deferred);
+  if (l->pending.err) {
+    sl__http_error(c, l->pending.err == -ECANCELED ? 503 : 500,
+                   l->pending.err == -ECANCELED ? "Retry-After: 5\r\n" : NULL,
+                   "the update could not be stored (see the hub's log)");
+  } else {
+    sl__metric_add(&m->metrics->published_total, 1);
+    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", l->id, strlen(l->id));
+    /* Then back-pressure, as for an update stored at once: its place is filled, and the
+     * connection waits until delivery catches up. */
+    if (!sl__delivery_hold(m->dlv, c, l->pending.seq, l->start_ns))
+      sl__metrics_observe_latency(m->metrics, uv_hrtime() - l->start_ns);
+  }
+  free(l);
 }
 
 void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
@@ -125,24 +189,28 @@ void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *arg) {
   };
   char idbuf[1024];
   uint64_t seq = 0;
-  int e = sl__bus_publish(m->bus, &u, idbuf, sizeof idbuf, &seq, &why);
-  if (e == -ESHUTDOWN) {
-    sl__http_close_after(c);
-    sl__http_error(c, 503, "Retry-After: 5\r\n",
-                   "the hub is shutting down and accepts no more updates; retry on another node");
-  } else if (e == -EINVAL) {
-    sl__http_error(c, 400, NULL, why);
-  } else if (e == -ENOSPC) {
-    sl__http_error(c, 413, NULL, "field id: longer than 1023 bytes");
-  } else if (e) {
-    sl__http_error(c, 500, NULL, "the update could not be stored");
-  } else {
-    sl__metric_add(&m->metrics->published_total, 1);
-    /* Held: the answer is queued now and written once delivery catches up (delivery.c). */
-    if (!sl__delivery_hold(m->dlv, c, seq, r->start_ns))
-      sl__metrics_observe_latency(m->metrics, uv_hrtime() - r->start_ns);
-    sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", idbuf, strlen(idbuf));
+  /* Room for the answer, should history store the update later: the id given, or one made. */
+  size_t id_room = (id && id->value_len > SL_UUID_URN_LEN ? id->value_len : SL_UUID_URN_LEN) + 1;
+  later_t *l = malloc(sizeof *l + (id_room < sizeof idbuf ? id_room : sizeof idbuf));
+  if (l == NULL) {
+    sl__http_error(c, 500, NULL, "out of memory");
+    goto out;
   }
+  l->pending.call.fn = later_stored;
+  int e = sl__bus_publish_async(m->bus, &u, idbuf, sizeof idbuf, &seq, &why, m->worker,
+                                &l->pending);
+  if (e == 1) {
+    l->deferred.on_close = later_closed;
+    l->m = m;
+    l->conn = c;
+    l->start_ns = r->start_ns;
+    memcpy(l->id, idbuf, strlen(idbuf) + 1);
+    if (sl__http_defer(c, &l->deferred))
+      l->conn = NULL; /* out of memory: the connection closes; the call only frees l */
+    goto out;
+  }
+  free(l);
+  answer(m, c, e, idbuf, seq, r->start_ns, why);
 out:
   sl__claims_free(&claims);
   sl__form_free(&form);

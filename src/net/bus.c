@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -12,6 +13,20 @@
 
 #define REPLAY_PAGE 256  /* frames a replay takes from history at a time */
 #define REPLAY_ATTEMPTS 3 /* replays restarted after retention overtook them, before giving up */
+
+/* One append the bus waits on: a thread blocked in sl__bus_publish (waiter), or an answer to
+ * hand to a worker (pending), or both NULL once the publisher stopped caring. */
+typedef struct waiter_s {
+  int done;
+  int err;
+  uint64_t seq;
+} waiter_t;
+
+struct sl_bus_wait_s {
+  waiter_t *waiter;
+  sl_worker_t *worker;
+  sl_bus_pending_t *pending;
+};
 
 int sl__bus_init(sl_bus_t *b, sl_history_t *history) {
   memset(b, 0, sizeof *b);
@@ -28,6 +43,14 @@ void sl__bus_destroy(sl_bus_t *b) {
   if (b->last)
     sl__frame_unref(b->last);
   b->last = NULL;
+  /* History is destroyed by now: its last completions found no worker to answer on. */
+  sl_worker_call_t *c = b->orphans;
+  while (c) {
+    sl_worker_call_t *next = c->next;
+    c->fn(c);
+    c = next;
+  }
+  free(b->waits);
   uv_cond_destroy(&b->stored);
   uv_mutex_destroy(&b->lock);
 }
@@ -36,18 +59,15 @@ void sl__bus_destroy(sl_bus_t *b) {
  * inside append has the lock already. Thread-local, so no other thread reads it. */
 static _Thread_local sl_bus_t *appending;
 
-/* One append, from its start to its completion. */
-typedef struct append_s {
-  sl_bus_t *bus;
-  int done;
-  int err;
-  uint64_t seq;
-} append_t;
-
 void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count) {
+  uint64_t seq = sl__history_last_seq(b->history);
   uv_mutex_lock(&b->lock);
   b->workers = workers;
   b->worker_count = count;
+  /* A durable history reopens at seq: every worker starts there, or the first update after a
+   * restart would look like a gap to it. */
+  for (unsigned i = 0; i < count; i++)
+    sl__worker_seed(&workers[i], seq);
   uv_mutex_unlock(&b->lock);
 }
 
@@ -102,15 +122,33 @@ static void post_frame(sl_bus_t *b, sl_frame_t *f) {
   }
 }
 
+/* Lock held: room for one more wait at the ring's tail. */
+static int waits_reserve(sl_bus_t *b) {
+  if (b->pending < b->waits_cap)
+    return 0;
+  size_t cap = b->waits_cap ? b->waits_cap * 2 : 64;
+  sl_bus_wait_t *w = malloc(cap * sizeof *w);
+  if (w == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < b->pending; i++)
+    w[i] = b->waits[(b->waits_head + i) % b->waits_cap];
+  free(b->waits);
+  b->waits = w;
+  b->waits_head = 0;
+  b->waits_cap = cap;
+  return 0;
+}
+
 /* History's completion, in append order: from inside append (memory: the lock is held by this
  * thread already) or later from the backend's thread (take it). */
 static void stored(sl_frame_t *f, int err, void *arg) {
-  append_t *a = arg;
-  sl_bus_t *b = a->bus;
+  sl_bus_t *b = arg;
   int inside = appending == b;
   if (!inside)
     uv_mutex_lock(&b->lock);
   assert(b->pending > 0);
+  sl_bus_wait_t w = b->waits[b->waits_head];
+  b->waits_head = (b->waits_head + 1) % b->waits_cap;
   b->pending--;
   if (err == 0) {
     post_frame(b, f);
@@ -120,19 +158,34 @@ static void stored(sl_frame_t *f, int err, void *arg) {
       b->last = sl__frame_ref(f);
     }
   }
+  if (w.waiter) {
+    w.waiter->done = 1;
+    w.waiter->err = err;
+    w.waiter->seq = f->seq;
+  } else if (w.pending) {
+    /* After the frame: the publisher's worker dispatches the update before it answers. */
+    w.pending->err = err;
+    w.pending->seq = f->seq;
+    if (b->workers == NULL) {
+      w.pending->call.next = b->orphans;
+      b->orphans = &w.pending->call;
+    } else if (sl__worker_post_call(w.worker, &w.pending->call)) {
+      sl__worker_wake(w.worker);
+    }
+  }
   if (b->closed && b->pending == 0 && !b->drain_posted)
     post_drain(b);
-  a->done = 1;
-  a->err = err;
-  a->seq = f->seq;
   if (!inside) {
     uv_cond_broadcast(&b->stored);
     uv_mutex_unlock(&b->lock);
   }
 }
 
-static int publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
-                   const char **why, int trusted) {
+/* Checks (unless trusted: the hub's own updates) and serialises the update, writes its id, and
+ * starts its append under the lock, which is held on return when the result is 0 (*a says
+ * whether it completed already). */
+static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, const char **why,
+                 int trusted, sl_worker_t *w, sl_bus_pending_t *p, waiter_t *a) {
   assert(b->history != NULL && u != NULL && id != NULL && why != NULL);
   char gen[SL_UUID_URN_LEN + 1];
   const char *uid = u->id;
@@ -149,33 +202,63 @@ static int publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, u
   sl_frame_t *f = sl__frame_update(u, uid, id_len);
   if (f == NULL)
     return -ENOMEM;
+  memcpy(id, uid, id_len + 1);
 
   uv_mutex_lock(&b->lock);
-  if (b->closed) {
-    uv_mutex_unlock(&b->lock);
-    sl__frame_unref(f);
-    return -ESHUTDOWN;
+  if (b->closed)
+    r = -ESHUTDOWN;
+  else
+    r = waits_reserve(b);
+  if (r == 0) {
+    b->waits[(b->waits_head + b->pending) % b->waits_cap] =
+        (sl_bus_wait_t){.waiter = a, .worker = w, .pending = p};
+    b->pending++;
+    appending = b;
+    r = sl__history_append(b->history, f, stored, b);
+    appending = NULL;
+    if (r)
+      b->pending--; /* it never started: no completion comes */
   }
-  append_t a = {.bus = b};
-  b->pending++;
-  appending = b;
-  r = sl__history_append(b->history, f, stored, &a);
-  appending = NULL;
-  if (r) {
-    b->pending--; /* it never started: no completion comes */
-  } else {
-    /* A backend that stores later: the answer waits for it (the lock is free meanwhile, so the
-     * next publishes start their appends behind this one). */
-    while (!a.done)
-      uv_cond_wait(&b->stored, &b->lock);
-    r = a.err;
+  if (r)
+    uv_mutex_unlock(&b->lock);
+  sl__frame_unref(f); /* history holds its own reference while it needs one */
+  return r;
+}
+
+static int publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                   const char **why, int trusted) {
+  waiter_t a = {0};
+  int r = start(b, u, id, id_cap, why, trusted, NULL, NULL, &a);
+  if (r)
+    return r;
+  /* A backend that stores later: the answer waits for it (the lock is free meanwhile, so the
+   * next publishes start their appends behind this one). */
+  while (!a.done)
+    uv_cond_wait(&b->stored, &b->lock);
+  uv_mutex_unlock(&b->lock);
+  if (a.err == 0 && seq)
+    *seq = a.seq;
+  return a.err;
+}
+
+int sl__bus_publish_async(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
+                          uint64_t *seq, const char **why, sl_worker_t *w, sl_bus_pending_t *p) {
+  assert(w != NULL && p != NULL && p->call.fn != NULL);
+  waiter_t a = {0};
+  int r = start(b, u, id, id_cap, why, 0, w, p, &a);
+  if (r)
+    return r;
+  if (!a.done) {
+    /* Stored later: the wait is still in the ring (the lock kept its completion out); from now on
+     * it answers through the worker, and a goes out of scope. */
+    b->waits[(b->waits_head + b->pending - 1) % b->waits_cap].waiter = NULL;
+    uv_mutex_unlock(&b->lock);
+    return 1;
   }
   uv_mutex_unlock(&b->lock);
-  if (r == 0 && seq)
+  if (a.err == 0 && seq)
     *seq = a.seq;
-  memcpy(id, uid, id_len + 1);
-  sl__frame_unref(f);
-  return r;
+  return a.err;
 }
 
 int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,

@@ -16,9 +16,24 @@
 #include "net/worker.h"
 #include "sluice.h"
 
+/* A publish whose update history stores later (a durable backend): its answer waits, and call
+ * runs on the publishing worker's thread once the update is stored, after the update itself
+ * reached that worker. The struct is the publisher's (embedded in its own state). */
+typedef struct sl_bus_pending_s {
+  sl_worker_call_t call;         /* the publisher sets call.fn */
+  int err;                       /* set by the bus before call.fn runs: 0 or history's error */
+  uint64_t seq;                  /* the update's place, when err is 0 */
+} sl_bus_pending_t;
+
+/* One append the bus waits on, in the order the appends started (= the completions' order). */
+typedef struct sl_bus_wait_s sl_bus_wait_t;
+
 typedef struct sl_bus_s {
   uv_mutex_t lock;               /* orders appends and inbox posts; guards what follows */
   uv_cond_t stored;              /* a completion came from the backend's thread */
+  sl_bus_wait_t *waits;          /* ring of appends started and not completed, oldest first */
+  size_t waits_head, waits_cap;
+  sl_worker_call_t *orphans;     /* answers whose worker was gone: run by sl__bus_destroy */
   int closed;                    /* no more updates accepted (draining) */
   int drain_posted;              /* the workers were sent the drain message */
   uint64_t pending;              /* appends started and not yet completed */
@@ -35,6 +50,8 @@ typedef struct sl_bus_s {
 
 int sl__bus_init(sl_bus_t *b, sl_history_t *history);
 void sl__bus_destroy(sl_bus_t *b);
+/* Before the workers run: the workers updates go to (NULL, 0 to detach before they are freed).
+ * Each starts at history's last seq, so that the order continues across a restart. */
 void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count);
 
 /* Validates and publishes one update: its id (generated when the update has none) is written to
@@ -55,6 +72,13 @@ int sl__bus_publish_hub(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_c
  * none was ("earliest"). Taken under the publish lock, so a caller holding a lock that orders
  * its own publishes gets a cursor consistent with them. 0, or -ENOMEM. */
 int sl__bus_last_id(sl_bus_t *b, char **id);
+
+/* The same for a worker's thread, which must not wait: 0 when the update is stored already (*seq
+ * set; memory's case), 1 when history stores it later (then p->call.fn runs once on worker w's
+ * thread, with p->err and p->seq set), or a negative errno as sl__bus_publish (no call). The id
+ * is written either way. */
+int sl__bus_publish_async(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
+                          uint64_t *seq, const char **why, sl_worker_t *w, sl_bus_pending_t *p);
 
 /* Resume: visits, in publish order, the retained updates after after_id up to seq upto, a page at
  * a time, without the publish lock; the frame is borrowed. *found as in sl_history_ops_t. When

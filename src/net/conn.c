@@ -211,6 +211,25 @@ int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {
   return 0;
 }
 
+/* What a reserved place holds until it is filled: no bytes. */
+static sl_frame_t placeholder = {.len = 0, .flags = SL_FRAME_STATIC | SL_FRAME_RAW, .wire = (char *)""};
+
+int sl__conn_reserve(sl_conn_t *c, uint32_t *slot) {
+  assert(c->flags & SL_CONN_CORKED);
+  int r = sl__conn_push(c, &placeholder);
+  if (r == 0)
+    *slot = c->q_len - 1;
+  return r;
+}
+
+void sl__conn_fill(sl_conn_t *c, uint32_t slot, sl_frame_t *f) {
+  assert(slot < c->q_len && (c->flags & SL_CONN_CORKED));
+  sl_frame_t **at = &c->q[(c->q_head + slot) % c->q_cap];
+  assert(*at == &placeholder);
+  *at = sl__frame_ref(f);
+  c->q_bytes += sl__conn_frame_len(c, f);
+}
+
 void sl__conn_drop(sl_conn_t *c, int (*keep)(const sl_frame_t *f)) {
   uint32_t kept = 0;
   for (uint32_t i = 0; i < c->q_len; i++) {

@@ -164,6 +164,12 @@ static inline size_t sl__conn_frame_len(const sl_conn_t *c, const sl_frame_t *f)
   sl__frame_bytes(f, c->flags & SL_CONN_CHUNKED, &len);
   return len;
 }
+/* On a corked connection: appends a placeholder for a frame known later (an answer that waits for
+ * storage) and returns its place, counted from the queue's head, which stays put while the
+ * connection is corked. 0, or as sl__conn_push. */
+int sl__conn_reserve(sl_conn_t *c, uint32_t *slot);
+/* Puts f (reference taken) where sl__conn_reserve kept a place. */
+void sl__conn_fill(sl_conn_t *c, uint32_t slot, sl_frame_t *f);
 /* Drops the queued frames keep() refuses, but never the one half written. */
 void sl__conn_drop(sl_conn_t *c, int (*keep)(const sl_frame_t *f));
 /* Writes the queue (one sendmsg of up to a batch of frames); what the kernel does not take waits

@@ -399,6 +399,24 @@ int sl__delivery_send_raw(sl_conn_t *c, const char *bytes, size_t len) {
   return r;
 }
 
+int sl__delivery_reserve(sl_conn_t *c, uint32_t *slot) {
+  if (c->flags & SL_CONN_CLOSING)
+    return -EPIPE;
+  sl__conn_cork(c);
+  int r = sl__conn_reserve(c, slot);
+  if (r) {
+    sl__conn_uncork(c);
+    return push_failed(c, r);
+  }
+  return 0;
+}
+
+void sl__delivery_fill(sl_conn_t *c, uint32_t slot, sl_frame_t *f) {
+  sl__conn_fill(c, slot, f);
+  if (sl__conn_uncork(c))
+    flush_list_add(c); /* its last reserved place: the connection writes again */
+}
+
 void sl__delivery_end(sl_conn_t *c) {
   assert(c->net->sched != NULL);
   if (c->flags & SL_CONN_CLOSING)
@@ -471,6 +489,11 @@ void sl__delivery_gap(sl_delivery_t *d, uint64_t seq) {
   sl__log(SL_LOG_ERROR, "worker %u: out of memory: updates up to %" PRIu64 " did not all reach "
           "this worker; %zu streams end so that their clients resume from history", d->net->index,
           seq, ended);
+}
+
+void sl__delivery_seed(sl_delivery_t *d, uint64_t seq) {
+  d->dispatched_seq = seq;
+  atomic_store(&d->flushed_seq, seq);
 }
 
 void sl__delivery_dispatch(sl_delivery_t *d, sl_frame_t *f) {

@@ -87,6 +87,10 @@ void sl__delivery_close(sl_delivery_t *d);
 /* Frees what is left (after the loop ended). */
 void sl__delivery_destroy(sl_delivery_t *d);
 
+/* Before the worker runs: updates up to seq were published before this hub started (a durable
+ * history reopened there), so the next one, seq + 1, is no gap. */
+void sl__delivery_seed(sl_delivery_t *d, uint64_t seq);
+
 /* An update, in global order: to every subscriber that selects it. An update after a gap (seqs
  * that never reached this worker) first ends every stream, so that no client goes on without the
  * missing ones: it resumes from history. */
@@ -104,6 +108,11 @@ int sl__delivery_send_opening(sl_conn_t *c, sl_frame_t *f);
 /* A live update: cut the subscriber past --max-queue (-ENOBUFS), else write it this turn or at
  * the window's end. */
 int sl__delivery_send_update(sl_conn_t *c, sl_frame_t *f);
+/* An answer that comes later keeps its place: the connection is corked (nothing after the place
+ * is written) until sl__delivery_fill puts the answer there. 0, or a negative errno (the
+ * connection then closes at the flush). */
+int sl__delivery_reserve(sl_conn_t *c, uint32_t *slot);
+void sl__delivery_fill(sl_conn_t *c, uint32_t slot, sl_frame_t *f);
 /* Ends the connection cleanly once its queue is written. */
 void sl__delivery_end(sl_conn_t *c);
 /* c closes: it leaves every list and its held answers are dropped (their updates are delivered

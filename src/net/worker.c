@@ -340,6 +340,32 @@ int sl__worker_post(sl_worker_t *w, sl_msg_kind_t kind, sl_frame_t *frame) {
   return was_empty;
 }
 
+int sl__worker_post_call(sl_worker_t *w, sl_worker_call_t *call) {
+  call->next = NULL;
+  uv_mutex_lock(&w->inbox_lock);
+  int was_empty = w->inbox_len == 0 && w->calls == NULL;
+  if (w->calls == NULL)
+    w->calls = call;
+  else
+    *w->calls_tail = call;
+  w->calls_tail = &call->next;
+  uv_mutex_unlock(&w->inbox_lock);
+  return was_empty;
+}
+
+void sl__worker_seed(sl_worker_t *w, uint64_t seq) {
+  sl__delivery_seed(&w->dlv, seq);
+}
+
+/* Runs a list of calls, in order; each may free itself. */
+static void run_calls(sl_worker_call_t *call) {
+  while (call) {
+    sl_worker_call_t *next = call->next;
+    call->fn(call);
+    call = next;
+  }
+}
+
 void sl__worker_wake(sl_worker_t *w) {
   uv_async_send(&w->wakeup);
 }
@@ -430,6 +456,9 @@ static void on_wakeup(uv_async_t *h) {
   w->inbox_len = 0;
   uint64_t lost = w->lost_seq; /* with the inbox: what was lost before it was taken */
   w->lost_seq = 0;
+  /* Taken with the inbox: every update posted before a call is in it, and dispatched first. */
+  sl_worker_call_t *calls = w->calls;
+  w->calls = NULL;
   uv_mutex_unlock(&w->inbox_lock);
 
   int drain = 0;
@@ -444,6 +473,7 @@ static void on_wakeup(uv_async_t *h) {
   }
   if (lost > w->dlv.dispatched_seq)
     sl__delivery_gap(&w->dlv, lost);
+  run_calls(calls);
   w->spare = msgs;
   w->spare_cap = cap;
   sl__delivery_schedule(&w->dlv);
@@ -539,5 +569,8 @@ void sl__worker_destroy(sl_worker_t *w) {
   free(w->spare);
   sl__delivery_destroy(&w->dlv);
   sl__transport_destroy(&w->net);
+  /* Every connection is closed: the calls left find theirs gone, and only free themselves. */
+  run_calls(w->calls);
+  w->calls = NULL;
   uv_mutex_destroy(&w->inbox_lock);
 }

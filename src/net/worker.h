@@ -32,6 +32,16 @@ typedef struct sl_msg_s {
   sl_frame_t *frame;             /* SL_MSG_FRAME: one reference owned by the message */
 } sl_msg_t;
 
+/* Work another thread hands to this worker: fn runs on the worker's thread, after the updates
+ * posted before it. The struct is the poster's, embedded in its own state (posting never
+ * allocates, so it never fails); it must stay valid until fn ran. fn also runs when the worker is
+ * destroyed with it still queued, after every connection closed. */
+typedef struct sl_worker_call_s sl_worker_call_t;
+struct sl_worker_call_s {
+  sl_worker_call_t *next;
+  void (*fn)(sl_worker_call_t *call);
+};
+
 /* Called on the worker's thread once it drains and has no connection left. */
 typedef void (*sl_worker_drained_cb)(sl_worker_t *w, void *arg);
 
@@ -62,6 +72,7 @@ struct sl_worker_s {
    * inbox_lock, read and cleared with the inbox. Every accepted update has the next seq, so a
    * worker also sees a lost one as a gap before the next update it does get. */
   uint64_t lost_seq;
+  sl_worker_call_t *calls, **calls_tail; /* under inbox_lock: sl__worker_post_call's, in order */
   atomic_int force_requested;    /* sl__worker_force */
   atomic_int stop_requested;     /* sl__worker_stop */
   sl_transport_t net;            /* conn.c's */
@@ -98,6 +109,11 @@ int sl__worker_port(const sl_worker_t *w, unsigned i);
  * the message was lost (the worker is told through lost_seq). */
 int sl__worker_post(sl_worker_t *w, sl_msg_kind_t kind, sl_frame_t *frame);
 void sl__worker_wake(sl_worker_t *w);
+/* From any thread: queues call after every message posted so far. Returns 1 if the worker must
+ * be woken, 0 if not. */
+int sl__worker_post_call(sl_worker_t *w, sl_worker_call_t *call);
+/* Before any thread runs: the worker's delivery starts at update seq (history reopened there). */
+void sl__worker_seed(sl_worker_t *w, uint64_t seq);
 /* From any thread: close every connection hard at the next wake-up; stop the loop once drained. */
 void sl__worker_force(sl_worker_t *w);
 void sl__worker_stop(sl_worker_t *w);

@@ -3,8 +3,11 @@
  * headers captured; an absolute-form target routed by its path; 404 with the router's body, 405
  * with the route's Allow header; two pipelined requests answered in order; HTTP/1.0 without
  * keep-alive answered with "Connection: close" and a FIN; a header block over 8192 bytes answered
- * 431; and a stream opened by a handler: a chunked head on HTTP/1.1, its on_close when the client
- * goes. */
+ * 431; a stream opened by a handler: a chunked head on HTTP/1.1, its on_close when the client
+ * goes; and deferred answers: answered out of order, they still go out in request order, with an
+ * answer made at once between them kept behind the first; a deferred request on HTTP/1.0 ends the
+ * connection after its answer; a client that half-closes still gets it; a connection closed
+ * first tells each deferred request through on_close. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +50,10 @@ typedef struct fixture_s {
   int ncalls;
   sl_http_stream_t stream;
   int stream_closes, stream_shutdowns;
+  sl_http_deferred_t deferred[4];
+  sl_conn_t *deferred_conn[4];
+  int ndeferred, deferred_closes;
+  size_t received_len;
 } fixture_t;
 
 static fixture_t F;
@@ -102,6 +109,47 @@ static void h_stream(sl_conn_t *c, sl_request_t *r, void *data) {
                                         &F.stream), 0);
 }
 
+static void d_close(sl_http_deferred_t *d) {
+  (void)d;
+  F.deferred_closes++;
+}
+
+/* Answers later: the test does, with answer_deferred. */
+static void h_defer(sl_conn_t *c, sl_request_t *r, void *data) {
+  record(r, data);
+  assert_true(F.ndeferred < 4);
+  sl_http_deferred_t *d = &F.deferred[F.ndeferred];
+  F.deferred_conn[F.ndeferred++] = c;
+  d->on_close = d_close;
+  assert_int_equal(sl__http_defer(c, d), 0);
+}
+
+static void answer_deferred(int i, const char *body) {
+  sl__http_resume(F.deferred_conn[i], &F.deferred[i]);
+  sl__http_respond(F.deferred_conn[i], 200, NULL, "text/plain", body, strlen(body));
+}
+
+/* What the client has received so far (NUL-terminated, static); *eof at EOF. */
+static const char *received(int *eof) {
+  static char buf[16384];
+  size_t len = F.received_len;
+  int at_eof = 0;
+  for (;;) {
+    ssize_t n = recv(F.peer, buf + len, sizeof buf - 1 - len, MSG_DONTWAIT);
+    if (n > 0) {
+      len += (size_t)n;
+      continue;
+    }
+    at_eof = n == 0;
+    break;
+  }
+  buf[len] = '\0';
+  F.received_len = len;
+  if (eof)
+    *eof = at_eof;
+  return buf;
+}
+
 static int setup(void **state) {
   (void)state;
   memset(&F, 0, sizeof F);
@@ -128,6 +176,9 @@ static int setup(void **state) {
   sl_route_t *s = sl__router_add(&F.ctx.router, "/s", "GET", "streams only");
   assert_non_null(s);
   assert_int_equal(sl__route_on(s, SL_HTTP_GET, h_stream, &tag_s), 0);
+  sl_route_t *d = sl__router_add(&F.ctx.router, "/d", "GET", "deferred only");
+  assert_non_null(d);
+  assert_int_equal(sl__route_on(d, SL_HTTP_GET, h_defer, &tag_a), 0);
   sl__http_attach(&F.t, &F.ctx);
 
   int sv[2];
@@ -346,8 +397,86 @@ static void test_stream_on_http10_is_not_chunked(void **state) {
   assert_int_equal(F.stream_closes, 1);
 }
 
+static void test_deferred_answers_keep_request_order(void **state) {
+  (void)state;
+  int eof;
+  const char *req = "GET /d?one HTTP/1.1\r\nHost: h\r\n\r\n"
+                    "GET /a?two HTTP/1.1\r\nHost: h\r\n\r\n"
+                    "GET /d?three HTTP/1.1\r\nHost: h\r\n\r\n";
+  client_send(req, strlen(req));
+  turn(100);
+  assert_int_equal(F.ncalls, 3); /* all three read while the first waits */
+  assert_int_equal(F.ndeferred, 2);
+  assert_string_equal(received(&eof), ""); /* "two" waits behind "one" */
+  answer_deferred(1, "three");
+  turn(0);
+  assert_string_equal(received(&eof), "");
+  answer_deferred(0, "one");
+  turn(0);
+  const char *got = received(&eof);
+  const char *a = strstr(got, "\r\n\r\none");
+  const char *b = strstr(got, "\r\n\r\ntwo");
+  const char *c = strstr(got, "\r\n\r\nthree");
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_non_null(c);
+  assert_true(a < b && b < c);
+  assert_false(eof);
+  assert_null(strstr(got, "Connection: close"));
+  assert_int_equal(F.deferred_closes, 0);
+}
+
+static void test_deferred_on_http10_closes_after_its_answer(void **state) {
+  (void)state;
+  int eof;
+  const char *req = "GET /d?old HTTP/1.0\r\n\r\n";
+  client_send(req, strlen(req));
+  turn(100);
+  assert_int_equal(F.ndeferred, 1);
+  answer_deferred(0, "old");
+  turn(0);
+  turn(0);
+  const char *got = received(&eof);
+  assert_non_null(strstr(got, "Connection: close\r\n"));
+  assert_non_null(strstr(got, "\r\n\r\nold"));
+  assert_true(eof);
+}
+
+static void test_deferred_answered_after_half_close(void **state) {
+  (void)state;
+  int eof;
+  const char *req = "GET /d?x HTTP/1.1\r\nHost: h\r\n\r\n";
+  client_send(req, strlen(req));
+  turn(100);
+  assert_int_equal(F.ndeferred, 1);
+  shutdown(F.peer, SHUT_WR); /* the client has said all it will: the answer still reaches it */
+  turn(100);
+  assert_int_equal(F.deferred_closes, 0);
+  answer_deferred(0, "late");
+  turn(0);
+  turn(0);
+  const char *got = received(&eof);
+  assert_non_null(strstr(got, "\r\n\r\nlate"));
+  assert_true(eof);
+}
+
+static void test_deferred_told_when_connection_closes(void **state) {
+  (void)state;
+  const char *req = "GET /d?x HTTP/1.1\r\nHost: h\r\n\r\nGET /d?y HTTP/1.1\r\nHost: h\r\n\r\n";
+  client_send(req, strlen(req));
+  turn(100);
+  assert_int_equal(F.ndeferred, 2);
+  sl__transport_close_all(&F.t);
+  assert_int_equal(F.deferred_closes, 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_deferred_answers_keep_request_order, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deferred_on_http10_closes_after_its_answer, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_deferred_answered_after_half_close, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_deferred_told_when_connection_closes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_get_routed_with_path_query_headers, setup, teardown),
     cmocka_unit_test_setup_teardown(test_absolute_form_without_path, setup, teardown),
     cmocka_unit_test_setup_teardown(test_absolute_form_routed_by_path, setup, teardown),

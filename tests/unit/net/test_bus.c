@@ -3,8 +3,12 @@
  * publish waits for a completion that comes later from another thread, and returns its seq; two
  * publishes waiting together reach the inbox in the order history stored them; a failed append
  * posts nothing; invalid updates are refused with a reason; a closed bus refuses (-ESHUTDOWN);
- * closing while an append is pending posts the drain message only after that append's frame; and
- * a replay over the memory history pages through what is retained, after an id, up to a seq. */
+ * closing while an append is pending posts the drain message only after that append's frame; a
+ * worker's publish never waits: with a late history it returns at once, and its answer reaches
+ * the worker as a call after the update's frame (with the seq, or history's error), while memory
+ * answers inline and posts no call; a completion after the workers were detached is kept and run
+ * by sl__bus_destroy; every worker starts at history's last seq; and a replay over the memory
+ * history pages through what is retained, after an id, up to a seq. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +285,101 @@ static void test_close_while_pending_drains_after_frame(void **state) {
   assert_true(atomic_load(&F.w.dlv.drain_pending));
 }
 
+/* --- a worker's publish: answered through the worker, never waited for ----------------------- */
+
+typedef struct answer_s {
+  sl_bus_pending_t pending;
+  int runs;
+} answer_t;
+
+static void answer_run(sl_worker_call_t *call) {
+  ((answer_t *)call)->runs++;
+}
+
+/* Kept outside the test's stack: a failed test leaves it in the worker's list. */
+static answer_t answers[2];
+
+static sl_worker_call_t *calls(void) {
+  uv_mutex_lock(&F.w.inbox_lock);
+  sl_worker_call_t *c = F.w.calls;
+  uv_mutex_unlock(&F.w.inbox_lock);
+  return c;
+}
+
+static void test_workers_start_at_history_seq(void **state) {
+  (void)state;
+  /* The fake history reopened at 10: an update 11 is the next, not a gap. */
+  assert_int_equal(F.w.dlv.dispatched_seq, 10);
+  assert_int_equal(atomic_load(&F.w.dlv.flushed_seq), 10);
+}
+
+static void test_async_publish_answers_through_worker(void **state) {
+  (void)state;
+  memset(answers, 0, sizeof answers);
+  answers[0].pending.call.fn = answer_run;
+  answers[1].pending.call.fn = answer_run;
+  sl_update_t u = update_of("later");
+  char id[64];
+  const char *why = NULL;
+  uint64_t seq = 0;
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[0].pending), 1);
+  assert_true(strncmp(id, "urn:uuid:", 9) == 0); /* the id is known at once */
+  assert_int_equal(seq, 0);
+  u = update_of("fails");
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[1].pending), 1);
+  assert_null(calls());
+  assert_int_equal(fake_history_complete(F.h, 1, 0), 1);
+  /* The frame first, then the answer: the worker dispatches the update before it answers. */
+  assert_int_equal(inbox_len(), 1);
+  assert_true(frame_has(0, "later"));
+  assert_ptr_equal(calls(), &answers[0].pending.call);
+  assert_int_equal(answers[0].pending.err, 0);
+  assert_int_equal(answers[0].pending.seq, 11);
+  assert_int_equal(fake_history_complete(F.h, 1, -EIO), 1);
+  assert_int_equal(inbox_len(), 1); /* nothing stored, nothing posted but the answer */
+  assert_ptr_equal(calls()->next, &answers[1].pending.call);
+  assert_int_equal(answers[1].pending.err, -EIO);
+  assert_int_equal(answers[0].runs + answers[1].runs, 0); /* the worker runs them, not the bus */
+}
+
+static void test_async_publish_inline_with_memory(void **state) {
+  (void)state;
+  memset(answers, 0, sizeof answers);
+  answers[0].pending.call.fn = answer_run;
+  sl_update_t u = update_of("now");
+  char id[64];
+  const char *why = NULL;
+  uint64_t seq = 0;
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[0].pending), 0);
+  assert_int_equal(seq, 1);
+  assert_int_equal(inbox_len(), 1);
+  assert_null(calls());
+  assert_int_equal(F.bus.pending, 0);
+}
+
+static void test_completion_after_detach_runs_at_destroy(void **state) {
+  (void)state;
+  memset(answers, 0, sizeof answers);
+  answers[0].pending.call.fn = answer_run;
+  sl_update_t u = update_of("orphan");
+  char id[64];
+  const char *why = NULL;
+  uint64_t seq = 0;
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[0].pending), 1);
+  sl__bus_attach(&F.bus, NULL, 0);
+  assert_int_equal(fake_history_complete(F.h, 1, -ECANCELED), 1);
+  assert_null(calls());
+  assert_int_equal(answers[0].runs, 0);
+  sl__bus_destroy(&F.bus);
+  assert_int_equal(answers[0].runs, 1);
+  assert_int_equal(answers[0].pending.err, -ECANCELED);
+  assert_int_equal(sl__bus_init(&F.bus, F.h), 0); /* for the teardown */
+}
+
 /* --- replay over the memory history -------------------------------------------------------- */
 
 typedef struct visits_s {
@@ -352,6 +451,12 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_invalid_updates_refused, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_closed_bus_refuses, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_close_while_pending_drains_after_frame, setup_fake,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_workers_start_at_history_seq, setup_fake, teardown),
+    cmocka_unit_test_setup_teardown(test_async_publish_answers_through_worker, setup_fake,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_async_publish_inline_with_memory, setup_memory, teardown),
+    cmocka_unit_test_setup_teardown(test_completion_after_detach_runs_at_destroy, setup_fake,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_replay_pages_after_id, setup_memory, teardown),
   };
