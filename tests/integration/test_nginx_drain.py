@@ -284,7 +284,10 @@ def main():
     hub = nginx = reader = None
     subs = []
     try:
-        token = subprocess.run([BIN, "token", "--key", KEY, "--publish", "*", "--subscribe", "*"],
+        # A spec-profile token: its aud is the hub's URL (its default, from --listen).
+        token = subprocess.run([BIN, "token", "--key", KEY, "--publish", "*", "--subscribe", "*",
+                                "--audience", f"http://127.0.0.1:{hub_port}/.well-known/mercure",
+                                "--issuer", "test_nginx_drain"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
         hub = subprocess.Popen(
             [BIN, "--listen", f"127.0.0.1:{hub_port}", "--jwt-key", KEY, "--anonymous",
