@@ -108,7 +108,9 @@ peer_start() {
       case "$name" in sluice-disk*) disk=(--data-dir "$PEER_DIR/data" --fsync "${DISK_FSYNC:-batch}") ;; esac
       case "$name" in sluice-base*) bin=$SLUICE_BASE_BIN ;; esac
       key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
-      token=$("$bin" token --key "$key" --publish '*') || return 1
+      # A spec token: aud is the peer's URL (the hub's default public URL), iss names the bench.
+      token=$("$bin" token --key "$key" --publish '*' --exp 86400 --issuer sluice-bench \
+              --audience "http://127.0.0.1:$port/.well-known/mercure") || return 1
       # SLUICE_EXTRA_FLAGS: flags a workload adds (W6S: --subscriptions), split on spaces.
       # shellcheck disable=SC2086
       spawn "$PEER_DIR/sluice.log" "$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
