@@ -93,10 +93,10 @@ static int authorize(sl_mercure_t *m, sl_conn_t *c, sl_request_t *r, const char 
   if (!present) {
     snprintf(what, sizeof what, "the subscription API needs a subscriber token granting "
              "subscribe on '%.120s'", path);
-    sl__http_error(c, 401, "WWW-Authenticate: Bearer\r\n", what);
+    sl__mercure_challenge(m, c, 401, NULL, NULL, what);
   } else {
     snprintf(what, sizeof what, "the token does not grant subscribe on '%.140s'", path);
-    sl__http_error(c, 403, "WWW-Authenticate: Bearer error=\"insufficient_scope\"\r\n", what);
+    sl__mercure_challenge(m, c, 403, "insufficient_scope", NULL, what);
   }
   return -1;
 }

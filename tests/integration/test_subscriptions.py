@@ -203,9 +203,17 @@ def test_events_and_api(hub):
             (head.status, head.headers, head.body[:80]))
 
     # The API's refusals.
-    t.eq(api(port, tok=None).status, 401, "the API without a token: 401")
+    r = api(port, tok=None)
+    t.eq(r.status, 401, "the API without a token: 401")
+    metadata = f"/.well-known/oauth-protected-resource{ht.HUB_PATH}"
+    t.check(f'resource_metadata="' in (r.header("www-authenticate") or "") and
+            metadata in (r.header("www-authenticate") or ""),
+            "... whose challenge names the protected resource metadata", r.header("www-authenticate"))
     r = api(port, tok=NONE)
     t.eq(r.status, 403, "the API with a token lacking subscribe on its path: 403")
+    t.check('error="insufficient_scope"' in (r.header("www-authenticate") or "") and
+            "resource_metadata=" in (r.header("www-authenticate") or ""),
+            "... with an insufficient_scope challenge naming the metadata", r.header("www-authenticate"))
     narrow = token([[API]])
     t.eq(api(port, tok=narrow).status, 200, "a grant on exactly the collection's path opens it")
     t.eq(api(port, f"{API}/exact/{enc('urn:app:1')}", tok=narrow).status, 403,
