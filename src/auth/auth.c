@@ -206,10 +206,11 @@ static int numeric_date(const json_t *v, double *out) {
 /* exp (required in the spec profile), nbf and iat, each with the leeway for clock skew. *exp_out
  * is when the hub stops accepting the token (exp plus the leeway), 0 when it has no exp. */
 static int check_times(const sl_auth_t *auth, const json_t *payload, int64_t now,
-                       int64_t *exp_out, const char **why) {
+                       int64_t *exp_out, int64_t *expires_out, const char **why) {
   double exp, nbf, iat, skew = (double)auth->leeway;
   json_t *v = json_object_get(payload, "exp");
   *exp_out = 0;
+  *expires_out = 0;
   if (!v && !auth->legacy) {
     *why = "missing exp";   /* RFC 9068 section 2.2, and the spec's Token Validation */
     return -EACCES;
@@ -225,6 +226,7 @@ static int check_times(const sl_auth_t *auth, const json_t *payload, int64_t now
     }
     /* now < exp + skew, so that is positive; a far-future exp is clamped, not overflowed. */
     *exp_out = exp + skew >= 9.2e18 ? INT64_MAX : (int64_t)(exp + skew);
+    *expires_out = exp >= 9.2e18 ? INT64_MAX : exp < 1 ? 1 : (int64_t)exp;
   }
   v = json_object_get(payload, "nbf");
   if (v) {
@@ -606,14 +608,16 @@ int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, si
     err = -EACCES;
     goto out;
   }
-  int64_t exp;
-  err = check_times(auth, payload, now, &exp, why);
+  int64_t exp, expires;
+  err = check_times(auth, payload, now, &exp, &expires, why);
   if (!err)
     err = check_audience_issuer(auth, payload, why);
   if (!err)
     err = read_grants(payload, auth->topic_base, auth->legacy, claims, why);
-  if (!err)
+  if (!err) {
     claims->exp = exp;
+    claims->expires = expires;
+  }
 
 out:
   json_decref(payload);
@@ -724,6 +728,7 @@ int sl__claims_copy(sl_claims_t *dst, const sl_claims_t *src) {
   dst->publish_count = src->publish_count;
   dst->subscribe_count = src->subscribe_count;
   dst->exp = src->exp;
+  dst->expires = src->expires;
   return 0;
 }
 

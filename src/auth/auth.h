@@ -38,6 +38,8 @@ typedef struct sl_claims_s {
   size_t payload_count;
   int64_t exp;        /* seconds since the epoch after which the token is no longer accepted
                          (its exp plus the leeway); 0 when it has none (legacy profile) */
+  int64_t expires;    /* its exp itself (rounded down), 0 when none: a stream ends there, no
+                         later (the spec's MUST; the leeway only forgives clock skew on entry) */
 } sl_claims_t;
 
 /* The payload of the first subscribe grant whose selectors match the subscription's own matcher
@@ -82,7 +84,8 @@ int sl__auth_has_key(const sl_auth_t *auth, sl_role_t role);
  * allowed", "missing exp", "token expired", "token not yet valid", "token issued in the future",
  * "audience mismatch", "missing iss", "issuer mismatch", malformed parts, "unsupported
  * match_type", a URL pattern or legacy URI template grant that does not compile, ...; -ENOKEY when no key is configured for role; -ENOMEM. On any error *claims is
- * empty. claims->exp is when the hub stops accepting the token: its exp plus the leeway. */
+ * empty. claims->exp is when the hub stops accepting the token: its exp plus the leeway;
+ * claims->expires, its exp. */
 int sl__auth_verify(const sl_auth_t *auth, sl_role_t role, const char *token, size_t len,
                    int64_t now, sl_claims_t *claims, const char **why);
 

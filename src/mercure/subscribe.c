@@ -220,6 +220,15 @@ static int subscriber_auth(sl_mercure_t *m, sl_conn_t *c, sl_request_t *r, sl_cl
     sl__mercure_challenge(m, c, 401, NULL, NULL, what);
     return -1;
   }
+  /* Accepted within the leeway after its exp: a stream must end at exp, so it would end at
+   * once, and its client would come back with the same token in a loop. Refused instead. */
+  if (*has_token && claims->expires && (int64_t)time(NULL) >= claims->expires) {
+    sl__claims_free(claims);
+    sl__mercure_challenge(m, c, 401, "invalid_token", "token expired",
+                          "the subscriber token is not valid: token expired (a stream ends at "
+                          "its exp)");
+    return -1;
+  }
   return 0;
 }
 
@@ -382,7 +391,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
 
   /* A subscriber only ever subscribes: the subscribe half of its claims goes to the
    * subscription, the rest is freed with the claims. */
-  sl_grants_t grants = {claims.subscribe, claims.subscribe_count, claims.exp, has_token};
+  sl_grants_t grants = {claims.subscribe, claims.subscribe_count, claims.expires, has_token};
   sl_sub_t *sub = sl__sub_new(c, sels, n, &grants, m->subs ? TRACKED_FRONT : STREAM_FRONT);
   if (sub) {
     claims.subscribe = NULL;

@@ -264,6 +264,42 @@ def test_spec_profile():
     t.stop_hub(hub)
 
 
+def test_stream_ends_at_exp():
+    """The leeway forgives clock skew when a token is presented; a stream still ends at its exp
+    (the spec's MUST), and a token already past its exp opens no stream."""
+    hub = start_spec_hub()  # the default leeway, 30 s
+    hs = {"alg": "HS256", "typ": "at+jwt"}
+
+    def hs256(data):
+        import hashlib
+        import hmac
+        return hmac.new(PUB_KEY.encode(), data, hashlib.sha256).digest()
+
+    def sub_token(exp):
+        return jws(hs, spec_claims(hub, exp=exp, authorization_details=[
+            {"type": DETAIL, "actions": ["subscribe"], "topics": [{"match": "urn:tok:exp"}]}]),
+            hs256)
+
+    now = int(time.time())
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:tok:exp"]), token=sub_token(now + 2))
+    t.eq(s.status, 200, "a subscriber token expiring in 2 s opens a stream")
+    started = time.monotonic()
+    closed = s.wait_eof(20 * ht.SLOW)
+    t.check(closed and time.monotonic() - started < 15,
+            "the stream ends at its exp, not at exp plus the 30 s leeway",
+            f"closed {closed} after {time.monotonic() - started:.1f} s")
+    s.close()
+    late = now - 5  # past exp, within the leeway
+    r = ht.publish(hub.port, jws(hs, spec_claims(hub, exp=late), hs256), "urn:tok:exp", data="x")
+    t.eq(r.status, 200, "a publish with a token 5 s past its exp (within the leeway): 200")
+    s = ht.SSEStream(hub.port, ht.sub_query(["urn:tok:exp"]), token=sub_token(late))
+    t.eq(s.status, 401, "a subscription with it: 401, since its stream would end at once")
+    challenge = s.response.header("www-authenticate") or ""
+    t.check('error_description="token expired"' in challenge, "... naming the rule", challenge)
+    s.close()
+    t.stop_hub(hub)
+
+
 def test_rs256_key_file():
     key, other = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in "ab")
     path = temp_file(pem_of(key))
@@ -323,6 +359,7 @@ def main():
     t.section("authorization_details and the mercure claim", test_claim_forms)
     t.section("the spec's token: typ at+jwt", test_spec_token)
     t.section("the spec profile: each rule, 401 naming it", test_spec_profile)
+    t.section("a stream ends at its token's exp", test_stream_ends_at_exp)
     t.section("an RS256 public key file", test_rs256_key_file)
     t.section("a JWK Set with two kids (rotation)", test_jwks_rotation)
     t.finish()
