@@ -49,6 +49,7 @@ def test_delivery(hub):
         "template": subscribe(hub, [("topic", "https://example.com/books/{id}")]),
         "exact": subscribe(hub, [("match", "https://example.com/books/1")]),
         "empty": subscribe(hub, [("match", "")]),
+        "star": subscribe(hub, [("match_urlpattern", "*")]),
     }
     t.eq({k: s.status for k, s in subs.items()}, {k: 200 for k in subs},
          "match_urlpattern, relative pattern, legacy topic= template, exact and empty match=: 200")
@@ -82,6 +83,8 @@ def test_delivery(hub):
          "so the differently written host does not match)")
     t.eq(got["exact"], ["b1"], "an exact matcher is byte for byte")
     t.eq(got["empty"], [], "an empty match= selects the empty topic only")
+    t.eq(got["star"], [i for _, i in updates],
+         "match_urlpattern=* is the wildcard: every topic, relative ones included")
     for s in subs.values():
         s.close()
     pub.close()
@@ -139,6 +142,14 @@ def test_refusals(hub):
         if want == 400:
             t.check("too complex together" in s.response.body.decode(errors="replace"),
                     "the refusal says the patterns are too complex together", s.response.body)
+        s.close()
+    # The number of matchers of one subscription is bounded: 256 pass, 257 are refused.
+    for count, want in [(256, 200), (257, 400)]:
+        s = ht.SSEStream(hub.port, ht.sub_query([f"m{i}" for i in range(count)]))
+        t.eq(s.status, want, f"{count} matchers in one subscription: {want}")
+        if want == 400:
+            t.check("too many topic matchers" in s.response.body.decode(errors="replace"),
+                    "the refusal says there are too many matchers", s.response.body)
         s.close()
     bad = spec_token(["publish"], [("https://e.com/((a)b)", "urlpattern")])
     resp = ht.publish(hub.port, bad, "https://e.com/x", data="x")

@@ -146,6 +146,8 @@ def test_cors():
     exposed = [x.strip() for x in (h.get("access-control-expose-headers") or "").split(",")]
     t.check("Mercure-Last-Event-ID" in exposed, "Mercure-Last-Event-ID is exposed to the page",
             exposed)
+    t.check("Link" in exposed, "Link is exposed too (the Subscription API's cursor rides on it)",
+            exposed)
     s.close()
     resp = ht.request(hub.port, "POST", ht.HUB_PATH,
                       {"Content-Type": FORM, "Origin": OTHER, "Authorization": f"Bearer {token()}"},
