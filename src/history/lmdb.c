@@ -110,7 +110,9 @@ typedef struct lmdb_cursor_s {
   uint64_t next;                    /* seq of the next frame to return */
   uint64_t upto;
   uint64_t pos;
-  uint64_t dropped[LOGS];           /* each log's dropped seq when the cursor opened */
+  uint64_t want[LOGS];              /* per log: the seq of its next update the cursor has to
+                                       return (or, none stored, last_seq + 1 when it looked:
+                                       its next one can only come later) */
 } lmdb_cursor_t;
 
 /* --- encoding ------------------------------------------------------------------------------ */
@@ -714,6 +716,27 @@ static int meta_get_or_0(lmdb_history_t *h, MDB_txn *txn, const char *name, uint
   return rc;
 }
 
+/* Where each log stands for a cursor at next: the seq of its first update at or after next, or
+ * last + 1 when it has none. */
+static int wanted(lmdb_history_t *h, MDB_txn *txn, uint64_t next, uint64_t last,
+                  uint64_t want[LOGS]) {
+  unsigned char kb[8];
+  put_be64(kb, next);
+  for (int i = 0; i < LOGS; i++) {
+    MDB_cursor *cur;
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_open(txn, h->logs[i], &cur);
+    if (rc)
+      return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    want[i] = rc == 0 && k.mv_size == 8 ? get_be64(k.mv_data) : last + 1;
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+      return rc;
+  }
+  return 0;
+}
+
 static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t upto,
                             sl_history_cursor_t **out, int *found) {
   lmdb_history_t *h = (lmdb_history_t *)base;
@@ -728,8 +751,6 @@ static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t u
   uint64_t last = 0, seq = 0;
   if (rc == 0) {
     rc = meta_get_or_0(h, txn, "last_seq", &last);
-    for (int i = 0; i < LOGS && rc == 0; i++)
-      rc = meta_get_or_0(h, txn, dropped_key[i], &c->dropped[i]);
     if (rc == 0)
       rc = first_seq(h, txn, last, &c->next);
     if (rc == 0 && after_id && strcmp(after_id, "earliest") != 0 &&
@@ -737,6 +758,8 @@ static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t u
       *found = 1;
       c->next = seq + 1;
     }
+    if (rc == 0)
+      rc = wanted(h, txn, c->next, last, c->want);
     read_end(h, txn);
   }
   if (rc) {
@@ -749,10 +772,10 @@ static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t u
   return 0;
 }
 
-/* The two logs merged by seq, a page per read transaction. Updates either log dropped before the
- * cursor opened are retention's (a resume gets what is retained); one dropped since, at or past
- * the cursor's position, would be lost to it: -ESPIPE. A log drops in seq order, so its newest
- * dropped seq, read in the page's own snapshot, tells. */
+/* The two logs merged by seq, a page per read transaction. A log drops in seq order, so the
+ * update a cursor has to return next from it was dropped when the log's newest dropped seq (read
+ * in the page's own snapshot) reached it: lost to the cursor (when within upto), -ESPIPE. What
+ * was dropped before the cursor opened is retention's, as is what comes after upto. */
 static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
   lmdb_cursor_t *c = (lmdb_cursor_t *)hc;
   lmdb_history_t *h = (lmdb_history_t *)hc->history;
@@ -764,13 +787,14 @@ static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t
   MDB_cursor *cur[LOGS] = {NULL, NULL};
   MDB_val k[LOGS], v[LOGS];
   int at[LOGS];                     /* cur[i] stands on k[i], v[i] */
-  uint64_t last = 0;
+  uint64_t last = 0, stored = 0;
   size_t n = 0;
   int rc = read_begin(h, &txn);
   if (rc)
     goto fail;
   if ((rc = meta_get_or_0(h, txn, "last_seq", &last)))
     goto fail_txn;
+  stored = last;
   if (last > c->upto)
     last = c->upto;
   if (c->next > last) {
@@ -781,7 +805,7 @@ static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t
     uint64_t d;
     if ((rc = meta_get_or_0(h, txn, dropped_key[i], &d)))
       goto fail_txn;
-    if (d > c->dropped[i] && d >= c->next) {
+    if (d >= c->want[i] && c->want[i] <= c->upto) {
       read_end(h, txn);
       return -ESPIPE;
     }
@@ -834,8 +858,10 @@ static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t
   }
   if (rc && n == 0)
     goto fail_cur;
-  for (int i = 0; i < LOGS; i++)
+  for (int i = 0; i < LOGS; i++) {
+    c->want[i] = at[i] && k[i].mv_size == 8 ? get_be64(k[i].mv_data) : stored + 1;
     mdb_cursor_close(cur[i]);
+  }
   read_end(h, txn);
   return (int)n;
 fail_cur:

@@ -54,7 +54,9 @@ typedef struct memory_cursor_s {
   uint64_t next;             /* seq of the next frame to return */
   uint64_t upto;             /* last seq to return */
   uint64_t pos;              /* seq of the last frame returned, 0 before the first */
-  uint64_t dropped[RINGS];   /* each ring's dropped when the cursor opened */
+  uint64_t want[RINGS];      /* per ring: the seq of its next frame the cursor has to return
+                                (or, none retained, last_seq + 1 when it looked: its next
+                                frame can only come later) */
 } memory_cursor_t;
 
 static uint64_t hash_str(const char *s) {
@@ -254,8 +256,6 @@ static int memory_cursor_open(sl_history_t *h, const char *after_id, uint64_t up
   *found = 0;
   uv_mutex_lock(&m->lock);
   c->next = first_retained(m);
-  for (int k = 0; k < RINGS; k++)
-    c->dropped[k] = m->rings[k].dropped;
   if (after_id != NULL && strcmp(after_id, "earliest") != 0) {
     size_t i = slot_find(m, after_id);
     if (m->slots[i].id != NULL) {
@@ -263,16 +263,20 @@ static int memory_cursor_open(sl_history_t *h, const char *after_id, uint64_t up
       c->next = m->slots[i].seq + 1;
     }
   }
+  for (int k = 0; k < RINGS; k++) {
+    size_t i = ring_lower(&m->rings[k], c->next);
+    c->want[k] = i < m->rings[k].count ? ring_get(&m->rings[k], i)->seq : m->last_seq + 1;
+  }
   m->cursors++;
   uv_mutex_unlock(&m->lock);
   *out = &c->base;
   return 0;
 }
 
-/* The two rings merged by seq. Frames either ring dropped before the cursor opened are not its
- * concern (that is retention: a resume gets what is retained); a frame dropped since, at or past
- * the cursor's position, would be lost to it: -ESPIPE. A ring drops in seq order, so its dropped
- * seq alone tells. */
+/* The two rings merged by seq. A ring drops in seq order, so the frame a cursor has to return
+ * next from it was dropped when the ring's newest dropped seq reached it: lost to the cursor
+ * (when within upto), -ESPIPE. What was dropped before the cursor opened is retention's (a resume
+ * gets what is retained), as is what comes after upto. */
 static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
   memory_cursor_t *c = (memory_cursor_t *)hc;
   memory_history_t *m = (memory_history_t *)hc->history;
@@ -286,8 +290,7 @@ static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size
     return 0;
   }
   for (int k = 0; k < RINGS; k++) {
-    uint64_t d = m->rings[k].dropped;
-    if (d > c->dropped[k] && d >= c->next) {
+    if (m->rings[k].dropped >= c->want[k] && c->want[k] <= c->upto) {
       uv_mutex_unlock(&m->lock);
       return -ESPIPE;
     }
@@ -314,6 +317,8 @@ static int memory_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size
     c->next = f->seq + 1;
     c->pos = f->seq;
   }
+  c->want[RING_APP] = i < a->count ? ring_get(a, i)->seq : m->last_seq + 1;
+  c->want[RING_HUB] = j < b->count ? ring_get(b, j)->seq : m->last_seq + 1;
   uv_mutex_unlock(&m->lock);
   return (int)n;
 }
