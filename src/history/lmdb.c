@@ -98,6 +98,7 @@ typedef struct lmdb_history_s {
   int opened;                       /* mdb_env_open succeeded */
   uint64_t aged_at;                 /* ms of the last age check */
   uint64_t full_logged_at;          /* ms when the disk limit was last logged, 0 = never */
+  const char *hold;                 /* SLUICE_TEST_HOLD_WRITER (test_hold), NULL = none */
   /* Read by any thread. */
   atomic_uint_fast64_t last_seq;
   atomic_uint_fast64_t entries;
@@ -493,9 +494,22 @@ static int trim_alone(lmdb_history_t *h, int force, int *more) {
   return rc;
 }
 
+/* A test hook: with SLUICE_TEST_HOLD_WRITER naming a file, the writer commits nothing while that
+ * file exists (for HOLD_MAX_MS at most), so a test can count what happens while commits cannot
+ * complete, without timing anything. Unset (always, outside tests) it costs one branch. */
+#define HOLD_STEP_MS 10
+#define HOLD_MAX_MS 120000
+
+static void test_hold(lmdb_history_t *h) {
+  for (int waited = 0; h->hold && waited < HOLD_MAX_MS && access(h->hold, F_OK) == 0;
+       waited += HOLD_STEP_MS)
+    usleep(HOLD_STEP_MS * 1000);
+}
+
 /* Stores ops[0..n) and completes each, in order. */
 static void store(lmdb_history_t *h, op_t *ops, size_t n) {
   int more = 0, rc = MDB_MAP_FULL;
+  test_hold(h);
   int evicted = 0;
   for (int attempt = 0; attempt < 64 && rc == MDB_MAP_FULL; attempt++) {
     rc = commit_ops(h, ops, n, &more);
@@ -1073,6 +1087,9 @@ int sl__history_lmdb_new(sl_history_t **out, const sl_history_lmdb_opts_t *o) {
   h->hub_entries = o->hub_entries;
   h->max_age_ms = (uint64_t)(o->max_age * 1000);
   h->max_disk = o->max_disk ? o->max_disk : SL_DEFAULT_DATA_MAX_SIZE;
+  h->hold = getenv("SLUICE_TEST_HOLD_WRITER");
+  if (h->hold && h->hold[0] == '\0')
+    h->hold = NULL;
   int r = lock_dir(h, o->dir);
   if (r)
     goto fail;
