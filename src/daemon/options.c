@@ -126,7 +126,8 @@ static const option_def_t options[] = {
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept for Last-Event-ID resume (see --data-dir); 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
-   "memory the retained updates may take; default an eighth of what the process may use "
+   "memory the retained updates may take (subscription events: as much again, apart); "
+   "default an eighth of what the process may use "
    "(16 MiB to 4 GiB)"},
   {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, 0, "SECONDS",
    "interval of keep-alive comments; 0 = none"},

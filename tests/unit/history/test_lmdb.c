@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -489,6 +490,45 @@ static void test_hub_retention_overtakes_cursor(void **state) {
   expect_ids(NULL, 0, "x0 x1 h3 h4");
 }
 
+/* The file's format as its meta says, read with LMDB directly (the history closed). */
+static uint64_t file_format(void) {
+  MDB_env *env;
+  MDB_txn *txn;
+  MDB_dbi meta;
+  uint64_t v = 0;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+  assert_int_equal(mdb_env_open(env, F.dir, MDB_RDONLY, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+  MDB_val k = {6, (void *)"format"}, d;
+  assert_int_equal(mdb_get(txn, meta, &k, &d), 0);
+  assert_int_equal(d.mv_size, 8);
+  memcpy(&v, d.mv_data, 8);
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return v;
+}
+
+/* A file stays format 1 (what older versions read) until it holds a hub update, then is 2 (they
+ * refuse it, rather than read its log's gaps as retention), and still opens. */
+static void test_format_marked_by_first_hub_update(void **state) {
+  (void)state;
+  sl_history_lmdb_opts_t o = opts(10);
+  o.hub_entries = 10;
+  open_history(o);
+  append_range(0, 2);
+  close_history();
+  assert_int_equal(file_format(), 1);
+  open_history(o);
+  append_hub("h1");
+  wait_completed(F.appended);
+  close_history();
+  assert_int_equal(file_format(), 2);
+  open_history(o);
+  expect_ids(NULL, 0, "x0 x1 h1");
+}
+
 static void test_lock_refused(void **state) {
   (void)state;
   open_history(opts(10));
@@ -559,6 +599,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_disk_limit_makes_room, setup, teardown),
     cmocka_unit_test_setup_teardown(test_hub_updates_own_budget, setup, teardown),
     cmocka_unit_test_setup_teardown(test_hub_retention_overtakes_cursor, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_format_marked_by_first_hub_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_lock_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_not_a_directory, setup, teardown),
