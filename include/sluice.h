@@ -41,6 +41,7 @@ extern "C" {
 #define SL_DEFAULT_LISTEN           "127.0.0.1:8080"
 #define SL_DEFAULT_HISTORY_SIZE     10000        /* events kept for resume */
 #define SL_DEFAULT_DATA_MAX_SIZE    (8ull << 30) /* bytes the durable history's file may grow to */
+#define SL_DEFAULT_SUBSCRIPTIONS_HISTORY 10000   /* subscription events kept for resume, apart */
 #define SL_MIN_DATA_MAX_SIZE        1048576      /* the least data_max_size accepted */
 #define SL_MAX_HISTORY_SIZE         10000000     /* the most events history_size may keep */
 #define SL_DEFAULT_HEARTBEAT        15.0         /* seconds between keep-alive comments */
@@ -173,6 +174,12 @@ typedef struct sl_config_s {
   size_t data_max_size;               /* with data_dir: bytes the data file may grow to (the
                                          oldest updates make room past it); default
                                          SL_DEFAULT_DATA_MAX_SIZE */
+  size_t subscriptions_history;       /* with subscriptions: subscription events kept for resume
+                                         under their own budget, so that they never evict the
+                                         application's updates (history_size), nor these them;
+                                         0 = none kept (still delivered live); default
+                                         SL_DEFAULT_SUBSCRIPTIONS_HISTORY; at most
+                                         SL_MAX_HISTORY_SIZE */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

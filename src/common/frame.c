@@ -150,7 +150,7 @@ sl_frame_t *sl__frame_restore(const char *payload, size_t len, const char *id, s
   f->id_len = (uint16_t)id_len;
   s = put(s, id, id_len);
   *s = '\0';
-  f->flags = flags & SL_FRAME_PRIVATE;
+  f->flags = flags & (SL_FRAME_PRIVATE | SL_FRAME_HUB);
   memcpy(f->wire + CHUNK_HDR_MAX, payload, len);
   frame_seal_chunk(f, len);
   return f;

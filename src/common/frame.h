@@ -14,6 +14,8 @@ enum {
   SL_FRAME_PRIVATE = 1 << 0, /* the update was published with the private field */
   SL_FRAME_STATIC = 1 << 1,  /* never freed (shared constants such as the heartbeat) */
   SL_FRAME_RAW = 1 << 2,     /* not a chunk: bytes written as they are (response heads) */
+  SL_FRAME_HUB = 1 << 3,     /* the hub's own update (a subscription event): history retains
+                                it under its own budget, apart from the application's */
 };
 
 typedef struct sl_frame_s {
@@ -36,7 +38,7 @@ sl_frame_t *sl__frame_update(const sl_update_t *u, const char *id, size_t id_len
 
 /* An update's frame rebuilt from what was stored of it (a durable history): the SSE payload it
  * carried (its wire bytes without the chunk framing), its id, its topics and its SL_FRAME_PRIVATE
- * flag. The caller sets seq. NULL when out of memory or too large. refs = 1. */
+ * and SL_FRAME_HUB flags. The caller sets seq. NULL when out of memory or too large. refs = 1. */
 sl_frame_t *sl__frame_restore(const char *payload, size_t len, const char *id, size_t id_len,
                               const char *const *topics, const uint32_t *topic_lens,
                               size_t topic_count, uint16_t flags);

@@ -106,6 +106,10 @@ char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, siz
   metric(&b, "sluice_history_bytes", "gauge", "Bytes the retained updates take now (with --data-dir: the data file's used pages).", x->history_bytes);
   if (x->subscriptions)
     metric(&b, "sluice_subscriptions_active", "gauge", "Active subscriptions (--subscriptions): one per distinct topic matcher of each stream.", x->subscriptions_active);
+  if (x->subscriptions) {
+    metric(&b, "sluice_subscriptions_history_capacity", "gauge", "Subscription events the history keeps apart from the application's updates (--subscriptions-history).", x->subscriptions_history);
+    metric(&b, "sluice_subscription_events_lost_total", "counter", "Subscription events history failed to store (logged): delivered to no one, absent from resumes.", x->subscription_events_lost);
+  }
 
   emit(&b, "# HELP sluice_publish_latency_seconds Time from a publish request's arrival to its answer.\n"
            "# TYPE sluice_publish_latency_seconds histogram\n");

@@ -67,6 +67,8 @@ typedef struct sl_metrics_extra_s {
   uint64_t history_bytes;
   int subscriptions;             /* 1: --subscriptions is on (then the gauge below is shown) */
   uint64_t subscriptions_active;
+  uint64_t subscriptions_history;     /* --subscriptions-history */
+  uint64_t subscription_events_lost;  /* subscription events history failed to store */
 } sl_metrics_extra_t;
 
 /* Renders Prometheus text exposition into a malloc'ed buffer. NULL when out of memory. */

@@ -19,6 +19,7 @@
 void sl_config_init(sl_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->history_size = SL_DEFAULT_HISTORY_SIZE;
+  cfg->subscriptions_history = SL_DEFAULT_SUBSCRIPTIONS_HISTORY;
   cfg->fsync = SL_FSYNC_BATCH;
   cfg->data_max_size = SL_DEFAULT_DATA_MAX_SIZE;
   cfg->heartbeat = SL_DEFAULT_HEARTBEAT;
@@ -138,6 +139,7 @@ static int check_config(const sl_config_t *c) {
       c->flush_window < 0 || c->flush_window > SL_MAX_FLUSH_WINDOW ||
       c->max_pending > SL_MAX_MAX_PENDING || c->workers > SL_MAX_WORKERS ||
       c->history_size > SL_MAX_HISTORY_SIZE || c->max_body > SL_MAX_MAX_BODY ||
+      c->subscriptions_history > SL_MAX_HISTORY_SIZE ||
       !(c->jwt_leeway >= 0 && c->jwt_leeway <= SL_MAX_JWT_LEEWAY) ||
       c->history_max_age < 0 || (unsigned)c->fsync > SL_FSYNC_OFF)
     return -EINVAL;
@@ -208,6 +210,8 @@ static char *hub_metrics(sl_hub_t *hub, size_t *len) {
   if (hub->subs) {
     x.subscriptions = 1;
     x.subscriptions_active = sl__subs_count(hub->subs);
+    x.subscriptions_history = hub->cfg.subscriptions_history;
+    x.subscription_events_lost = sl__bus_hub_failed(&hub->bus);
   }
   return sl__metrics_render(&sum, &x, len);
 }
@@ -432,17 +436,22 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   sl__auth_set_topic_base(hub->auth, hub->cfg.public_url); /* relative URL patterns in grants */
   if (hub->cfg.history_max_bytes == 0)
     hub->cfg.history_max_bytes = default_history_bytes();
+  /* Subscription events are kept apart, under their own budget: a storm of them (a drain, its
+   * reconnects) must not push the application's updates out of history. */
+  size_t hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0;
   if (hub->cfg.data_dir) {
     sl_history_lmdb_opts_t o = {
       .dir = hub->cfg.data_dir,
       .max_entries = hub->cfg.history_size,
+      .hub_entries = hub_entries,
       .max_age = hub->cfg.history_max_age,
       .fsync = hub->cfg.fsync,
       .max_disk = hub->cfg.data_max_size,
     };
     r = sl__history_lmdb_new(&hub->history, &o);
   } else {
-    r = sl__history_memory_new(&hub->history, hub->cfg.history_size, hub->cfg.history_max_bytes);
+    r = sl__history_memory_new_split(&hub->history, hub->cfg.history_size, hub_entries,
+                                     hub->cfg.history_max_bytes);
   }
   if (r)
     goto fail;

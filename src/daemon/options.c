@@ -119,10 +119,15 @@ static const option_def_t options[] = {
   {"subscriptions", KIND_BOOL, HUB(subscriptions), FROM_ALL, 0, 0, NULL,
    "active subscriptions: each subscription's start and end is a private update of type "
    "mercure under <hub path>/subscriptions/, where the subscription API answers"},
+  {"subscriptions-history", KIND_COUNT, HUB(subscriptions_history), FROM_ALL, 0,
+   SL_MAX_HISTORY_SIZE, "N",
+   "with --subscriptions: subscription events kept for resume, apart from --history-size (they "
+   "never push an application update out, nor it them); 0 = none; default 10000"},
   {"history-size", KIND_COUNT, HUB(history_size), FROM_ALL, 0, SL_MAX_HISTORY_SIZE, "N",
    "events kept for Last-Event-ID resume (see --data-dir); 0 = none"},
   {"history-max-bytes", KIND_BYTES, HUB(history_max_bytes), FROM_ALL, 0, 0, "BYTES",
-   "memory the retained updates may take; default an eighth of what the process may use "
+   "memory the retained updates may take (subscription events: as much again, apart); "
+   "default an eighth of what the process may use "
    "(16 MiB to 4 GiB)"},
   {"heartbeat", KIND_SECONDS, HUB(heartbeat), FROM_ALL, 0, 0, "SECONDS",
    "interval of keep-alive comments; 0 = none"},

@@ -30,7 +30,8 @@ typedef struct sl_history_ops_s {
   /* The highest seq stored, 0 when none ever was: where the global order stands (a durable
    * backend reopens with a non-zero one). */
   uint64_t (*last_seq)(sl_history_t *h);
-  /* What is retained now: updates, and the bytes they take where they are kept (memory, disk). */
+  /* What is retained now: updates (the hub's included), and the bytes they take where they are
+   * kept (memory, disk). */
   void (*usage)(sl_history_t *h, uint64_t *entries, uint64_t *bytes);
   /* Opens a cursor on the frames stored after the one whose id is after_id (NULL or "earliest":
    * from the oldest retained), up to and including seq upto. *found is 1 when after_id was found,
@@ -60,16 +61,24 @@ struct sl_history_cursor_s {
   sl_history_t *history;
 };
 
-/* The in-memory ring of the last capacity updates (capacity 0 keeps nothing, yet still numbers
- * them), holding at most max_bytes of them (0 = no byte budget; the newest is kept whatever its
- * size). Appends complete before append returns. */
+/* Every backend keeps the hub's own updates (frames flagged SL_FRAME_HUB: subscription events)
+ * under a budget of their own: they never evict the application's updates, nor these them. A
+ * cursor still returns both, in the one global order. */
+
+/* The in-memory history: a ring of the last capacity application updates and one of the last
+ * hub_capacity hub updates (0 keeps none, yet still numbers them), each holding at most max_bytes
+ * (0 = no byte budget; the newest is kept whatever its size). Appends complete before append
+ * returns. sl__history_memory_new gives the hub's ring the same capacity. */
+int sl__history_memory_new_split(sl_history_t **h, size_t capacity, size_t hub_capacity,
+                                 uint64_t max_bytes);
 int sl__history_memory_new(sl_history_t **h, size_t capacity, uint64_t max_bytes);
 
 /* The durable history (lmdb.c): every update in an LMDB environment in dir, kept across restarts.
  * Appends complete later, from its writer thread, once committed (in groups). */
 typedef struct sl_history_lmdb_opts_s {
   const char *dir;               /* made (0700) when missing; locked against other processes */
-  size_t max_entries;            /* updates retained at most */
+  size_t max_entries;            /* application updates retained at most */
+  size_t hub_entries;            /* hub updates (SL_FRAME_HUB) retained at most, apart */
   double max_age;                /* seconds an update is retained at most; 0 = no limit */
   sl_fsync_t fsync;              /* what a commit survives (sluice.h) */
   uint64_t max_disk;             /* bytes the data file may grow to; 0 = SL_DEFAULT_DATA_MAX_SIZE */

@@ -1,11 +1,15 @@
 /* lmdb.c — the durable history: every update in an LMDB environment in --data-dir, so that a
  * restart (SIGTERM or kill -9) keeps what clients may resume from. The only file that calls LMDB.
  *
- * Three databases in one environment: "log" maps a seq (big-endian u64, so that keys sort in
- * publish order) to the stored update (its SSE payload, id, topics, private flag and the time it
- * was stored); "ids" maps an id to the seqs that carry it (sorted duplicates, so the first is the
+ * Four databases in one environment: "log" maps a seq (big-endian u64, so that keys sort in
+ * publish order) to the stored update (its SSE payload, id, topics, flags and the time it was
+ * stored); "hub" does the same for the hub's own updates (SL_FRAME_HUB: subscription events),
+ * which are retained under their own budget (hub_entries) so that a storm of them never evicts
+ * the application's updates, nor these them; a cursor merges the two by seq; "ids" maps an id to the seqs that carry it (sorted duplicates, so the first is the
  * earliest retained copy, as the protocol wants); "meta" keeps the format and the last seq given,
- * which must survive even when retention removed every update.
+ * which must survive even when retention removed every update, and the seq of the newest update
+ * retention dropped from each log (so that a reader knows, in its own snapshot, whether retention
+ * overtook it: seqs are not contiguous within one log).
  *
  * One writer thread does every write. Appends queue up while it commits, and it commits what
  * queued as one transaction (group commit), then completes each append in order. Durability is
@@ -40,7 +44,9 @@
 
 #include "common/log.h"
 
-#define FORMAT_VERSION 1
+#define RECORD_VERSION 1
+#define FORMAT_VERSION 2            /* the file's: 2 once it holds hub updates ("hub") */
+#define FORMAT_OLDEST 1             /* the oldest file format this one reads (no "hub" yet) */
 #define LOCK_FILE "sluice.lock"
 #define MAP_START (64ull << 20)     /* the map's first size; it doubles when full */
 #define BATCH_MAX 4096              /* appends committed in one transaction at most */
@@ -52,6 +58,11 @@
 #define RECORD_HEAD 20              /* version, flags, topic count, id length, pad, payload
                                        length, time */
 
+enum { LOG_APP, LOG_HUB, LOGS };
+
+/* The meta keys of the newest seq retention dropped from each log. */
+static const char *const dropped_key[LOGS] = {"dropped_app", "dropped_hub"};
+
 typedef struct op_s {
   sl_frame_t *frame;                /* a reference, dropped once done was called */
   sl_history_done_cb done;
@@ -61,10 +72,13 @@ typedef struct op_s {
 typedef struct lmdb_history_s {
   sl_history_t base;
   MDB_env *env;
-  MDB_dbi log, ids, meta;
+  MDB_dbi logs[LOGS];               /* LOG_APP: "log", LOG_HUB: "hub" */
+  MDB_dbi ids, meta;
   int lock_fd;
   sl_fsync_t fsync;
-  size_t max_entries;
+  size_t max_entries;               /* per log: LOG_APP's max_entries, LOG_HUB's hub_entries */
+  size_t hub_entries;
+  uint64_t format;                  /* the file's; the writer's */
   uint64_t max_age_ms;              /* 0 = no age limit */
   uint64_t max_disk;                /* bytes the map may grow to */
   uint64_t mapsize;                 /* the writer's */
@@ -84,6 +98,7 @@ typedef struct lmdb_history_s {
   int opened;                       /* mdb_env_open succeeded */
   uint64_t aged_at;                 /* ms of the last age check */
   uint64_t full_logged_at;          /* ms when the disk limit was last logged, 0 = never */
+  const char *hold;                 /* SLUICE_TEST_HOLD_WRITER (test_hold), NULL = none */
   /* Read by any thread. */
   atomic_uint_fast64_t last_seq;
   atomic_uint_fast64_t entries;
@@ -96,6 +111,9 @@ typedef struct lmdb_cursor_s {
   uint64_t next;                    /* seq of the next frame to return */
   uint64_t upto;
   uint64_t pos;
+  uint64_t want[LOGS];              /* per log: the seq of its next update the cursor has to
+                                       return (or, none stored, last_seq + 1 when it looked:
+                                       its next one can only come later) */
 } lmdb_cursor_t;
 
 /* --- encoding ------------------------------------------------------------------------------ */
@@ -145,8 +163,8 @@ static void record_encode(const sl_frame_t *f, uint64_t time, unsigned char *p) 
   const char *payload = frame_payload(f, &plen);
   uint16_t tc = f->topic_count, idl = f->id_len, zero = 0;
   uint32_t pl = (uint32_t)plen;
-  p[0] = FORMAT_VERSION;
-  p[1] = (unsigned char)(f->flags & SL_FRAME_PRIVATE);
+  p[0] = RECORD_VERSION;
+  p[1] = (unsigned char)(f->flags & (SL_FRAME_PRIVATE | SL_FRAME_HUB));
   memcpy(p + 2, &tc, 2);
   memcpy(p + 4, &idl, 2);
   memcpy(p + 6, &zero, 2);
@@ -176,7 +194,7 @@ typedef struct record_s {
 
 static int record_parse(const MDB_val *v, record_t *r) {
   const unsigned char *p = v->mv_data;
-  if (v->mv_size < RECORD_HEAD || p[0] != FORMAT_VERSION)
+  if (v->mv_size < RECORD_HEAD || p[0] != RECORD_VERSION)
     return -EIO;
   r->flags = p[1];
   memcpy(&r->topic_count, p + 2, 2);
@@ -300,20 +318,23 @@ static int delete_oldest(lmdb_history_t *h, MDB_cursor *cur, MDB_val *k, MDB_val
   return mdb_cursor_del(cur, 0);
 }
 
-/* Retention: drops the oldest updates while there are more than max_entries or the oldest is
+/* Retention of one log: drops its oldest updates while there are more than max or the oldest is
  * older than max_age (and, with force, at least a sixteenth of them, one at least: room at the
- * disk limit), at most budget of them. *more says whether the limits still call for deletions. */
-static int trim(lmdb_history_t *h, MDB_txn *txn, size_t budget, int force, int *more) {
+ * disk limit), at most budget of them, and records the newest seq dropped (in the same
+ * transaction, so a reader's snapshot agrees with it). *more is set when the limits still call
+ * for deletions. */
+static int trim_log(lmdb_history_t *h, MDB_txn *txn, int log, size_t max, size_t budget,
+                    int force, int *more) {
   MDB_stat st;
   MDB_cursor *cur;
-  int rc = mdb_stat(txn, h->log, &st);
+  int rc = mdb_stat(txn, h->logs[log], &st);
   if (rc)
     return rc;
   size_t count = st.ms_entries;
   size_t forced = force ? count / 16 + 1 : 0;
   uint64_t cutoff = h->max_age_ms ? now_ms() - h->max_age_ms : 0;
-  *more = 0;
-  if ((rc = mdb_cursor_open(txn, h->log, &cur)))
+  uint64_t dropped = 0;
+  if ((rc = mdb_cursor_open(txn, h->logs[log], &cur)))
     return rc;
   for (size_t done = 0; count > 0; done++) {
     MDB_val k, v;
@@ -321,18 +342,42 @@ static int trim(lmdb_history_t *h, MDB_txn *txn, size_t budget, int force, int *
       break;
     record_t r;
     int old = h->max_age_ms && record_parse(&v, &r) == 0 && r.time < cutoff;
-    if (count <= h->max_entries && !old && done >= forced)
+    if (count <= max && !old && done >= forced)
       break;
     if (done == budget) {
       *more = 1;
       break;
     }
+    if (k.mv_size == 8)
+      dropped = get_be64(k.mv_data);
     if ((rc = delete_oldest(h, cur, &k, &v)))
       break;
     count--;
   }
   mdb_cursor_close(cur);
-  return rc == MDB_NOTFOUND ? 0 : rc;
+  if (rc == MDB_NOTFOUND)
+    rc = 0;
+  if (rc == 0 && dropped)
+    rc = meta_put_u64(h, txn, dropped_key[log], dropped);
+  return rc;
+}
+
+/* Retention of both logs, each under its own budget. */
+static int trim(lmdb_history_t *h, MDB_txn *txn, size_t budget, int force, int *more) {
+  *more = 0;
+  int rc = trim_log(h, txn, LOG_APP, h->max_entries, budget, force, more);
+  if (rc == 0)
+    rc = trim_log(h, txn, LOG_HUB, h->hub_entries, budget, force, more);
+  return rc;
+}
+
+static size_t log_entries(lmdb_history_t *h, MDB_txn *txn) {
+  size_t n = 0;
+  MDB_stat st;
+  for (int i = 0; i < LOGS; i++)
+    if (mdb_stat(txn, h->logs[i], &st) == 0)
+      n += st.ms_entries;
+  return n;
 }
 
 /* Doubles the map, up to max_disk. No transaction may be open in this process meanwhile: the
@@ -357,8 +402,7 @@ static int grow(lmdb_history_t *h) {
 static void update_usage(lmdb_history_t *h, MDB_txn *txn) {
   MDB_stat st;
   MDB_envinfo info;
-  if (mdb_stat(txn, h->log, &st) == 0)
-    atomic_store(&h->entries, st.ms_entries);
+  atomic_store(&h->entries, log_entries(h, txn));
   if (mdb_env_stat(h->env, &st) == 0 && mdb_env_info(h->env, &info) == 0)
     atomic_store(&h->bytes, (uint64_t)(info.me_last_pgno + 1) * st.ms_psize);
 }
@@ -368,6 +412,7 @@ static int commit_ops(lmdb_history_t *h, op_t *ops, size_t n, int *more) {
   MDB_txn *txn;
   uint64_t seq = atomic_load(&h->last_seq);
   uint64_t time = now_ms();
+  int upgraded = 0;
   int rc = mdb_txn_begin(h->env, NULL, 0, &txn);
   if (rc)
     return rc;
@@ -388,7 +433,16 @@ static int commit_ops(lmdb_history_t *h, op_t *ops, size_t n, int *more) {
     put_be64(kb, ++seq);
     MDB_val k = {8, kb}, v = {size, h->buf};
     MDB_val ik = {id_key(f->id, f->id_len, key), key};
-    if ((rc = mdb_put(txn, h->log, &k, &v, MDB_APPEND)) == 0)
+    int log = (f->flags & SL_FRAME_HUB) ? LOG_HUB : LOG_APP;
+    if (log == LOG_HUB && h->format < FORMAT_VERSION) {
+      /* The first hub update: older versions, which know no "hub", must not read this file as
+       * theirs (its log would have gaps they take for retention). */
+      if ((rc = meta_put_u64(h, txn, "format", FORMAT_VERSION)))
+        break;
+      h->format = FORMAT_VERSION; /* an abort below makes the next commit write it again */
+      upgraded = 1;
+    }
+    if ((rc = mdb_put(txn, h->logs[log], &k, &v, MDB_APPEND)) == 0)
       rc = mdb_put(txn, h->ids, &ik, &k, MDB_NODUPDATA);
     if (rc == MDB_KEYEXIST)
       rc = 0; /* never: a seq is new */
@@ -399,12 +453,17 @@ static int commit_ops(lmdb_history_t *h, op_t *ops, size_t n, int *more) {
     rc = trim(h, txn, n + TRIM_CHUNK, 0, more);
   if (rc) {
     mdb_txn_abort(txn);
+    if (upgraded)
+      h->format = FORMAT_OLDEST;
     return rc;
   }
   /* The usage is read in the transaction, before it ends: what it will commit. */
   update_usage(h, txn);
-  if ((rc = mdb_txn_commit(txn)))
+  if ((rc = mdb_txn_commit(txn))) {
+    if (upgraded)
+      h->format = FORMAT_OLDEST;
     return rc;
+  }
   uint64_t s = atomic_load(&h->last_seq);
   for (size_t i = 0; i < n; i++)
     ops[i].frame->seq = ++s;
@@ -420,15 +479,12 @@ static int trim_alone(lmdb_history_t *h, int force, int *more) {
   int rc = mdb_txn_begin(h->env, NULL, 0, &txn);
   if (rc)
     return rc;
-  MDB_stat before;
-  mdb_stat(txn, h->log, &before);
+  size_t before = log_entries(h, txn);
   if ((rc = trim(h, txn, TRIM_CHUNK, force, more))) {
     mdb_txn_abort(txn);
     return rc;
   }
-  MDB_stat after;
-  mdb_stat(txn, h->log, &after);
-  if (after.ms_entries == before.ms_entries) {
+  if (log_entries(h, txn) == before) {
     mdb_txn_abort(txn);
     return force ? MDB_NOTFOUND : 0;
   }
@@ -438,9 +494,22 @@ static int trim_alone(lmdb_history_t *h, int force, int *more) {
   return rc;
 }
 
+/* A test hook: with SLUICE_TEST_HOLD_WRITER naming a file, the writer commits nothing while that
+ * file exists (for HOLD_MAX_MS at most), so a test can count what happens while commits cannot
+ * complete, without timing anything. Unset (always, outside tests) it costs one branch. */
+#define HOLD_STEP_MS 10
+#define HOLD_MAX_MS 120000
+
+static void test_hold(lmdb_history_t *h) {
+  for (int waited = 0; h->hold && waited < HOLD_MAX_MS && access(h->hold, F_OK) == 0;
+       waited += HOLD_STEP_MS)
+    usleep(HOLD_STEP_MS * 1000);
+}
+
 /* Stores ops[0..n) and completes each, in order. */
 static void store(lmdb_history_t *h, op_t *ops, size_t n) {
   int more = 0, rc = MDB_MAP_FULL;
+  test_hold(h);
   int evicted = 0;
   for (int attempt = 0; attempt < 64 && rc == MDB_MAP_FULL; attempt++) {
     rc = commit_ops(h, ops, n, &more);
@@ -619,7 +688,10 @@ static int find_id(lmdb_history_t *h, MDB_txn *txn, const char *id, uint64_t *se
     record_t r;
     if (v.mv_size != 8)
       continue;
-    if (mdb_get(txn, h->log, &v, &rv) == 0 && record_parse(&rv, &r) == 0 && r.id_len == len &&
+    int got = mdb_get(txn, h->logs[LOG_APP], &v, &rv);
+    if (got == MDB_NOTFOUND)
+      got = mdb_get(txn, h->logs[LOG_HUB], &v, &rv);
+    if (got == 0 && record_parse(&rv, &r) == 0 && r.id_len == len &&
         memcmp(r.id, id, len) == 0) {
       *seq = get_be64(v.mv_data);
       break;
@@ -629,17 +701,54 @@ static int find_id(lmdb_history_t *h, MDB_txn *txn, const char *id, uint64_t *se
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The oldest retained seq, or last_seq + 1 when none is. */
+/* The oldest retained seq, either log, or last_seq + 1 when none is. */
 static int first_seq(lmdb_history_t *h, MDB_txn *txn, uint64_t last, uint64_t *first) {
-  MDB_cursor *cur;
-  MDB_val k, v;
-  int rc = mdb_cursor_open(txn, h->log, &cur);
-  if (rc)
-    return rc;
-  rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-  *first = rc == 0 && k.mv_size == 8 ? get_be64(k.mv_data) : last + 1;
-  mdb_cursor_close(cur);
-  return rc == MDB_NOTFOUND ? 0 : rc;
+  *first = last + 1;
+  for (int i = 0; i < LOGS; i++) {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, h->logs[i], &cur);
+    if (rc)
+      return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0 && k.mv_size == 8 && get_be64(k.mv_data) < *first)
+      *first = get_be64(k.mv_data);
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+      return rc;
+  }
+  return 0;
+}
+
+/* A meta u64 that may be missing (0). */
+static int meta_get_or_0(lmdb_history_t *h, MDB_txn *txn, const char *name, uint64_t *v) {
+  int rc = meta_get_u64(h, txn, name, v);
+  if (rc == MDB_NOTFOUND) {
+    *v = 0;
+    rc = 0;
+  }
+  return rc;
+}
+
+/* Where each log stands for a cursor at next: the seq of its first update at or after next, or
+ * last + 1 when it has none. */
+static int wanted(lmdb_history_t *h, MDB_txn *txn, uint64_t next, uint64_t last,
+                  uint64_t want[LOGS]) {
+  unsigned char kb[8];
+  put_be64(kb, next);
+  for (int i = 0; i < LOGS; i++) {
+    MDB_cursor *cur;
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_cursor_open(txn, h->logs[i], &cur);
+    if (rc)
+      return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    want[i] = rc == 0 && k.mv_size == 8 ? get_be64(k.mv_data) : last + 1;
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+      return rc;
+  }
+  return 0;
 }
 
 static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t upto,
@@ -655,9 +764,7 @@ static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t u
   int rc = read_begin(h, &txn);
   uint64_t last = 0, seq = 0;
   if (rc == 0) {
-    rc = meta_get_u64(h, txn, "last_seq", &last);
-    if (rc == MDB_NOTFOUND)
-      rc = 0;
+    rc = meta_get_or_0(h, txn, "last_seq", &last);
     if (rc == 0)
       rc = first_seq(h, txn, last, &c->next);
     if (rc == 0 && after_id && strcmp(after_id, "earliest") != 0 &&
@@ -665,6 +772,8 @@ static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t u
       *found = 1;
       c->next = seq + 1;
     }
+    if (rc == 0)
+      rc = wanted(h, txn, c->next, last, c->want);
     read_end(h, txn);
   }
   if (rc) {
@@ -677,6 +786,10 @@ static int lmdb_cursor_open(sl_history_t *base, const char *after_id, uint64_t u
   return 0;
 }
 
+/* The two logs merged by seq, a page per read transaction. A log drops in seq order, so the
+ * update a cursor has to return next from it was dropped when the log's newest dropped seq (read
+ * in the page's own snapshot) reached it: lost to the cursor (when within upto), -ESPIPE. What
+ * was dropped before the cursor opened is retention's, as is what comes after upto. */
 static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
   lmdb_cursor_t *c = (lmdb_cursor_t *)hc;
   lmdb_history_t *h = (lmdb_history_t *)hc->history;
@@ -685,43 +798,61 @@ static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t
   if (max == 0 || c->next > c->upto)
     return 0;
   MDB_txn *txn;
-  MDB_cursor *cur = NULL;
-  uint64_t last = 0;
+  MDB_cursor *cur[LOGS] = {NULL, NULL};
+  MDB_val k[LOGS], v[LOGS];
+  int at[LOGS];                     /* cur[i] stands on k[i], v[i] */
+  uint64_t last = 0, stored = 0;
+  size_t n = 0;
   int rc = read_begin(h, &txn);
   if (rc)
     goto fail;
-  if ((rc = meta_get_u64(h, txn, "last_seq", &last)) && rc != MDB_NOTFOUND)
+  if ((rc = meta_get_or_0(h, txn, "last_seq", &last)))
     goto fail_txn;
+  stored = last;
   if (last > c->upto)
     last = c->upto;
   if (c->next > last) {
     read_end(h, txn);
     return 0;
   }
-  if ((rc = mdb_cursor_open(txn, h->log, &cur)))
-    goto fail_txn;
+  for (int i = 0; i < LOGS; i++) {
+    uint64_t d;
+    if ((rc = meta_get_or_0(h, txn, dropped_key[i], &d)))
+      goto fail_txn;
+    if (d >= c->want[i] && c->want[i] <= c->upto) {
+      read_end(h, txn);
+      return -ESPIPE;
+    }
+  }
   unsigned char kb[8];
   put_be64(kb, c->next);
-  MDB_val k = {8, kb}, v;
-  rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-  if (rc && rc != MDB_NOTFOUND) {
-    mdb_cursor_close(cur);
-    goto fail_txn;
+  for (int i = 0; i < LOGS; i++) {
+    if ((rc = mdb_cursor_open(txn, h->logs[i], &cur[i])))
+      goto fail_cur;
+    k[i] = (MDB_val){8, kb};
+    rc = mdb_cursor_get(cur[i], &k[i], &v[i], MDB_SET_RANGE);
+    if (rc && rc != MDB_NOTFOUND)
+      goto fail_cur;
+    at[i] = rc == 0;
   }
-  /* Seqs are contiguous from the oldest retained to last: the next one missing means retention
-   * dropped it. */
-  if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 8 || get_be64(k.mv_data) != c->next))) {
-    mdb_cursor_close(cur);
-    read_end(h, txn);
-    return -ESPIPE;
-  }
-  size_t n = 0;
-  while (rc == 0 && n < max) {
-    uint64_t seq = get_be64(k.mv_data);
+  rc = 0;
+  while (n < max) {
+    int i = -1;
+    for (int j = 0; j < LOGS; j++) {
+      if (at[j] && k[j].mv_size != 8) {
+        rc = MDB_CORRUPTED;
+        break;
+      }
+      if (at[j] && (i < 0 || get_be64(k[j].mv_data) < get_be64(k[i].mv_data)))
+        i = j;
+    }
+    if (rc || i < 0)
+      break;
+    uint64_t seq = get_be64(k[i].mv_data);
     if (seq > last)
       break;
     record_t r;
-    if (record_parse(&v, &r)) {
+    if (record_parse(&v[i], &r)) {
       sl__log(SL_LOG_ERROR, "history: the stored update %" PRIu64 " is corrupt", seq);
       rc = MDB_CORRUPTED;
       break;
@@ -733,13 +864,24 @@ static int lmdb_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t
     n++;
     c->next = seq + 1;
     c->pos = seq;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    rc = mdb_cursor_get(cur[i], &k[i], &v[i], MDB_NEXT);
+    if (rc && rc != MDB_NOTFOUND)
+      break;
+    at[i] = rc == 0;
+    rc = 0;
   }
-  mdb_cursor_close(cur);
-  if (rc && rc != MDB_NOTFOUND && n == 0)
-    goto fail_txn;
+  if (rc && n == 0)
+    goto fail_cur;
+  for (int i = 0; i < LOGS; i++) {
+    c->want[i] = at[i] && k[i].mv_size == 8 ? get_be64(k[i].mv_data) : stored + 1;
+    mdb_cursor_close(cur[i]);
+  }
   read_end(h, txn);
   return (int)n;
+fail_cur:
+  for (int i = 0; i < LOGS; i++)
+    if (cur[i])
+      mdb_cursor_close(cur[i]);
 fail_txn:
   read_end(h, txn);
 fail:
@@ -873,7 +1015,8 @@ static int open_dbs(lmdb_history_t *h, const char *dir) {
   int rc = mdb_txn_begin(h->env, NULL, 0, &txn);
   if (rc)
     goto fail;
-  if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &h->log)) ||
+  if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &h->logs[LOG_APP])) ||
+      (rc = mdb_dbi_open(txn, "hub", MDB_CREATE, &h->logs[LOG_HUB])) ||
       (rc = mdb_dbi_open(txn, "ids", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &h->ids)) ||
       (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &h->meta)))
     goto fail_txn;
@@ -881,40 +1024,44 @@ static int open_dbs(lmdb_history_t *h, const char *dir) {
   rc = meta_get_u64(h, txn, "format", &format);
   if (rc == MDB_NOTFOUND) {
     MDB_stat st;
-    if ((rc = mdb_stat(txn, h->log, &st)))
+    if ((rc = mdb_stat(txn, h->logs[LOG_APP], &st)))
       goto fail_txn;
     if (st.ms_entries > 0) {
       rc = MDB_INVALID; /* updates without the format mark: not ours, or damaged */
       goto fail_txn;
     }
-    if ((rc = meta_put_u64(h, txn, "format", FORMAT_VERSION)) ||
+    /* Marked as the oldest format that reads it: 2 only once a hub update is stored. */
+    if ((rc = meta_put_u64(h, txn, "format", FORMAT_OLDEST)) ||
         (rc = meta_put_u64(h, txn, "last_seq", 0)))
       goto fail_txn;
-    format = FORMAT_VERSION;
+    format = FORMAT_OLDEST;
   } else if (rc) {
     goto fail_txn;
   }
-  if (format != FORMAT_VERSION) {
+  if (format < FORMAT_OLDEST || format > FORMAT_VERSION) {
     mdb_txn_abort(txn);
-    sl__log(SL_LOG_ERROR, "--data-dir %s holds history format %" PRIu64 ", this sluice reads %d",
-            dir, format, FORMAT_VERSION);
+    sl__log(SL_LOG_ERROR, "--data-dir %s holds history format %" PRIu64 ", this sluice reads %d "
+            "to %d", dir, format, FORMAT_OLDEST, FORMAT_VERSION);
     return -EPROTO;
   }
   if ((rc = meta_get_u64(h, txn, "last_seq", &last)))
     goto fail_txn;
-  /* The newest update must parse, and be within the order the meta says: a torn or foreign file
-   * would otherwise be found only when a client resumes into it. */
-  MDB_cursor *cur;
-  MDB_val k, v;
-  if ((rc = mdb_cursor_open(txn, h->log, &cur)))
-    goto fail_txn;
-  rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-  record_t r;
-  if (rc == 0 && (k.mv_size != 8 || get_be64(k.mv_data) > last || record_parse(&v, &r)))
-    rc = MDB_CORRUPTED;
-  mdb_cursor_close(cur);
-  if (rc && rc != MDB_NOTFOUND)
-    goto fail_txn;
+  h->format = format;
+  /* The newest update of each log must parse, and be within the order the meta says: a torn or
+   * foreign file would otherwise be found only when a client resumes into it. */
+  for (int i = 0; i < LOGS; i++) {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if ((rc = mdb_cursor_open(txn, h->logs[i], &cur)))
+      goto fail_txn;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    record_t r;
+    if (rc == 0 && (k.mv_size != 8 || get_be64(k.mv_data) > last || record_parse(&v, &r)))
+      rc = MDB_CORRUPTED;
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+      goto fail_txn;
+  }
   update_usage(h, txn);
   if ((rc = mdb_txn_commit(txn)))
     goto fail;
@@ -937,8 +1084,12 @@ int sl__history_lmdb_new(sl_history_t **out, const sl_history_lmdb_opts_t *o) {
   h->lock_fd = -1;
   h->fsync = o->fsync;
   h->max_entries = o->max_entries;
+  h->hub_entries = o->hub_entries;
   h->max_age_ms = (uint64_t)(o->max_age * 1000);
   h->max_disk = o->max_disk ? o->max_disk : SL_DEFAULT_DATA_MAX_SIZE;
+  h->hold = getenv("SLUICE_TEST_HOLD_WRITER");
+  if (h->hold && h->hold[0] == '\0')
+    h->hold = NULL;
   int r = lock_dir(h, o->dir);
   if (r)
     goto fail;
@@ -948,7 +1099,7 @@ int sl__history_lmdb_new(sl_history_t **out, const sl_history_lmdb_opts_t *o) {
   if (o->fsync != SL_FSYNC_ALWAYS)
     flags |= MDB_NOSYNC | MDB_WRITEMAP;
   int rc;
-  if ((rc = mdb_env_create(&h->env)) || (rc = mdb_env_set_maxdbs(h->env, 3)) ||
+  if ((rc = mdb_env_create(&h->env)) || (rc = mdb_env_set_maxdbs(h->env, 4)) ||
       (rc = mdb_env_set_maxreaders(h->env, 1024))) {
     r = mdb_err(rc);
     goto fail;

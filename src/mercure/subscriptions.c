@@ -127,7 +127,8 @@ static void write_doc(sl_json_t *j, const sl_subs_conn_t *c, const entry_t *e, i
   sl__json_raw(j, "}", 1);
 }
 
-/* Publishes entry e's event. Mutex held. 0 or the bus's error. */
+/* Publishes entry e's event. Mutex held, so events take their places in the registry's order;
+ * the bus does not wait for history to store it. 0 or the bus's error. */
 static int announce(sl_subs_t *s, const sl_subs_conn_t *c, const entry_t *e, int active) {
   sl_json_t j = {0};
   char *doc;
@@ -364,6 +365,16 @@ int sl__subs_query(sl_subs_t *s, const sl_subs_query_t *q, char **body, size_t *
     }
     sl__json_raw(&j, "]}", 2);
   }
+  /* The cursor is taken under the mutex, as the list was. Events are published without waiting
+   * for history (sl__bus_publish_hub), so it may lag: some events of changes this list already
+   * shows may not be stored yet. That keeps "list + cursor, then subscribe with last_event_id"
+   * free of gaps. Every event started before this point is either stored (at or before the
+   * cursor: its change is in the list) or not yet stored: then it takes its place after the
+   * cursor (appends start in order, under the bus lock) and reaches a subscriber resuming from
+   * the cursor live, once stored, or from history. Every event after this point is of a change
+   * the list does not show, and comes after the cursor too. So a client may get an event for a
+   * change its list already shows (events are state updates: applying one twice is harmless),
+   * and never misses one. */
   if (r == 0)
     r = sl__bus_last_id(s->bus, cursor);
   uv_mutex_unlock(&s->lock);

@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,15 @@ static void stored(sl_frame_t *f, int err, void *arg) {
   sl_bus_wait_t w = b->waits[b->waits_head];
   b->waits_head = (b->waits_head + 1) % b->waits_cap;
   b->pending--;
+  if (err && (f->flags & SL_FRAME_HUB)) {
+    /* Nobody waits for a hub update's append: its failure is said here. Logged at the 1st, 2nd,
+     * 4th, ... failure, so that a storm of them does not flood the log; all are counted. */
+    b->hub_failed++;
+    if ((b->hub_failed & (b->hub_failed - 1)) == 0)
+      sl__log(SL_LOG_ERROR, "history: a subscription event (%.200s) could not be stored: %s; "
+              "%" PRIu64 " so far (sluice_subscription_events_lost_total)", f->topics[0],
+              strerror(-err), b->hub_failed);
+  }
   if (err == 0) {
     post_frame(b, f);
     if (b->keep_last) {
@@ -202,6 +212,8 @@ static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, con
   sl_frame_t *f = sl__frame_update(u, uid, id_len);
   if (f == NULL)
     return -ENOMEM;
+  if (trusted)
+    f->flags |= SL_FRAME_HUB; /* history keeps it under its own budget */
   memcpy(id, uid, id_len + 1);
 
   uv_mutex_lock(&b->lock);
@@ -268,7 +280,19 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
 
 int sl__bus_publish_hub(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
                         const char **why) {
-  return publish(b, u, id, id_cap, NULL, why, 1);
+  /* Neither waiter nor pending: the completion posts the frame to the workers and that is all.
+   * The append starts under the lock, so the order of hub updates is the order of these calls. */
+  int r = start(b, u, id, id_cap, why, 1, NULL, NULL, NULL);
+  if (r == 0)
+    uv_mutex_unlock(&b->lock);
+  return r;
+}
+
+uint64_t sl__bus_hub_failed(sl_bus_t *b) {
+  uv_mutex_lock(&b->lock);
+  uint64_t n = b->hub_failed;
+  uv_mutex_unlock(&b->lock);
+  return n;
 }
 
 int sl__bus_last_id(sl_bus_t *b, char **id) {

@@ -46,6 +46,7 @@ typedef struct sl_bus_s {
   int keep_last;                 /* remember the last stored update (sl__bus_last_id); set
                                     before any publish */
   sl_frame_t *last;              /* that update (a reference), NULL before the first */
+  uint64_t hub_failed;           /* hub updates history failed to store */
 } sl_bus_t;
 
 int sl__bus_init(sl_bus_t *b, sl_history_t *history);
@@ -63,14 +64,25 @@ int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, 
                     const char **why);
 
 /* The hub's own update (a subscription event): published as sl__bus_publish does, except that
- * the rules that keep publishers out of the hub's namespace and its event type do not apply. The
- * caller builds it valid. */
+ * the rules that keep publishers out of the hub's namespace and its event type do not apply (the
+ * caller builds it valid), history keeps it under its own budget (SL_FRAME_HUB), and it returns
+ * once the append started, without waiting for history to store it: a durable backend's commit
+ * must not hold the caller (a worker, under the registry's mutex). The order still holds: the
+ * append starts under the bus lock, so hub updates take their places in the order of these calls,
+ * and reach the workers only once stored. A store that fails is logged and counted
+ * (sl__bus_hub_failed), never silent. 0 once started, or an error as sl__bus_publish (nothing
+ * published). */
 int sl__bus_publish_hub(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
                         const char **why);
 
+/* Hub updates that history failed to store, since the start. */
+uint64_t sl__bus_hub_failed(sl_bus_t *b);
+
 /* With keep_last: the id of the last update stored, as a malloc'ed string in *id, or NULL when
  * none was ("earliest"). Taken under the publish lock, so a caller holding a lock that orders
- * its own publishes gets a cursor consistent with them. 0, or -ENOMEM. */
+ * its own publishes gets a cursor consistent with them: every update stored is at or before it,
+ * and every one started (sl__bus_publish_hub) but not stored yet comes after it in the order. 0,
+ * or -ENOMEM. */
 int sl__bus_last_id(sl_bus_t *b, char **id);
 
 /* The same for a worker's thread, which must not wait: 0 when the update is stored already (*seq

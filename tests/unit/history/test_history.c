@@ -4,7 +4,8 @@
  * unknown ids, paging (any page size reads the same frames as one big page, and the cursor's
  * position follows), -ESPIPE when the ring overwrote what a cursor had yet to read, eviction when
  * full, duplicate ids resolving to the earliest retained occurrence, capacity 0 and 1, heavy churn
- * with colliding ids checked step by step against a plain reference model, and one thread
+ * with colliding ids checked step by step against a plain reference model, hub updates
+ * (SL_FRAME_HUB) in a ring of their own merged with the application's by seq, and one thread
  * appending while another pages cursors (run it under ThreadSanitizer too). Frame reference
  * counts show what the ring keeps: a retained frame has the ring's reference plus the test's, an
  * evicted one only the test's; ASan reports anything destroy() leaves behind.
@@ -777,6 +778,117 @@ static void test_append_while_paging(void **state) {
   sl__history_destroy(t.h);
 }
 
+/* A hub update (SL_FRAME_HUB), owned by the ring once appended. */
+static void append_hub_owned(sl_history_t *h, const char *id, uint64_t seq) {
+  sl_frame_t *f = make_frame(id);
+  f->flags |= SL_FRAME_HUB;
+  append_as(h, f, seq);
+  sl__frame_unref(f);
+}
+
+/* The ids a cursor after `after` reads (pages of 4096, 1 and 3 alike), space-separated. */
+static void expect_ids(sl_history_t *h, const char *after, int want_found, const char *want) {
+  static const size_t pages[] = {4096, 1, 3};
+  for (size_t p = 0; p < 3; p++) {
+    sl_history_cursor_t *c;
+    sl_frame_t *page[4096];
+    char ids[512] = "";
+    int found = -1, r;
+    assert_int_equal(sl__history_cursor_open(h, after, UINT64_MAX, &c, &found), 0);
+    while ((r = sl__history_cursor_next(c, page, pages[p])) > 0) {
+      for (int i = 0; i < r; i++) {
+        size_t len = strlen(ids);
+        snprintf(ids + len, sizeof ids - len, "%s%s", len ? " " : "", page[i]->id);
+        sl__frame_unref(page[i]);
+      }
+    }
+    assert_int_equal(r, 0);
+    sl__history_cursor_close(c);
+    assert_int_equal(found, want_found);
+    assert_string_equal(ids, want);
+  }
+}
+
+/* The audit's case: --history-size 5, one update, then subscribers coming and going. Hub updates
+ * have their own ring: they never push the application's out, nor these them; cursors merge the
+ * rings by seq, from an id of either. */
+static void test_hub_ring_own_budget(void **state) {
+  (void)state;
+  sl_history_t *h = NULL;
+  assert_int_equal(sl__history_memory_new_split(&h, 3, 2, 0), 0);
+  append_owned(h, "x1", 1);
+  append_owned(h, "x2", 2);
+  append_owned(h, "x3", 3);
+  char id[16];
+  for (int i = 1; i <= 6; i++) {
+    snprintf(id, sizeof id, "h%d", i);
+    append_hub_owned(h, id, (uint64_t)i + 3);
+  }
+  append_owned(h, "x4", 10);
+  uint64_t entries, bytes;
+  sl__history_usage(h, &entries, &bytes);
+  assert_int_equal(entries, 5);
+  assert_true(bytes > 0);
+  expect_ids(h, NULL, 0, "x2 x3 h5 h6 x4");
+  expect_ids(h, "x2", 1, "x3 h5 h6 x4"); /* h1-h4 dropped before: retention, no -ESPIPE */
+  expect_ids(h, "h5", 1, "h6 x4");
+  expect_ids(h, "h1", 0, "x2 x3 h5 h6 x4");
+  for (int i = 7; i <= 40; i++) {
+    snprintf(id, sizeof id, "h%d", i);
+    append_hub_owned(h, id, (uint64_t)i + 4);
+  }
+  expect_ids(h, "x2", 1, "x3 x4 h39 h40");
+  /* An id both rings carry resolves to its earliest retained copy, across evictions. */
+  append_hub_owned(h, "x4", 45);               /* h39 goes */
+  expect_ids(h, "x4", 1, "h40 x4");
+  append_owned(h, "x5", 46);
+  append_owned(h, "x6", 47);
+  append_owned(h, "x7", 48);                   /* the application's x4 is evicted */
+  expect_ids(h, "x4", 1, "x5 x6 x7");          /* now the hub's copy, seq 45 */
+  sl__history_destroy(h);
+}
+
+/* The hub ring's retention overtaking a cursor: -ESPIPE when the hub update it has to return next
+ * was dropped since it opened; none for hub updates past its upto. A ring of 0 keeps none. */
+static void test_hub_ring_overtakes_cursor(void **state) {
+  (void)state;
+  sl_history_t *h = NULL;
+  assert_int_equal(sl__history_memory_new_split(&h, 100, 2, 0), 0);
+  append_owned(h, "x0", 1);
+  append_owned(h, "x1", 2);
+  append_hub_owned(h, "h1", 3);
+  append_hub_owned(h, "h2", 4);
+  sl_history_cursor_t *upto2, *all;
+  sl_frame_t *got[1];
+  int found;
+  assert_int_equal(sl__history_cursor_open(h, NULL, 2, &upto2, &found), 0);
+  assert_int_equal(sl__history_cursor_open(h, NULL, UINT64_MAX, &all, &found), 0);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(sl__history_cursor_next(i ? all : upto2, got, 1), 1);
+    assert_string_equal(got[0]->id, "x0");
+    sl__frame_unref(got[0]);
+  }
+  append_hub_owned(h, "h3", 5);
+  append_hub_owned(h, "h4", 6);                /* h1, h2 dropped */
+  assert_int_equal(sl__history_cursor_next(upto2, got, 1), 1);
+  assert_string_equal(got[0]->id, "x1");
+  sl__frame_unref(got[0]);
+  assert_int_equal(sl__history_cursor_next(upto2, got, 1), 0);
+  assert_int_equal(sl__history_cursor_next(all, got, 1), -ESPIPE);
+  sl__history_cursor_close(upto2);
+  sl__history_cursor_close(all);
+  expect_ids(h, NULL, 0, "x0 x1 h3 h4");
+  sl__history_destroy(h);
+
+  assert_int_equal(sl__history_memory_new_split(&h, 2, 0, 0), 0);
+  append_owned(h, "x0", 1);
+  append_hub_owned(h, "h1", 2);
+  append_owned(h, "x1", 3);
+  expect_ids(h, NULL, 0, "x0 x1");
+  expect_ids(h, "x0", 1, "x1");
+  sl__history_destroy(h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_empty),
@@ -797,6 +909,8 @@ int main(void) {
     cmocka_unit_test(test_overtaken_cursor),
     cmocka_unit_test(test_byte_budget),
     cmocka_unit_test(test_append_while_paging),
+    cmocka_unit_test(test_hub_ring_own_budget),
+    cmocka_unit_test(test_hub_ring_overtakes_cursor),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

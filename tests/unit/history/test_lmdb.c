@@ -4,7 +4,8 @@
  * cursors after an id up to a seq, "earliest", unknown ids, any page size; -ESPIPE when retention
  * (--history-size) dropped what a cursor had yet to read; a reopened history keeps its seq, its
  * ids and what it retained, and continues the order; retention by age; the disk limit, where the
- * oldest make room and no append fails; a directory held by another open history is refused
+ * oldest make room and no append fails; hub updates (SL_FRAME_HUB) retained under their own
+ * budget, never evicting the application's nor evicted by them, merged with them by seq; a directory held by another open history is refused
  * (-EBUSY) and free again once it closes; a corrupt data file is refused and left as it was.
  * Each test works in a fresh directory under /tmp, removed at the end. */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -380,6 +382,153 @@ static void test_disk_limit_makes_room(void **state) {
   assert_string_equal(ids, "big399");
 }
 
+/* A hub update (a subscription event, SL_FRAME_HUB): retained under hub_entries, apart. */
+static void append_hub(const char *id) {
+  assert_true(F.appended < MAX_APPENDS);
+  sl_frame_t *f = make_frame(id, "event", 1);
+  f->flags |= SL_FRAME_HUB;
+  assert_int_equal(sl__history_append(F.h, f, on_done, &F.args[F.appended]), 0);
+  F.appended++;
+  sl__frame_unref(f);
+}
+
+static void expect_ids(const char *after, int want_found, const char *want) {
+  static const size_t pages[] = {16, 1, 3};
+  for (size_t p = 0; p < 3; p++) {
+    char ids[512];
+    int found = -1;
+    assert_int_equal(read_ids(after, UINT64_MAX, pages[p], &found, ids, sizeof ids), 0);
+    assert_int_equal(found, want_found);
+    assert_string_equal(ids, want);
+  }
+}
+
+/* Hub updates never push application updates out (the audit: --history-size 5, one update, six
+ * subscribers come and go), nor these them; a cursor returns both in the one order, from any
+ * id of either; across a reopen too. */
+static void test_hub_updates_own_budget(void **state) {
+  (void)state;
+  sl_history_lmdb_opts_t o = opts(3);
+  o.hub_entries = 2;
+  open_history(o);
+  append_range(1, 4);                       /* x1 x2 x3: seqs 1-3 */
+  char id[16];
+  for (int i = 1; i <= 6; i++) {            /* h1..h6: seqs 4-9 */
+    snprintf(id, sizeof id, "h%d", i);
+    append_hub(id);
+  }
+  append("x4", "data 4");                   /* seq 10 */
+  wait_completed(F.appended);
+  for (size_t i = 0; i < F.appended; i++) {
+    assert_int_equal(F.rec.errs[i], 0);
+    assert_int_equal(F.rec.seqs[i], i + 1);
+  }
+  uint64_t entries, bytes;
+  sl__history_usage(F.h, &entries, &bytes);
+  assert_int_equal(entries, 5);
+  expect_ids(NULL, 0, "x2 x3 h5 h6 x4");
+  expect_ids("x2", 1, "x3 h5 h6 x4");       /* h1-h4 were dropped before: retention, no -ESPIPE */
+  expect_ids("h5", 1, "h6 x4");
+  expect_ids("h2", 0, "x2 x3 h5 h6 x4");
+  /* Many more hub updates: the application's stay. */
+  for (int i = 7; i <= 40; i++) {
+    snprintf(id, sizeof id, "h%d", i);
+    append_hub(id);
+  }
+  wait_completed(F.appended);
+  expect_ids("x2", 1, "x3 x4 h39 h40");
+  close_history();
+  open_history(o);
+  assert_int_equal(sl__history_last_seq(F.h), 44);
+  expect_ids("x3", 1, "x4 h39 h40");
+  /* A hub update comes back flagged, and private as it was stored. */
+  sl_history_cursor_t *c;
+  sl_frame_t *got[1];
+  int found;
+  assert_int_equal(sl__history_cursor_open(F.h, "x4", UINT64_MAX, &c, &found), 0);
+  assert_int_equal(sl__history_cursor_next(c, got, 1), 1);
+  assert_string_equal(got[0]->id, "h39");
+  assert_true(got[0]->flags & SL_FRAME_HUB);
+  assert_true(got[0]->flags & SL_FRAME_PRIVATE);
+  sl__frame_unref(got[0]);
+  sl__history_cursor_close(c);
+}
+
+/* A cursor overtaken by the hub log's retention (the hub update it has to return next was dropped
+ * since it opened) gets -ESPIPE, as one overtaken by the application's; hub updates dropped past
+ * its upto are none of its concern. */
+static void test_hub_retention_overtakes_cursor(void **state) {
+  (void)state;
+  sl_history_lmdb_opts_t o = opts(100);
+  o.hub_entries = 2;
+  open_history(o);
+  append_range(0, 2);                        /* x0 x1: seqs 1, 2 */
+  append_hub("h1");
+  append_hub("h2");
+  wait_completed(F.appended);
+  sl_history_cursor_t *upto2, *all;
+  sl_frame_t *got[1];
+  int found;
+  assert_int_equal(sl__history_cursor_open(F.h, NULL, 2, &upto2, &found), 0);
+  assert_int_equal(sl__history_cursor_open(F.h, NULL, UINT64_MAX, &all, &found), 0);
+  for (int i = 0; i < 2; i++) {
+    sl_history_cursor_t *c = i ? all : upto2;
+    assert_int_equal(sl__history_cursor_next(c, got, 1), 1);
+    assert_string_equal(got[0]->id, "x0");
+    sl__frame_unref(got[0]);
+  }
+  append_hub("h3");
+  append_hub("h4");                          /* h1, h2 dropped */
+  wait_completed(F.appended);
+  assert_int_equal(sl__history_cursor_next(upto2, got, 1), 1);
+  assert_string_equal(got[0]->id, "x1");
+  sl__frame_unref(got[0]);
+  assert_int_equal(sl__history_cursor_next(upto2, got, 1), 0);
+  assert_int_equal(sl__history_cursor_next(all, got, 1), -ESPIPE);
+  sl__history_cursor_close(upto2);
+  sl__history_cursor_close(all);
+  expect_ids(NULL, 0, "x0 x1 h3 h4");
+}
+
+/* The file's format as its meta says, read with LMDB directly (the history closed). */
+static uint64_t file_format(void) {
+  MDB_env *env;
+  MDB_txn *txn;
+  MDB_dbi meta;
+  uint64_t v = 0;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+  assert_int_equal(mdb_env_open(env, F.dir, MDB_RDONLY, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+  MDB_val k = {6, (void *)"format"}, d;
+  assert_int_equal(mdb_get(txn, meta, &k, &d), 0);
+  assert_int_equal(d.mv_size, 8);
+  memcpy(&v, d.mv_data, 8);
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return v;
+}
+
+/* A file stays format 1 (what older versions read) until it holds a hub update, then is 2 (they
+ * refuse it, rather than read its log's gaps as retention), and still opens. */
+static void test_format_marked_by_first_hub_update(void **state) {
+  (void)state;
+  sl_history_lmdb_opts_t o = opts(10);
+  o.hub_entries = 10;
+  open_history(o);
+  append_range(0, 2);
+  close_history();
+  assert_int_equal(file_format(), 1);
+  open_history(o);
+  append_hub("h1");
+  wait_completed(F.appended);
+  close_history();
+  assert_int_equal(file_format(), 2);
+  open_history(o);
+  expect_ids(NULL, 0, "x0 x1 h1");
+}
+
 static void test_lock_refused(void **state) {
   (void)state;
   open_history(opts(10));
@@ -448,6 +597,9 @@ int main(void) {
                                     teardown),
     cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
     cmocka_unit_test_setup_teardown(test_disk_limit_makes_room, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hub_updates_own_budget, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hub_retention_overtakes_cursor, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_format_marked_by_first_hub_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_lock_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_corrupt_file_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_not_a_directory, setup, teardown),

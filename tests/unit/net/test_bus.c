@@ -230,6 +230,45 @@ static void test_failed_append_posts_nothing(void **state) {
   assert_int_equal(F.bus.pending, 0);
 }
 
+/* A hub update (a subscription event) returns once its append started: the caller (a worker,
+ * under the registry's mutex) never waits for the store. It still takes its place in the order,
+ * reaches the workers only once stored, flagged SL_FRAME_HUB (history's own budget), and moves
+ * the last-id cursor only then; a store that fails is counted, and nothing is posted. */
+static void test_hub_publish_does_not_wait(void **state) {
+  (void)state;
+  F.bus.keep_last = 1;
+  const char *topics[1] = {"https://example.com/.well-known/mercure/subscriptions/a"};
+  sl_update_t u = {.topics = topics, .topic_count = 1, .data = "{}", .data_len = 2,
+                   .type = "mercure", .is_private = 1};
+  char id[64], *last = NULL;
+  const char *why = NULL;
+  assert_int_equal(sl__bus_publish_hub(&F.bus, &u, id, sizeof id, &why), 0);
+  assert_int_equal(fake_history_pending(F.h), 1); /* returned with its store still pending */
+  assert_int_equal(inbox_len(), 0);
+  assert_int_equal(sl__bus_last_id(&F.bus, &last), 0);
+  assert_null(last);                               /* the cursor lags: nothing stored yet */
+  publisher_t *p = publish_async("after");         /* an application update behind it */
+  wait_pending(2);
+  assert_int_equal(fake_history_complete(F.h, 2, 0), 2);
+  wait_done(p);
+  assert_int_equal(p->r, 0);
+  assert_int_equal(inbox_len(), 2);
+  assert_int_equal(F.w.inbox[0].frame->seq, 11);
+  assert_string_equal(F.w.inbox[0].frame->id, id);
+  assert_true(F.w.inbox[0].frame->flags & SL_FRAME_HUB);
+  assert_int_equal(F.w.inbox[1].frame->seq, 12);
+  assert_false(F.w.inbox[1].frame->flags & SL_FRAME_HUB);
+  assert_int_equal(sl__bus_last_id(&F.bus, &last), 0);
+  assert_string_equal(last, p->id);
+  free(last);
+  assert_int_equal(sl__bus_hub_failed(&F.bus), 0);
+  assert_int_equal(sl__bus_publish_hub(&F.bus, &u, id, sizeof id, &why), 0);
+  assert_int_equal(fake_history_complete(F.h, 1, -EIO), 1);
+  assert_int_equal(sl__bus_hub_failed(&F.bus), 1);
+  assert_int_equal(inbox_len(), 2);
+  assert_int_equal(F.bus.pending, 0);
+}
+
 static void test_invalid_updates_refused(void **state) {
   (void)state;
   char id[64];
@@ -448,6 +487,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_publish_waits_for_later_completion, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_two_publishes_posted_in_history_order, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_failed_append_posts_nothing, setup_fake, teardown),
+    cmocka_unit_test_setup_teardown(test_hub_publish_does_not_wait, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_invalid_updates_refused, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_closed_bus_refuses, setup_fake, teardown),
     cmocka_unit_test_setup_teardown(test_close_while_pending_drains_after_frame, setup_fake,
