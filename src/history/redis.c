@@ -635,8 +635,14 @@ static void glue_poll(uv_poll_t *p, int status, int events) {
     redisAsyncHandleWrite(g->ac);
 }
 
+/* hiredis asks for reading or writing again on every command and every reply; libuv's
+ * uv_poll_start re-registers the descriptor (an epoll_ctl) each time it is called, so it is
+ * called only when the events change. */
 static void glue_update(glue_t *g, int add, int remove) {
-  g->events = (g->events | add) & ~remove;
+  int events = (g->events | add) & ~remove;
+  if (events == g->events)
+    return;
+  g->events = events;
   if (g->events)
     uv_poll_start(&g->poll, g->events, glue_poll);
   else
