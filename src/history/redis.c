@@ -4,8 +4,8 @@
  * can never see two orders. The only file that calls hiredis.
  *
  * Keys: the stream (entries with fields "i", the update's id, and "u", the stored update as
- * sl__redis_record_encode lays it out) and the hash "<stream>:ids" from an update's id to its
- * entry's id, so that a hub resumes a client from an id another hub gave it with one HGET and then
+ * sl__redis_record_encode lays it out), the hash "<stream>:ids" from an update's id to its
+ * entry's id, and "<stream>:trimmed", the newest entry retention dropped, so that a hub resumes a client from an id another hub gave it with one HGET and then
  * XRANGE after that entry. One Lua script appends to both and trims both together (retention by
  * count, approximately, as MAXLEN ~ does: a chunk at a time once the stream is past its size by
  * TRIM_SLACK), so the index never names an entry the stream dropped for long.
@@ -46,6 +46,7 @@
 #define RING_MIN 4096                /* live entries whose ids are remembered, at least */
 #define READ_COUNT 1024              /* entries one XREAD takes at most */
 #define READ_BLOCK_MS 1000           /* how long an XREAD waits for an entry */
+#define STALL_MS 500                 /* an XREAD answered this much past its block = a stall */
 #define REPLY_TIMEOUT_MS 5000        /* an answer later than this (beyond the block) = Redis gone */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -57,9 +58,11 @@
 #define TRIM_CHUNK 1024              /* entries one trim drops at most */
 #define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
 
-/* KEYS: stream, index. ARGV: max entries, slack, chunk, id, record. The entry's id is returned.
- * HSETNX: the first copy of a repeated id is the one a resume finds, as the protocol wants; the
- * trim removes an index field only when it still names the entry dropped. */
+/* KEYS: stream, index, trimmed. ARGV: max entries, slack, chunk, id, record. The entry's id is
+ * returned. HSETNX: the first copy of a repeated id is the one a resume finds, as the protocol
+ * wants; the trim removes an index field only when it still names the entry dropped, and records
+ * the newest entry it dropped, so that a reader can tell whether it missed any (XINFO's
+ * max-deleted-entry-id counts XDEL only, not trimming). */
 static const char APPEND_SCRIPT[] =
     "local e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
     "redis.call('HSETNX', KEYS[2], ARGV[4], e)\n"
@@ -77,6 +80,7 @@ static const char APPEND_SCRIPT[] =
     "    end\n"
     "  end\n"
     "  redis.call('XTRIM', KEYS[1], 'MINID', old[k + 1][1])\n"
+    "  redis.call('SET', KEYS[3], old[k][1])\n"
     "end\n"
     "return e\n";
 
@@ -305,7 +309,7 @@ typedef struct link_s {
 typedef struct redis_history_s {
   sl_history_t base;
   sl_redis_url_t url;
-  char *stream, *index;
+  char *stream, *index, *trimmed_key;
   size_t max_entries;
 
   uv_thread_t thread;
@@ -327,6 +331,9 @@ typedef struct redis_history_s {
   int reading;                       /* feed set: the reader runs */
   int have_start;                    /* start and last are known */
   sid_t last;                        /* the last entry delivered */
+  int gap;                           /* entries after last were lost: skip a seq (check_gap) */
+  int check;                         /* look for such a loss before the next read */
+  sid_t trimmed;                     /* the newest entry retention dropped, as last read */
   uint64_t usage_at;
 
   /* Seqs: the reader writes, cursors read, under ring_lock. */
@@ -440,11 +447,11 @@ static void send_queued(redis_history_t *h) {
       continue;
     }
     sl__redis_record_encode(op->frame, rec, n);
-    const char *argv[] = {"EVALSHA", h->sha, "2", h->stream, h->index, maxs, slack, chunk,
-                          op->frame->id, (const char *)rec};
-    size_t lens[] = {7, 40, 1, strlen(h->stream), strlen(h->index), strlen(maxs), strlen(slack),
-                     strlen(chunk), op->frame->id_len, n};
-    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 10, argv, lens) != REDIS_OK) {
+    const char *argv[] = {"EVALSHA", h->sha, "3", h->stream, h->index, h->trimmed_key, maxs,
+                          slack, chunk, op->frame->id, (const char *)rec};
+    size_t lens[] = {7, 40, 1, strlen(h->stream), strlen(h->index), strlen(h->trimmed_key),
+                     strlen(maxs), strlen(slack), strlen(chunk), op->frame->id_len, n};
+    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 11, argv, lens) != REDIS_OK) {
       op->replied = 1;
       op->err = -EAGAIN;
     }
@@ -478,6 +485,8 @@ static void fail_queued(redis_history_t *h, int err) {
 /* --- the reader ------------------------------------------------------------------------------ */
 
 static void read_next(redis_history_t *h);
+static void on_check(redisAsyncContext *ac, void *reply, void *privdata);
+static void ask_info(redis_history_t *h, redisAsyncContext *ac, redisCallbackFn *cb);
 
 /* The reply's field value named name (an entry's field list), or NULL. */
 static const redisReply *field(const redisReply *fields, const char *name) {
@@ -509,6 +518,11 @@ static sl_frame_t *entry_frame(const redisReply *e, sid_t *id) {
 static void deliver(redis_history_t *h, sid_t id, sl_frame_t *f) {
   uv_rwlock_wrlock(&h->ring_lock);
   uint64_t seq = atomic_load(&h->seq) + 1;
+  if (h->gap) {
+    h->ring[seq % h->ring_cap] = h->last; /* the seq skipped: the ring stays in order */
+    seq++;
+    h->gap = 0;
+  }
   h->ring[seq % h->ring_cap] = id;
   atomic_store(&h->seq, seq);
   uv_rwlock_wrunlock(&h->ring_lock);
@@ -525,6 +539,10 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
   (void)ac;
   redis_history_t *h = privdata;
   redisReply *rep = reply;
+  /* An answer later than the block allows: this hub stalled (stopped, starved), and retention may
+   * have overtaken it meanwhile; look before the next read. */
+  if (loop_ms(h) - h->r.waiting_since > READ_BLOCK_MS + STALL_MS)
+    h->check = 1;
   h->r.waiting_since = 0;
   if (rep == NULL)
     return; /* the connection went; its disconnect callback reconnects */
@@ -538,6 +556,9 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
       rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2) {
     const redisReply *entries = rep->element[0]->element[1];
+    /* A full batch: this hub is behind, so retention may overtake it; look before the next. */
+    if (entries->type == REDIS_REPLY_ARRAY && entries->elements >= READ_COUNT)
+      h->check = 1;
     for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
       sid_t id;
       sl_frame_t *f = entry_frame(entries->element[i], &id);
@@ -563,32 +584,100 @@ static void read_next(redis_history_t *h) {
   sid_str(h->last, after, sizeof after);
   snprintf(count, sizeof count, "%d", READ_COUNT);
   snprintf(block, sizeof block, "%d", READ_BLOCK_MS);
+  if (h->check) {
+    ask_info(h, h->r.ac, on_check);
+    h->check = 0;
+  }
   const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", h->stream, after};
   if (redisAsyncCommandArgv(h->r.ac, on_read, h, 8, argv, NULL) == REDIS_OK)
     h->r.waiting_since = loop_ms(h);
 }
 
-/* The stream's newest entry: where this hub starts (the first time), or, after an outage, a check
- * that Redis still has what was delivered. */
-static void on_top(redisAsyncContext *ac, void *reply, void *privdata) {
+/* What XINFO STREAM says of the stream: the newest id it gave, and the newest id it deleted (Redis
+ * 7; 0-0 before), both 0-0 when there is no stream yet. -EPROTO when the reply is not that. */
+static int stream_info(const redisReply *rep, sid_t *top, sid_t *deleted) {
+  *top = *deleted = (sid_t){0, 0};
+  if (rep->type == REDIS_REPLY_ERROR)
+    return strstr(rep->str, "no such key") ? 0 : -EPROTO;
+  if (rep->type != REDIS_REPLY_ARRAY)
+    return -EPROTO;
+  for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+    const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+      continue;
+    if (strcmp(k->str, "last-generated-id") == 0 && sid_parse(v->str, v->len, top))
+      return -EPROTO;
+    if (strcmp(k->str, "max-deleted-entry-id") == 0 && sid_parse(v->str, v->len, deleted))
+      return -EPROTO;
+  }
+  return 0;
+}
+
+/* Entries after the last one delivered were deleted (retention overtook this hub's reader: it was
+ * stopped, cut off, or too slow): they cannot be delivered, so the next update skips a seq, which
+ * the workers take for a gap: their streams end and the clients resume with their ids, getting
+ * "earliest" when the id is gone too, rather than lose updates silently. */
+static void check_gap(redis_history_t *h, sid_t top, sid_t deleted) {
+  char a[48], b[48];
+  if (sid_cmp(h->trimmed, deleted) > 0)
+    deleted = h->trimmed;
+  sid_str(h->last, a, sizeof a);
+  if (sid_cmp(top, h->last) < 0) {
+    sid_str(top, b, sizeof b);
+    sl__log(SL_LOG_WARN, "redis: the stream ends at %s, before %s which this hub delivered: Redis "
+            "lost updates (restarted without persistence?); going on after %s", b, a, a);
+  } else if (sid_cmp(deleted, h->last) > 0) {
+    sid_str(deleted, b, sizeof b);
+    sl__log(SL_LOG_WARN, "redis: updates after %s were trimmed from the stream (up to %s) before "
+            "this hub read them (raise --history-size); its streams end so that clients resume",
+            a, b);
+    h->gap = 1;
+  }
+}
+
+/* The newest entry retention dropped (the GET before an XINFO). */
+static void on_trimmed(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  h->trimmed = (sid_t){0, 0};
+  if (rep && rep->type == REDIS_REPLY_STRING)
+    sid_parse(rep->str, rep->len, &h->trimmed);
+}
+
+/* Asks for what check_gap needs: the GET, then XINFO STREAM answered to cb. */
+static void ask_info(redis_history_t *h, redisAsyncContext *ac, redisCallbackFn *cb) {
+  const char *get[] = {"GET", h->trimmed_key};
+  redisAsyncCommandArgv(ac, on_trimmed, h, 2, get, NULL);
+  const char *info[] = {"XINFO", "STREAM", h->stream};
+  redisAsyncCommandArgv(ac, cb, h, 3, info, NULL);
+}
+
+static void on_check(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  sid_t top, deleted;
+  if (reply && stream_info(reply, &top, &deleted) == 0)
+    check_gap(h, top, deleted);
+}
+
+/* Where this hub starts (the first time: after the newest id the stream gave), or, after an
+ * outage, a check that nothing after the last entry delivered was lost or trimmed. */
+static void on_info(redisAsyncContext *ac, void *reply, void *privdata) {
   (void)ac;
   redis_history_t *h = privdata;
   redisReply *rep = reply;
   h->r.waiting_since = 0;
   if (rep == NULL)
     return;
-  if (rep->type != REDIS_REPLY_ARRAY) {
-    sl__log(SL_LOG_ERROR, "redis: cannot read the stream '%s': %.200s", h->stream,
-            rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-    set_why(h, "cannot read the Redis stream: %.100s%s",
-            rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply", "");
+  sid_t top, deleted;
+  if (stream_info(rep, &top, &deleted)) {
+    const char *what = rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply";
+    sl__log(SL_LOG_ERROR, "redis: cannot read the stream '%s': %.200s", h->stream, what);
+    set_why(h, "cannot read the Redis stream: %.100s%s", what, "");
     redisAsyncDisconnect(h->r.ac);
     return;
   }
-  sid_t top = {0, 0};
-  if (rep->elements == 1 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
-      rep->element[0]->elements == 2)
-    sid_parse(rep->element[0]->element[0]->str, rep->element[0]->element[0]->len, &top);
   if (!h->have_start) {
     uv_rwlock_wrlock(&h->ring_lock);
     h->start = top;
@@ -596,12 +685,8 @@ static void on_top(redisAsyncContext *ac, void *reply, void *privdata) {
     h->last = top;
     h->have_start = 1;
     atomic_store(&h->started, 1);
-  } else if (sid_cmp(top, h->last) < 0) {
-    char a[48], b[48];
-    sid_str(h->last, a, sizeof a);
-    sid_str(top, b, sizeof b);
-    sl__log(SL_LOG_WARN, "redis: the stream ends at %s, before %s which this hub delivered: Redis "
-            "lost updates (restarted without persistence?); going on after %s", b, a, a);
+  } else {
+    check_gap(h, top, deleted);
   }
   h->r.backoff = BACKOFF_MIN_MS;
   if (h->r.logged_down)
@@ -808,8 +893,7 @@ static void link_connect(redis_history_t *h, link_t *l) {
   if (l == &h->w) {
     redisAsyncCommand(ac, on_script, h, "SCRIPT LOAD %s", APPEND_SCRIPT);
   } else {
-    const char *argv[] = {"XREVRANGE", h->stream, "+", "-", "COUNT", "1"};
-    redisAsyncCommandArgv(ac, on_top, h, 6, argv, NULL);
+    ask_info(h, ac, on_info);
   }
 }
 
@@ -1149,6 +1233,7 @@ static void redis_destroy(sl_history_t *base) {
   free(h->ring);
   free(h->stream);
   free(h->index);
+  free(h->trimmed_key);
   free(h);
 }
 
@@ -1177,11 +1262,13 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   size_t sl = strlen(o->stream);
   h->stream = strdup(o->stream);
   h->index = malloc(sl + sizeof ":ids");
+  h->trimmed_key = malloc(sl + sizeof ":trimmed");
   h->ring = calloc(h->ring_cap, sizeof *h->ring);
   int r = -ENOMEM;
-  if (h->stream == NULL || h->index == NULL || h->ring == NULL)
+  if (h->stream == NULL || h->index == NULL || h->trimmed_key == NULL || h->ring == NULL)
     goto fail_alloc;
   snprintf(h->index, sl + sizeof ":ids", "%s:ids", o->stream);
+  snprintf(h->trimmed_key, sl + sizeof ":trimmed", "%s:trimmed", o->stream);
   atomic_init(&h->seq, SEQ_BASE);
   h->w = (link_t){.name = "writer", .backoff = BACKOFF_MIN_MS};
   h->r = (link_t){.name = "reader", .backoff = BACKOFF_MIN_MS};
@@ -1219,6 +1306,7 @@ fail_alloc:
   free(h->ring);
   free(h->stream);
   free(h->index);
+  free(h->trimmed_key);
   free(h);
   return r;
 }

@@ -11,7 +11,9 @@ never saw those updates live (Last-Event-ID, last_event_id, earliest). Then Redi
 publishes made while it is down are answered 503 with Retry-After, /readyz says 503 with the
 reason, the subscribers on both hubs stay connected and get heartbeats; Redis is started again on
 the same port and directory, and at the end each subscriber has every update answered 200 exactly
-once, in the stream's order, the two the same. Also: a hub started while Redis is down is up but
+once, in the stream's order, the two the same. A hub stopped (SIGSTOP) while another published
+more than retention keeps does not skip what was trimmed silently: its subscriber's stream ends.
+Also: a hub started while Redis is down is up but
 not ready, and becomes ready when Redis comes; rediss:// and --redis with --data-dir are refused
 with a message.
 """
@@ -284,6 +286,51 @@ def test_redis_outage():
     r.stop()
 
 
+def test_trimmed_before_read():
+    """A hub stalled while the other hub published more than retention keeps: what it can no longer
+    read is not skipped silently; its subscriber's stream ends, and a resume with its last id says
+    what history has."""
+    r = redis("trim")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    ha = ht.start_hub(redis=r.url, redis_stream="trim", history_size=1000)
+    hb = ht.start_hub(redis=r.url, redis_stream="trim", history_size=1000)
+    t.check(ht.wait_until(lambda: ready(ha).status == 200 and ready(hb).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    s = sub(ha.port, sub_tok)
+    s.wait_open()
+    pb = ht.Publisher(hb.port)
+    first = [pb.must(TOPIC, data="x", id=f"trim-{i}") for i in range(5)]
+    t.check(s.wait_count(5, 10), "hub A's subscriber gets the first updates", s.ids())
+    os.kill(ha.pid, signal.SIGSTOP)
+    try:
+        more = [pb.must(TOPIC, data="y", id=f"trim-more-{i}") for i in range(1600)]
+        time.sleep(2)
+    finally:
+        os.kill(ha.pid, signal.SIGCONT)
+    s.wait_eof(20)
+    # The updates (with data): the stream's end carries an id-only event, the client's cursor.
+    ids = [e.id for e in s.events if e.data is not None]
+    got = [i for i in ids if i.startswith("trim-more-")]
+    marks = [e.id for e in s.events if e.data is None]
+    t.eq(marks, [ids[-1]], "the end says where the client stands: its last update's id")
+    t.check(s.eof, "hub A's subscriber's stream ends once A finds updates trimmed before it read "
+            "them", (len(ids), ids[-3:]))
+    t.eq(got, more[:len(got)], "what it got before the end is a run without a hole")
+    t.check(len(got) < len(more), "(it could not have had them all)", len(got))
+    t.check("trimmed from the stream" in ha.log_text(), "hub A logs why", ha.log_tail(5))
+    # Resuming after the last update it got: that id is gone too, so it is told "earliest".
+    again = sub(ha.port, sub_tok, headers={"Last-Event-ID": ids[-1]})
+    again.wait_count(1, 10)
+    t.eq(again.response.header("mercure-last-event-id") or again.response.header("last-event-id"),
+         "earliest", "a resume after it is told earliest: its place is gone")
+    again.close()
+    s.close()
+    pb.close()
+    t.stop_hub(ha)
+    t.stop_hub(hb)
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -323,6 +370,8 @@ try:
               test_two_hubs)
     t.section("Redis killed and restarted mid-stream: 503 meanwhile, no gap, no duplicate",
               test_redis_outage)
+    t.section("updates trimmed before a stalled hub read them: its streams end, no silent hole",
+              test_trimmed_before_read)
     t.section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
