@@ -155,6 +155,24 @@ def test_two_hubs():
             "... and not one without a grant (the private flag went through Redis)",
             anon2.ids()[-5:])
 
+    # Pipelined on one connection: many appends in flight, answered in request order, stored so.
+    conn = ht.HTTPConn(h1.port)
+    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    reqs = b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
+                               ht.form(ht.publish_fields(TOPIC, data="p", id=f"pipe-{i}")))
+                    for i in range(40))
+    conn.send(reqs)
+    got = [conn.read_response("POST") for _ in range(40)]
+    t.eq([(r.status, r.text) for r in got], [(200, f"pipe-{i}") for i in range(40)],
+         "40 pipelined publishes on one connection are answered 200 in request order")
+    conn.close()
+    total += 40
+    t.check(s2.wait_count(total, 20), "and reach hub 2", len(s2.events))
+    t.eq([i for i in s2.ids() if i.startswith("pipe-")], [f"pipe-{i}" for i in range(40)],
+         "in that order")
+    s1.wait_count(total, 20)
+
     # Resume on hub 2 with an id hub 1 gave, in three ways.
     want = s1.ids()[s1.ids().index("two-7") + 1:]
     res = sub(h2.port, sub_tok, headers={"Last-Event-ID": "two-7"})
