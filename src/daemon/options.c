@@ -861,7 +861,9 @@ void sl__options_usage(FILE *out) {
       case KIND_STRING:
         if (def->offset != HUB(cookie_name)) /* its help says what the default is */
           snprintf(dflt, sizeof dflt, " (default: %s)",
-                   def->offset == OPT(log_file) ? "standard error" : "none");
+                   def->offset == OPT(log_file)       ? "standard error"
+                   : def->offset == HUB(redis_stream) ? SL_DEFAULT_REDIS_STREAM
+                                                      : "none");
         break;
       case KIND_ORIGINS:
       case KIND_BOOL:
