@@ -400,6 +400,8 @@ SECTIONS = [
     ("W8", "Publish throughput", section_w8),
     ("W8D", "Publish throughput, durable history (sluice-disk: --data-dir) against in memory",
      lambda r: section_w8(r, "W8D")),
+    ("W8R", "Publish throughput through Redis Streams (sluice-redis: --redis) against in memory",
+     lambda r: section_w8(r, "W8R")),
     ("W9", "Under attack: delivery while one client attacks the hub", section_w9),
 ]
 

@@ -66,6 +66,7 @@ build_recipe() {
 have_peer() {
   case "$1" in
     sluice|sluice-1w|sluice-disk|sluice-disk-1w) [ -x "$BUILD/sluice" ] ;;
+    sluice-redis|sluice-redis-1w) [ -x "$BUILD/sluice" ] && command -v redis-server >/dev/null ;;
     sluice-base|sluice-base-1w) [ -n "${SLUICE_BASE_BIN:-}" ] && [ -x "$SLUICE_BASE_BIN" ] ;;
     recipe) command -v go >/dev/null ;;
     nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
@@ -96,16 +97,30 @@ peer_start() {
   PEER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-$name.XXXXXX")
   PEER_SERVER_PIDS=()
   case "$name" in
-    sluice|sluice-1w|sluice-base|sluice-base-1w|sluice-disk|sluice-disk-1w)
+    sluice|sluice-1w|sluice-base|sluice-base-1w|sluice-disk|sluice-disk-1w|sluice-redis|sluice-redis-1w)
       # sluice-1w: one worker thread, so that the hub and the load generator each have a core
       # of their own (sluice uses both cores and so shares one with the load generator).
       # sluice-base*: the same hub built from another commit ($SLUICE_BASE_BIN), to measure a
       # change before and after in one run.
       # sluice-disk*: the durable history (--data-dir in the peer's scratch directory, removed
       # with it) at --fsync $DISK_FSYNC (batch unless set).
-      local key token workers=2 bin="$BUILD/sluice" disk=()
+      # sluice-redis*: history and delivery through a Redis stream (--redis), on a redis-server
+      # of its own (no persistence, in the peer's scratch directory), counted as the peer's.
+      local key token workers=2 bin="$BUILD/sluice" disk=() redis_pid=""
       case "$name" in *-1w) workers=1 ;; esac
       case "$name" in sluice-disk*) disk=(--data-dir "$PEER_DIR/data" --fsync "${DISK_FSYNC:-batch}") ;; esac
+      if [[ "$name" == sluice-redis* ]]; then
+        local rport
+        next_port rport || return 1
+        spawn "$PEER_DIR/redis.log" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
+          --appendonly no --dir "$PEER_DIR" --daemonize no
+        redis_pid=$LAST_PID
+        for _ in $(seq 1 100); do
+          (exec 3<>"/dev/tcp/127.0.0.1/$rport") 2>/dev/null && break
+          sleep 0.05
+        done
+        disk=(--redis "redis://127.0.0.1:$rport" --redis-stream bench)
+      fi
       case "$name" in sluice-base*) bin=$SLUICE_BASE_BIN ;; esac
       key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
       # A spec token: aud is the peer's URL (the hub's default public URL), iss names the bench.
@@ -115,7 +130,7 @@ peer_start() {
       # shellcheck disable=SC2086
       spawn "$PEER_DIR/sluice.log" "$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
         --anonymous --workers "$workers" "${disk[@]}" ${SLUICE_EXTRA_FLAGS:-}
-      PEER_SERVER_PIDS=("$LAST_PID")
+      PEER_SERVER_PIDS=("$LAST_PID" $redis_pid)
       PEER_SIGNAL_PID=$LAST_PID
       # shellcheck disable=SC2034  # read by bench/workloads/w7r_reconnect.sh
       PEER_KEY=$key
@@ -180,6 +195,15 @@ peer_start() {
       ;;
   esac
   wait_http "$port" || { peer_stop; return 1; }
+  # A sluice on Redis answers before it reached Redis: wait until it says it is ready.
+  if [[ "$name" == sluice-redis* ]]; then
+    local ok=0
+    for _ in $(seq 1 100); do
+      curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/readyz" && { ok=1; break; }
+      sleep 0.1
+    done
+    [ $ok = 1 ] || { echo "bench: $name not ready (Redis)" >&2; peer_stop; return 1; }
+  fi
   # nginx and Pushpin do their work in child processes of the one started: count those too.
   if [ "$name" = nchan ] || [ "$name" = pushpin ]; then
     local child

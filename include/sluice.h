@@ -42,6 +42,7 @@ extern "C" {
 #define SL_DEFAULT_HISTORY_SIZE     10000        /* events kept for resume */
 #define SL_DEFAULT_DATA_MAX_SIZE    (8ull << 30) /* bytes the durable history's file may grow to */
 #define SL_DEFAULT_SUBSCRIPTIONS_HISTORY 10000   /* subscription events kept for resume, apart */
+#define SL_DEFAULT_REDIS_STREAM     "sluice"     /* the Redis stream's key (redis_stream) */
 #define SL_MIN_DATA_MAX_SIZE        1048576      /* the least data_max_size accepted */
 #define SL_MAX_HISTORY_SIZE         10000000     /* the most events history_size may keep */
 #define SL_DEFAULT_HEARTBEAT        15.0         /* seconds between keep-alive comments */
@@ -180,6 +181,14 @@ typedef struct sl_config_s {
                                          0 = none kept (still delivered live); default
                                          SL_DEFAULT_SUBSCRIPTIONS_HISTORY; at most
                                          SL_MAX_HISTORY_SIZE */
+  const char *redis_url;              /* redis://[:password@]HOST[:PORT][/DB]: history and delivery
+                                         through one Redis stream shared by every hub on it
+                                         (scale-out); NULL = off. Not with data_dir. rediss:// is
+                                         refused (no TLS in Debian 12's hiredis) */
+  const char *redis_stream;           /* with redis_url: the stream's key; its id index is
+                                         "<key>:ids"; default SL_DEFAULT_REDIS_STREAM */
+  const char *redis_password;         /* with redis_url: AUTH password, when the URL has none;
+                                         NULL = none */
 } sl_config_t;
 
 /* One update to publish. Strings are borrowed for the duration of the call. */

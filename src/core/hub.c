@@ -22,6 +22,7 @@ void sl_config_init(sl_config_t *cfg) {
   cfg->subscriptions_history = SL_DEFAULT_SUBSCRIPTIONS_HISTORY;
   cfg->fsync = SL_FSYNC_BATCH;
   cfg->data_max_size = SL_DEFAULT_DATA_MAX_SIZE;
+  cfg->redis_stream = SL_DEFAULT_REDIS_STREAM;
   cfg->heartbeat = SL_DEFAULT_HEARTBEAT;
   cfg->max_queue = SL_DEFAULT_MAX_QUEUE;
   cfg->max_body = SL_DEFAULT_MAX_BODY;
@@ -148,6 +149,15 @@ static int check_config(const sl_config_t *c) {
             c->data_max_size, SL_MIN_DATA_MAX_SIZE);
     return -EINVAL;
   }
+  if (c->redis_url && c->data_dir) {
+    sl__log(SL_LOG_ERROR, "--redis and --data-dir are two histories: choose one (Redis keeps the "
+            "history of every hub on the stream; persist it with Redis's own AOF)");
+    return -EINVAL;
+  }
+  if (c->redis_stream && (c->redis_stream[0] == '\0' || strlen(c->redis_stream) > 200)) {
+    sl__log(SL_LOG_ERROR, "--redis-stream: give a key name of 1 to 200 bytes");
+    return -EINVAL;
+  }
   if (c->public_url && public_path(c->public_url) == NULL) {
     sl__log(SL_LOG_ERROR, "public URL '%.200s' is not http(s)://host[:port]/path with a path other "
             "than / and no query or fragment", c->public_url);
@@ -169,6 +179,32 @@ static int check_config(const sl_config_t *c) {
 }
 
 
+/* The Redis history: its URL parsed, the password from redis_password when the URL has none. */
+static int new_redis(sl_hub_t *hub) {
+  sl_redis_url_t url;
+  const char *why;
+  int r = sl__redis_url_parse(hub->cfg.redis_url, &url, &why);
+  if (r) {
+    sl__log(SL_LOG_ERROR, "--redis: %s", why);
+    return r;
+  }
+  if (url.password[0] == '\0' && hub->cfg.redis_password) {
+    if (strlen(hub->cfg.redis_password) >= sizeof url.password) {
+      sl__log(SL_LOG_ERROR, "--redis-password: longer than %zu bytes", sizeof url.password - 1);
+      return -EINVAL;
+    }
+    snprintf(url.password, sizeof url.password, "%s", hub->cfg.redis_password);
+  }
+  sl_history_redis_opts_t o = {
+    .url = &url,
+    .stream = hub->cfg.redis_stream ? hub->cfg.redis_stream : SL_DEFAULT_REDIS_STREAM,
+    .max_entries = hub->cfg.history_size,
+  };
+  r = sl__history_redis_new(&hub->history, &o);
+  memset(&url, 0, sizeof url); /* the password */
+  return r;
+}
+
 extern const char sl__demo_page[];
 extern const size_t sl__demo_page_len;
 
@@ -183,7 +219,12 @@ static void respond_healthz(sl_conn_t *c, sl_request_t *r, void *arg) {
 static void respond_readyz(sl_conn_t *c, sl_request_t *r, void *arg) {
   sl_hub_t *hub = arg;
   (void)r;
-  if (atomic_load(&hub->ready))
+  char why[200], text[240];
+  if (atomic_load(&hub->ready) && sl__history_health(hub->history, why, sizeof why)) {
+    int n = snprintf(text, sizeof text, "history not usable: %s\n", why);
+    sl__http_respond(c, 503, "Retry-After: 1\r\n", TEXT_PLAIN, text,
+                     n < (int)sizeof text ? (size_t)n : sizeof text - 1);
+  } else if (atomic_load(&hub->ready))
     sl__http_respond(c, 200, NULL, TEXT_PLAIN, SL_LIT("ready\n"));
   else
     sl__http_respond(c, 503, "Retry-After: 5\r\n", TEXT_PLAIN, SL_LIT("draining: not accepting new work\n"));
@@ -410,7 +451,10 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
       copy_str(hub, SL_MAX_LISTEN + 13, &hub->cfg.jwks_file) ||
       copy_str(hub, SL_MAX_LISTEN + 14, &hub->cfg.publisher_jwks_file) ||
       copy_str(hub, SL_MAX_LISTEN + 15, &hub->cfg.subscriber_jwks_file) ||
-      copy_str(hub, SL_MAX_LISTEN + 16, &hub->cfg.data_dir))
+      copy_str(hub, SL_MAX_LISTEN + 16, &hub->cfg.data_dir) ||
+      copy_str(hub, SL_MAX_LISTEN + 17, &hub->cfg.redis_url) ||
+      copy_str(hub, SL_MAX_LISTEN + 18, &hub->cfg.redis_stream) ||
+      copy_str(hub, SL_MAX_LISTEN + 19, &hub->cfg.redis_password))
     goto fail;
   if (hub->cfg.public_url) {
     if (copy_str(hub, SL_MAX_LISTEN + 5, &hub->cfg.public_url))
@@ -439,7 +483,10 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   /* Subscription events are kept apart, under their own budget: a storm of them (a drain, its
    * reconnects) must not push the application's updates out of history. */
   size_t hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0;
-  if (hub->cfg.data_dir) {
+  if (hub->cfg.redis_url) {
+    if ((r = new_redis(hub)))
+      goto fail;
+  } else if (hub->cfg.data_dir) {
     sl_history_lmdb_opts_t o = {
       .dir = hub->cfg.data_dir,
       .max_entries = hub->cfg.history_size,

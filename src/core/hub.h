@@ -21,10 +21,10 @@
 #include "net/worker.h"
 #include "sluice.h"
 
-#define SL_HUB_STRINGS (SL_MAX_LISTEN + 17) /* listen addresses, three keys, audience, issuer,
+#define SL_HUB_STRINGS (SL_MAX_LISTEN + 20) /* listen addresses, three keys, audience, issuer,
                                              public URL, its path, cookie name, publish and
                                              CORS origins, three key files, three JWK Set
-                                             files, data dir */
+                                             files, data dir, Redis URL, stream, password */
 
 struct sl_hub_s {
   sl_config_t cfg;               /* strings owned (copied) */

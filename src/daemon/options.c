@@ -178,6 +178,16 @@ static const option_def_t options[] = {
    "with --data-dir: drop updates older than this (--history-size applies too); 0 = no limit"},
   {"data-max-size", KIND_BYTES, HUB(data_max_size), FROM_ALL, 0, 0, "BYTES",
    "with --data-dir: the most disk the history may take; past it the oldest updates make room"},
+  {"redis", KIND_STRING, HUB(redis_url), FROM_ALL, 0, 0, "URL",
+   "redis://[:PASSWORD@]HOST[:PORT][/DB]: history in one Redis stream that every hub on it "
+   "delivers, in its order (scale-out); 200 once Redis has the update, 503 while it is "
+   "unreachable; no rediss:// (no TLS in Debian 12's hiredis)"},
+  {"redis-stream", KIND_STRING, HUB(redis_stream), FROM_ALL, 0, 0, "KEY",
+   "with --redis: the stream's key (its id index: KEY:ids); on Redis Cluster give it a hash "
+   "tag, e.g. {sluice}"},
+  {"redis-password", KIND_STRING, HUB(redis_password), FROM_ALL, 0, 0, "PASSWORD",
+   "with --redis: the AUTH password when the URL carries none (better in SLUICE_REDIS_PASSWORD "
+   "or the config file than on the command line)"},
   /* A config file naming another config file would be a second, hidden precedence level. */
   {"config", KIND_CONFIG, OPT(config_file), FROM_FLAG | FROM_ENV, 0, 0, "FILE",
    "read settings from FILE"},
@@ -856,7 +866,9 @@ void sl__options_usage(FILE *out) {
       case KIND_STRING:
         if (def->offset != HUB(cookie_name)) /* its help says what the default is */
           snprintf(dflt, sizeof dflt, " (default: %s)",
-                   def->offset == OPT(log_file) ? "standard error" : "none");
+                   def->offset == OPT(log_file)       ? "standard error"
+                   : def->offset == HUB(redis_stream) ? SL_DEFAULT_REDIS_STREAM
+                                                      : "none");
         break;
       case KIND_ORIGINS:
       case KIND_BOOL:

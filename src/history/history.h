@@ -22,6 +22,12 @@ typedef struct sl_history_cursor_s sl_history_cursor_t;
  * thread. frame is the caller's: the backend's own reference, if it keeps one, is separate. */
 typedef void (*sl_history_done_cb)(sl_frame_t *frame, int err, void *arg);
 
+/* A shared log (Redis Streams) is written by several hubs: what this hub delivers is what it reads
+ * back from the log, in the log's order, not what it appended. Such a backend "feeds": it calls
+ * this with each frame it reads (frame->seq set: this hub's next place in the order, no gaps), in
+ * order, from its own thread; the frame is borrowed for the call. */
+typedef void (*sl_history_feed_cb)(sl_frame_t *frame, void *arg);
+
 typedef struct sl_history_ops_s {
   /* Starts storing frame (the backend takes its own reference if it keeps it; frame->seq on entry
    * is at most a hint and is overwritten). 0 when started: done is then called exactly once; or a
@@ -46,6 +52,14 @@ typedef struct sl_history_ops_s {
   /* The seq of the last frame returned (the cursor's position), 0 before the first. */
   uint64_t (*cursor_pos)(const sl_history_cursor_t *c);
   void (*cursor_close)(sl_history_cursor_t *c);
+  /* Optional (NULL: the backend does not feed, and a stored append is delivered by its caller).
+   * Starts reading the shared log: cb gets every frame from then on, after the last_seq() it
+   * reports on entry. Called once, before any append. An append's done then only says the log
+   * has the update (its frame->seq is 0): the update reaches this hub through cb. */
+  void (*feed)(sl_history_t *h, sl_history_feed_cb cb, void *arg);
+  /* Optional (NULL: always usable). 0 when the backend can store and read now; else a negative
+   * errno, and why (cap bytes) says what is wrong, for /readyz. Any thread. */
+  int (*health)(sl_history_t *h, char *why, size_t cap);
   /* Frees the backend. Every cursor must be closed first. Appends still pending complete with
    * -ECANCELED before it returns, so no done callback is lost. */
   void (*destroy)(sl_history_t *h);
@@ -89,6 +103,38 @@ typedef struct sl_history_lmdb_opts_s {
  * negative errno (cannot create, lock or map it). Each failure is logged with what to do. */
 int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
 
+/* The shared log in Redis Streams (redis.c): every hub on the stream XADDs its updates and reads
+ * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN
+ * (at once, or through done) while Redis cannot be reached. */
+typedef struct sl_redis_url_s {
+  char host[256];
+  int port;                      /* default 6379 */
+  int db;                        /* SELECT; default 0 */
+  char password[256];            /* "" = no AUTH */
+} sl_redis_url_t;
+
+/* Parses redis://[:password@]HOST[:PORT][/DB] (also [user:]password@ is accepted, the user
+ * ignored: Redis 6 ACL users are not supported by AUTH here; an IPv6 host in brackets). 0, or
+ * -EINVAL with *why set; -EPROTONOSUPPORT for rediss:// (Debian 12's hiredis 0.14 has no TLS). */
+int sl__redis_url_parse(const char *url, sl_redis_url_t *out, const char **why);
+
+/* What one stream entry's "u" field holds: the stored update (flags, topics, id, SSE payload),
+ * little-endian, so that hubs on any machine read each other's. Encode returns the bytes it
+ * needs (buf may be NULL to ask); decode fills a frame (refs = 1, seq 0), NULL when the bytes do
+ * not parse or memory ran out. */
+size_t sl__redis_record_encode(const sl_frame_t *f, unsigned char *buf, size_t cap);
+sl_frame_t *sl__redis_record_decode(const unsigned char *p, size_t len);
+
+typedef struct sl_history_redis_opts_s {
+  const sl_redis_url_t *url;
+  const char *stream;            /* the stream's key; its id index is "<stream>:ids" */
+  size_t max_entries;            /* updates retained (approximately, as MAXLEN ~) */
+} sl_history_redis_opts_t;
+
+/* Starts the backend: its thread connects (and reconnects, with backoff) on its own, so a Redis
+ * that is down at start only makes the hub not ready. 0 or a negative errno. */
+int sl__history_redis_new(sl_history_t **h, const sl_history_redis_opts_t *o);
+
 static inline int sl__history_append(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done,
                                      void *arg) {
   return h->ops->append(h, frame, done, arg);
@@ -118,6 +164,10 @@ static inline uint64_t sl__history_cursor_pos(const sl_history_cursor_t *c) {
 
 static inline void sl__history_cursor_close(sl_history_cursor_t *c) {
   c->history->ops->cursor_close(c);
+}
+
+static inline int sl__history_health(sl_history_t *h, char *why, size_t cap) {
+  return h->ops->health ? h->ops->health(h, why, cap) : 0;
 }
 
 static inline void sl__history_destroy(sl_history_t *h) {

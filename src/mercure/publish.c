@@ -68,6 +68,10 @@ static void answer(sl_mercure_t *m, sl_conn_t *c, int e, const char *id, uint64_
     sl__http_error(c, 400, NULL, why);
   } else if (e == -ENOSPC) {
     sl__http_error(c, 413, NULL, "field id: longer than 1023 bytes");
+  } else if (e == -EAGAIN) {
+    sl__http_error(c, 503, "Retry-After: 1\r\n",
+                   "history is unavailable (the shared log cannot be reached); nothing was "
+                   "stored: retry shortly");
   } else if (e) {
     sl__http_error(c, 500, NULL, "the update could not be stored");
   } else {
@@ -105,9 +109,15 @@ static void later_stored(sl_worker_call_t *call) {
   }
   sl__http_resume(c, &l->deferred);
   if (l->pending.err) {
-    sl__http_error(c, l->pending.err == -ECANCELED ? 503 : 500,
-                   l->pending.err == -ECANCELED ? "Retry-After: 5\r\n" : NULL,
-                   "the update could not be stored (see the hub's log)");
+    int retry = l->pending.err == -ECANCELED || l->pending.err == -EAGAIN;
+    sl__http_error(c, retry ? 503 : 500,
+                   l->pending.err == -ECANCELED ? "Retry-After: 5\r\n"
+                                                : (retry ? "Retry-After: 1\r\n" : NULL),
+                   l->pending.err == -EAGAIN
+                       ? "the shared log (Redis) could not be reached or did not confirm the "
+                         "update: retry shortly (with the same id, to find out whether it was "
+                         "stored)"
+                       : "the update could not be stored (see the hub's log)");
   } else {
     sl__metric_add(&m->metrics->published_total, 1);
     sl__http_respond(c, 200, NULL, "text/plain; charset=utf-8", l->id, strlen(l->id));

@@ -29,15 +29,41 @@ struct sl_bus_wait_s {
   sl_bus_pending_t *pending;
 };
 
+static void post_frame(sl_bus_t *b, sl_frame_t *f);
+
+/* A shared log's frame, in its order, from the backend's thread: what every worker delivers. */
+static void fed(sl_frame_t *f, void *arg) {
+  sl_bus_t *b = arg;
+  uv_mutex_lock(&b->lock);
+  b->fed_seq = f->seq;
+  /* After the drain message nothing more reaches the workers: their streams are ending. */
+  if (!b->drain_posted) {
+    post_frame(b, f);
+    if (b->keep_last) {
+      if (b->last)
+        sl__frame_unref(b->last);
+      b->last = sl__frame_ref(f);
+    }
+  }
+  uv_mutex_unlock(&b->lock);
+}
+
 int sl__bus_init(sl_bus_t *b, sl_history_t *history) {
   memset(b, 0, sizeof *b);
   b->history = history;
   int r = uv_mutex_init(&b->lock);
   if (r)
     return r;
-  if ((r = uv_cond_init(&b->stored)))
+  if ((r = uv_cond_init(&b->stored))) {
     uv_mutex_destroy(&b->lock);
-  return r;
+    return r;
+  }
+  if (history->ops->feed) {
+    b->feeds = 1;
+    b->fed_seq = sl__history_last_seq(history);
+    history->ops->feed(history, fed, b);
+  }
+  return 0;
 }
 
 void sl__bus_destroy(sl_bus_t *b) {
@@ -63,6 +89,8 @@ static _Thread_local sl_bus_t *appending;
 void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count) {
   uint64_t seq = sl__history_last_seq(b->history);
   uv_mutex_lock(&b->lock);
+  if (b->feeds)
+    seq = b->fed_seq; /* the feed moves on meanwhile: where it stands under the lock */
   b->workers = workers;
   b->worker_count = count;
   /* A durable history reopens at seq: every worker starts there, or the first update after a
@@ -160,7 +188,12 @@ static void stored(sl_frame_t *f, int err, void *arg) {
               "%" PRIu64 " so far (sluice_subscription_events_lost_total)", f->topics[0],
               strerror(-err), b->hub_failed);
   }
-  if (err == 0) {
+  uint64_t seq = f->seq;
+  if (b->feeds) {
+    /* The log has it; the update reaches the workers from the feed. Its own seq is not known yet:
+     * the back-pressure measures from where the feed stands. */
+    seq = b->fed_seq;
+  } else if (err == 0) {
     post_frame(b, f);
     if (b->keep_last) {
       if (b->last)
@@ -171,11 +204,11 @@ static void stored(sl_frame_t *f, int err, void *arg) {
   if (w.waiter) {
     w.waiter->done = 1;
     w.waiter->err = err;
-    w.waiter->seq = f->seq;
+    w.waiter->seq = seq;
   } else if (w.pending) {
     /* After the frame: the publisher's worker dispatches the update before it answers. */
     w.pending->err = err;
-    w.pending->seq = f->seq;
+    w.pending->seq = seq;
     if (b->workers == NULL) {
       w.pending->call.next = b->orphans;
       b->orphans = &w.pending->call;

@@ -47,8 +47,13 @@ typedef struct sl_bus_s {
                                     before any publish */
   sl_frame_t *last;              /* that update (a reference), NULL before the first */
   uint64_t hub_failed;           /* hub updates history failed to store */
+  int feeds;                     /* history feeds (a shared log): updates reach the workers from
+                                    its feed, in the log's order, not from append completions */
+  uint64_t fed_seq;              /* with feeds: the seq of the last frame fed */
 } sl_bus_t;
 
+/* With a history that feeds (history.h), starts its feed: from then on the workers get what the
+ * shared log holds, whoever appended it, and a publish's answer only says the log has it. */
 int sl__bus_init(sl_bus_t *b, sl_history_t *history);
 void sl__bus_destroy(sl_bus_t *b);
 /* Before the workers run: the workers updates go to (NULL, 0 to detach before they are freed).

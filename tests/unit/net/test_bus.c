@@ -7,8 +7,10 @@
  * worker's publish never waits: with a late history it returns at once, and its answer reaches
  * the worker as a call after the update's frame (with the seq, or history's error), while memory
  * answers inline and posts no call; a completion after the workers were detached is kept and run
- * by sl__bus_destroy; every worker starts at history's last seq; and a replay over the memory
- * history pages through what is retained, after an id, up to a seq. */
+ * by sl__bus_destroy; every worker starts at history's last seq; a replay over the memory
+ * history pages through what is retained, after an id, up to a seq; and with a shared log that
+ * feeds (Redis Streams), the workers get what the feed reads, not what was appended, start where
+ * the feed stands, and get nothing after the drain message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -482,6 +484,144 @@ static void test_replay_pages_after_id(void **state) {
   assert_int_equal(v.n, 0);
 }
 
+/* A shared log's double: appends wait for feeding_complete; frames reach the bus only when the
+ * test feeds them, as another hub's would (feeding_feed), numbered from the log's seq on. */
+typedef struct feeding_s {
+  sl_history_t base;
+  sl_history_feed_cb feed;
+  void *feed_arg;
+  int feed_calls;
+  uint64_t seq;
+  sl_frame_t *pending[4];
+  sl_history_done_cb done[4];
+  void *arg[4];
+  size_t npending;
+} feeding_t;
+
+static feeding_t feeding;
+
+static int feeding_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+  feeding_t *fh = (feeding_t *)h;
+  assert_true(fh->npending < 4);
+  fh->pending[fh->npending] = sl__frame_ref(f);
+  fh->done[fh->npending] = done;
+  fh->arg[fh->npending++] = arg;
+  return 0;
+}
+
+static uint64_t feeding_last_seq(sl_history_t *h) {
+  return ((feeding_t *)h)->seq;
+}
+
+static void feeding_usage(sl_history_t *h, uint64_t *entries, uint64_t *bytes) {
+  (void)h;
+  *entries = *bytes = 0;
+}
+
+static void feeding_start(sl_history_t *h, sl_history_feed_cb cb, void *arg) {
+  feeding_t *fh = (feeding_t *)h;
+  fh->feed = cb;
+  fh->feed_arg = arg;
+  fh->feed_calls++;
+}
+
+static void feeding_destroy(sl_history_t *h) {
+  (void)h;
+}
+
+static const sl_history_ops_t feeding_ops = {
+  .append = feeding_append,
+  .last_seq = feeding_last_seq,
+  .usage = feeding_usage,
+  .feed = feeding_start,
+  .destroy = feeding_destroy,
+};
+
+/* The log's next entry (data), read back: what every hub on the log delivers. */
+static void feeding_feed(const char *data) {
+  sl_update_t u = update_of(data);
+  sl_frame_t *f = sl__frame_update(&u, "urn:x", 5);
+  assert_non_null(f);
+  f->seq = ++feeding.seq;
+  feeding.feed(f, feeding.feed_arg);
+  sl__frame_unref(f);
+}
+
+/* The oldest pending append acknowledged (the log has it; it is not fed yet). */
+static void feeding_complete(int err) {
+  assert_true(feeding.npending > 0);
+  sl_frame_t *f = feeding.pending[0];
+  sl_history_done_cb done = feeding.done[0];
+  void *arg = feeding.arg[0];
+  memmove(feeding.pending, feeding.pending + 1, (feeding.npending - 1) * sizeof feeding.pending[0]);
+  memmove(feeding.done, feeding.done + 1, (feeding.npending - 1) * sizeof feeding.done[0]);
+  memmove(feeding.arg, feeding.arg + 1, (feeding.npending - 1) * sizeof feeding.arg[0]);
+  feeding.npending--;
+  f->seq = 0;
+  done(f, err, arg);
+  sl__frame_unref(f);
+}
+
+static int setup_feeding(void **state) {
+  (void)state;
+  memset(&F, 0, sizeof F);
+  memset(&feeding, 0, sizeof feeding);
+  feeding.base.ops = &feeding_ops;
+  feeding.seq = 1ull << 32;
+  sl_config_init(&F.cfg);
+  F.cfg.listen[0] = "127.0.0.1:0";
+  F.cfg.listen_count = 1;
+  F.pacer.count = 1;
+  F.pacer.members = F.members;
+  F.members[0] = &F.w.dlv;
+  char err[256];
+  assert_int_equal(sl__admission_init(&F.admission, 0, 0), 0);
+  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, &F.admission, NULL, NULL, NULL, err,
+                                   sizeof err), 0);
+  F.h = &feeding.base;
+  assert_int_equal(sl__bus_init(&F.bus, F.h), 0);
+  return 0;
+}
+
+static void test_feed_delivers_what_the_log_holds(void **state) {
+  (void)state;
+  assert_int_equal(feeding.feed_calls, 1); /* the bus started the feed */
+  /* Fed before the workers exist: posted to nobody, and the workers start after it. */
+  feeding_feed("before");
+  sl__bus_attach(&F.bus, &F.w, 1);
+  assert_int_equal(F.w.dlv.dispatched_seq, (1ull << 32) + 1);
+  assert_int_equal(inbox_len(), 0);
+  /* Another hub's update: delivered from the feed. */
+  feeding_feed("theirs");
+  assert_int_equal(inbox_len(), 1);
+  assert_true(frame_has(0, "theirs"));
+  /* Ours: acknowledged by the log, answered, but not posted: it comes back through the feed, in
+   * the log's order, after "later" which another hub appended first. */
+  memset(answers, 0, sizeof answers);
+  answers[0].pending.call.fn = answer_run;
+  sl_update_t u = update_of("ours");
+  char id[64];
+  const char *why = NULL;
+  uint64_t seq = 0;
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[0].pending), 1);
+  feeding_complete(0);
+  assert_int_equal(inbox_len(), 1);
+  assert_ptr_equal(calls(), &answers[0].pending.call);
+  assert_int_equal(answers[0].pending.err, 0);
+  assert_int_equal(answers[0].pending.seq, (1ull << 32) + 2); /* where the feed stood */
+  feeding_feed("later");
+  feeding_feed("ours");
+  assert_int_equal(inbox_len(), 3);
+  assert_true(frame_has(1, "later"));
+  assert_true(frame_has(2, "ours"));
+  /* After the drain message, nothing more reaches the workers. */
+  sl__bus_close(&F.bus);
+  assert_int_equal(inbox_len(), 4);
+  feeding_feed("after the drain");
+  assert_int_equal(inbox_len(), 4);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_publish_waits_for_later_completion, setup_fake, teardown),
@@ -499,6 +639,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_completion_after_detach_runs_at_destroy, setup_fake,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_replay_pages_after_id, setup_memory, teardown),
+    cmocka_unit_test_setup_teardown(test_feed_delivers_what_the_log_holds, setup_feeding,
+                                    teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1312 @@
+/* redis.c — the shared log in one Redis stream (--redis), so that several hubs serve the same
+ * updates in the same order: every hub XADDs what it is given and reads the whole stream back,
+ * and delivers what it reads (a feeding backend, history.h), never what it appended, so two hubs
+ * can never see two orders. The only file that calls hiredis.
+ *
+ * Keys: the stream (entries with fields "i", the update's id, and "u", the stored update as
+ * sl__redis_record_encode lays it out), the hash "<stream>:ids" from an update's id to its
+ * entry's id, and "<stream>:trimmed", the newest entry retention dropped, so that a hub resumes a client from an id another hub gave it with one HGET and then
+ * XRANGE after that entry. One Lua script appends to both and trims both together (retention by
+ * count, approximately, as MAXLEN ~ does: a chunk at a time once the stream is past its size by
+ * TRIM_SLACK), so the index never names an entry the stream dropped for long.
+ *
+ * One thread with its own libuv loop owns two asynchronous connections (hiredis's async API on a
+ * uv_poll_t each; see "the event glue" for why not hiredis's own libuv adapter):
+ * the writer, on which appends are pipelined (many EVALSHAs in flight, answered in order: the
+ * publisher's 200 comes once Redis acknowledged its update), and the reader, which XREADs (BLOCK)
+ * after the last entry it delivered and gives each entry this hub's next seq. When Redis cannot be
+ * reached, appends fail with -EAGAIN (the publisher gets 503), subscribers keep their streams
+ * (the workers are untouched), health() says why, and both connections come back with backoff;
+ * the reader then continues after the last entry it delivered: no gap, no duplicate.
+ *
+ * Cursors (resumes) read on the caller's thread with a blocking connection from a small pool
+ * (connect and command timeouts bound the wait). Seqs are this hub's: the entries it read live are
+ * numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids, so that a cursor
+ * stops at the worker's seq); entries older than this hub's start are numbered by the cursor that
+ * returns them, from 1, which keeps every cursor's seqs increasing and below the live ones. */
+#include "history/history.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/log.h"
+
+#define RECORD_VERSION 1
+#define RECORD_HEAD 12               /* version, flags, topic count, id length, payload length */
+#define SEQ_BASE (1ull << 32)        /* this hub's seq when it starts: the live ones follow */
+#define RING_MIN 4096                /* live entries whose ids are remembered, at least */
+#define READ_COUNT 1024              /* entries one XREAD takes at most */
+#define READ_BLOCK_MS 1000           /* how long an XREAD waits for an entry */
+#define STALL_MS 500                 /* an XREAD answered this much past its block = a stall */
+#define REPLY_TIMEOUT_MS 5000        /* an answer later than this (beyond the block) = Redis gone */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define TICK_MS 100                  /* reconnects, timeouts and the usage poll are checked this often */
+#define USAGE_EVERY_MS 2000
+#define POOL_MAX 8                   /* idle blocking connections kept for cursors */
+#define SYNC_TIMEOUT_MS 2000
+#define TRIM_SLACK 256               /* entries past max_entries before a trim runs */
+#define TRIM_CHUNK 1024              /* entries one trim drops at most */
+#define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
+
+/* KEYS: stream, index, trimmed. ARGV: max entries, slack, chunk, id, record. The entry's id is
+ * returned. HSETNX: the first copy of a repeated id is the one a resume finds, as the protocol
+ * wants; the trim removes an index field only when it still names the entry dropped, and records
+ * the newest entry it dropped, so that a reader can tell whether it missed any (XINFO's
+ * max-deleted-entry-id counts XDEL only, not trimming). */
+static const char APPEND_SCRIPT[] =
+    "local e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
+    "redis.call('HSETNX', KEYS[2], ARGV[4], e)\n"
+    "local max = tonumber(ARGV[1])\n"
+    "local n = redis.call('XLEN', KEYS[1])\n"
+    "if n > max + tonumber(ARGV[2]) then\n"
+    "  local k = math.min(n - max, tonumber(ARGV[3]))\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', k + 1)\n"
+    "  for j = 1, k do\n"
+    "    local f = old[j][2]\n"
+    "    for x = 1, #f, 2 do\n"
+    "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[j][1] then\n"
+    "        redis.call('HDEL', KEYS[2], f[x + 1])\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('XTRIM', KEYS[1], 'MINID', old[k + 1][1])\n"
+    "  redis.call('SET', KEYS[3], old[k][1])\n"
+    "end\n"
+    "return e\n";
+
+/* --- URL and record -------------------------------------------------------------------------- */
+
+int sl__redis_url_parse(const char *url, sl_redis_url_t *out, const char **why) {
+  memset(out, 0, sizeof *out);
+  out->port = 6379;
+  if (strncmp(url, "rediss://", 9) == 0) {
+    *why = "rediss:// (TLS) is not supported: Debian 12's hiredis (0.14) has no TLS; reach Redis "
+           "over a TLS tunnel (stunnel, spiped) with redis:// on loopback";
+    return -EPROTONOSUPPORT;
+  }
+  if (strncmp(url, "redis://", 8) != 0) {
+    *why = "a Redis URL starts with redis://";
+    return -EINVAL;
+  }
+  const char *p = url + 8;
+  const char *end = p + strcspn(p, "/?#");
+  const char *at = NULL;
+  for (const char *q = p; q < end; q++)
+    if (*q == '@')
+      at = q; /* the last @: a password may hold one */
+  if (at) {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *pw = colon ? colon + 1 : p;
+    size_t n = (size_t)(at - pw);
+    if (n >= sizeof out->password) {
+      *why = "the password in the Redis URL is too long";
+      return -EINVAL;
+    }
+    memcpy(out->password, pw, n);
+    p = at + 1;
+  }
+  const char *host_end;
+  const char *port_at = NULL;
+  if (*p == '[') {
+    host_end = memchr(p, ']', (size_t)(end - p));
+    if (host_end == NULL) {
+      *why = "an IPv6 address in the Redis URL needs its closing ]";
+      return -EINVAL;
+    }
+    p++;
+    if (host_end + 1 < end && host_end[1] == ':')
+      port_at = host_end + 2;
+    else if (host_end + 1 != end) {
+      *why = "unexpected text after the IPv6 address in the Redis URL";
+      return -EINVAL;
+    }
+  } else {
+    host_end = memchr(p, ':', (size_t)(end - p));
+    if (host_end)
+      port_at = host_end + 1;
+    else
+      host_end = end;
+  }
+  size_t hl = (size_t)(host_end - p);
+  if (hl == 0 || hl >= sizeof out->host) {
+    *why = "the Redis URL needs a host (redis://HOST:PORT)";
+    return -EINVAL;
+  }
+  memcpy(out->host, p, hl);
+  if (port_at) {
+    char *e;
+    long v = strtol(port_at, &e, 10);
+    if (port_at == end || e != end || v < 1 || v > 65535) {
+      *why = "the port in the Redis URL is not a number from 1 to 65535";
+      return -EINVAL;
+    }
+    out->port = (int)v;
+  }
+  if (*end == '/' && end[1] != '\0') {
+    char *e;
+    long v = strtol(end + 1, &e, 10);
+    if (*e != '\0' || v < 0 || v > 1000000) {
+      *why = "the database in the Redis URL (/DB) is not a number";
+      return -EINVAL;
+    }
+    out->db = (int)v;
+  } else if (*end != '\0' && !(*end == '/' && end[1] == '\0')) {
+    *why = "the Redis URL takes no query or fragment";
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++, v >>= 8)
+    p[i] = (unsigned char)v;
+}
+
+static uint64_t get_le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* Layout: u8 version, u8 flags, u16 topic count, u16 id length, u16 zero, u32 payload length,
+ * then a u32 length per topic, the topics, the id, the payload (the frame's SSE bytes). */
+size_t sl__redis_record_encode(const sl_frame_t *f, unsigned char *buf, size_t cap) {
+  size_t plen = f->len - f->hdr - 2;
+  size_t need = RECORD_HEAD + f->id_len + plen;
+  for (size_t i = 0; i < f->topic_count; i++)
+    need += 4 + f->topic_lens[i];
+  if (buf == NULL || cap < need)
+    return need;
+  unsigned char *p = buf;
+  p[0] = RECORD_VERSION;
+  p[1] = (unsigned char)(f->flags & SL_FRAME_PRIVATE);
+  put_le(p + 2, f->topic_count, 2);
+  put_le(p + 4, f->id_len, 2);
+  put_le(p + 6, 0, 2);
+  put_le(p + 8, plen, 4);
+  p += RECORD_HEAD;
+  for (size_t i = 0; i < f->topic_count; i++, p += 4)
+    put_le(p, f->topic_lens[i], 4);
+  for (size_t i = 0; i < f->topic_count; i++) {
+    memcpy(p, f->topics[i], f->topic_lens[i]);
+    p += f->topic_lens[i];
+  }
+  memcpy(p, f->id, f->id_len);
+  memcpy(p + f->id_len, f->wire + f->hdr, plen);
+  return need;
+}
+
+#define TOPICS_ON_STACK 64
+
+sl_frame_t *sl__redis_record_decode(const unsigned char *p, size_t len) {
+  if (len < RECORD_HEAD || p[0] != RECORD_VERSION || (p[1] & ~SL_FRAME_PRIVATE))
+    return NULL;
+  size_t tc = get_le(p + 2, 2), idl = get_le(p + 4, 2), plen = get_le(p + 8, 4);
+  size_t need = RECORD_HEAD + 4 * tc;
+  if (len < need || tc == 0)
+    return NULL;
+  const char *topics_buf[TOPICS_ON_STACK];
+  uint32_t lens_buf[TOPICS_ON_STACK];
+  const char **topics = topics_buf;
+  uint32_t *lens = lens_buf;
+  if (tc > TOPICS_ON_STACK) {
+    topics = malloc(tc * sizeof *topics);
+    lens = malloc(tc * sizeof *lens);
+    if (topics == NULL || lens == NULL) {
+      free(topics);
+      free(lens);
+      return NULL;
+    }
+  }
+  size_t strings = 0;
+  for (size_t i = 0; i < tc; i++) {
+    lens[i] = (uint32_t)get_le(p + RECORD_HEAD + 4 * i, 4);
+    strings += lens[i];
+  }
+  sl_frame_t *f = NULL;
+  if (len == need + strings + idl + plen) {
+    const char *s = (const char *)p + need;
+    for (size_t i = 0; i < tc; i++) {
+      topics[i] = s;
+      s += lens[i];
+    }
+    f = sl__frame_restore(s + idl, plen, s, idl, topics, lens, tc, p[1]);
+  }
+  if (topics != topics_buf) {
+    free(topics);
+    free(lens);
+  }
+  return f;
+}
+
+/* --- stream ids ------------------------------------------------------------------------------ */
+
+typedef struct sid_s {
+  uint64_t ms, n;
+} sid_t;
+
+static int sid_parse(const char *s, size_t len, sid_t *out) {
+  char buf[48];
+  if (len == 0 || len >= sizeof buf)
+    return -EPROTO;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  char *e;
+  out->ms = strtoull(buf, &e, 10);
+  if (*e != '-')
+    return -EPROTO;
+  out->n = strtoull(e + 1, &e, 10);
+  return *e == '\0' ? 0 : -EPROTO;
+}
+
+static int sid_cmp(sid_t a, sid_t b) {
+  if (a.ms != b.ms)
+    return a.ms < b.ms ? -1 : 1;
+  return a.n == b.n ? 0 : (a.n < b.n ? -1 : 1);
+}
+
+static void sid_str(sid_t s, char *buf, size_t cap) {
+  snprintf(buf, cap, "%" PRIu64 "-%" PRIu64, s.ms, s.n);
+}
+
+/* --- the backend ----------------------------------------------------------------------------- */
+
+typedef struct op_s {
+  struct op_s *next;
+  sl_frame_t *frame;                 /* a reference, dropped once done was called */
+  sl_history_done_cb done;
+  void *arg;
+  void *h;
+  int replied;                       /* its answer came (or it failed before it was sent) */
+  int err;
+  uint64_t sent_ms;
+} op_t;
+
+typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_UP } link_state_t;
+
+/* One asynchronous connection and its reconnection. */
+typedef struct link_s {
+  const char *name;                  /* "writer", "reader": for the log */
+  redisAsyncContext *ac;
+  link_state_t state;
+  uint64_t retry_at;                 /* loop ms of the next connect, when down */
+  uint64_t backoff;
+  uint64_t waiting_since;            /* loop ms a reply has been awaited since, 0 = none */
+  int logged_down;                   /* the outage was logged */
+} link_t;
+
+typedef struct redis_history_s {
+  sl_history_t base;
+  sl_redis_url_t url;
+  char *stream, *index, *trimmed_key;
+  size_t max_entries;
+
+  uv_thread_t thread;
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_timer_t tick;
+
+  uv_mutex_t lock;                   /* guards queue, stop, feeding, why */
+  op_t *queue, *queue_tail;          /* appends not yet sent */
+  int stop;
+  sl_history_feed_cb feed;
+  void *feed_arg;
+  char why[160];
+
+  /* The loop thread's. */
+  link_t w, r;
+  op_t *sent, *sent_tail;            /* in flight (and failed ones), oldest first */
+  char sha[41];                      /* the script's, once loaded on the writer */
+  int reading;                       /* feed set: the reader runs */
+  int have_start;                    /* start and last are known */
+  sid_t last;                        /* the last entry delivered */
+  int gap;                           /* entries after last were lost: skip a seq (check_gap) */
+  int check;                         /* look for such a loss before the next read */
+  sid_t trimmed;                     /* the newest entry retention dropped, as last read */
+  uint64_t usage_at;
+
+  /* Seqs: the reader writes, cursors read, under ring_lock. */
+  uv_rwlock_t ring_lock;
+  sid_t start;                       /* the entry at SEQ_BASE: the top when the reader began */
+  sid_t *ring;                       /* ring[s % ring_cap]: the entry of live seq s */
+  size_t ring_cap;
+  atomic_uint_fast64_t seq;          /* the last seq given (SEQ_BASE before any) */
+  atomic_int started;                /* start is known */
+
+  atomic_int writer_up, reader_up;
+  atomic_uint_fast64_t entries, bytes;
+
+  uv_mutex_t pool_lock;
+  redisContext *pool[POOL_MAX];
+  size_t pool_len;
+} redis_history_t;
+
+typedef struct redis_cursor_s {
+  sl_history_cursor_t base;
+  redisContext *c;
+  sid_t from;                        /* the last entry returned (or the one resumed after) */
+  int from_set;                      /* 0: from the oldest retained */
+  sid_t upto;
+  uint64_t pos;
+  uint64_t older;                    /* numbers given to entries older than this hub's start */
+  int done;
+} redis_cursor_t;
+
+static uint64_t loop_ms(redis_history_t *h) {
+  return uv_now(&h->loop);
+}
+
+static void set_why(redis_history_t *h, const char *fmt, const char *a, const char *b) {
+  uv_mutex_lock(&h->lock);
+  snprintf(h->why, sizeof h->why, fmt, a, b);
+  uv_mutex_unlock(&h->lock);
+}
+
+/* --- the writer ------------------------------------------------------------------------------ */
+
+/* Completes the appends at the head whose answers came, in order. */
+static void complete_ready(redis_history_t *h) {
+  while (h->sent && h->sent->replied) {
+    op_t *op = h->sent;
+    h->sent = op->next;
+    if (h->sent == NULL)
+      h->sent_tail = NULL;
+    op->frame->seq = 0; /* its place comes when the reader reads it */
+    op->done(op->frame, op->err, op->arg);
+    sl__frame_unref(op->frame);
+    free(op);
+  }
+  h->w.waiting_since = h->sent ? h->sent->sent_ms : 0;
+}
+
+static void sent_push(redis_history_t *h, op_t *op) {
+  op->next = NULL;
+  if (h->sent_tail)
+    h->sent_tail->next = op;
+  else
+    h->sent = op;
+  h->sent_tail = op;
+}
+
+static void on_appended(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  op_t *op = privdata;
+  redis_history_t *h = op->h;
+  redisReply *rep = reply;
+  op->replied = 1;
+  if (rep == NULL) {
+    op->err = -EAGAIN; /* the connection went: stored or not, the publisher retries */
+  } else if (rep->type == REDIS_REPLY_ERROR) {
+    sl__log(SL_LOG_ERROR, "redis: an update was refused: %.200s", rep->str);
+    op->err = -EAGAIN;
+    if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && h->w.ac)
+      redisAsyncDisconnect(h->w.ac); /* Redis lost the script (restart, SCRIPT FLUSH): reload */
+  } else {
+    op->err = 0;
+  }
+  complete_ready(h);
+}
+
+static void send_queued(redis_history_t *h) {
+  uv_mutex_lock(&h->lock);
+  op_t *ops = h->queue;
+  h->queue = h->queue_tail = NULL;
+  uv_mutex_unlock(&h->lock);
+  char maxs[24], slack[24], chunk[24];
+  size_t max = h->max_entries < MIN_RETAINED ? MIN_RETAINED : h->max_entries;
+  snprintf(maxs, sizeof maxs, "%zu", max);
+  snprintf(slack, sizeof slack, "%d", TRIM_SLACK);
+  snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
+  unsigned char stack[4096];
+  while (ops) {
+    op_t *op = ops;
+    ops = op->next;
+    sent_push(h, op);
+    op->sent_ms = loop_ms(h);
+    if (h->w.state != LINK_UP || h->sha[0] == '\0') {
+      op->replied = 1;
+      op->err = -EAGAIN;
+      continue;
+    }
+    size_t n = sl__redis_record_encode(op->frame, NULL, 0);
+    unsigned char *rec = n <= sizeof stack ? stack : malloc(n);
+    if (rec == NULL) {
+      op->replied = 1;
+      op->err = -ENOMEM;
+      continue;
+    }
+    sl__redis_record_encode(op->frame, rec, n);
+    const char *argv[] = {"EVALSHA", h->sha, "3", h->stream, h->index, h->trimmed_key, maxs,
+                          slack, chunk, op->frame->id, (const char *)rec};
+    size_t lens[] = {7, 40, 1, strlen(h->stream), strlen(h->index), strlen(h->trimmed_key),
+                     strlen(maxs), strlen(slack), strlen(chunk), op->frame->id_len, n};
+    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 11, argv, lens) != REDIS_OK) {
+      op->replied = 1;
+      op->err = -EAGAIN;
+    }
+    if (rec != stack)
+      free(rec);
+  }
+  complete_ready(h);
+}
+
+/* Everything still queued or in flight fails (the writer went). */
+static void fail_queued(redis_history_t *h, int err) {
+  uv_mutex_lock(&h->lock);
+  op_t *ops = h->queue;
+  h->queue = h->queue_tail = NULL;
+  uv_mutex_unlock(&h->lock);
+  while (ops) {
+    op_t *op = ops;
+    ops = op->next;
+    op->replied = 1;
+    op->err = err;
+    sent_push(h, op);
+  }
+  for (op_t *op = h->sent; op; op = op->next)
+    if (!op->replied) {
+      op->replied = 1;
+      op->err = err;
+    }
+  complete_ready(h);
+}
+
+/* --- the reader ------------------------------------------------------------------------------ */
+
+static void read_next(redis_history_t *h);
+static void on_check(redisAsyncContext *ac, void *reply, void *privdata);
+static void ask_info(redis_history_t *h, redisAsyncContext *ac, redisCallbackFn *cb);
+
+/* The reply's field value named name (an entry's field list), or NULL. */
+static const redisReply *field(const redisReply *fields, const char *name) {
+  if (fields == NULL || fields->type != REDIS_REPLY_ARRAY)
+    return NULL;
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    const redisReply *k = fields->element[i];
+    if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0)
+      return fields->element[i + 1];
+  }
+  return NULL;
+}
+
+/* An entry ([id, [fields]]) as a frame, or NULL (logged: not one of ours, or damaged). */
+static sl_frame_t *entry_frame(const redisReply *e, sid_t *id) {
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+      sid_parse(e->element[0]->str, e->element[0]->len, id))
+    return NULL;
+  const redisReply *u = field(e->element[1], "u");
+  sl_frame_t *f = u && u->type == REDIS_REPLY_STRING
+                      ? sl__redis_record_decode((const unsigned char *)u->str, u->len)
+                      : NULL;
+  if (f == NULL)
+    sl__log(SL_LOG_WARN, "redis: stream entry %.40s is not an update sluice wrote; skipped",
+            e->element[0]->str);
+  return f;
+}
+
+static void deliver(redis_history_t *h, sid_t id, sl_frame_t *f) {
+  uv_rwlock_wrlock(&h->ring_lock);
+  uint64_t seq = atomic_load(&h->seq) + 1;
+  if (h->gap) {
+    h->ring[seq % h->ring_cap] = h->last; /* the seq skipped: the ring stays in order */
+    seq++;
+    h->gap = 0;
+  }
+  h->ring[seq % h->ring_cap] = id;
+  atomic_store(&h->seq, seq);
+  uv_rwlock_wrunlock(&h->ring_lock);
+  h->last = id;
+  f->seq = seq;
+  uv_mutex_lock(&h->lock);
+  sl_history_feed_cb cb = h->feed;
+  void *arg = h->feed_arg;
+  uv_mutex_unlock(&h->lock);
+  cb(f, arg);
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  /* An answer later than the block allows: this hub stalled (stopped, starved), and retention may
+   * have overtaken it meanwhile; look before the next read. */
+  if (loop_ms(h) - h->r.waiting_since > READ_BLOCK_MS + STALL_MS)
+    h->check = 1;
+  h->r.waiting_since = 0;
+  if (rep == NULL)
+    return; /* the connection went; its disconnect callback reconnects */
+  if (rep->type == REDIS_REPLY_ERROR) {
+    sl__log(SL_LOG_ERROR, "redis: XREAD failed: %.200s", rep->str);
+    set_why(h, "Redis refused XREAD: %.100s%s", rep->str, "");
+    redisAsyncDisconnect(h->r.ac);
+    return;
+  }
+  /* nil: the block ran out; else [[stream, [entries]]]. */
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+      rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2) {
+    const redisReply *entries = rep->element[0]->element[1];
+    /* A full batch: this hub is behind, so retention may overtake it; look before the next. */
+    if (entries->type == REDIS_REPLY_ARRAY && entries->elements >= READ_COUNT)
+      h->check = 1;
+    for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
+      sid_t id;
+      sl_frame_t *f = entry_frame(entries->element[i], &id);
+      if (f == NULL) {
+        if (entries->element[i]->type == REDIS_REPLY_ARRAY && entries->element[i]->elements >= 1 &&
+            entries->element[i]->element[0]->type == REDIS_REPLY_STRING &&
+            sid_parse(entries->element[i]->element[0]->str, entries->element[i]->element[0]->len,
+                      &id) == 0)
+          h->last = id; /* skipped, not read again */
+        continue;
+      }
+      deliver(h, id, f);
+      sl__frame_unref(f);
+    }
+  }
+  read_next(h);
+}
+
+static void read_next(redis_history_t *h) {
+  if (h->r.state != LINK_UP)
+    return;
+  char after[48], count[16], block[16];
+  sid_str(h->last, after, sizeof after);
+  snprintf(count, sizeof count, "%d", READ_COUNT);
+  snprintf(block, sizeof block, "%d", READ_BLOCK_MS);
+  if (h->check) {
+    ask_info(h, h->r.ac, on_check);
+    h->check = 0;
+  }
+  const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", h->stream, after};
+  if (redisAsyncCommandArgv(h->r.ac, on_read, h, 8, argv, NULL) == REDIS_OK)
+    h->r.waiting_since = loop_ms(h);
+}
+
+/* What XINFO STREAM says of the stream: the newest id it gave, and the newest id it deleted (Redis
+ * 7; 0-0 before), both 0-0 when there is no stream yet. -EPROTO when the reply is not that. */
+static int stream_info(const redisReply *rep, sid_t *top, sid_t *deleted) {
+  *top = *deleted = (sid_t){0, 0};
+  if (rep->type == REDIS_REPLY_ERROR)
+    return strstr(rep->str, "no such key") ? 0 : -EPROTO;
+  if (rep->type != REDIS_REPLY_ARRAY)
+    return -EPROTO;
+  for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+    const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+      continue;
+    if (strcmp(k->str, "last-generated-id") == 0 && sid_parse(v->str, v->len, top))
+      return -EPROTO;
+    if (strcmp(k->str, "max-deleted-entry-id") == 0 && sid_parse(v->str, v->len, deleted))
+      return -EPROTO;
+  }
+  return 0;
+}
+
+/* Entries after the last one delivered were deleted (retention overtook this hub's reader: it was
+ * stopped, cut off, or too slow): they cannot be delivered, so the next update skips a seq, which
+ * the workers take for a gap: their streams end and the clients resume with their ids, getting
+ * "earliest" when the id is gone too, rather than lose updates silently. */
+static void check_gap(redis_history_t *h, sid_t top, sid_t deleted) {
+  char a[48], b[48];
+  if (sid_cmp(h->trimmed, deleted) > 0)
+    deleted = h->trimmed;
+  sid_str(h->last, a, sizeof a);
+  if (sid_cmp(top, h->last) < 0) {
+    sid_str(top, b, sizeof b);
+    sl__log(SL_LOG_WARN, "redis: the stream ends at %s, before %s which this hub delivered: Redis "
+            "lost updates (restarted without persistence?); going on after %s", b, a, a);
+  } else if (sid_cmp(deleted, h->last) > 0) {
+    sid_str(deleted, b, sizeof b);
+    sl__log(SL_LOG_WARN, "redis: updates after %s were trimmed from the stream (up to %s) before "
+            "this hub read them (raise --history-size); its streams end so that clients resume",
+            a, b);
+    h->gap = 1;
+  }
+}
+
+/* The newest entry retention dropped (the GET before an XINFO). */
+static void on_trimmed(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  h->trimmed = (sid_t){0, 0};
+  if (rep && rep->type == REDIS_REPLY_STRING)
+    sid_parse(rep->str, rep->len, &h->trimmed);
+}
+
+/* Asks for what check_gap needs: the GET, then XINFO STREAM answered to cb. */
+static void ask_info(redis_history_t *h, redisAsyncContext *ac, redisCallbackFn *cb) {
+  const char *get[] = {"GET", h->trimmed_key};
+  redisAsyncCommandArgv(ac, on_trimmed, h, 2, get, NULL);
+  const char *info[] = {"XINFO", "STREAM", h->stream};
+  redisAsyncCommandArgv(ac, cb, h, 3, info, NULL);
+}
+
+static void on_check(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  sid_t top, deleted;
+  if (reply && stream_info(reply, &top, &deleted) == 0)
+    check_gap(h, top, deleted);
+}
+
+/* Where this hub starts (the first time: after the newest id the stream gave), or, after an
+ * outage, a check that nothing after the last entry delivered was lost or trimmed. */
+static void on_info(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  h->r.waiting_since = 0;
+  if (rep == NULL)
+    return;
+  sid_t top, deleted;
+  if (stream_info(rep, &top, &deleted)) {
+    const char *what = rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply";
+    sl__log(SL_LOG_ERROR, "redis: cannot read the stream '%s': %.200s", h->stream, what);
+    set_why(h, "cannot read the Redis stream: %.100s%s", what, "");
+    redisAsyncDisconnect(h->r.ac);
+    return;
+  }
+  if (!h->have_start) {
+    uv_rwlock_wrlock(&h->ring_lock);
+    h->start = top;
+    uv_rwlock_wrunlock(&h->ring_lock);
+    h->last = top;
+    h->have_start = 1;
+    atomic_store(&h->started, 1);
+  } else {
+    check_gap(h, top, deleted);
+  }
+  h->r.backoff = BACKOFF_MIN_MS;
+  if (h->r.logged_down)
+    sl__log(SL_LOG_INFO, "redis: reader connected to %s:%d again", h->url.host, h->url.port);
+  h->r.logged_down = 0;
+  atomic_store(&h->reader_up, 1);
+  read_next(h);
+}
+
+/* --- the event glue ------------------------------------------------------------------------- */
+
+/* hiredis's own libuv adapter (adapters/libuv.h) drops every poll event that comes with an error
+ * status, and libuv reports a refused or reset socket exactly so (UV_EBADF): with Debian 12's
+ * hiredis 0.14 a connect to a Redis that is down would then hang until our reply timeout. This is
+ * the same glue (a uv_poll_t per connection, hiredis's addRead/delRead/addWrite/delWrite/cleanup
+ * hooks) with an error handed to hiredis as readiness, so that it reads the error and fails the
+ * connection at once. */
+typedef struct glue_s {
+  uv_poll_t poll;
+  redisAsyncContext *ac;            /* NULL once hiredis let go of it */
+  int events;
+} glue_t;
+
+static void glue_poll(uv_poll_t *p, int status, int events) {
+  glue_t *g = p->data;
+  if (status < 0)
+    events = g->events; /* an error: let hiredis find it on the socket */
+  if (g->ac && (events & UV_READABLE))
+    redisAsyncHandleRead(g->ac);
+  if (g->ac && (events & UV_WRITABLE))
+    redisAsyncHandleWrite(g->ac);
+}
+
+/* hiredis asks for reading or writing again on every command and every reply; libuv's
+ * uv_poll_start re-registers the descriptor (an epoll_ctl) each time it is called, so it is
+ * called only when the events change. */
+static void glue_update(glue_t *g, int add, int remove) {
+  int events = (g->events | add) & ~remove;
+  if (events == g->events)
+    return;
+  g->events = events;
+  if (g->events)
+    uv_poll_start(&g->poll, g->events, glue_poll);
+  else
+    uv_poll_stop(&g->poll);
+}
+
+static void glue_add_read(void *d) { glue_update(d, UV_READABLE, 0); }
+static void glue_del_read(void *d) { glue_update(d, 0, UV_READABLE); }
+static void glue_add_write(void *d) { glue_update(d, UV_WRITABLE, 0); }
+static void glue_del_write(void *d) { glue_update(d, 0, UV_WRITABLE); }
+
+static void glue_closed(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+static void glue_cleanup(void *d) {
+  glue_t *g = d;
+  g->ac = NULL;
+  uv_close((uv_handle_t *)&g->poll, glue_closed);
+}
+
+static int glue_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  glue_t *g = calloc(1, sizeof *g);
+  if (g == NULL)
+    return -ENOMEM;
+  int r = uv_poll_init(loop, &g->poll, ac->c.fd);
+  if (r) {
+    free(g);
+    return r;
+  }
+  g->poll.data = g;
+  g->ac = ac;
+  ac->ev.data = g;
+  ac->ev.addRead = glue_add_read;
+  ac->ev.delRead = glue_del_read;
+  ac->ev.addWrite = glue_add_write;
+  ac->ev.delWrite = glue_del_write;
+  ac->ev.cleanup = glue_cleanup;
+  return 0;
+}
+
+/* --- connections ----------------------------------------------------------------------------- */
+
+static void link_connect(redis_history_t *h, link_t *l);
+
+static link_t *link_of(redis_history_t *h, const redisAsyncContext *ac) {
+  return ac == h->w.ac ? &h->w : &h->r;
+}
+
+static void link_down(redis_history_t *h, link_t *l, const char *what) {
+  l->ac = NULL;
+  l->state = LINK_DOWN;
+  l->waiting_since = 0;
+  l->retry_at = loop_ms(h) + l->backoff;
+  l->backoff = l->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff * 2;
+  if (l == &h->w) {
+    atomic_store(&h->writer_up, 0);
+    h->sha[0] = '\0';
+  } else {
+    atomic_store(&h->reader_up, 0);
+  }
+  if (!l->logged_down && !h->stop) {
+    sl__log(SL_LOG_WARN, "redis: %s connection to %s:%d lost (%s); publishes get 503 and "
+            "delivery from the stream waits until it is back", l->name, h->url.host, h->url.port,
+            what);
+    l->logged_down = 1;
+  }
+  set_why(h, "Redis unreachable: %.100s%s", what, "");
+}
+
+static void on_connected(const redisAsyncContext *ac, int status) {
+  redis_history_t *h = ac->data;
+  link_t *l = link_of(h, ac);
+  if (status != REDIS_OK) {
+    link_down(h, l, ac->errstr); /* hiredis frees the context */
+    if (l == &h->w)
+      fail_queued(h, -EAGAIN);
+    return;
+  }
+  l->state = LINK_UP;
+}
+
+static void on_disconnected(const redisAsyncContext *ac, int status) {
+  redis_history_t *h = ac->data;
+  link_t *l = link_of(h, ac);
+  link_down(h, l, status == REDIS_OK ? "closed" : ac->errstr);
+  if (l == &h->w)
+    fail_queued(h, -EAGAIN);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata) {
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_ERROR) {
+    sl__log(SL_LOG_ERROR, "redis: %.200s (check the password in --redis or --redis-password, "
+            "and the database number)", rep->str);
+    set_why(h, "Redis refused the login: %.100s%s", rep->str, "");
+    redisAsyncDisconnect(ac);
+  }
+}
+
+static void on_script(redisAsyncContext *ac, void *reply, void *privdata) {
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  h->w.waiting_since = 0;
+  if (rep == NULL)
+    return;
+  if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+    sl__log(SL_LOG_ERROR, "redis: cannot load the append script: %.200s",
+            rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    redisAsyncDisconnect(ac);
+    return;
+  }
+  memcpy(h->sha, rep->str, 40);
+  h->sha[40] = '\0';
+  h->w.backoff = BACKOFF_MIN_MS;
+  if (h->w.logged_down)
+    sl__log(SL_LOG_INFO, "redis: writer connected to %s:%d again", h->url.host, h->url.port);
+  h->w.logged_down = 0;
+  atomic_store(&h->writer_up, 1);
+  send_queued(h);
+}
+
+static void on_entries(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_INTEGER)
+    atomic_store(&h->entries, (uint64_t)rep->integer);
+}
+
+static void on_bytes(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_history_t *h = privdata;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_INTEGER)
+    atomic_store(&h->bytes, (uint64_t)rep->integer);
+}
+
+static void link_connect(redis_history_t *h, link_t *l) {
+  redisAsyncContext *ac = redisAsyncConnect(h->url.host, h->url.port);
+  if (ac == NULL || ac->err || glue_attach(ac, &h->loop) != 0) {
+    const char *what = ac ? ac->errstr : "out of memory";
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", what);
+    if (ac)
+      redisAsyncFree(ac);
+    l->ac = NULL;
+    link_down(h, l, buf);
+    return;
+  }
+  ac->data = h;
+  l->ac = ac;
+  l->state = LINK_CONNECTING;
+  redisAsyncSetConnectCallback(ac, on_connected);
+  redisAsyncSetDisconnectCallback(ac, on_disconnected);
+  /* Queued before the connection is made: hiredis writes them once it is. */
+  if (h->url.password[0])
+    redisAsyncCommand(ac, on_auth, h, "AUTH %s", h->url.password);
+  if (h->url.db)
+    redisAsyncCommand(ac, on_auth, h, "SELECT %d", h->url.db);
+  l->waiting_since = loop_ms(h);
+  if (l == &h->w) {
+    redisAsyncCommand(ac, on_script, h, "SCRIPT LOAD %s", APPEND_SCRIPT);
+  } else {
+    ask_info(h, ac, on_info);
+  }
+}
+
+/* --- the loop thread ------------------------------------------------------------------------- */
+
+static void stop_loop(redis_history_t *h) {
+  uv_timer_stop(&h->tick);
+  if (h->w.ac)
+    redisAsyncFree(h->w.ac); /* pending callbacks get NULL: appends fail, in order */
+  if (h->r.ac)
+    redisAsyncFree(h->r.ac);
+  h->w.ac = h->r.ac = NULL;
+  fail_queued(h, -ECANCELED);
+  uv_close((uv_handle_t *)&h->wake, NULL);
+  uv_close((uv_handle_t *)&h->tick, NULL);
+}
+
+static void on_wake(uv_async_t *a) {
+  redis_history_t *h = a->data;
+  uv_mutex_lock(&h->lock);
+  int stop = h->stop;
+  int feeding = h->feed != NULL;
+  uv_mutex_unlock(&h->lock);
+  if (stop) {
+    stop_loop(h);
+    return;
+  }
+  if (feeding && !h->reading) {
+    h->reading = 1;
+    link_connect(h, &h->r);
+  }
+  send_queued(h);
+}
+
+/* A link whose answer is overdue is dropped (Redis hangs: the same as Redis gone). */
+static void check_link(redis_history_t *h, link_t *l, uint64_t now, uint64_t allowance) {
+  if (l->state == LINK_DOWN) {
+    if (now >= l->retry_at && (l == &h->w || h->reading))
+      link_connect(h, l);
+  } else if (l->ac && l->waiting_since && now - l->waiting_since > allowance) {
+    redisAsyncContext *ac = l->ac;
+    sl__log(SL_LOG_WARN, "redis: no answer on the %s connection for %" PRIu64 " ms", l->name,
+            now - l->waiting_since);
+    redisAsyncFree(ac); /* calls on_disconnected: l is down */
+    if (l->ac == ac)
+      link_down(h, l, "timed out");
+  }
+}
+
+static void on_tick(uv_timer_t *t) {
+  redis_history_t *h = t->data;
+  uint64_t now = loop_ms(h);
+  check_link(h, &h->w, now, REPLY_TIMEOUT_MS);
+  check_link(h, &h->r, now, REPLY_TIMEOUT_MS + READ_BLOCK_MS);
+  if (h->w.state == LINK_UP && h->sha[0] && now - h->usage_at >= USAGE_EVERY_MS) {
+    h->usage_at = now;
+    redisAsyncCommand(h->w.ac, on_entries, h, "XLEN %s", h->stream);
+    redisAsyncCommand(h->w.ac, on_bytes, h, "MEMORY USAGE %s", h->stream);
+  }
+}
+
+static void loop_main(void *arg) {
+  redis_history_t *h = arg;
+  link_connect(h, &h->w);
+  uv_timer_start(&h->tick, on_tick, TICK_MS, TICK_MS);
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+}
+
+/* --- the interface --------------------------------------------------------------------------- */
+
+static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+  redis_history_t *h = (redis_history_t *)base;
+  assert(f != NULL && f->id != NULL && done != NULL);
+  if (!atomic_load(&h->writer_up))
+    return -EAGAIN;
+  op_t *op = calloc(1, sizeof *op);
+  if (op == NULL)
+    return -ENOMEM;
+  *op = (op_t){.frame = sl__frame_ref(f), .done = done, .arg = arg, .h = h};
+  uv_mutex_lock(&h->lock);
+  if (h->stop) {
+    uv_mutex_unlock(&h->lock);
+    sl__frame_unref(f);
+    free(op);
+    return -ESHUTDOWN;
+  }
+  int first = h->queue == NULL;
+  if (h->queue_tail)
+    h->queue_tail->next = op;
+  else
+    h->queue = op;
+  h->queue_tail = op;
+  uv_mutex_unlock(&h->lock);
+  if (first)
+    uv_async_send(&h->wake);
+  return 0;
+}
+
+static uint64_t redis_last_seq(sl_history_t *base) {
+  return atomic_load(&((redis_history_t *)base)->seq);
+}
+
+static void redis_usage(sl_history_t *base, uint64_t *entries, uint64_t *bytes) {
+  redis_history_t *h = (redis_history_t *)base;
+  *entries = atomic_load(&h->entries);
+  *bytes = atomic_load(&h->bytes);
+}
+
+static void redis_feed(sl_history_t *base, sl_history_feed_cb cb, void *arg) {
+  redis_history_t *h = (redis_history_t *)base;
+  uv_mutex_lock(&h->lock);
+  h->feed = cb;
+  h->feed_arg = arg;
+  uv_mutex_unlock(&h->lock);
+  uv_async_send(&h->wake);
+}
+
+static int redis_health(sl_history_t *base, char *why, size_t cap) {
+  redis_history_t *h = (redis_history_t *)base;
+  if (atomic_load(&h->writer_up) && atomic_load(&h->reader_up) && atomic_load(&h->started))
+    return 0;
+  uv_mutex_lock(&h->lock);
+  snprintf(why, cap, "%s", h->why[0] ? h->why : "connecting to Redis");
+  uv_mutex_unlock(&h->lock);
+  return -EAGAIN;
+}
+
+/* A blocking connection for a cursor: an idle one from the pool, or a new one. */
+static redisContext *sync_get(redis_history_t *h) {
+  uv_mutex_lock(&h->pool_lock);
+  redisContext *c = h->pool_len ? h->pool[--h->pool_len] : NULL;
+  uv_mutex_unlock(&h->pool_lock);
+  if (c)
+    return c;
+  struct timeval tv = {SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000};
+  c = redisConnectWithTimeout(h->url.host, h->url.port, tv);
+  if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK)
+    goto fail;
+  redisReply *rep;
+  if (h->url.password[0]) {
+    rep = redisCommand(c, "AUTH %s", h->url.password);
+    int bad = rep == NULL || rep->type == REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (bad)
+      goto fail;
+  }
+  if (h->url.db) {
+    rep = redisCommand(c, "SELECT %d", h->url.db);
+    int bad = rep == NULL || rep->type == REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (bad)
+      goto fail;
+  }
+  return c;
+fail:
+  if (c)
+    redisFree(c);
+  return NULL;
+}
+
+static void sync_put(redis_history_t *h, redisContext *c, int healthy) {
+  if (c == NULL)
+    return;
+  uv_mutex_lock(&h->pool_lock);
+  if (healthy && c->err == 0 && h->pool_len < POOL_MAX) {
+    h->pool[h->pool_len++] = c;
+    c = NULL;
+  }
+  uv_mutex_unlock(&h->pool_lock);
+  if (c)
+    redisFree(c);
+}
+
+static int redis_cursor_open(sl_history_t *base, const char *after_id, uint64_t upto,
+                             sl_history_cursor_t **out, int *found) {
+  redis_history_t *h = (redis_history_t *)base;
+  *found = 0;
+  if (!atomic_load(&h->started))
+    return -EAGAIN;
+  redis_cursor_t *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return -ENOMEM;
+  c->base.history = base;
+  /* The last entry the caller has from the feed: the cursor stops there. */
+  uv_rwlock_rdlock(&h->ring_lock);
+  uint64_t last = atomic_load(&h->seq);
+  if (upto > last)
+    upto = last;
+  int known = upto >= SEQ_BASE && last - upto < h->ring_cap;
+  c->upto = upto <= SEQ_BASE ? h->start : h->ring[upto % h->ring_cap];
+  uv_rwlock_rdunlock(&h->ring_lock);
+  if (!known && upto >= SEQ_BASE) {
+    free(c);
+    return -EAGAIN; /* a seq older than the ring: the caller's own stale view; it retries */
+  }
+  if (upto < SEQ_BASE)
+    c->done = 1; /* nothing of this hub's order yet */
+  if (after_id && strcmp(after_id, "earliest") != 0) {
+    if ((c->c = sync_get(h)) == NULL) {
+      free(c);
+      return -EAGAIN;
+    }
+    redisReply *rep = redisCommand(c->c, "HGET %s %s", h->index, after_id);
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+      freeReplyObject(rep);
+      sync_put(h, c->c, 0);
+      free(c);
+      return -EAGAIN;
+    }
+    if (rep->type == REDIS_REPLY_STRING && sid_parse(rep->str, rep->len, &c->from) == 0) {
+      *found = 1;
+      c->from_set = 1;
+    }
+    freeReplyObject(rep);
+  }
+  *out = &c->base;
+  return 0;
+}
+
+/* This hub's seq of entry id, returned by cursor c. */
+static uint64_t seq_of(redis_history_t *h, redis_cursor_t *c, sid_t id) {
+  uint64_t seq = 0;
+  uv_rwlock_rdlock(&h->ring_lock);
+  if (sid_cmp(id, h->start) > 0) {
+    uint64_t last = atomic_load(&h->seq);
+    uint64_t lo = last - SEQ_BASE < h->ring_cap ? SEQ_BASE + 1 : last - h->ring_cap + 1;
+    uint64_t hi = last;
+    while (lo <= hi && lo > SEQ_BASE) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      int cmp = sid_cmp(h->ring[mid % h->ring_cap], id);
+      if (cmp == 0) {
+        seq = mid;
+        break;
+      }
+      if (cmp < 0)
+        lo = mid + 1;
+      else
+        hi = mid - 1;
+    }
+  }
+  uv_rwlock_rdunlock(&h->ring_lock);
+  if (seq == 0)
+    seq = c->older < SEQ_BASE - 1 ? ++c->older : SEQ_BASE - 1;
+  return seq;
+}
+
+static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
+  redis_cursor_t *c = (redis_cursor_t *)hc;
+  redis_history_t *h = (redis_history_t *)hc->history;
+  if (max > INT_MAX - 1)
+    max = INT_MAX - 1;
+  if (c->done || max == 0)
+    return 0;
+  if (c->c == NULL && (c->c = sync_get(h)) == NULL)
+    return -EAGAIN;
+  char from[48], upto[48], count[24];
+  /* From the last entry returned, itself included: if it is gone, retention overtook us. */
+  if (c->from_set)
+    sid_str(c->from, from, sizeof from);
+  else
+    snprintf(from, sizeof from, "-");
+  sid_str(c->upto, upto, sizeof upto);
+  snprintf(count, sizeof count, "%zu", max + (c->from_set ? 1 : 0));
+  const char *argv[] = {"XRANGE", h->stream, from, upto, "COUNT", count};
+  redisReply *rep = redisCommandArgv(c->c, 6, argv, NULL);
+  if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+      sl__log(SL_LOG_ERROR, "redis: XRANGE failed: %.200s", rep->str);
+    freeReplyObject(rep);
+    sync_put(h, c->c, 0);
+    c->c = NULL;
+    return -EAGAIN;
+  }
+  size_t i = 0;
+  if (c->from_set) {
+    sid_t first;
+    if (rep->elements == 0 || rep->element[0]->type != REDIS_REPLY_ARRAY ||
+        rep->element[0]->elements != 2 ||
+        sid_parse(rep->element[0]->element[0]->str, rep->element[0]->element[0]->len, &first) ||
+        sid_cmp(first, c->from) != 0) {
+      freeReplyObject(rep);
+      /* Gone: dropped by retention (or, when nothing at all is at or after it while it is not
+       * past upto, the same). */
+      if (sid_cmp(c->from, c->upto) >= 0) {
+        c->done = 1;
+        return 0;
+      }
+      return -ESPIPE;
+    }
+    i = 1;
+  }
+  int n = 0;
+  size_t got = rep->elements - i;
+  for (; i < rep->elements; i++) {
+    sid_t id;
+    sl_frame_t *f = entry_frame(rep->element[i], &id);
+    if (rep->element[i]->type == REDIS_REPLY_ARRAY && rep->element[i]->elements == 2 &&
+        sid_parse(rep->element[i]->element[0]->str, rep->element[i]->element[0]->len, &id) == 0) {
+      c->from = id;
+      c->from_set = 1;
+    }
+    if (f == NULL)
+      continue;
+    f->seq = seq_of(h, c, id);
+    c->pos = f->seq;
+    frames[n++] = f;
+  }
+  if (got < max)
+    c->done = 1;
+  freeReplyObject(rep);
+  return n;
+}
+
+static uint64_t redis_cursor_pos(const sl_history_cursor_t *hc) {
+  return ((const redis_cursor_t *)hc)->pos;
+}
+
+static void redis_cursor_close(sl_history_cursor_t *hc) {
+  redis_cursor_t *c = (redis_cursor_t *)hc;
+  sync_put((redis_history_t *)hc->history, c->c, 1);
+  free(c);
+}
+
+static void redis_destroy(sl_history_t *base) {
+  redis_history_t *h = (redis_history_t *)base;
+  uv_mutex_lock(&h->lock);
+  h->stop = 1;
+  uv_mutex_unlock(&h->lock);
+  uv_async_send(&h->wake);
+  uv_thread_join(&h->thread);
+  uv_loop_close(&h->loop);
+  for (size_t i = 0; i < h->pool_len; i++)
+    redisFree(h->pool[i]);
+  uv_mutex_destroy(&h->pool_lock);
+  uv_rwlock_destroy(&h->ring_lock);
+  uv_mutex_destroy(&h->lock);
+  free(h->ring);
+  free(h->stream);
+  free(h->index);
+  free(h->trimmed_key);
+  free(h);
+}
+
+static const sl_history_ops_t redis_ops = {
+  .append = redis_append,
+  .last_seq = redis_last_seq,
+  .usage = redis_usage,
+  .cursor_open = redis_cursor_open,
+  .cursor_next = redis_cursor_next,
+  .cursor_pos = redis_cursor_pos,
+  .cursor_close = redis_cursor_close,
+  .feed = redis_feed,
+  .health = redis_health,
+  .destroy = redis_destroy,
+};
+
+int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) {
+  assert(o && o->url && o->stream);
+  redis_history_t *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return -ENOMEM;
+  h->base.ops = &redis_ops;
+  h->url = *o->url;
+  h->max_entries = o->max_entries;
+  h->ring_cap = o->max_entries + READ_COUNT > RING_MIN ? o->max_entries + READ_COUNT : RING_MIN;
+  size_t sl = strlen(o->stream);
+  h->stream = strdup(o->stream);
+  h->index = malloc(sl + sizeof ":ids");
+  h->trimmed_key = malloc(sl + sizeof ":trimmed");
+  h->ring = calloc(h->ring_cap, sizeof *h->ring);
+  int r = -ENOMEM;
+  if (h->stream == NULL || h->index == NULL || h->trimmed_key == NULL || h->ring == NULL)
+    goto fail_alloc;
+  snprintf(h->index, sl + sizeof ":ids", "%s:ids", o->stream);
+  snprintf(h->trimmed_key, sl + sizeof ":trimmed", "%s:trimmed", o->stream);
+  atomic_init(&h->seq, SEQ_BASE);
+  h->w = (link_t){.name = "writer", .backoff = BACKOFF_MIN_MS};
+  h->r = (link_t){.name = "reader", .backoff = BACKOFF_MIN_MS};
+  snprintf(h->why, sizeof h->why, "connecting to Redis at %.100s:%d", h->url.host, h->url.port);
+  if ((r = uv_mutex_init(&h->lock)))
+    goto fail_alloc;
+  if ((r = uv_mutex_init(&h->pool_lock)))
+    goto fail_lock;
+  if ((r = uv_rwlock_init(&h->ring_lock)))
+    goto fail_pool;
+  if ((r = uv_loop_init(&h->loop)))
+    goto fail_ring;
+  if ((r = uv_async_init(&h->loop, &h->wake, on_wake)))
+    goto fail_loop;
+  h->wake.data = h;
+  uv_timer_init(&h->loop, &h->tick);
+  h->tick.data = h;
+  if ((r = uv_thread_create(&h->thread, loop_main, h)))
+    goto fail_handles;
+  *out = &h->base;
+  return 0;
+fail_handles:
+  uv_close((uv_handle_t *)&h->wake, NULL);
+  uv_close((uv_handle_t *)&h->tick, NULL);
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+fail_loop:
+  uv_loop_close(&h->loop);
+fail_ring:
+  uv_rwlock_destroy(&h->ring_lock);
+fail_pool:
+  uv_mutex_destroy(&h->pool_lock);
+fail_lock:
+  uv_mutex_destroy(&h->lock);
+fail_alloc:
+  free(h->ring);
+  free(h->stream);
+  free(h->index);
+  free(h->trimmed_key);
+  free(h);
+  return r;
+}

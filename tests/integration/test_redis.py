@@ -1,0 +1,402 @@
+"""test_redis — scale-out through one Redis stream (--redis), driven as a user would, against a
+real redis-server that the test starts on a free loopback port (no RDB, its own directory) and
+stops at the end.
+
+Two hubs on one stream: updates published on either reach the subscribers of both, with the same
+ids, in the same order (the stream's), every field kept (event type, retry, multi-line data, the
+private flag: a subscriber without a grant on the other hub does not get a private update). A
+client resumes on hub 2 with an id it got from hub 1, and on a third hub started afterwards that
+never saw those updates live (Last-Event-ID, last_event_id, earliest). Then Redis is killed
+(SIGKILL, AOF on so that what it acknowledged survives) while a publisher keeps publishing: the
+publishes made while it is down are answered 503 with Retry-After, /readyz says 503 with the
+reason, the subscribers on both hubs stay connected and get heartbeats; Redis is started again on
+the same port and directory, and at the end each subscriber has every update answered 200 exactly
+once, in the stream's order, the two the same. A hub stopped (SIGSTOP) while another published
+more than retention keeps does not skip what was trimmed silently: its subscriber's stream ends.
+Also: a hub started while Redis is down is up but
+not ready, and becomes ready when Redis comes; rediss:// and --redis with --data-dir are refused
+with a message.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hubtest as ht  # noqa: E402
+
+t = ht.Checker("test_redis")
+ROOT = tempfile.mkdtemp(prefix="sluice-redis-")
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+TOPIC = "urn:redis:t"
+
+
+class Redis:
+    """A redis-server on 127.0.0.1:port, its data in its own directory."""
+
+    def __init__(self, name, aof=False):
+        self.dir = os.path.join(ROOT, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = ht.free_port()
+        self.aof = aof
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--dir", self.dir, "--daemonize", "no", "--protected-mode", "yes",
+                "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always"]
+        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, preexec_fn=ht._die_with_parent)
+        ok = ht.wait_until(lambda: self.ping(), 10 * ht.SLOW)
+        if not ok:
+            raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def ping(self):
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+
+_redises = []
+
+
+def redis(name, aof=False):
+    r = Redis(name, aof)
+    _redises.append(r)
+    return r
+
+
+def sub(port, token, headers=None, **query):
+    return ht.SSEStream(port, ht.sub_query([TOPIC], **query), token=token, headers=headers)
+
+
+def ready(hub):
+    return ht.request(hub.port, "GET", "/readyz", timeout=5)
+
+
+def test_two_hubs():
+    r = redis("two")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    public_tok = ht.mint_token(publish=(), subscribe=("urn:not-this-topic",))
+    h1 = ht.start_hub(redis=r.url, redis_stream="two")
+    h2 = ht.start_hub(redis=r.url, redis_stream="two")
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          10 * ht.SLOW), "both hubs are ready once connected to Redis")
+    s1, s2 = sub(h1.port, sub_tok), sub(h2.port, sub_tok)
+    anon2 = sub(h2.port, public_tok)
+    for s in (s1, s2, anon2):
+        s.wait_open()
+    p1, p2 = ht.Publisher(h1.port), ht.Publisher(h2.port)
+    answered = []
+    for i in range(20):
+        p = p1 if i % 2 == 0 else p2
+        answered.append(p.must(TOPIC, data=f"line one {i}\nline two", id=f"two-{i}",
+                               type="note", retry="2500"))
+    private_id = p1.must(TOPIC, data="secret", id="two-private", private=True)
+    # Two publishers at once, on different hubs: the stream decides one order for both.
+    got = {1: [], 2: []}
+
+    def burst(p, k):
+        for i in range(50):
+            got[k].append(p.must(TOPIC, data=f"burst {k} {i}", id=f"burst-{k}-{i}"))
+
+    th = [threading.Thread(target=burst, args=(p1, 1)), threading.Thread(target=burst, args=(p2, 2))]
+    for x in th:
+        x.start()
+    for x in th:
+        x.join(60)
+    total = 20 + 1 + 100
+    t.check(s1.wait_count(total, 20), f"hub 1's subscriber gets all {total} updates", len(s1.events))
+    t.check(s2.wait_count(total, 20), f"hub 2's subscriber gets all {total} updates", len(s2.events))
+    t.eq(s1.ids(), s2.ids(), "both hubs deliver the same ids in the same order")
+    t.eq(s1.ids()[:20], answered, "in the order they were acknowledged, one publisher at a time")
+    t.check(len(set(s1.ids())) == total, "no update twice", s1.ids())
+    for k in (1, 2):
+        mine = [i for i in s1.ids() if i.startswith(f"burst-{k}-")]
+        t.eq(mine, got[k], f"publisher {k}'s burst arrives in its own order")
+    e = s2.events[0]
+    t.eq((e.type, e.retry, e.data), ("note", "2500", "line one 0\nline two"),
+         "an update published on hub 1 keeps its type, retry and lines on hub 2")
+    t.check(private_id in s2.ids(), "a private update reaches an authorised subscriber on hub 2")
+    anon2.wait(lambda s: len(s.events) >= total - 1, 10)
+    t.check(private_id not in anon2.ids() and len(anon2.events) == total - 1,
+            "... and not one without a grant (the private flag went through Redis)",
+            anon2.ids()[-5:])
+
+    # Pipelined on one connection: many appends in flight, answered in request order, stored so.
+    conn = ht.HTTPConn(h1.port)
+    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    reqs = b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
+                               ht.form(ht.publish_fields(TOPIC, data="p", id=f"pipe-{i}")))
+                    for i in range(40))
+    conn.send(reqs)
+    got = [conn.read_response("POST") for _ in range(40)]
+    t.eq([(r.status, r.text) for r in got], [(200, f"pipe-{i}") for i in range(40)],
+         "40 pipelined publishes on one connection are answered 200 in request order")
+    conn.close()
+    total += 40
+    t.check(s2.wait_count(total, 20), "and reach hub 2", len(s2.events))
+    t.eq([i for i in s2.ids() if i.startswith("pipe-")], [f"pipe-{i}" for i in range(40)],
+         "in that order")
+    s1.wait_count(total, 20)
+
+    # Resume on hub 2 with an id hub 1 gave, in three ways.
+    want = s1.ids()[s1.ids().index("two-7") + 1:]
+    res = sub(h2.port, sub_tok, headers={"Last-Event-ID": "two-7"})
+    t.check(res.wait_count(len(want), 10), "resume on hub 2 after an id from hub 1", res.ids())
+    t.eq(res.ids(), want, "it gets exactly what followed, in order")
+    t.eq(res.response.header("mercure-last-event-id") or res.response.header("last-event-id"),
+         "two-7", "and the hub says it found the id")
+    res.close()
+
+    h3 = ht.start_hub(redis=r.url, redis_stream="two")
+    t.check(ht.wait_until(lambda: ready(h3).status == 200, 10 * ht.SLOW), "a third hub is ready")
+    q = sub(h3.port, sub_tok, last_event_id="two-7")
+    t.check(q.wait_count(len(want), 10), "a hub started later resumes with last_event_id", q.ids())
+    t.eq(q.ids(), want, "... from updates it never saw live, exactly and in order")
+    q.close()
+    q = sub(h3.port, sub_tok, last_event_id="earliest")
+    t.check(q.wait_count(total, 10), "earliest on the new hub: everything retained", len(q.events))
+    t.eq(q.ids(), s1.ids(), "... in the stream's order")
+    # Then live on the new hub, after the replay, with nothing missing or repeated.
+    live_id = p1.must(TOPIC, data="after", id="two-after")
+    t.check(q.wait_id(live_id, 10) and q.ids().count(live_id) == 1,
+            "the replay joins the live stream: the next update once", q.ids()[-3:])
+    q.close()
+    for s in (s1, s2, anon2):
+        s.close()
+    p1.close()
+    p2.close()
+    for h in (h1, h2, h3):
+        t.stop_hub(h)
+    r.stop()
+
+
+def test_redis_outage():
+    r = redis("outage", aof=True)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h1 = ht.start_hub(redis=r.url, heartbeat=1)
+    h2 = ht.start_hub(redis=r.url, heartbeat=1)
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    s1, s2 = sub(h1.port, sub_tok), sub(h2.port, sub_tok)
+    s1.wait_open()
+    s2.wait_open()
+    ok, refused, other = [], [], []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def publisher(p, prefix):
+        i = 0
+        deadline = time.monotonic() + 120 * ht.SLOW
+        while not stop.is_set() and time.monotonic() < deadline and i < 100000:
+            uid = f"{prefix}-{i}"
+            i += 1
+            try:
+                resp = p.publish(TOPIC, data=uid, id=uid)
+            except OSError as e:
+                with lock:
+                    other.append((uid, repr(e)))
+                time.sleep(0.05)
+                continue
+            with lock:
+                if resp.status == 200:
+                    ok.append(uid)
+                elif resp.status == 503:
+                    refused.append((uid, resp.header("retry-after")))
+                else:
+                    other.append((uid, resp.status))
+            time.sleep(0.005)
+
+    pubs = [ht.Publisher(h1.port), ht.Publisher(h2.port)]
+    th = [threading.Thread(target=publisher, args=(pubs[0], "o1")),
+          threading.Thread(target=publisher, args=(pubs[1], "o2"))]
+    for x in th:
+        x.start()
+    t.check(ht.wait_until(lambda: len(ok) >= 100, 20 * ht.SLOW), "publishing on both hubs", len(ok))
+    s1.pump(0.2)
+    s2.pump(0.2)
+    r.kill()
+    with lock:
+        before_outage = len(refused)
+    t.check(ht.wait_until(lambda: len(refused) > before_outage, 10 * ht.SLOW),
+            "with Redis down, a publish is answered 503", refused[-3:])
+    t.check(all(ra and int(ra) >= 1 for _u, ra in refused), "... with a Retry-After", refused[-3:])
+    rz = ready(h1)
+    t.check(rz.status == 503 and "Redis" in rz.text, "/readyz says 503 and why", rz.text)
+    t.check(ready(h2).status == 503, "on the other hub too")
+    beats = (len(s1.comments), len(s2.comments))
+    for _ in range(int(3 * ht.SLOW / 0.5)):
+        s1.pump(0.25)
+        s2.pump(0.25)
+    t.check(not s1.eof and not s2.eof, "the subscribers stay connected while Redis is down")
+    t.check(len(s1.comments) > beats[0] and len(s2.comments) > beats[1],
+            "and keep getting heartbeats", (beats, len(s1.comments), len(s2.comments)))
+    r.start()
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          15 * ht.SLOW), "both hubs ready again once Redis is back")
+    with lock:
+        base = len(ok)
+    t.check(ht.wait_until(lambda: len(ok) >= base + 100, 20 * ht.SLOW),
+            "publishes are answered 200 again", len(ok) - base)
+    stop.set()
+    for x in th:
+        x.join(30)
+    for p in pubs:
+        p.close()
+    last = ok[-1]
+    for name, s in (("hub 1", s1), ("hub 2", s2)):
+        s.wait_id(last, 15)
+        ids = s.ids()
+        dup = len(ids) - len(set(ids))
+        missing = [u for u in ok if u not in set(ids)]
+        t.check(not missing, f"{name}'s subscriber has every update answered 200",
+                f"{len(missing)} missing, e.g. {missing[:5]}")
+        t.eq(dup, 0, f"{name}'s subscriber got none twice")
+        # Each publisher's updates in its own order (its answers were in order).
+        for prefix in ("o1", "o2"):
+            mine = [u for u in ids if u.startswith(prefix + "-")]
+            t.check(mine == sorted(mine, key=lambda u: int(u.split("-")[1])),
+                    f"{name}: publisher {prefix}'s updates in the order published")
+    t.eq(s1.ids(), s2.ids(), "the two subscribers got the same updates in the same order")
+    extra = set(s1.ids()) - set(ok)
+    print(f"   {len(ok)} answered 200, {len(refused)} answered 503, {len(other)} other; "
+          f"{len(extra)} delivered though answered 503 (in flight when Redis died)", flush=True)
+    t.check(not other, "no answer other than 200 or 503", other[:5])
+    t.check(not s1.eof and not s2.eof, "neither subscriber was ever cut")
+    s1.close()
+    s2.close()
+    t.stop_hub(h1)
+    t.stop_hub(h2)
+    r.stop()
+
+
+def test_trimmed_before_read():
+    """A hub stalled while the other hub published more than retention keeps: what it can no longer
+    read is not skipped silently; its subscriber's stream ends, and a resume with its last id says
+    what history has."""
+    r = redis("trim")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    ha = ht.start_hub(redis=r.url, redis_stream="trim", history_size=1000)
+    hb = ht.start_hub(redis=r.url, redis_stream="trim", history_size=1000)
+    t.check(ht.wait_until(lambda: ready(ha).status == 200 and ready(hb).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    s = sub(ha.port, sub_tok)
+    s.wait_open()
+    pb = ht.Publisher(hb.port)
+    first = [pb.must(TOPIC, data="x", id=f"trim-{i}") for i in range(5)]
+    t.check(s.wait_count(5, 10), "hub A's subscriber gets the first updates", s.ids())
+    os.kill(ha.pid, signal.SIGSTOP)
+    try:
+        more = [pb.must(TOPIC, data="y", id=f"trim-more-{i}") for i in range(1600)]
+        time.sleep(2)
+    finally:
+        os.kill(ha.pid, signal.SIGCONT)
+    s.wait_eof(20)
+    # The updates (with data): the stream's end carries an id-only event, the client's cursor.
+    ids = [e.id for e in s.events if e.data is not None]
+    got = [i for i in ids if i.startswith("trim-more-")]
+    marks = [e.id for e in s.events if e.data is None]
+    t.eq(marks, [ids[-1]], "the end says where the client stands: its last update's id")
+    t.check(s.eof, "hub A's subscriber's stream ends once A finds updates trimmed before it read "
+            "them", (len(ids), ids[-3:]))
+    t.eq(got, more[:len(got)], "what it got before the end is a run without a hole")
+    t.check(len(got) < len(more), "(it could not have had them all)", len(got))
+    t.check("trimmed from the stream" in ha.log_text(), "hub A logs why", ha.log_tail(5))
+    # Resuming after the last update it got: that id is gone too, so it is told "earliest".
+    again = sub(ha.port, sub_tok, headers={"Last-Event-ID": ids[-1]})
+    again.wait_count(1, 10)
+    t.eq(again.response.header("mercure-last-event-id") or again.response.header("last-event-id"),
+         "earliest", "a resume after it is told earliest: its place is gone")
+    again.close()
+    s.close()
+    pb.close()
+    t.stop_hub(ha)
+    t.stop_hub(hb)
+    r.stop()
+
+
+def test_start_without_redis_and_refusals():
+    port = ht.free_port()  # nothing listens there yet
+    r_dir = "late"
+    hub = ht.start_hub(redis=f"redis://127.0.0.1:{port}")
+    rz = ready(hub)
+    t.check(rz.status == 503 and "Redis" in rz.text,
+            "a hub whose Redis is down starts, but is not ready, and says why", rz.text)
+    resp = ht.publish(hub.port, ht.mint_token(), [TOPIC], data="x")
+    t.eq(resp.status, 503, "its publishes are answered 503")
+    late = Redis.__new__(Redis)
+    late.dir = os.path.join(ROOT, r_dir)
+    os.makedirs(late.dir, exist_ok=True)
+    late.port, late.aof, late.proc = port, False, None
+    late.start()
+    _redises.append(late)
+    t.check(ht.wait_until(lambda: ready(hub).status == 200, 15 * ht.SLOW),
+            "it becomes ready when Redis comes")
+    t.eq(ht.publish(hub.port, ht.mint_token(), [TOPIC], data="x").status, 200,
+         "and publishes are answered 200")
+    t.stop_hub(hub)
+
+    for extra, want, what in (
+            (["--redis", "rediss://127.0.0.1:6380"], "TLS", "rediss:// is refused: no TLS"),
+            (["--redis", "http://127.0.0.1:6379"], "redis://", "a URL that is not redis://"),
+            (["--redis", "redis://127.0.0.1:99999"], "port", "a bad port"),
+            (["--redis", late.url, "--data-dir", os.path.join(ROOT, "d")], "choose one",
+             "--redis with --data-dir")):
+        p = ht.free_port()
+        res = subprocess.run(ht.hub_args(p, extra=extra), capture_output=True, text=True,
+                             timeout=20 * ht.SLOW, env=ht.base_env(), stdin=subprocess.DEVNULL)
+        t.check(res.returncode != 0 and want in res.stderr, what, (res.returncode, res.stderr[-300:]))
+    late.stop()
+
+
+try:
+    t.section("two hubs on one stream: the same updates, in the same order; resume anywhere",
+              test_two_hubs)
+    t.section("Redis killed and restarted mid-stream: 503 meanwhile, no gap, no duplicate",
+              test_redis_outage)
+    t.section("updates trimmed before a stalled hub read them: its streams end, no silent hole",
+              test_trimmed_before_read)
+    t.section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
+finally:
+    ht.stop_all_hubs()
+    for r in _redises:
+        try:
+            r.stop()
+        except Exception:  # noqa: BLE001
+            pass
+    shutil.rmtree(ROOT, ignore_errors=True)
+t.finish()
