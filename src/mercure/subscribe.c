@@ -120,19 +120,15 @@ static const char *matcher_type(const char *name) {
 /* --- the paged replay ------------------------------------------------------------------- */
 
 /* A resume in progress. The subscriber is in the broker but marked SL_CONN_PAGING, so live
- * dispatch passes it by; the cursor reads history up to upto, the seq this worker had dispatched
- * when it was opened. At the cursor's end, if the worker dispatched nothing since, every update
- * up to upto is queued and the next one comes live: the stream joins the live flow there, with
- * no gap and no duplicate. Else a cursor is opened again after the last frame read, up to what
- * the worker dispatched now. All on the worker's thread, so dispatched_seq does not move while
- * a refill runs. */
+ * dispatch passes it by; the cursor reads history to its end, which every update this worker
+ * dispatched has reached (an update is dispatched once stored), and possibly beyond it. At the
+ * cursor's end, all on the worker's thread, every update up to the cursor's position, and up to
+ * what the worker dispatched, is queued: the stream joins the live flow there, its last_seq
+ * raised so that the broker skips the updates it already got from history when they are
+ * dispatched here later. No gap, no duplicate, and no second lookup of an id. */
 struct paging_s {
   sl_sub_filter_t filter;        /* the subscription's selectors, for one lookup per topic */
   sl_history_cursor_t *cur;
-  uint64_t upto;                 /* the cursor reads up to this seq */
-  sl_frame_t *last;              /* the last frame the cursor returned (any topic), or NULL */
-  char *after;                   /* the client's cursor when history held it, else NULL: where a
-                                    cursor opens again before any frame was read */
   size_t avg;                    /* bytes of a frame read so far, on average (0: none yet): a
                                     page asks for what fills the window, not much beyond it */
   uint64_t read, read_bytes;
@@ -143,10 +139,7 @@ static void paging_free(paging_t *p) {
     return;
   if (p->cur)
     sl__history_cursor_close(p->cur);
-  if (p->last)
-    sl__frame_unref(p->last);
   sl__sub_filter_free(&p->filter);
-  free(p->after);
   free(p);
 }
 
@@ -204,43 +197,16 @@ static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
       return;
     }
     if (r == 0) {
-      if (d->dispatched_seq == p->upto) {
-        joined = 1; /* everything up to upto is queued; what follows comes live */
-        break;
-      }
-      /* The worker dispatched more meanwhile (passing this stream by): read on up to it. */
-      const char *after = p->last ? p->last->id : p->after;
-      sl_history_cursor_t *cur;
-      int found = 0;
-      sl__history_cursor_close(p->cur);
-      p->cur = NULL;
-      int e = sl__bus_cursor_open(m->bus, after, d->dispatched_seq, &cur, &found);
-      if (e) {
-        sl__log(SL_LOG_ERROR, "replay: history could not be read (%s); the stream ends, and "
-                "its client resumes", strerror(-e));
-        paging_stop(s, c);
-        sl__delivery_end(c);
-        return;
-      }
-      p->cur = cur;
-      p->upto = d->dispatched_seq;
-      if (after && !found) {
-        paging_overtaken(m, s, c); /* where it stood was dropped, and what came after it */
-        return;
-      }
-      continue;
+      joined = 1; /* everything stored is queued; what follows comes live */
+      break;
     }
     for (int i = 0; i < r; i++) {
       p->read++;
       p->read_bytes += sl__conn_frame_len(c, page[i]);
       if (sl__sub_filter_wants(&p->filter, page[i]) && sl__delivery_send_opening(c, page[i]) == 0)
         sent++;
-      if (i < r - 1)
-        sl__frame_unref(page[i]);
+      sl__frame_unref(page[i]);
     }
-    if (p->last)
-      sl__frame_unref(p->last);
-    p->last = page[r - 1];
     p->avg = (size_t)(p->read_bytes / p->read);
     if (c->flags & SL_CONN_CLOSING)
       break;
@@ -250,8 +216,11 @@ static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
   sl__metric_add(&m->metrics->replay_checks_total, p->filter.checks - checks);
   if (joined) {
     sl_sub_t *sub = sub_of(&s->base);
-    if (sub->last_seq < p->upto)
-      sub->last_seq = p->upto;
+    uint64_t pos = sl__history_cursor_pos(p->cur);
+    if (sub->last_seq < pos)
+      sub->last_seq = pos;
+    if (sub->last_seq < d->dispatched_seq)
+      sub->last_seq = d->dispatched_seq; /* nothing was after the client's id: it had those */
     paging_stop(s, c);
   } else {
     c->q_low = window / 2;
@@ -511,27 +480,20 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   }
   stream_t *stream = stream_of_sub(sub);
   stream->base.ops = &m->stream_ops;
-  /* Everything up to what this worker already dispatched comes from history, paged as the
-   * client reads; everything after arrives through the inbox once the replay caught up, so
-   * nothing is missed and nothing is sent twice. The cursor opens now, so that the head can say
+  /* Everything stored comes from history, paged as the client reads; what arrives through the
+   * inbox once the replay caught up goes live, so nothing is missed and nothing is sent twice. The cursor opens now, so that the head can say
    * whether history held the client's id. */
   int found = 0;
   if (cursor) {
     int e2 = -ENOMEM;
     if ((paging = calloc(1, sizeof *paging)) == NULL ||
         sl__sub_filter_init(&paging->filter, sub) ||
-        (e2 = sl__bus_cursor_open(m->bus, cursor, d->dispatched_seq, &paging->cur, &found))) {
+        (e2 = sl__bus_cursor_open(m->bus, cursor, UINT64_MAX, &paging->cur, &found))) {
       sl__broker_remove(&d->broker, sub);
       if (e2 == -ENOMEM)
         sl__http_error(c, 500, NULL, "out of memory");
       else
         sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
-      goto out;
-    }
-    paging->upto = d->dispatched_seq;
-    if (found && (paging->after = strdup(cursor)) == NULL) {
-      sl__broker_remove(&d->broker, sub);
-      sl__http_error(c, 500, NULL, "out of memory");
       goto out;
     }
   }
