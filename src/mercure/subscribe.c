@@ -223,7 +223,7 @@ static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
       sub->last_seq = d->dispatched_seq; /* nothing was after the client's id: it had those */
     paging_stop(s, c);
   } else {
-    c->q_low = window / 2;
+    sl__conn_set_low_water(c, window / 2);
   }
 }
 

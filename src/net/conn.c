@@ -426,6 +426,10 @@ void sl__conn_mark(sl_conn_t *c, uint32_t flags) {
   c->flags |= flags;
 }
 
+void sl__conn_set_low_water(sl_conn_t *c, size_t bytes) {
+  c->q_low = bytes;
+}
+
 void sl__conn_paging_done(sl_conn_t *c) {
   c->flags &= ~(uint32_t)SL_CONN_PAGING;
   c->q_low = 0;

@@ -209,6 +209,9 @@ void sl__conn_set_deadline(sl_conn_t *c, uint64_t deadline);
 /* Sets flags the protocol owns the meaning of (SL_CONN_STREAM, SL_CONN_CHUNKED,
  * SL_CONN_CLOSE_AFTER, SL_CONN_DRAINING, SL_CONN_HARD_CLOSE, SL_CONN_EVICTED, SL_CONN_PAGING). */
 void sl__conn_mark(sl_conn_t *c, uint32_t flags);
+/* The protocol's low-water mark (q_low): a write that leaves at most bytes queued calls
+ * on_writable, so that it can refill; 0 turns it off. */
+void sl__conn_set_low_water(sl_conn_t *c, size_t bytes);
 /* The stream's replay is over (caught up, or stopped): live updates reach it again, and its
  * low-water mark is off. */
 void sl__conn_paging_done(sl_conn_t *c);
