@@ -340,7 +340,7 @@ static void conn_write(sl_conn_t *c) {
   if (delivered)
     sl__metric_add(&t->metrics->delivered_total, delivered);
   c->last_write = sl__transport_now(t);
-  if (c->q_len > 0 && c->q_bytes <= c->q_low && c->cbs->on_writable &&
+  if (c->q_low > 0 && c->q_len > 0 && c->q_bytes <= c->q_low && c->cbs->on_writable &&
       !(c->flags & SL_CONN_CLOSE_AFTER)) {
     /* Below the owner's low-water mark: it refills now, while the kernel still has bytes to
      * send, so the stream never waits for a refill. */
