@@ -15,7 +15,7 @@ enum {
   O_URL = 256, O_SUB_URL, O_PUB_URL, O_RECONNECT_URL, O_JWT, O_SUB_JWT, O_TOPIC_PREFIX,
   O_TOPIC_PARAM, O_PUB_MODE, O_SUBSCRIBERS, O_EVENTS, O_RATE, O_PIPELINE, O_SIZE, O_TOPICS,
   O_DRAIN_WAIT, O_TIMEOUT, O_IDLE, O_CHURN, O_END_TIMEOUT, O_CONNECT_TIMEOUT, O_SIGNAL_AFTER,
-  O_RESUME, O_RECONNECT_NOW, O_SERVER_PID, O_JSON, O_QUIET, O_WORKERS, O_SOURCES,
+  O_RESUME, O_RECONNECT_NOW, O_KEEP_PUBLISHING, O_SERVER_PID, O_JSON, O_QUIET, O_WORKERS, O_SOURCES,
   O_CONCURRENCY, O_SELF_TEST, O_HELP,
 };
 
@@ -44,6 +44,7 @@ static const struct option long_opts[] = {
   {"signal-after", required_argument, NULL, O_SIGNAL_AFTER},
   {"resume", no_argument, NULL, O_RESUME},
   {"reconnect-now", no_argument, NULL, O_RECONNECT_NOW},
+  {"keep-publishing", no_argument, NULL, O_KEEP_PUBLISHING},
   {"server-pid", required_argument, NULL, O_SERVER_PID},
   {"json", no_argument, NULL, O_JSON},
   {"quiet", no_argument, NULL, O_QUIET},
@@ -79,6 +80,7 @@ void bench_opts_usage(FILE *out) {
     "  --signal-after N        SIGTERM the first --server-pid after N acks, report how and\n"
     "                          when (ms after the signal) each stream ended\n"
     "  --end-timeout S [30]    --resume  --reconnect-url URL  --reconnect-now\n"
+    "  --keep-publishing       after --signal-after, publish on to the restarted server\n"
     "report:\n"
     "  --server-pid PID        (repeatable) server CPU and memory from /proc\n"
     "  --json  --quiet  --self-test  --help\n"
@@ -174,6 +176,7 @@ int bench_opts_parse(bench_config_t *c, int argc, char **argv, char *err, size_t
     case O_SIGNAL_AFTER: rc = parse_u64(a, UINT32_MAX, &c->signal_after); if (!rc && c->signal_after == 0) rc = -EINVAL; break;
     case O_RESUME: c->resume = 1; break;
     case O_RECONNECT_NOW: c->reconnect_now = 1; break;
+    case O_KEEP_PUBLISHING: c->keep_publishing = 1; break;
     case O_SERVER_PID:
       if (c->n_server_pids == BENCH_MAX_SERVER_PIDS)
         return fail(err, errlen, "--server-pid given more than %d times", BENCH_MAX_SERVER_PIDS);
@@ -229,6 +232,8 @@ int bench_opts_parse(bench_config_t *c, int argc, char **argv, char *err, size_t
     if (c->signal_after > c->events)
       return fail(err, errlen, "--signal-after exceeds --events");
   }
+  if (c->keep_publishing && !c->signal_after)
+    return fail(err, errlen, "--keep-publishing needs --signal-after N");
   if (c->resume && !c->signal_after && c->reconnect_url == NULL)
     return fail(err, errlen, "--resume needs --signal-after N or --reconnect-url URL");
   if (c->pub_mode == BENCH_PUB_MERCURE && c->jwt == NULL && c->events > 0)

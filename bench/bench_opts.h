@@ -49,6 +49,8 @@ typedef struct bench_config_s {
   uint64_t signal_after;      /* --signal-after: acks before SIGTERM; 0 = never */
   int resume;                 /* --resume */
   int reconnect_now;          /* --reconnect-now: ignore retry:, reconnect at once */
+  int keep_publishing;        /* --keep-publishing: after the SIGTERM, the publisher reconnects
+                                 (to a server restarted on the same port) and goes on */
   pid_t server_pids[BENCH_MAX_SERVER_PIDS]; /* --server-pid, repeatable; [0] gets SIGTERM */
   int n_server_pids;
   int json;                   /* --json */

@@ -89,7 +89,7 @@ static void on_close(uv_handle_t *h) {
     maybe_done(p);
     return;
   }
-  if (p->drop_error && p->reconnects++ >= MAX_RECONNECTS) {
+  if (p->drop_error && !p->keep_trying && p->reconnects++ >= MAX_RECONNECTS) {
     bench_warn("publish connection lost %d times, giving up",
             MAX_RECONNECTS);
     p->stopping = 1;

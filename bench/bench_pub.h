@@ -55,6 +55,7 @@ struct bench_pub_s {
   int state;
   int stopping;                  /* send nothing more */
   int no_reconnect;              /* a lost connection ends publishing */
+  int keep_trying;               /* reconnect after errors without a limit (a restart) */
   int done;
   int reconnects;                /* after errors; a server's Connection: close is no error */
   int drop_error;

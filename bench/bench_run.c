@@ -212,7 +212,10 @@ static void on_ack(bench_pub_t *p) {
   sample_end(r);
   r->signaled = 1;
   r->sigterm_ns = uv_hrtime();
-  p->no_reconnect = 1;
+  if (r->cfg->keep_publishing)
+    p->keep_trying = 1; /* the server comes back on the same port: publish on to it */
+  else
+    p->no_reconnect = 1;
   if (kill(r->cfg->server_pids[0], SIGTERM) < 0)
     bench_warn("SIGTERM to %d: %s", (int)r->cfg->server_pids[0],
             strerror(errno));

@@ -67,7 +67,7 @@ have_peer() {
   case "$1" in
     sluice|sluice-1w|sluice-disk|sluice-disk-1w) [ -x "$BUILD/sluice" ] ;;
     sluice-redis|sluice-redis-1w) [ -x "$BUILD/sluice" ] && command -v redis-server >/dev/null ;;
-    sluice-base|sluice-base-1w) [ -n "${SLUICE_BASE_BIN:-}" ] && [ -x "$SLUICE_BASE_BIN" ] ;;
+    sluice-base|sluice-base-1w|sluice-base-disk) [ -n "${SLUICE_BASE_BIN:-}" ] && [ -x "$SLUICE_BASE_BIN" ] ;;
     recipe) command -v go >/dev/null ;;
     nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
     pushpin) command -v pushpin >/dev/null && command -v condure >/dev/null && command -v zurl >/dev/null ;;
@@ -91,13 +91,16 @@ spawn() {
   PEER_PIDS+=("$LAST_PID")
 }
 
+# PEER_RESTART_CMD: the command that started the peer's server, for a workload that starts it
+# again (W10).
 peer_start() {
   local name=$1 port
   next_port port || return 1
+  PEER_RESTART_CMD=()
   PEER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-$name.XXXXXX")
   PEER_SERVER_PIDS=()
   case "$name" in
-    sluice|sluice-1w|sluice-base|sluice-base-1w|sluice-disk|sluice-disk-1w|sluice-redis|sluice-redis-1w)
+    sluice|sluice-1w|sluice-base|sluice-base-1w|sluice-base-disk|sluice-disk|sluice-disk-1w|sluice-redis|sluice-redis-1w)
       # sluice-1w: one worker thread, so that the hub and the load generator each have a core
       # of their own (sluice uses both cores and so shares one with the load generator).
       # sluice-base*: the same hub built from another commit ($SLUICE_BASE_BIN), to measure a
@@ -108,7 +111,7 @@ peer_start() {
       # of its own (no persistence, in the peer's scratch directory), counted as the peer's.
       local key token workers=2 bin="$BUILD/sluice" disk=() redis_pid=""
       case "$name" in *-1w) workers=1 ;; esac
-      case "$name" in sluice-disk*) disk=(--data-dir "$PEER_DIR/data" --fsync "${DISK_FSYNC:-batch}") ;; esac
+      case "$name" in sluice-disk*|sluice-base-disk) disk=(--data-dir "$PEER_DIR/data" --fsync "${DISK_FSYNC:-batch}") ;; esac
       if [[ "$name" == sluice-redis* ]]; then
         local rport
         next_port rport || return 1
@@ -128,8 +131,9 @@ peer_start() {
               --audience "http://127.0.0.1:$port/.well-known/mercure") || return 1
       # SLUICE_EXTRA_FLAGS: flags a workload adds (W6S: --subscriptions), split on spaces.
       # shellcheck disable=SC2086
-      spawn "$PEER_DIR/sluice.log" "$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
-        --anonymous --workers "$workers" "${disk[@]}" ${SLUICE_EXTRA_FLAGS:-}
+      PEER_RESTART_CMD=("$bin" --listen "127.0.0.1:$port" --jwt-key "$key" \
+        --anonymous --workers "$workers" "${disk[@]}" ${SLUICE_EXTRA_FLAGS:-})
+      spawn "$PEER_DIR/sluice.log" "${PEER_RESTART_CMD[@]}"
       PEER_SERVER_PIDS=("$LAST_PID" $redis_pid)
       PEER_SIGNAL_PID=$LAST_PID
       # shellcheck disable=SC2034  # read by bench/workloads/w7r_reconnect.sh
@@ -139,8 +143,8 @@ peer_start() {
       ;;
     recipe)
       build_recipe || return 1
-      spawn "$PEER_DIR/recipe.log" "$BUILD/bench-peers/recipe" -listen "127.0.0.1:$port" \
-        -shutdown-timeout 25s
+      PEER_RESTART_CMD=("$BUILD/bench-peers/recipe" -listen "127.0.0.1:$port" -shutdown-timeout 25s)
+      spawn "$PEER_DIR/recipe.log" "${PEER_RESTART_CMD[@]}"
       PEER_SERVER_PIDS=("$LAST_PID")
       PEER_SIGNAL_PID=$LAST_PID
       PEER_SUB_URL="http://127.0.0.1:$port/events?topic={topic}"
@@ -153,7 +157,8 @@ peer_start() {
       sed -e "s|@USER_LINE@|$user_line|" -e "s|@MODULE@|$(nchan_module)|" -e "s|@WORKERS@|2|" \
         -e "s|@PREFIX@|$PEER_DIR|g" -e "s|@PORT@|$port|" \
         "$SRC/bench/peers/nchan/nginx.conf.in" >"$PEER_DIR/nginx.conf"
-      spawn "$PEER_DIR/nginx.out" nginx -p "$PEER_DIR" -c "$PEER_DIR/nginx.conf" -g 'daemon off;'
+      PEER_RESTART_CMD=(nginx -p "$PEER_DIR" -c "$PEER_DIR/nginx.conf" -g 'daemon off;')
+      spawn "$PEER_DIR/nginx.out" "${PEER_RESTART_CMD[@]}"
       local master=$LAST_PID
       # nginx stops gracefully on SIGQUIT (SIGTERM is its abortive stop); sluice-bench sends
       # SIGTERM, so a relay that sleeps in wait(2) turns one into the other.

@@ -97,6 +97,8 @@ char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, siz
   metric(&b, "sluice_resumes_total", "counter", "Subscriptions that arrived with a Last-Event-ID (reconnects).", sl__metric_get(&m->resumes_total));
   metric(&b, "sluice_resumes_per_second", "gauge", "Subscriptions with a Last-Event-ID in the last second.", sl__metric_get(&m->resumes_last_second));
   metric(&b, "sluice_replayed_total", "counter", "Updates sent from history on resume.", sl__metric_get(&m->replayed_total));
+  metric(&b, "sluice_replays_overtaken_total", "counter", "Resumed streams ended because retention dropped updates their paged replay had still to send; their clients come back and are told earliest.", sl__metric_get(&m->replays_overtaken_total));
+  metric(&b, "sluice_queued_bytes", "gauge", "Bytes queued to clients and not yet written (a paged replay keeps at most a window of them per stream).", sl__metric_get(&m->queued_bytes));
   metric(&b, "sluice_drained_streams_total", "counter", "Streams ended cleanly by a graceful shutdown.", sl__metric_get(&m->drained_total));
   metric(&b, "sluice_forced_closes_total", "counter", "Connections closed hard when the shutdown timeout passed.", sl__metric_get(&m->forced_total));
   metric(&b, "sluice_accept_emfile_total", "counter", "accept() failures for lack of file descriptors.", sl__metric_get(&m->emfile_total));

@@ -25,6 +25,9 @@ typedef struct sl_metrics_s {
   atomic_uint_fast64_t resumes_last_second;/* gauge: resumes in the last whole second */
   atomic_uint_fast64_t replayed_total;     /* updates sent from history on resume */
   atomic_uint_fast64_t replay_checks_total;/* topic lookups and selector tests replays made */
+  atomic_uint_fast64_t replays_overtaken_total; /* paged replays ended because retention dropped
+                                                   what they had still to send */
+  atomic_uint_fast64_t queued_bytes;       /* gauge: bytes queued to clients and not written */
   atomic_uint_fast64_t requests_total;
   atomic_uint_fast64_t errors_total;       /* 4xx/5xx answers */
   atomic_uint_fast64_t forced_total;       /* connections closed hard at the shutdown timeout */

@@ -656,8 +656,12 @@ static void http_timeout(sl_conn_t *c, uint64_t now) {
 /* The answers queued are written: parse what waited, then read again. */
 static void http_writable(sl_conn_t *c) {
   http_conn_t *h = http_of(c);
-  if (c->flags & SL_CONN_STREAM)
+  if (c->flags & SL_CONN_STREAM) {
+    sl_http_stream_t *s = stream_of(h);
+    if (s && s->ops->on_writable)
+      s->ops->on_writable(s, c);
     return;
+  }
   if (h->hflags & HTTP_BACKLOG) {
     backlog_t *b = h->u.backlog;
     h->u.backlog = NULL;

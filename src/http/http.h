@@ -71,6 +71,9 @@ typedef struct sl_http_stream_ops_s {
   /* The stream's end began (a slow consumer cut, its own end, the drain's): nothing more is
    * delivered, though the last bytes may take a while to go. May be NULL. */
   void (*on_end)(sl_http_stream_t *s, sl_conn_t *c);
+  /* The queue was written out, or fell to the connection's q_low: the stream may queue more (a
+   * replay paged from history). May be NULL. */
+  void (*on_writable)(sl_http_stream_t *s, sl_conn_t *c);
 } sl_http_stream_ops_t;
 struct sl_http_stream_s {
   const sl_http_stream_ops_t *ops;

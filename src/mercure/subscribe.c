@@ -30,11 +30,21 @@
 #define MS_PER_S 1000
 #define JITTER_STEPS 1000000        /* resolution of the reconnect jitter */
 #define CLOSE_FRAME_MAX 96
+/* A resume is paged from history: at most REPLAY_WINDOW bytes of it are queued at a time (or
+ * half of --max-queue, if less), refilled when the queue falls to half of that, each refill
+ * reading up to REPLAY_PAGE frames at a time, as many as the frames read so far say fill the
+ * window; so a client that resumes from earliest and reads
+ * nothing pins a window of frames, not the history. */
+#define REPLAY_WINDOW (256 * 1024)
+#define REPLAY_PAGE 64
+#define REPLAY_FIRST_PAGE 8        /* before the size of a frame is known */
 
 /* A subscriber's stream, right in front of its subscription in the same allocation: the ops
  * pointer leads to the worker's context, so the stream costs one pointer. */
+typedef struct paging_s paging_t;
 typedef struct stream_s {
   sl_http_stream_t base;
+  paging_t *paging;              /* a resume still paging its replay from history; else NULL */
 } stream_t;
 
 /* With --subscriptions, the connection's record of active subscriptions goes in front of the
@@ -80,47 +90,6 @@ static void subs_close(sl_mercure_t *m, sl_http_stream_t *s) {
   }
 }
 
-typedef struct replay_s {
-  sl_sub_filter_t filter;        /* the subscription's selectors, for one lookup per topic */
-  sl_frame_t **frames;
-  size_t count, cap;
-  int failed;
-} replay_t;
-
-static void replay_drop(replay_t *rp) {
-  for (size_t i = 0; i < rp->count; i++)
-    sl__frame_unref(rp->frames[i]);
-  rp->count = 0;
-}
-
-static void replay_visit(sl_frame_t *f, void *arg) {
-  replay_t *rp = arg;
-  if (f == NULL) {
-    replay_drop(rp); /* the replay starts again from the oldest retained */
-    rp->failed = 0;
-    return;
-  }
-  if (rp->failed || !sl__sub_filter_wants(&rp->filter, f))
-    return;
-  if (rp->count == rp->cap) {
-    size_t cap = rp->cap ? rp->cap * 2 : 64;
-    sl_frame_t **p = realloc(rp->frames, cap * sizeof *p);
-    if (p == NULL) {
-      rp->failed = 1;
-      return;
-    }
-    rp->frames = p;
-    rp->cap = cap;
-  }
-  rp->frames[rp->count++] = sl__frame_ref(f);
-}
-
-static void replay_free(replay_t *rp) {
-  replay_drop(rp);
-  free(rp->frames);
-  sl__sub_filter_free(&rp->filter);
-}
-
 /* The matcher types this hub supports, as the unknown-matcher error lists them. */
 #define MATCHER_NAMES "match (exact), match_exact, match_urlpattern, and the legacy topic"
 
@@ -146,6 +115,122 @@ static const char *matcher_type(const char *name) {
   if (strcmp(name, "match_urlpattern") == 0)
     return "urlpattern";
   return "exact";
+}
+
+/* --- the paged replay ------------------------------------------------------------------- */
+
+/* A resume in progress. The subscriber is in the broker but marked SL_CONN_PAGING, so live
+ * dispatch passes it by; the cursor reads history to its end, which every update this worker
+ * dispatched has reached (an update is dispatched once stored), and possibly beyond it. At the
+ * cursor's end, all on the worker's thread, every update up to the cursor's position, and up to
+ * what the worker dispatched, is queued: the stream joins the live flow there, its last_seq
+ * raised so that the broker skips the updates it already got from history when they are
+ * dispatched here later. No gap, no duplicate, and no second lookup of an id. */
+struct paging_s {
+  sl_sub_filter_t filter;        /* the subscription's selectors, for one lookup per topic */
+  sl_history_cursor_t *cur;
+  size_t avg;                    /* bytes of a frame read so far, on average (0: none yet): a
+                                    page asks for what fills the window, not much beyond it */
+  uint64_t read, read_bytes;
+};
+
+static void paging_free(paging_t *p) {
+  if (p == NULL)
+    return;
+  if (p->cur)
+    sl__history_cursor_close(p->cur);
+  sl__sub_filter_free(&p->filter);
+  free(p);
+}
+
+/* The bytes of replay a stream may have queued at once. */
+static size_t replay_window(const sl_mercure_t *m) {
+  size_t half = m->cfg->max_queue / 2;
+  return half > 0 && half < REPLAY_WINDOW ? half : REPLAY_WINDOW;
+}
+
+static void paging_stop(stream_t *s, sl_conn_t *c) {
+  paging_free(s->paging);
+  s->paging = NULL;
+  sl__conn_paging_done(c);
+}
+
+/* Retention dropped updates the replay had still to send. Skipping them would lose them
+ * silently, and what was sent cannot be taken back: the stream ends, and its client comes back
+ * with the last id it got, which history no longer holds, so it is told "earliest" and gets
+ * everything retained, as any client that comes back too late. */
+static void paging_overtaken(sl_mercure_t *m, stream_t *s, sl_conn_t *c) {
+  paging_stop(s, c);
+  sl__metric_add(&m->metrics->replays_overtaken_total, 1);
+  sl__log(SL_LOG_WARN, "replay: retention dropped updates a resumed stream had still to send; "
+          "it ends, and its client resumes from the earliest retained");
+  sl__delivery_end(c);
+}
+
+/* Queues the next window of the replay, or joins the live stream at its end. */
+static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
+  paging_t *p = s->paging;
+  sl_delivery_t *d = m->dlv;
+  if (p == NULL)
+    return;
+  if (c->flags & (SL_CONN_CLOSE_AFTER | SL_CONN_CLOSING)) {
+    paging_stop(s, c); /* ending: its client resumes after the last update it got */
+    return;
+  }
+  size_t window = replay_window(m);
+  uint64_t checks = p->filter.checks, sent = 0;
+  sl_frame_t *page[REPLAY_PAGE];
+  int joined = 0;
+  while (c->q_bytes < window) {
+    size_t want = p->avg ? (window - c->q_bytes) / p->avg + 1 : REPLAY_FIRST_PAGE;
+    int r = sl__history_cursor_next(p->cur, page, want < REPLAY_PAGE ? want : REPLAY_PAGE);
+    if (r == -ESPIPE) {
+      sl__metric_add(&m->metrics->replay_checks_total, p->filter.checks - checks);
+      paging_overtaken(m, s, c);
+      return;
+    }
+    if (r < 0) {
+      sl__log(SL_LOG_ERROR, "replay: history could not be read (%s); the stream ends, and its "
+              "client resumes", strerror(-r));
+      paging_stop(s, c);
+      sl__delivery_end(c);
+      return;
+    }
+    if (r == 0) {
+      joined = 1; /* everything stored is queued; what follows comes live */
+      break;
+    }
+    for (int i = 0; i < r; i++) {
+      p->read++;
+      p->read_bytes += sl__conn_frame_len(c, page[i]);
+      if (sl__sub_filter_wants(&p->filter, page[i]) && sl__delivery_send_opening(c, page[i]) == 0)
+        sent++;
+      sl__frame_unref(page[i]);
+    }
+    p->avg = (size_t)(p->read_bytes / p->read);
+    if (c->flags & SL_CONN_CLOSING)
+      break;
+  }
+  c->q_opening = c->q_bytes; /* nothing live is queued while paging: all of it is replay */
+  sl__metric_add(&m->metrics->replayed_total, sent);
+  sl__metric_add(&m->metrics->replay_checks_total, p->filter.checks - checks);
+  if (joined) {
+    sl_sub_t *sub = sub_of(&s->base);
+    uint64_t pos = sl__history_cursor_pos(p->cur);
+    if (sub->last_seq < pos)
+      sub->last_seq = pos;
+    if (sub->last_seq < d->dispatched_seq)
+      sub->last_seq = d->dispatched_seq; /* nothing was after the client's id: it had those */
+    paging_stop(s, c);
+  } else {
+    sl__conn_set_low_water(c, window / 2);
+  }
+}
+
+static void stream_writable(sl_http_stream_t *s, sl_conn_t *c) {
+  stream_t *st = (stream_t *)s;
+  if (st->paging)
+    paging_fill(mercure_of(s), c, st);
 }
 
 /* --- the stream ---------------------------------------------------------------------------- */
@@ -188,7 +273,9 @@ static void stream_shutdown(sl_http_stream_t *s, sl_conn_t *c) {
 
 static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
   sl_mercure_t *m = mercure_of(s);
-  (void)c;
+  stream_t *st = (stream_t *)s;
+  if (st->paging)
+    paging_stop(st, c);
   subs_close(m, s);
   sl__broker_remove(&m->dlv->broker, sub_of(s)); /* frees the stream too */
   sl__metric_sub(&m->metrics->subscribers, 1);
@@ -204,6 +291,7 @@ void sl__mercure_stream_ops(sl_http_stream_ops_t *ops) {
   ops->on_timeout = stream_timeout;
   ops->on_shutdown = stream_shutdown;
   ops->on_close = stream_close;
+  ops->on_writable = stream_writable;
 }
 
 /* --- the request --------------------------------------------------------------------------- */
@@ -236,7 +324,7 @@ static int subscriber_auth(sl_mercure_t *m, sl_conn_t *c, sl_request_t *r, sl_cl
  * pre-standard Last-Event-ID header when it asked the pre-standard way), the opening comment,
  * the replayed updates, and from now on the live ones. */
 static void stream_open(sl_mercure_t *m, sl_conn_t *c, sl_http_stream_t *stream,
-                        const char *cursor, int legacy, replay_t *rp, int found) {
+                        const char *cursor, int legacy, int found) {
   char *headers = NULL;
   const char *where = found ? cursor : "earliest";
   size_t cap = sizeof STREAM_HEADERS + sizeof CURSOR_HEADER + sizeof LEGACY_CURSOR_HEADER +
@@ -260,13 +348,9 @@ static void stream_open(sl_mercure_t *m, sl_conn_t *c, sl_http_stream_t *stream,
     return;
   sl__metric_add(&m->metrics->subscribers, 1);
   sl__delivery_send(c, &sl__frame_heartbeat);
-  for (size_t i = 0; i < rp->count; i++)
-    sl__delivery_send_opening(c, rp->frames[i]);
-  c->q_opening = c->q_bytes; /* all at the queue's front: written before anything live */
-  if (cursor) {
+  c->q_opening = c->q_bytes; /* at the queue's front: written before anything live */
+  if (cursor)
     sl__metric_add(&m->metrics->resumes_total, 1);
-    sl__metric_add(&m->metrics->replayed_total, rp->count);
-  }
 }
 
 void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
@@ -274,7 +358,7 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   sl_delivery_t *d = m->dlv;
   sl_form_t form = {0};
   sl_claims_t claims = {0};
-  replay_t rp = {0};
+  paging_t *paging = NULL;
   sl_selector_t sels[MAX_MATCHERS];
   const char *matchers[MAX_MATCHERS];
   const char *names[MAX_MATCHERS];
@@ -405,26 +489,6 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   }
   stream_t *stream = stream_of_sub(sub);
   stream->base.ops = &m->stream_ops;
-  /* Everything up to what this worker already dispatched comes from history; everything after
-   * arrives through the inbox, so nothing is missed and nothing is sent twice. */
-  int found = 0;
-  if (cursor && sl__sub_filter_init(&rp.filter, sub)) {
-    sl__broker_remove(&d->broker, sub);
-    sl__http_error(c, 500, NULL, "out of memory");
-    goto out;
-  }
-  /* Paged from history without the publish lock; the filter makes its work the number of
-   * topics of the retained updates, whatever the number of selectors, and it is counted. */
-  int replayed = cursor ? sl__bus_replay(m->bus, cursor, d->dispatched_seq, replay_visit, &rp,
-                                         &found)
-                        : 0;
-  sl__metric_add(&m->metrics->replay_checks_total, rp.filter.checks);
-  if (replayed) {
-    sl__broker_remove(&d->broker, sub);
-    sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
-    goto out;
-  }
-  sub->last_seq = d->dispatched_seq;
   /* The cursor may point into the request, which opening the stream frees. */
   char *cursor_copy = cursor ? strdup(cursor) : NULL;
   if (cursor && cursor_copy == NULL) {
@@ -432,7 +496,9 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     sl__http_error(c, 500, NULL, "out of memory");
     goto out;
   }
-  /* Announced before the stream opens, so that a refusal can still be answered. */
+  /* Announced before the stream opens, so that a refusal can still be answered; and before the
+   * replay's cursor opens, so that this subscription's own events cannot overtake it (with a
+   * small --subscriptions-history they would push out what the cursor must return next). */
   if (m->subs && (e = sl__subs_open(m->subs, tracked, n, record_of(&stream->base)))) {
     free(cursor_copy);
     sl__broker_remove(&d->broker, sub);
@@ -442,16 +508,42 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
       sl__http_error(c, 500, NULL, "the subscription could not be registered");
     goto out;
   }
-  stream_open(m, c, &stream->base, cursor_copy, legacy, &rp, found);
+  /* Everything stored comes from history, paged as the client reads; what arrives through the
+   * inbox once the replay caught up goes live, so nothing is missed and nothing is sent twice.
+   * The cursor opens now, so that the head can say whether history held the client's id. */
+  int found = 0;
+  if (cursor) {
+    int e2 = -ENOMEM;
+    if ((paging = calloc(1, sizeof *paging)) == NULL ||
+        sl__sub_filter_init(&paging->filter, sub) ||
+        (e2 = sl__bus_cursor_open(m->bus, cursor, UINT64_MAX, &paging->cur, &found))) {
+      free(cursor_copy);
+      subs_close(m, &stream->base);
+      sl__broker_remove(&d->broker, sub);
+      if (e2 == -ENOMEM)
+        sl__http_error(c, 500, NULL, "out of memory");
+      else
+        sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
+      goto out;
+    }
+  }
+  sub->last_seq = d->dispatched_seq;
+  stream_open(m, c, &stream->base, cursor_copy, legacy, found);
   free(cursor_copy);
   if (!(c->flags & SL_CONN_STREAM)) {
     subs_close(m, &stream->base);
     sl__broker_remove(&d->broker, sub); /* the stream never opened: nothing else owns it */
+  } else if (paging) {
+    /* The stream owns the replay from now on: live updates pass it by until it caught up. */
+    stream->paging = paging;
+    paging = NULL;
+    sl__conn_mark(c, SL_CONN_PAGING);
+    paging_fill(m, c, stream);
   }
 out:
   sl__selectors_release(sels, n); /* those the subscription did not take */
   free(tracked);
-  replay_free(&rp);
+  paging_free(paging);
   sl__claims_free(&claims);
   sl__form_free(&form);
 }

@@ -369,6 +369,11 @@ int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visi
   return r;
 }
 
+int sl__bus_cursor_open(sl_bus_t *b, const char *after_id, uint64_t upto,
+                        sl_history_cursor_t **out, int *found) {
+  return sl__history_cursor_open(b->history, after_id, upto, out, found);
+}
+
 void sl__bus_close(sl_bus_t *b) {
   uv_mutex_lock(&b->lock);
   b->closed = 1;

@@ -105,6 +105,11 @@ typedef void (*sl_bus_visit_cb)(sl_frame_t *frame, void *arg);
 int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visit_cb cb,
                    void *arg, int *found);
 
+/* A cursor on history for a replay paged by its caller, as sl_history_ops_t's cursor_open; read
+ * and closed through history.h. */
+int sl__bus_cursor_open(sl_bus_t *b, const char *after_id, uint64_t upto,
+                        sl_history_cursor_t **out, int *found);
+
 /* No more updates: each worker gets the drain message after every update already accepted,
  * once the appends still pending complete. */
 void sl__bus_close(sl_bus_t *b);

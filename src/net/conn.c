@@ -108,6 +108,7 @@ static void conn_free(sl_conn_t *c) {
   assert(c->flags & SL_CONN_CLOSING);
   for (uint32_t i = 0; i < c->q_len; i++)
     sl__frame_unref(c->q[(c->q_head + i) % c->q_cap]);
+  sl__metric_sub(&t->metrics->queued_bytes, c->q_bytes);
   free(c->q);
   if (c->prev)
     c->prev->next = c->next;
@@ -179,6 +180,7 @@ int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_
   *npending = c->q_len;
   *offset = c->q_off;
   c->q_len = 0; /* the references moved out */
+  sl__metric_sub(&c->net->metrics->queued_bytes, c->q_bytes);
   c->q_bytes = c->q_opening = 0;
   c->q_off = 0;
   c->flags |= SL_CONN_CLOSING | SL_CONN_DETACHED;
@@ -207,7 +209,9 @@ int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {
   }
   c->q[(c->q_head + c->q_len) % c->q_cap] = sl__frame_ref(f);
   c->q_len++;
-  c->q_bytes += sl__conn_frame_len(c, f);
+  size_t len = sl__conn_frame_len(c, f);
+  c->q_bytes += len;
+  sl__metric_add(&c->net->metrics->queued_bytes, len);
   return 0;
 }
 
@@ -227,7 +231,9 @@ void sl__conn_fill(sl_conn_t *c, uint32_t slot, sl_frame_t *f) {
   sl_frame_t **at = &c->q[(c->q_head + slot) % c->q_cap];
   assert(*at == &placeholder);
   *at = sl__frame_ref(f);
-  c->q_bytes += sl__conn_frame_len(c, f);
+  size_t len = sl__conn_frame_len(c, f);
+  c->q_bytes += len;
+  sl__metric_add(&c->net->metrics->queued_bytes, len);
 }
 
 void sl__conn_drop(sl_conn_t *c, int (*keep)(const sl_frame_t *f)) {
@@ -238,7 +244,9 @@ void sl__conn_drop(sl_conn_t *c, int (*keep)(const sl_frame_t *f)) {
       c->q[(c->q_head + kept++) % c->q_cap] = f;
       continue;
     }
-    c->q_bytes -= sl__conn_frame_len(c, f);
+    size_t len = sl__conn_frame_len(c, f);
+    c->q_bytes -= len;
+    sl__metric_sub(&c->net->metrics->queued_bytes, len);
     sl__frame_unref(f);
   }
   c->q_len = kept;
@@ -310,6 +318,7 @@ static void conn_write(sl_conn_t *c) {
   size_t left = (size_t)sent;
   uint64_t delivered = 0;
   c->q_bytes -= left;
+  sl__metric_sub(&t->metrics->queued_bytes, left);
   c->q_opening -= c->q_opening < left ? c->q_opening : left; /* it is at the queue's front */
   sl__metric_add(&t->metrics->bytes_out_total, left);
   sl__metric_add(&t->metrics->writes_total, 1);
@@ -331,6 +340,14 @@ static void conn_write(sl_conn_t *c) {
   if (delivered)
     sl__metric_add(&t->metrics->delivered_total, delivered);
   c->last_write = sl__transport_now(t);
+  if (c->q_low > 0 && c->q_len > 0 && c->q_bytes <= c->q_low && c->cbs->on_writable &&
+      !(c->flags & SL_CONN_CLOSE_AFTER)) {
+    /* Below the owner's low-water mark: it refills now, while the kernel still has bytes to
+     * send, so the stream never waits for a refill. */
+    c->cbs->on_writable(c);
+    if (c->flags & SL_CONN_CLOSING)
+      return;
+  }
   if (c->q_len > 0) {
     /* Kernel buffer full, or more than one batch: the rest goes when the socket is writable. */
     c->flags |= SL_CONN_WANT_WRITE;
@@ -404,8 +421,18 @@ void sl__conn_set_deadline(sl_conn_t *c, uint64_t deadline) {
 
 void sl__conn_mark(sl_conn_t *c, uint32_t flags) {
   assert((flags & ~(uint32_t)(SL_CONN_STREAM | SL_CONN_CHUNKED | SL_CONN_CLOSE_AFTER |
-                              SL_CONN_DRAINING | SL_CONN_HARD_CLOSE | SL_CONN_EVICTED)) == 0);
+                              SL_CONN_DRAINING | SL_CONN_HARD_CLOSE | SL_CONN_EVICTED |
+                              SL_CONN_PAGING)) == 0);
   c->flags |= flags;
+}
+
+void sl__conn_set_low_water(sl_conn_t *c, size_t bytes) {
+  c->q_low = bytes;
+}
+
+void sl__conn_paging_done(sl_conn_t *c) {
+  c->flags &= ~(uint32_t)SL_CONN_PAGING;
+  c->q_low = 0;
 }
 
 static void conn_read(sl_conn_t *c) {

@@ -50,6 +50,8 @@ enum {
   SL_CONN_REFUSED_FULL = 1 << 18,   /* not admitted: the hub holds all it may (the protocol
                                        answers so and ends) */
   SL_CONN_REFUSED_CLIENT = 1 << 19, /* not admitted: its address holds all it may */
+  SL_CONN_PAGING = 1 << 20,      /* a stream still paging its replay from history: live updates
+                                    pass it by (delivery), as its owner reads them from history */
 };
 
 /* How the transport reaches the protocol that owns a connection. Every callback runs on the
@@ -62,7 +64,8 @@ typedef struct sl_conn_cbs_s {
   void (*on_eof)(sl_conn_t *c);
   /* The periodic sweep, at loop time now (ms): the protocol's own deadlines. */
   void (*on_timeout)(sl_conn_t *c, uint64_t now);
-  /* The queue was written out and the connection goes on. */
+  /* The queue was written out and the connection goes on; or, with q_low set, a write left no
+   * more than q_low bytes queued. */
   void (*on_writable)(sl_conn_t *c);
   /* The connection is closing (or detached): release what the protocol holds. Called once. */
   void (*on_close)(sl_conn_t *c);
@@ -91,6 +94,10 @@ struct sl_conn_s {
   size_t q_opening;              /* of those, bytes at the queue's front that the owner exempts
                                     from its queue limit (a stream's head and replay); shrinks as
                                     they are written */
+  size_t q_low;                  /* low-water mark: a write that leaves q_bytes at or below it,
+                                    with frames still queued, tells the protocol (on_writable)
+                                    so it can refill before the queue runs dry; 0 = only when
+                                    the queue is empty */
   uint64_t deadline;             /* loop ms; the protocol's (header, idle) until our FIN, then the
                                     linger's; 0 = none */
   uint64_t last_write;           /* loop ms of the last write */
@@ -200,7 +207,13 @@ int sl__conn_uncork(sl_conn_t *c);
 /* Sets the protocol's deadline (loop ms, 0 = none); ignored once our FIN is sent. */
 void sl__conn_set_deadline(sl_conn_t *c, uint64_t deadline);
 /* Sets flags the protocol owns the meaning of (SL_CONN_STREAM, SL_CONN_CHUNKED,
- * SL_CONN_CLOSE_AFTER, SL_CONN_DRAINING, SL_CONN_HARD_CLOSE, SL_CONN_EVICTED). */
+ * SL_CONN_CLOSE_AFTER, SL_CONN_DRAINING, SL_CONN_HARD_CLOSE, SL_CONN_EVICTED, SL_CONN_PAGING). */
 void sl__conn_mark(sl_conn_t *c, uint32_t flags);
+/* The protocol's low-water mark (q_low): a write that leaves at most bytes queued calls
+ * on_writable, so that it can refill; 0 turns it off. */
+void sl__conn_set_low_water(sl_conn_t *c, size_t bytes);
+/* The stream's replay is over (caught up, or stopped): live updates reach it again, and its
+ * low-water mark is off. */
+void sl__conn_paging_done(sl_conn_t *c);
 
 #endif

@@ -442,6 +442,10 @@ void sl__delivery_forget(sl_conn_t *c) {
 
 static void deliver(sl_sub_t *sub, sl_frame_t *f, void *arg) {
   (void)arg;
+  /* Still paging its replay: its owner reads this one from history, in order, and then joins
+   * the live stream after what this worker dispatched. */
+  if (sub->conn->flags & SL_CONN_PAGING)
+    return;
   sl__delivery_send_update(sub->conn, f);
 }
 

@@ -23,7 +23,8 @@
   X(connections) X(subscribers) X(accepted_total) X(published_total) X(delivered_total)          \
   X(bytes_out_total) X(writes_total) X(slow_disconnects_total) X(lost_update_ends_total)        \
   X(resumes_total) X(resumes_last_second)                                                         \
-  X(replayed_total) X(replay_checks_total) X(requests_total) X(errors_total) X(forced_total) X(drained_total)           \
+  X(replayed_total) X(replay_checks_total) X(replays_overtaken_total) X(queued_bytes)          \
+  X(requests_total) X(errors_total) X(forced_total) X(drained_total)           \
   X(held_total) X(emfile_total) X(refused_full_total) X(refused_client_total)        \
   X(rate_limited_total) X(latency_sum_ns)
 #define COUNT_FIELD(name) +1

@@ -299,6 +299,33 @@ static void test_full_socket_finishes_on_epollout(void **state) {
   sl__frame_unref(f);
 }
 
+/* A write that leaves no more than the low-water mark queued tells the protocol (so a paged
+ * replay refills before the queue runs dry); without a mark, only an empty queue does. One
+ * sendmsg takes at most 1024 frames, so 1030 leave 6 behind. The queued-bytes gauge follows the
+ * queue. */
+static void test_low_water_calls_writable(void **state) {
+  (void)state;
+  for (int marked = 0; marked <= 1; marked++) {
+    sl_conn_t *c = accept_pair();
+    F.rec.writable_calls = 0;
+    if (marked)
+      sl__conn_set_low_water(c, 64);
+    for (int i = 0; i < 1030; i++)
+      push_unref(c, sl__frame_raw("x", 1));
+    assert_int_equal(sl__metric_get(&F.metrics.queued_bytes), 1030);
+    sl__conn_flush(c);
+    assert_int_equal(c->q_len, 6);
+    assert_int_equal(sl__metric_get(&F.metrics.queued_bytes), 6);
+    assert_int_equal(F.rec.writable_calls, marked ? 1 : 0);
+    sl__conn_set_low_water(c, 0);
+    sl__conn_close(c);
+    sl__transport_reap(&F.t);
+    assert_int_equal(sl__metric_get(&F.metrics.queued_bytes), 0);
+    close(F.peer);
+    F.peer = -1;
+  }
+}
+
 /* --- the clean end ------------------------------------------------------------------------- */
 
 static void test_end_chunked_stream_terminator_then_fin(void **state) {
@@ -584,6 +611,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_flush_writes_queue_in_one_write, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unchunked_connection_writes_payload_only, setup, teardown),
     cmocka_unit_test_setup_teardown(test_full_socket_finishes_on_epollout, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_low_water_calls_writable, setup, teardown),
     cmocka_unit_test_setup_teardown(test_end_chunked_stream_terminator_then_fin, setup, teardown),
     cmocka_unit_test_setup_teardown(test_end_plain_response_no_terminator, setup, teardown),
     cmocka_unit_test_setup_teardown(test_close_inside_on_data, setup, teardown),
