@@ -91,4 +91,28 @@ int sl__selectors_match(const sl_selector_t *sel, size_t n, const char *topic, s
  * must be tried against every topic (ANY, URL patterns, templates). */
 int sl__selector_is_exact(const sl_selector_t *s);
 
+/* A URL pattern that is fixed text in every component it does not leave as "*": it matches a topic
+ * exactly when the topic, parsed as a URL against base, has those components byte for byte, so
+ * an index keyed by a topic's canonical URL components finds it. Borrowed from the selector's
+ * matcher (valid while a reference is held). */
+typedef struct sl_fixed_url_s {
+  unsigned wild;                 /* bit k: component k is "*" (matches anything) */
+  const char *part[SL_URL_PARTS]; /* the fixed components (NULL where wild) */
+  size_t len[SL_URL_PARTS];
+  const char *base;              /* the hub's URL the pattern was compiled against */
+} sl_fixed_url_t;
+
+/* 1 and *out when s is such a URL pattern (no group, wildcard or regexp in any component but the
+ * whole-component "*"), else 0 (exact, "*", templates, patterns with groups). */
+int sl__selector_fixed_url(const sl_selector_t *s, sl_fixed_url_t *out);
+
+/* The topic as a URL parsed against base, parsed the first time and kept in t (as the URL pattern
+ * matchers parse it: the same components); NULL when it is not a URL (it matches no pattern). */
+const sl_url_t *sl__topic_url(sl_topic_t *t, const char *base);
+
+/* The hub URL a URL pattern or template was compiled against (sl__selector_compile's base); NULL
+ * for exact and "*" selectors. Two selectors of one kind, one text and one base have matchers
+ * that give the same answers: either can stand for the other. */
+const char *sl__selector_base(const sl_selector_t *s);
+
 #endif

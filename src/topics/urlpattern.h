@@ -40,4 +40,11 @@ int sl__urlpattern_match(const sl_urlpattern_t *p, const sl_url_t *url, uint64_t
 /* The number of automaton states of p (for tests and limits). */
 size_t sl__urlpattern_states(const sl_urlpattern_t *p);
 
+/* 1 when each component of p is either "*" (bit k of *wild set, part[k] NULL) or fixed text with
+ * no group, wildcard, regexp or modifier (part[k], len[k] bytes, borrowed from p: the one string
+ * that component's automaton accepts, canonical as url.c writes a topic's component); then p
+ * matches a URL exactly when each fixed component equals the URL's, byte for byte. Else 0. */
+int sl__urlpattern_fixed(const sl_urlpattern_t *p, const char **part, size_t *len,
+                         unsigned *wild);
+
 #endif
