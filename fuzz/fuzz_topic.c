@@ -246,7 +246,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   while (nsubs > 0)
     unsubscribe(&b, nsubs - 1);
-  CHECK(b.bucket_count == 0 && b.scanned == NULL);
+  CHECK(b.bucket_count == 0 && b.scanned == NULL && b.any == NULL && b.patterns.count == 0 &&
+        b.fixed.count == 0 && b.wild_n == 0);
   sl__broker_destroy(&b);
   free(in);
   return 0;

@@ -156,3 +156,7 @@ int sl__selector_fixed_url(const sl_selector_t *s, sl_fixed_url_t *out) {
 const char *sl__selector_base(const sl_selector_t *s) {
   return s->matcher ? s->matcher->base : NULL;
 }
+
+unsigned sl__selector_refs(const sl_selector_t *s) {
+  return s->matcher ? atomic_load_explicit(&s->matcher->refs, memory_order_relaxed) : 0;
+}

@@ -73,6 +73,9 @@ size_t sl__selector_states(const sl_selector_t *s);
  * points dst->text elsewhere. */
 void sl__selector_copy(sl_selector_t *dst, const sl_selector_t *src);
 
+/* The references s's matcher has (0 without one): for tests of sharing. */
+unsigned sl__selector_refs(const sl_selector_t *s);
+
 /* Drops s's reference to its matcher, if any. */
 void sl__selector_release(sl_selector_t *s);
 void sl__selectors_release(sl_selector_t *sel, size_t n);
