@@ -245,6 +245,7 @@ static sl_pattern_t *pattern_get(sl_broker_t *b, sl_selector_t *sel) {
   sl_pattern_t *g = pattern_find(b, sel->kind, sel->text, sel->len, sl__selector_base(sel));
   if (g) {
     sl__selector_release(sel); /* the group's matcher stands for it */
+    g->seen_seq = 0;           /* a newcomer may not have the frame the group last visited */
     return g;
   }
   g = calloc(1, sizeof *g + sel->len + 1);

@@ -120,9 +120,10 @@ typedef struct sl_grants_s {
   int has_token;
 } sl_grants_t;
 
-/* A subscription with the n selectors sel (compiled by the caller: sl__selector_compile). Their
- * texts are copied. On success the grants' block is the subscription's (freed with it) and
- * *grants is emptied, and so is each selector's matcher reference (sel[i].matcher becomes NULL);
+/* A subscription with the n selectors sel (compiled by the caller: sl__selector_compile, or lent
+ * by sl__broker_matcher). Their texts are copied. On success the grants' block is the
+ * subscription's (freed with it) and *grants is emptied, and so is each selector's matcher
+ * reference (sel[i].matcher becomes NULL; sl__broker_add hands it to the pattern's group);
  * NULL when out of memory, grants and sel untouched. front bytes (zeroed, a multiple of 8) in
  * front of it, in the same allocation, are the owner's: sl__sub_front. */
 sl_sub_t *sl__sub_new(struct sl_conn_s *conn, sl_selector_t *sel, size_t n, sl_grants_t *grants,
@@ -168,7 +169,8 @@ typedef struct sl_sub_filter_s {
   uint32_t *exact_len;
   size_t mask;
   sl_selector_t *scanned;        /* the selectors that are neither exact nor "*" (patterns and
-                                    templates; their matchers borrowed from the subscription) */
+                                    templates; their matchers borrowed from the subscription's
+                                    groups in the broker, or its own when not linked) */
   size_t scanned_count;
   uint64_t checks;               /* lookups and selector tests made so far: the work done */
 } sl_sub_filter_t;

@@ -921,9 +921,16 @@ out:
 }
 
 int sl__urlpattern_match(const sl_urlpattern_t *p, const sl_url_t *url, uint64_t *steps) {
-  for (int k = 0; k < SL_URL_PARTS; k++)
+  /* The components that tell a hub's topics apart first (they mostly share protocol, host and
+   * port), so that a pattern that does not match usually fails on its first automaton. */
+  static const int order[SL_URL_PARTS] = {SL_URL_PATHNAME, SL_URL_HOSTNAME, SL_URL_SEARCH,
+                                          SL_URL_PROTOCOL, SL_URL_PORT, SL_URL_HASH,
+                                          SL_URL_USERNAME, SL_URL_PASSWORD};
+  for (int i = 0; i < SL_URL_PARTS; i++) {
+    int k = order[i];
     if (p->nfa[k] && !sl__nfa_match(p->nfa[k], url->part[k], url->len[k], steps))
       return 0;
+  }
   return 1;
 }
 
