@@ -20,9 +20,11 @@
 #include "topics/nfa.h"
 
 struct sl_urlpattern_s {
-  sl_nfa_t *nfa[SL_URL_PARTS];   /* NULL: the component is "*", which matches anything */
+  sl_nfa_t *nfa[SL_URL_PARTS];   /* NULL: the component is fixed text or "*" */
   char *fixed[SL_URL_PARTS];     /* a component of fixed text only: the one string its automaton
-                                    accepts (canonical, as encode() wrote it); else NULL */
+                                    would accept (canonical, as encode() wrote it), compared as
+                                    bytes instead (a tenth of the memory); NULL and no automaton:
+                                    "*", which matches anything */
   size_t fixed_len[SL_URL_PARTS];
   size_t states;
 };
@@ -907,6 +909,10 @@ int sl__urlpattern_compile(sl_urlpattern_t **out, const char *text, size_t len, 
       for (size_t i = 0; i < sizeof special_schemes / sizeof special_schemes[0]; i++)
         special |= p->nfa[k] == NULL ||
                    sl__nfa_match(p->nfa[k], special_schemes[i], strlen(special_schemes[i]), NULL);
+    if (p->fixed[k]) {
+      free(p->nfa[k]); /* the one string it accepts says the same */
+      p->nfa[k] = NULL;
+    }
   }
   p->states = SL_NFA_MAX_STATES - budget;
   *out = p;
@@ -928,8 +934,12 @@ int sl__urlpattern_match(const sl_urlpattern_t *p, const sl_url_t *url, uint64_t
                                           SL_URL_USERNAME, SL_URL_PASSWORD};
   for (int i = 0; i < SL_URL_PARTS; i++) {
     int k = order[i];
-    if (p->nfa[k] && !sl__nfa_match(p->nfa[k], url->part[k], url->len[k], steps))
+    if (p->fixed[k]) {
+      if (p->fixed_len[k] != url->len[k] || memcmp(p->fixed[k], url->part[k], url->len[k]) != 0)
+        return 0;
+    } else if (p->nfa[k] && !sl__nfa_match(p->nfa[k], url->part[k], url->len[k], steps)) {
       return 0;
+    }
   }
   return 1;
 }
@@ -942,7 +952,7 @@ int sl__urlpattern_fixed(const sl_urlpattern_t *p, const char **part, size_t *le
                          unsigned *wild) {
   *wild = 0;
   for (int k = 0; k < SL_URL_PARTS; k++) {
-    if (p->nfa[k] == NULL) {
+    if (p->nfa[k] == NULL && p->fixed[k] == NULL) {
       *wild |= 1u << k;
       part[k] = NULL;
       len[k] = 0;
