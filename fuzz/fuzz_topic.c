@@ -78,7 +78,8 @@ static int any_selects(const field_t *sel, size_t n, const sl_frame_t *f) {
 /* The model's matchers one at a time, each pattern with its own automaton. */
 static int model_selects(const model_t *m, const sl_frame_t *f) {
   for (size_t i = 0; i < m->nmatchers; i++) {
-    if (m->compiled[i].kind == SL_SELECTOR_URLPATTERN || m->compiled[i].kind == SL_SELECTOR_TEMPLATE) {
+    uint32_t kind = m->compiled[i].kind;
+    if (kind == SL_SELECTOR_URLPATTERN || kind == SL_SELECTOR_TEMPLATE) {
       for (size_t t = 0; t < f->topic_count; t++)
         if (sl__selector_matches(&m->compiled[i], f->topics[t], f->topic_lens[t]))
           return 1;

@@ -121,7 +121,7 @@ static void bucket_drop(sl_broker_t *b, sl_bucket_t *bk) {
   free(bk);
 }
 
-/* --- groups of patterns ----------------------------------------------------------------------- */
+/* --- groups of patterns ---------------------------------------------------------------------- */
 
 static uint64_t pattern_hash(uint32_t kind, const char *text, size_t len) {
   return hash_bytes(text, len) ^ ((uint64_t)kind * 0x9e3779b97f4a7c15ULL);
@@ -289,7 +289,7 @@ static void pattern_drop(sl_broker_t *b, sl_pattern_t *g) {
   free(g);
 }
 
-/* --- subscriptions ----------------------------------------------------------------------------- */
+/* --- subscriptions --------------------------------------------------------------------------- */
 
 sl_sub_t *sl__sub_new(struct sl_conn_s *conn, sl_selector_t *sel, size_t n, sl_grants_t *grants,
                       size_t front) {

@@ -12,8 +12,8 @@
  * thread); whoever holds the selector drops it with sl__selector_release (sl__claims_free and the
  * broker do). sl__selector_copy takes another reference. The broker keeps one reference per
  * distinct pattern of its worker (a group), for all the subscriptions that use it, and lends it
- * to new ones (sl__broker_matcher) so that each pattern is compiled once per worker. Exact and "*" selectors hold none, and
- * releasing them does nothing.
+ * to new ones (sl__broker_matcher) so that each pattern is compiled once per worker. Exact and
+ * "*" selectors hold none, and releasing them does nothing.
  */
 #ifndef SL_TOPIC_H
 #define SL_TOPIC_H

@@ -6,7 +6,8 @@
  * ? * +, "\" escapes) is compiled to an automaton (or, when it is fixed text only, kept as the
  * one canonical string its automaton would accept, and compared byte for byte), and a topic
  * matches when every component of the topic, parsed as a URL against the same hub URL (url.h),
- * matches. Only yes or no: no groups are captured. No ignoreCase; the hostname is compared in lowercase on both sides.
+ * matches. Only yes or no: no groups are captured. No ignoreCase; the hostname is compared in
+ * lowercase on both sides.
  *
  * Ownership: an sl_urlpattern_t is one immutable object (safe to share between threads once
  * compiled), freed with sl__urlpattern_free.
