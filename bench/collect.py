@@ -391,6 +391,8 @@ SECTIONS = [
     ("W4", "Many topics: subscribers spread over 1000 topics", lambda r: section_broadcast(r, "W4")),
     ("W4U", "Many topics with URL patterns: W4's subscribers using match_urlpattern (sluice)",
      lambda r: section_broadcast(r, "W4U")),
+    ("W4P", "Many topics with URL patterns that have a named group: 1000 distinct patterns (sluice)",
+     lambda r: section_broadcast(r, "W4P")),
     ("W5", "Slow consumers among fast ones", section_w5),
     ("W6", "Connection churn", section_w6),
     ("W6S", "Connection churn with --subscriptions (sluice; compare with W6)",

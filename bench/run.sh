@@ -18,7 +18,7 @@
 set -uo pipefail
 
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
-  echo "usage: bench/run.sh BUILD_DIR [W1 ... W9 W4U W6S W7R W8D W8R W10 W11]" >&2
+  echo "usage: bench/run.sh BUILD_DIR [W1 ... W9 W4U W4P W6S W7R W8D W8R W10 W11]" >&2
   exit 2
 fi
 BUILD=$(cd "$1" && pwd)
@@ -32,7 +32,7 @@ WORKLOADS=("$@")
 # or BENCH_DIR): a run of some workloads would replace them with plots of part of the picture.
 full=0
 if [ ${#WORKLOADS[@]} -eq 0 ]; then
-  WORKLOADS=(W1 W2 W3 W4 W4U W5 W6 W6S W7 W7R W8 W9)
+  WORKLOADS=(W1 W2 W3 W4 W4U W4P W5 W6 W6S W7 W7R W8 W9)
   [ -z "${BENCH_DIR:-}" ] && full=1
 fi
 HELPER_PIDS=()
@@ -50,7 +50,7 @@ if [ ! -x "$BUILD/sluice-bench" ]; then
 fi
 for w in "${WORKLOADS[@]}"; do
   if ! declare -F "workload_$w" >/dev/null; then
-    echo "bench: unknown workload '$w' (W1..W9, W4U, W6S, W7R, W8D, W8R, W10, W11)" >&2
+    echo "bench: unknown workload '$w' (W1..W9, W4U, W4P, W6S, W7R, W8D, W8R, W10, W11)" >&2
     exit 2
   fi
 done

@@ -7,7 +7,12 @@
  *
  * Input: lines (split on '\n'), each an operation whose fields are split on '\t'. Tabs and line
  * feeds are control characters, so no valid topic or matcher holds one.
- *   S<tab>m1<tab>m2...                  a subscription without a token, matchers m1, m2...
+ *   S<tab>m1<tab>m2...                  a subscription without a token, matchers m1, m2...;
+ *                                       "~p" is the URL pattern p, "^t" the URI template t
+ *                                       (the model asks its own compiled copy, matched alone;
+ *                                       the broker groups them, indexes fixed-text patterns by
+ *                                       canonical URL, and lends a served pattern's matcher when
+ *                                       the pattern's first byte is odd)
  *   T<tab>m1...<tab><tab>g1<tab>g2...   one with a token granting subscribe on g1, g2...
  *   R<k>                                removes live subscription number k (a byte, modulo)
  *   U<tab>t1<tab>t2...                  an update to topics t1, t2...; P: a private one
@@ -35,6 +40,7 @@
 #define MAX_SELECTORS 8
 #define MAX_TOPICS 8
 #define MAX_FIELDS (2 * MAX_SELECTORS + 2)
+#define BASE "https://hub.example.com/.well-known/mercure"
 
 typedef struct field_s {
   const char *s;
@@ -45,6 +51,7 @@ typedef struct field_s {
 typedef struct model_s {
   sl_sub_t *sub;
   field_t matchers[MAX_SELECTORS];
+  sl_selector_t compiled[MAX_SELECTORS]; /* the model's own: kind and matcher of each */
   size_t nmatchers;
   field_t grants[MAX_SELECTORS];
   size_t ngrants;
@@ -68,8 +75,25 @@ static int any_selects(const field_t *sel, size_t n, const sl_frame_t *f) {
   return 0;
 }
 
+/* The model's matchers one at a time, each pattern with its own automaton. */
+static int model_selects(const model_t *m, const sl_frame_t *f) {
+  for (size_t i = 0; i < m->nmatchers; i++) {
+    uint32_t kind = m->compiled[i].kind;
+    if (kind == SL_SELECTOR_URLPATTERN || kind == SL_SELECTOR_TEMPLATE) {
+      for (size_t t = 0; t < f->topic_count; t++)
+        if (sl__selector_matches(&m->compiled[i], f->topics[t], f->topic_lens[t]))
+          return 1;
+    } else if (m->compiled[i].kind == SL_SELECTOR_ANY && f->topic_count > 0) {
+      return 1; /* "*", or a pattern or template "*" (what the spec reserves) */
+    } else if (any_selects(&m->matchers[i], 1, f)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static int model_wants(const model_t *m, const sl_frame_t *f) {
-  if (!any_selects(m->matchers, m->nmatchers, f))
+  if (!model_selects(m, f))
     return 0;
   return !(f->flags & SL_FRAME_PRIVATE) ||
          (m->has_token && any_selects(m->grants, m->ngrants, f));
@@ -78,6 +102,8 @@ static int model_wants(const model_t *m, const sl_frame_t *f) {
 /* Every selector of a subscription, as topic.c reads it, against every topic of f. */
 static void check_selectors(const field_t *sel, size_t n, const sl_frame_t *f) {
   for (size_t i = 0; i < n; i++) {
+    if (sel[i].len > 1 && (sel[i].s[0] == '~' || sel[i].s[0] == '^'))
+      continue; /* a pattern: the model's compiled copy is the reference */
     sl_selector_t s;
     sl__selector_init(&s, sel[i].s, sel[i].len);
     int any = sel[i].len == 1 && sel[i].s[0] == '*';
@@ -146,8 +172,30 @@ static void subscribe(sl_broker_t *b, const field_t *f, size_t n, int token) {
     return; /* subscribe.c answers 400 */
   m->has_token = token;
   sl_selector_t sels[MAX_SELECTORS];
-  for (size_t k = 0; k < m->nmatchers; k++)
-    sl__selector_init(&sels[k], m->matchers[k].s, m->matchers[k].len);
+  size_t kept = 0;
+  for (size_t k = 0; k < m->nmatchers; k++) {
+    const field_t *mf = &m->matchers[k];
+    if (mf->len > 1 && (mf->s[0] == '~' || mf->s[0] == '^')) {
+      sl_selector_kind_t kind = mf->s[0] == '~' ? SL_SELECTOR_URLPATTERN : SL_SELECTOR_TEMPLATE;
+      const char *text = mf->s + 1;
+      size_t len = mf->len - 1;
+      if (sl__selector_compile(&m->compiled[kept], kind, text, len, BASE, &why) != 0)
+        continue; /* subscribe.c answers 400 */
+      if (!((unsigned char)text[0] & 1) ||
+          !sl__broker_matcher(b, kind, text, len, BASE, &sels[kept])) {
+        int r = sl__selector_compile(&sels[kept], kind, text, len, BASE, &why);
+        CHECK(r == 0);
+      }
+      CHECK(sels[kept].kind == m->compiled[kept].kind);
+    } else {
+      sl__selector_init(&sels[kept], mf->s, mf->len);
+      sl__selector_init(&m->compiled[kept], mf->s, mf->len);
+    }
+    m->matchers[kept++] = *mf;
+  }
+  m->nmatchers = kept;
+  if (kept == 0)
+    return;
   sl_grants_t grants = {
     .subscribe = grant_block(m->grants, m->ngrants), .count = m->ngrants, .has_token = token,
   };
@@ -162,6 +210,7 @@ static void subscribe(sl_broker_t *b, const field_t *f, size_t n, int token) {
 /* Moves the last subscription into slot k, keeping tags equal to slots. */
 static void unsubscribe(sl_broker_t *b, size_t k) {
   sl__broker_remove(b, subs[k].sub);
+  sl__selectors_release(subs[k].compiled, subs[k].nmatchers);
   nsubs--;
   if (k != nsubs) {
     subs[k] = subs[nsubs];
@@ -246,7 +295,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   while (nsubs > 0)
     unsubscribe(&b, nsubs - 1);
-  CHECK(b.bucket_count == 0 && b.scanned == NULL);
+  CHECK(b.bucket_count == 0 && b.scanned == NULL && b.any == NULL && b.patterns.count == 0 &&
+        b.fixed.count == 0 && b.wild_n == 0);
   sl__broker_destroy(&b);
   free(in);
   return 0;

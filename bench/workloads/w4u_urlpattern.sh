@@ -2,9 +2,9 @@
 # W4U — W4 with URL patterns: the same subscribers, topics and events, but every subscriber
 # subscribes with match_urlpattern=<its topic> instead of topic=<its topic>. A pattern of fixed
 # text selects exactly the topic W4's exact selector does, so the deliveries are the same and the
-# difference is the matchers' cost: a URL pattern is not indexable by topic, so each event is
-# tried against every subscriber's automaton (protocol, hostname, port and pathname components)
-# after parsing its topic once. Only sluice peers speak match_urlpattern.
+# difference is the matchers' cost: the broker keys such a pattern by the canonical URL it fixes,
+# so each event costs parsing its topic as a URL once and one lookup (W4P measures patterns with
+# groups, which must be evaluated). Only sluice peers speak match_urlpattern.
 params_W4U() { params_W4; }
 
 workload_desc_W4U() {

@@ -396,8 +396,13 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
         sl__http_error(c, 400, NULL, what);
         goto out;
       }
-      e = sl__selector_compile(&sels[n], kind, p->value, p->value_len, m->cfg->public_url,
-                                   &why);
+      /* A pattern this worker already serves lends its compiled matcher: no compilation, no
+       * memory of this subscription's own. */
+      e = sl__broker_matcher(&d->broker, kind, p->value, p->value_len, m->cfg->public_url,
+                             &sels[n])
+              ? 0
+              : sl__selector_compile(&sels[n], kind, p->value, p->value_len, m->cfg->public_url,
+                                     &why);
       if (e == -ENOMEM) {
         sl__http_error(c, 500, NULL, "out of memory");
         goto out;

@@ -35,7 +35,7 @@ void sl__topic_done(sl_topic_t *t) {
 
 /* The topic's URL against base, parsed the first time it is asked for; NULL when the topic is
  * not a URL reference (then it matches no URL pattern, as the spec says) or out of memory. */
-static const sl_url_t *topic_url(sl_topic_t *t, const char *base) {
+const sl_url_t *sl__topic_url(sl_topic_t *t, const char *base) {
   if (t->parsed && t->base != base)
     sl__topic_done(t); /* another hub's base: never in one hub, but stay right */
   if (t->parsed == 0) {
@@ -119,7 +119,7 @@ int sl__selector_matches_topic(const sl_selector_t *s, sl_topic_t *t) {
   case SL_SELECTOR_EXACT:
     return s->len == t->len && memcmp(s->text, t->text, t->len) == 0;
   case SL_SELECTOR_URLPATTERN: {
-    const sl_url_t *url = topic_url(t, s->matcher->base);
+    const sl_url_t *url = sl__topic_url(t, s->matcher->base);
     return url != NULL && sl__urlpattern_match(s->matcher->pattern, url, NULL);
   }
   case SL_SELECTOR_TEMPLATE:
@@ -144,4 +144,19 @@ int sl__selectors_match(const sl_selector_t *sel, size_t n, const char *topic, s
 
 int sl__selector_is_exact(const sl_selector_t *s) {
   return s->kind == SL_SELECTOR_EXACT;
+}
+
+int sl__selector_fixed_url(const sl_selector_t *s, sl_fixed_url_t *out) {
+  if (s->kind != SL_SELECTOR_URLPATTERN || s->matcher == NULL || s->matcher->pattern == NULL)
+    return 0;
+  out->base = s->matcher->base;
+  return sl__urlpattern_fixed(s->matcher->pattern, out->part, out->len, &out->wild);
+}
+
+const char *sl__selector_base(const sl_selector_t *s) {
+  return s->matcher ? s->matcher->base : NULL;
+}
+
+unsigned sl__selector_refs(const sl_selector_t *s) {
+  return s->matcher ? atomic_load_explicit(&s->matcher->refs, memory_order_relaxed) : 0;
 }

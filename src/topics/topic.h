@@ -10,8 +10,10 @@
  * the selector). A URL pattern or template selector also holds one reference to its compiled
  * matcher (sl_matcher_t: immutable, shared by copies, freed with its last reference, from any
  * thread); whoever holds the selector drops it with sl__selector_release (sl__claims_free and the
- * broker do). sl__selector_copy takes another reference. Exact and "*" selectors hold none, and
- * releasing them does nothing.
+ * broker do). sl__selector_copy takes another reference. The broker keeps one reference per
+ * distinct pattern of its worker (a group), for all the subscriptions that use it, and lends it
+ * to new ones (sl__broker_matcher) so that each pattern is compiled once per worker. Exact and
+ * "*" selectors hold none, and releasing them does nothing.
  */
 #ifndef SL_TOPIC_H
 #define SL_TOPIC_H
@@ -73,6 +75,9 @@ size_t sl__selector_states(const sl_selector_t *s);
  * points dst->text elsewhere. */
 void sl__selector_copy(sl_selector_t *dst, const sl_selector_t *src);
 
+/* The references s's matcher has (0 without one): for tests of sharing. */
+unsigned sl__selector_refs(const sl_selector_t *s);
+
 /* Drops s's reference to its matcher, if any. */
 void sl__selector_release(sl_selector_t *s);
 void sl__selectors_release(sl_selector_t *sel, size_t n);
@@ -90,5 +95,29 @@ int sl__selectors_match(const sl_selector_t *sel, size_t n, const char *topic, s
 /* 1 when s matches exactly one topic, its text, so an index keyed by topic finds it; 0 when it
  * must be tried against every topic (ANY, URL patterns, templates). */
 int sl__selector_is_exact(const sl_selector_t *s);
+
+/* A URL pattern that is fixed text in every component it does not leave as "*": it matches a topic
+ * exactly when the topic, parsed as a URL against base, has those components byte for byte, so
+ * an index keyed by a topic's canonical URL components finds it. Borrowed from the selector's
+ * matcher (valid while a reference is held). */
+typedef struct sl_fixed_url_s {
+  unsigned wild;                 /* bit k: component k is "*" (matches anything) */
+  const char *part[SL_URL_PARTS]; /* the fixed components (NULL where wild) */
+  size_t len[SL_URL_PARTS];
+  const char *base;              /* the hub's URL the pattern was compiled against */
+} sl_fixed_url_t;
+
+/* 1 and *out when s is such a URL pattern (no group, wildcard or regexp in any component but the
+ * whole-component "*"), else 0 (exact, "*", templates, patterns with groups). */
+int sl__selector_fixed_url(const sl_selector_t *s, sl_fixed_url_t *out);
+
+/* The topic as a URL parsed against base, parsed the first time and kept in t (as the URL pattern
+ * matchers parse it: the same components); NULL when it is not a URL (it matches no pattern). */
+const sl_url_t *sl__topic_url(sl_topic_t *t, const char *base);
+
+/* The hub URL a URL pattern or template was compiled against (sl__selector_compile's base); NULL
+ * for exact and "*" selectors. Two selectors of one kind, one text and one base have matchers
+ * that give the same answers: either can stand for the other. */
+const char *sl__selector_base(const sl_selector_t *s);
 
 #endif

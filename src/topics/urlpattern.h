@@ -3,9 +3,11 @@
  * split into components by the standard's constructor-string parser, relative patterns take the
  * missing components from the hub's URL, each component's pattern (fixed text, ":name" groups,
  * "*" wildcards, "(regexp)" groups in the safe subset nfa.h parses, "{...}" groups, modifiers
- * ? * +, "\" escapes) is compiled to an automaton, and a topic matches when every component of
- * the topic, parsed as a URL against the same hub URL (url.h), matches its automaton. Only yes or
- * no: no groups are captured. No ignoreCase; the hostname is compared in lowercase on both sides.
+ * ? * +, "\" escapes) is compiled to an automaton (or, when it is fixed text only, kept as the
+ * one canonical string its automaton would accept, and compared byte for byte), and a topic
+ * matches when every component of the topic, parsed as a URL against the same hub URL (url.h),
+ * matches. Only yes or no: no groups are captured. No ignoreCase; the hostname is compared in
+ * lowercase on both sides.
  *
  * Ownership: an sl_urlpattern_t is one immutable object (safe to share between threads once
  * compiled), freed with sl__urlpattern_free.
@@ -39,5 +41,12 @@ int sl__urlpattern_match(const sl_urlpattern_t *p, const sl_url_t *url, uint64_t
 
 /* The number of automaton states of p (for tests and limits). */
 size_t sl__urlpattern_states(const sl_urlpattern_t *p);
+
+/* 1 when each component of p is either "*" (bit k of *wild set, part[k] NULL) or fixed text with
+ * no group, wildcard, regexp or modifier (part[k], len[k] bytes, borrowed from p: the one string
+ * that component's automaton accepts, canonical as url.c writes a topic's component); then p
+ * matches a URL exactly when each fixed component equals the URL's, byte for byte. Else 0. */
+int sl__urlpattern_fixed(const sl_urlpattern_t *p, const char **part, size_t *len,
+                         unsigned *wild);
 
 #endif

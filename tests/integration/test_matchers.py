@@ -4,7 +4,9 @@ legacy topic= templates receive exactly the updates whose topics match; every pu
 with a spec token (typ at+jwt) whose publish grant is itself a URL pattern and is checked to be
 accepted (200), while a topic outside that grant is refused (403); a subscriber's token granting
 a URL pattern reads the private updates it covers and no other; invalid patterns and templates
-are refused with 400 naming the problem; an empty match= is a valid matcher.
+are refused with 400 naming the problem; an empty match= is a valid matcher; on one worker,
+subscribers of one pattern share its compiled matcher, which outlives the first of them to leave
+and is lent to the next to come, and fixed-text patterns written differently meet one topic.
 """
 
 import os
@@ -156,11 +158,51 @@ def test_refusals(hub):
     t.eq(resp.status, 401, "a token whose grant is an invalid URL pattern: 401")
 
 
+def test_shared(hub):
+    """One worker: every subscription lands in one broker, so these share groups and matchers."""
+    pub = ht.Publisher(hub.port, spec_token(["publish"], [("*", "exact")]))
+    books = "https://example.com/books/:id"
+    a = subscribe(hub, [("match_urlpattern", books)])
+    b = subscribe(hub, [("match_urlpattern", books)])
+    c = subscribe(hub, [("match_urlpattern", books),
+                        ("match_urlpattern", "https://example.com/authors/1")])
+    d = subscribe(hub, [("match_urlpattern", "https://EXAMPLE.com:443/authors/%31")])
+    t.eq([x.status for x in (a, b, c, d)], [200] * 4, "four subscribers of shared patterns: 200")
+    for x in (a, b, c, d):
+        x.wait_open(10)
+    pub.must("https://example.com/books/1", data="x", id="b1")
+    a.wait_id("b1", 10)
+    a.close()  # the first holder of the pattern's matcher leaves
+    time.sleep(0.2)
+    e = subscribe(hub, [("match_urlpattern", books)])  # lent the matcher b and c use
+    t.eq(e.status, 200, "a later subscriber of the same pattern: 200")
+    e.wait_open(10)
+    pub.must("https://example.com/books/2", data="x", id="b2")
+    pub.must("https://example.com/authors/1", data="x", id="a1")
+    pub.must("https://example.com/authors/2", data="x", id="a2")
+    pub.must(END, data="x", id="end")
+    for x in (b, c, d, e):
+        x.wait_id("end", 10)
+    t.eq(b.ids(), ["b1", "b2", "end"], "a subscriber sharing the pattern gets its updates once")
+    t.eq(c.ids(), ["b1", "b2", "a1", "end"],
+         "a pattern and a fixed-text pattern: each matching update once")
+    t.eq(d.ids(), ["a1", "end"],
+         "a fixed-text pattern written with host case, default port and %31 meets its topic")
+    t.eq(e.ids(), ["b2", "end"],
+         "the later subscriber, lent the matcher after the first holder left, gets what follows")
+    for x in (b, c, d, e):
+        x.close()
+    pub.close()
+
+
 def main():
     hub = ht.start_hub(anonymous=True)
     t.section("URL patterns, relative patterns and templates deliver exactly", test_delivery, hub)
     t.section("private updates through URL-pattern grants", test_private, hub)
     t.section("invalid patterns refused with a reason", test_refusals, hub)
+    t.stop_hub(hub)
+    hub = ht.start_hub(anonymous=True, extra=("--workers", "1"))
+    t.section("subscribers of one pattern share its matcher on a worker", test_shared, hub)
     t.stop_hub(hub)
     t.finish()
 

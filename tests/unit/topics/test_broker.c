@@ -145,6 +145,8 @@ static void expect_empty_index(const sl_broker_t *b) {
   for (size_t i = 0; i <= b->slot_mask; i++)
     assert_null(b->slots[i]);
   assert_null(b->scanned);
+  assert_null(b->any);
+  assert_int_equal(b->patterns.count, 0);
 }
 
 static void free_broker(sl_broker_t *b) {
@@ -481,6 +483,436 @@ static void test_patterns_and_templates(void **state) {
   free_broker(b);
 }
 
+/* Two subscriptions of one URL pattern and one of a template: one evaluation of each distinct
+ * automaton per topic of an update, not one per subscriber; both subscribers still get it once,
+ * and a subscriber holding the pattern twice (or the pattern and the topic) gets it once. */
+static void test_one_evaluation_per_pattern(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const p[] = {"https://example.com/books/:id"};
+  static const char *const p2[] = {"https://example.com/books/:id", "https://example.com/books/1"};
+  static const char *const tp[] = {"https://example.com/books/{id}"};
+  static const sl_selector_kind_t up[] = {SL_SELECTOR_URLPATTERN};
+  static const sl_selector_kind_t up_exact[] = {SL_SELECTOR_URLPATTERN, SL_SELECTOR_EXACT};
+  static const sl_selector_kind_t tpl[] = {SL_SELECTOR_TEMPLATE};
+  sl_sub_t *s[5];
+  s[0] = add_compiled(b, 0, p, up, 1, NULL);
+  s[1] = add_compiled(b, 1, p, up, 1, NULL);
+  s[2] = add_compiled(b, 2, p2, up_exact, 2, NULL);
+  s[3] = add_compiled(b, 3, tp, tpl, 1, NULL);
+  s[4] = add_compiled(b, 4, tp, tpl, 1, NULL);
+  assert_int_equal(b->patterns.count, 2); /* one group per distinct kind and text */
+  assert_int_equal(b->fixed.count, 0);    /* neither is fixed text */
+  static const char *const t1[] = {"https://example.com/books/1"};
+  sl_frame_t *f = frame_for(t1, 1, 1, 0);
+  b->evaluations = 0;
+  expect_dispatch(b, f, (size_t[]){0, 1, 2, 3, 4}, 5);
+  assert_int_equal(b->evaluations, 2); /* 2 automata, 1 topic: not 5 */
+  sl__frame_unref(f);
+  /* Two topics: each group is evaluated until one topic matched it. */
+  static const char *const t2[] = {"https://example.com/other", "https://example.com/books/2"};
+  f = frame_for(t2, 2, 2, 0);
+  b->evaluations = 0;
+  expect_dispatch(b, f, (size_t[]){0, 1, 2, 3, 4}, 5);
+  assert_int_equal(b->evaluations, 4);
+  sl__frame_unref(f);
+  /* The replay filter (per subscription) says the same. */
+  sl_sub_filter_t flt;
+  assert_int_equal(sl__sub_filter_init(&flt, s[1]), 0);
+  f = frame_for(t2, 2, 3, 0);
+  assert_true(sl__sub_filter_wants(&flt, f));
+  sl__frame_unref(f);
+  f = frame_for((const char *const[]){"https://example.com/x/1"}, 1, 4, 0);
+  assert_false(sl__sub_filter_wants(&flt, f));
+  expect_dispatch(b, f, NULL, 0);
+  sl__frame_unref(f);
+  sl__sub_filter_free(&flt);
+  for (size_t i = 0; i < 5; i++)
+    sl__broker_remove(b, s[i]);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
+/* A subscription of a pattern the worker serves borrows the group's compiled matcher
+ * (sl__broker_matcher: one more reference, no compilation); one compiled on its own gives its
+ * matcher up when linked; the group keeps one reference for all its nodes and drops it with its
+ * last node; a failed or unlinked subscription keeps its own. */
+static void test_shared_matchers(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  const char *text = "https://example.com/books/:id";
+  const char *why;
+  sl_selector_t sel, other, mine;
+  assert_int_equal(sl__broker_matcher(b, SL_SELECTOR_URLPATTERN, text, strlen(text), PATTERN_BASE,
+                                      &sel), 0); /* none yet */
+  assert_int_equal(sl__selector_compile(&sel, SL_SELECTOR_URLPATTERN, text, strlen(text),
+                                        PATTERN_BASE, &why), 0);
+  sl_sub_t *s0 = sl__sub_new(conn_of(0), &sel, 1, NULL, 0);
+  assert_non_null(s0);
+  assert_int_equal(sl__broker_add(b, s0), 0);
+  sl_selector_t listed;
+  sl__sub_selectors(s0, &listed, 1);
+  sl_matcher_t *m = listed.matcher;
+  assert_non_null(m);
+  assert_int_equal(sl__selector_refs(&listed), 1); /* the group's */
+
+  /* The second asks the broker first: the same matcher, one more reference. */
+  assert_int_equal(sl__broker_matcher(b, SL_SELECTOR_URLPATTERN, text, strlen(text), PATTERN_BASE,
+                                      &sel), 1);
+  assert_ptr_equal(sel.matcher, m);
+  assert_ptr_equal(sel.text, text);
+  assert_int_equal(sel.kind, SL_SELECTOR_URLPATTERN);
+  assert_int_equal(sl__selector_refs(&sel), 2);
+  /* not for another kind, text or hub URL */
+  assert_int_equal(sl__broker_matcher(b, SL_SELECTOR_TEMPLATE, text, strlen(text), PATTERN_BASE,
+                                      &other), 0);
+  assert_int_equal(sl__broker_matcher(b, SL_SELECTOR_URLPATTERN, text, strlen(text) - 1,
+                                      PATTERN_BASE, &other), 0);
+  assert_int_equal(sl__broker_matcher(b, SL_SELECTOR_URLPATTERN, text, strlen(text),
+                                      "https://other.example/.well-known/mercure", &other), 0);
+  sl_sub_t *s1 = sl__sub_new(conn_of(1), &sel, 1, NULL, 0);
+  assert_non_null(s1);
+  assert_int_equal(sl__broker_add(b, s1), 0);
+  sl__sub_selectors(s1, &listed, 1);
+  assert_ptr_equal(listed.matcher, m);
+  assert_int_equal(sl__selector_refs(&listed), 1); /* the borrowed reference went back */
+
+  /* The third compiled its own: linking drops it for the group's. */
+  assert_int_equal(sl__selector_compile(&mine, SL_SELECTOR_URLPATTERN, text, strlen(text),
+                                        PATTERN_BASE, &why), 0);
+  assert_ptr_not_equal(mine.matcher, m);
+  sl_sub_t *s2 = sl__sub_new(conn_of(2), &mine, 1, NULL, 0);
+  assert_non_null(s2);
+  sl__sub_selectors(s2, &listed, 1); /* before it is linked: its own */
+  assert_ptr_not_equal(listed.matcher, m);
+  assert_int_equal(sl__broker_add(b, s2), 0);
+  sl__sub_selectors(s2, &listed, 1);
+  assert_ptr_equal(listed.matcher, m);
+  assert_int_equal(b->patterns.count, 1);
+
+  static const char *const t1[] = {"https://example.com/books/1"};
+  sl_frame_t *f = frame_for(t1, 1, 1, 0);
+  expect_dispatch(b, f, (size_t[]){0, 1, 2}, 3);
+  sl__frame_unref(f);
+  /* The first subscriber goes: the group and its matcher stay for the others. */
+  sl__broker_remove(b, s0);
+  assert_int_equal(b->patterns.count, 1);
+  sl__sub_selectors(s1, &listed, 1);
+  assert_ptr_equal(listed.matcher, m);
+  f = frame_for(t1, 1, 2, 0);
+  expect_dispatch(b, f, (size_t[]){1, 2}, 2);
+  sl__frame_unref(f);
+  /* A borrowed matcher outlives the group when its holder keeps it (a claims block, say). */
+  assert_int_equal(sl__broker_matcher(b, SL_SELECTOR_URLPATTERN, text, strlen(text), PATTERN_BASE,
+                                      &sel), 1);
+  sl__broker_remove(b, s1);
+  sl__broker_remove(b, s2);
+  expect_empty_index(b);
+  assert_int_equal(b->patterns.count, 0);
+  assert_int_equal(sl__selector_refs(&sel), 1);
+  assert_true(sl__selector_matches(&sel, t1[0], strlen(t1[0])));
+  sl__selector_release(&sel);
+  free_broker(b);
+}
+
+/* URL patterns of fixed text are found by canonical URL, not evaluated: for every pair of the
+ * patterns and topics below (canonicalisation traps: host case, default ports, empty paths,
+ * percent-encodings, relative references, userinfo, search and hash, non-special schemes), the
+ * broker delivers exactly when the pattern's automaton (sl__selector_matches) says it matches;
+ * patterns with groups ride along as a control. */
+static const char *const eq_patterns[] = {
+    "https://example.com/books/1",
+    "https://EXAMPLE.com/books/1",
+    "https://example.com:443/books/1",
+    "https://example.com:0443/books/1",
+    "https://example.com:8443/books/1",
+    "http://example.com:80/books/1",
+    "http://example.com:443/books/1",
+    "https://example.com",
+    "https://example.com/",
+    "https://example.com/books/%31",
+    "https://example.com/books/%7Eme",
+    "https://example.com/books/~me",
+    "https://example.com/books/%7eme",
+    "https://example.com/a%2Fb",
+    "https://example.com/a%2fb",
+    "https://example.com/a b",
+    "https://example.com/a%20b",
+    "https://example.com/caf\u00e9",
+    "https://example.com/caf\xc3\xa9",
+    "https://example.com/caf%C3%A9",
+    "https://example.com/books/1?x=1",
+    "https://example.com/books/1?x=1#frag",
+    "https://example.com/books/1#frag",
+    "https://user:pw@example.com/books/1",
+    "https://user@example.com/books/1",
+    "/books/1",
+    "books/1",
+    "/.well-known/mercure",
+    "https://hub.example.com/books/1",
+    "https://hub.example.com",
+    "urn:example:1",
+    "urn:EXAMPLE:1",
+    "mailto:a@example.com",
+    "https://example.com/a\\:b",
+    "https://example.com/a\\{b\\}",
+    "https://example.com/{books}/1",
+    "https://example.com/./books/../books/1",
+    "https://127.0.0.1:8080/x",
+    "https://example.com./x",
+    "wss://example.com:443/s",
+    "ws://example.com:80/s",
+    "file:///tmp/x",
+    "*://example.com/books/1",
+    "https://*/books/1",
+    "https://example.com/books/:id",
+    "https://example.com/books/*",
+    "https://example.com/books/1{/:x}?",
+    "https://example.com/books/(1|2)",
+};
+
+static const char *const eq_topics[] = {
+    "https://example.com/books/1",
+    "https://EXAMPLE.COM/books/1",
+    "https://example.com:443/books/1",
+    "https://example.com:8443/books/1",
+    "http://example.com/books/1",
+    "http://example.com:80/books/1",
+    "http://example.com:443/books/1",
+    "HTTPS://example.com/books/1",
+    "https://example.com",
+    "https://example.com/",
+    "https://example.com/books/%31",
+    "https://example.com/books/%7Eme",
+    "https://example.com/books/%7eme",
+    "https://example.com/books/~me",
+    "https://example.com/a%2Fb",
+    "https://example.com/a%2fb",
+    "https://example.com/a/b",
+    "https://example.com/a b",
+    "https://example.com/a%20b",
+    "https://example.com/caf\xc3\xa9",
+    "https://example.com/caf%C3%A9",
+    "https://example.com/caf%c3%a9",
+    "https://example.com/books/1?x=1",
+    "https://example.com/books/1?x=1#frag",
+    "https://example.com/books/1#frag",
+    "https://example.com/books/1?",
+    "https://example.com/books/1#",
+    "https://user:pw@example.com/books/1",
+    "https://user@example.com/books/1",
+    "https://example.com/books/1/",
+    "https://example.com/books/2",
+    "/books/1",
+    "books/1",
+    "/.well-known/mercure",
+    "https://hub.example.com/books/1",
+    "https://hub.example.com",
+    "urn:example:1",
+    "URN:example:1",
+    "mailto:a@example.com",
+    "https://example.com/a:b",
+    "https://example.com/a%3Ab",
+    "https://example.com/a{b}",
+    "https://example.com/a%7Bb%7D",
+    "https://example.com/books/../books/1",
+    "https://[::1]/x",
+    "https://127.0.0.1:8080/x",
+    "https://example.com./x",
+    "wss://example.com/s",
+    "ws://example.com/s",
+    "file:///tmp/x",
+    "not a url at all",
+    "",
+    "https://exa mple.com/x",
+    "https://example.com/books/1\x7f",
+};
+
+/* The C escapes above are written out as text to keep the arrays readable: \xHH and \uHHHH. */
+static void unescape(const char *in, char *out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; in[i] && n + 4 < cap; i++) {
+    if (in[i] == '\\' && in[i + 1] == 'x') {
+      out[n++] = (char)strtol((char[]){in[i + 2], in[i + 3], 0}, NULL, 16);
+      i += 3;
+    } else if (in[i] == '\\' && in[i + 1] == 'u') {
+      unsigned cp = (unsigned)strtol((char[]){in[i + 2], in[i + 3], in[i + 4], in[i + 5], 0},
+                                     NULL, 16);
+      out[n++] = (char)(0xc0 | (cp >> 6));
+      out[n++] = (char)(0x80 | (cp & 0x3f));
+      i += 5;
+    } else if (in[i] == '\\' && in[i + 1] == '\\') {
+      out[n++] = '\\';
+      i += 1;
+    } else {
+      out[n++] = in[i];
+    }
+  }
+  out[n] = '\0';
+}
+
+#define EQ_P (sizeof eq_patterns / sizeof eq_patterns[0])
+#define EQ_T (sizeof eq_topics / sizeof eq_topics[0])
+
+static void test_fixed_index_equals_automaton(void **state) {
+  (void)state;
+  static char ptext[EQ_P][128], ttext[EQ_T][128];
+  sl_broker_t *b = new_broker();
+  sl_sub_t *s[EQ_P];
+  sl_selector_t auto_sel[EQ_P];
+  size_t fixed = 0;
+  for (size_t i = 0; i < EQ_P; i++) {
+    unescape(eq_patterns[i], ptext[i], sizeof ptext[i]);
+    const char *why;
+    const char *one[] = {ptext[i]};
+    static const sl_selector_kind_t up[] = {SL_SELECTOR_URLPATTERN};
+    if (sl__selector_compile(&auto_sel[i], SL_SELECTOR_URLPATTERN, ptext[i], strlen(ptext[i]),
+                             PATTERN_BASE, &why) != 0)
+      fail_msg("pattern %s does not compile: %s", ptext[i], why);
+    sl_fixed_url_t fx;
+    fixed += sl__selector_fixed_url(&auto_sel[i], &fx);
+    s[i] = add_compiled(b, i, one, up, 1, NULL);
+  }
+  /* Most are fixed text (so the index, not the automaton, answers for them). */
+  assert_true(fixed >= EQ_P - 8);
+  assert_true(b->fixed.count >= fixed - 16); /* some texts name one URL: still one group each */
+  size_t pairs = 0, matches = 0;
+  for (size_t t = 0; t < EQ_T; t++) {
+    unescape(eq_topics[t], ttext[t], sizeof ttext[t]);
+    const char *topics[] = {ttext[t]};
+    static deliveries_t d;
+    memset(&d, 0, sizeof d);
+    sl_frame_t *f = frame_for(topics, 1, t + 1, 0);
+    d.frame = f;
+    sl__broker_dispatch(b, f, on_deliver, &d);
+    for (size_t i = 0; i < EQ_P; i++) {
+      int want = sl__selector_matches(&auto_sel[i], ttext[t], strlen(ttext[t]));
+      if ((int)d.count[i] != want)
+        fail_msg("pattern %s, topic %s: the automaton says %d, the broker delivered %u times",
+                 ptext[i], ttext[t], want, d.count[i]);
+      pairs++;
+      matches += (size_t)want;
+    }
+    sl__frame_unref(f);
+  }
+  assert_int_equal(pairs, EQ_P * EQ_T);
+  assert_true(matches > EQ_T); /* the pairs do not all disagree trivially */
+  for (size_t i = 0; i < EQ_P; i++) {
+    sl__broker_remove(b, s[i]);
+    sl__selector_release(&auto_sel[i]);
+  }
+  expect_empty_index(b);
+  assert_int_equal(b->fixed.count, 0);
+  assert_int_equal(b->wild_n, 0);
+  free_broker(b);
+}
+
+/* The broker's answers against the URL Pattern standard's, on test_urlpattern.c's vectors (fixed
+ * text, escapes, canonicalisation, and a few with groups as a control): the index must answer
+ * what the standard says, not merely what the matcher says. */
+static void test_fixed_index_vectors(void **state) {
+  (void)state;
+  static const struct {
+    const char *pattern, *topic;
+    int want;
+  } v[] = {
+      {"https://example.com/a\\*b", "https://example.com/a*b", 1},
+      {"https://example.com/a\\*b", "https://example.com/axxb", 0},
+      {"https://example.com/\\:id", "https://example.com/:id", 1},
+      {"https://example.com/\\:id", "https://example.com/42", 0},
+      {"https://example.com/a\\+", "https://example.com/a+", 1},
+      {"https://example.com/a\\+", "https://example.com/aa", 0},
+      {"https://example.com/x?q=:v", "https://example.com/x?q=1", 1},
+      {"https://example.com/x?q=:v", "https://example.com/x", 0},
+      {"https://example.com/x", "http://example.com/x", 0},
+      {"https://example.com/x", "https://example.com/x?q=1#h", 1},
+      {"https://example.com:8443/x", "https://example.com:8443/x", 1},
+      {"https://example.com:8443/x", "https://example.com/x", 0},
+      {"https://example.com:*/x", "https://example.com:9/x", 1},
+      {"https://user\\:pass@example.com/x", "https://user:pass@example.com/x", 1},
+      {"https://user\\:pass@example.com/x", "https://other:pass@example.com/x", 0},
+      {"https://user\\:pass@example.com/x", "https://user:other@example.com/x", 0},
+      {"https://example.com/Books/1", "https://example.com/books/1", 0},
+      {"https://example.com/x", "https://EXAMPLE.com/x", 1},
+      {"https://Example.COM/x", "https://example.com/x", 1},
+      {"https://example.com/x", "https://example.com:443/x", 1},
+      {"https://example.com:443/x", "https://example.com/x", 1},
+      {"http://example.com:80/x", "http://example.com/x", 1},
+      {"https://example.com/x", "https://example.com:80/x", 0},
+      {"https://example.com/", "https://example.com", 1},
+      {"https://example.com/a/c", "https://example.com/a/b/../c", 1},
+      {"https://example.com/caf\xc3\xa9", "https://example.com/caf%c3%a9", 1},
+      {"https://example.com/mercure", "https://example.com/%6Dercure", 1},
+      {"https://example.com/a b", "https://example.com/a%20b", 1},
+      {"books/1", "https://hub.example.com/.well-known/books/1", 1},
+      {"books/1", "https://hub.example.com/books/1", 0},
+      {"/books/1", "/books/1", 1},
+      {"/books/1", "https://u:p@hub.example.com/books/1", 1},
+      {"/books/1", "https://hub.example.com/books/1?x", 1},
+      {"foo://bar/1", "foo://bar/1", 1},
+      {"foo://bar/1", "foo://BAR/1", 1},
+      {"https://example.com/books/:id", "https://example.com/books/1", 1},
+      {"https://example.com/books/:id", "https://example.com/books/1/2", 0},
+  };
+  size_t n = sizeof v / sizeof v[0];
+  for (size_t i = 0; i < n; i++) {
+    sl_broker_t *b = new_broker();
+    const char *one[] = {v[i].pattern};
+    static const sl_selector_kind_t up[] = {SL_SELECTOR_URLPATTERN};
+    sl_sub_t *s = add_compiled(b, 0, one, up, 1, NULL);
+    const char *topics[] = {v[i].topic};
+    static deliveries_t d;
+    memset(&d, 0, sizeof d);
+    sl_frame_t *f = frame_for(topics, 1, 1, 0);
+    d.frame = f;
+    b->evaluations = 0;
+    sl__broker_dispatch(b, f, on_deliver, &d);
+    if ((int)d.count[0] != v[i].want)
+      fail_msg("pattern %s, topic %s: the standard says %d, the broker delivered %u times",
+               v[i].pattern, v[i].topic, v[i].want, d.count[0]);
+    /* fixed ones came from the index, not an automaton */
+    if (strchr(v[i].pattern, '*') == NULL || strstr(v[i].pattern, "\\*"))
+      if (strstr(v[i].pattern, ":id") == NULL && strstr(v[i].pattern, ":v") == NULL)
+        assert_int_equal(b->evaluations, 0);
+    sl__frame_unref(f);
+    sl__broker_remove(b, s);
+    expect_empty_index(b);
+    free_broker(b);
+  }
+}
+
+/* A fixed pattern costs one lookup per topic and wildcard mask, and no evaluation; the same
+ * canonical URL written two ways is two groups found by one lookup. */
+static void test_fixed_patterns_are_looked_up(void **state) {
+  (void)state;
+  sl_broker_t *b = new_broker();
+  static const char *const p0[] = {"https://example.com/books/1"};
+  static const char *const p1[] = {"https://EXAMPLE.com:443/books/%31"};
+  static const char *const p2[] = {"/books/1"};
+  static const sl_selector_kind_t up[] = {SL_SELECTOR_URLPATTERN};
+  sl_sub_t *s[3];
+  s[0] = add_compiled(b, 0, p0, up, 1, NULL);
+  s[1] = add_compiled(b, 1, p1, up, 1, NULL);
+  s[2] = add_compiled(b, 2, p2, up, 1, NULL);
+  assert_int_equal(b->patterns.count, 3);
+  assert_int_equal(b->fixed.count, 3);
+  assert_null(b->scanned);
+  assert_int_equal(b->wild_n, 1); /* username, password, search and hash are "*" in all three */
+  static const char *const t[] = {"https://example.com/books/1?page=2",
+                                  "https://hub.example.com/books/1"};
+  sl_frame_t *f = frame_for(t, 2, 1, 0);
+  b->evaluations = 0;
+  b->lookups = 0;
+  expect_dispatch(b, f, (size_t[]){0, 1, 2}, 3);
+  assert_int_equal(b->evaluations, 0);
+  assert_int_equal(b->lookups, 2);
+  sl__frame_unref(f);
+  for (size_t i = 0; i < 3; i++)
+    sl__broker_remove(b, s[i]);
+  expect_empty_index(b);
+  free_broker(b);
+}
+
 static void test_remove(void **state) {
   (void)state;
   sl_broker_t *b = new_broker();
@@ -710,6 +1142,11 @@ int main(void) {
     cmocka_unit_test(test_selectors_copied),
     cmocka_unit_test(test_no_selectors),
     cmocka_unit_test(test_patterns_and_templates),
+    cmocka_unit_test(test_one_evaluation_per_pattern),
+    cmocka_unit_test(test_shared_matchers),
+    cmocka_unit_test(test_fixed_index_equals_automaton),
+    cmocka_unit_test(test_fixed_index_vectors),
+    cmocka_unit_test(test_fixed_patterns_are_looked_up),
     cmocka_unit_test(test_remove),
     cmocka_unit_test(test_index_grows),
     cmocka_unit_test(test_many_subscribers_against_model),
