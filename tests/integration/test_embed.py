@@ -84,11 +84,15 @@ def pkg_config(build, *args, define_prefix=False):
 
 
 def outside_prefix(build, flags):
-    """The -I and -L paths of flags that are not inside the install prefix."""
+    """The -I and -L paths of flags that are neither inside the install prefix nor the system's
+    (a dependency's own, such as hiredis's -I/usr/include/hiredis, which pkg-config adds from
+    Requires.private)."""
     bad = []
     for f in flags:
         if f[:2] in ("-I", "-L") and len(f) > 2:
             path = os.path.realpath(f[2:])
+            if path.startswith("/usr/"):
+                continue
             if not (path + os.sep).startswith(os.path.realpath(build.prefix) + os.sep):
                 bad.append(f)
     return bad
