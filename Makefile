@@ -15,7 +15,7 @@ endif
 ifeq ($(TSAN),1)
 BUILD    := build-tsan
 CMAKEFLAGS += -DSLUICE_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
-export TSAN_OPTIONS ?= halt_on_error=0 exitcode=66 second_deadlock_stack=1
+export TSAN_OPTIONS ?= halt_on_error=0 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
 endif
 # The fuzz build: clang, libFuzzer, ASan and UBSan, in a build directory of its own (fuzz/).
 FUZZ_BUILD   ?= build-fuzz
