@@ -232,7 +232,7 @@ def test_slow_consumer_and_expiry(hub):
     slow = ht.SSEStream(port, ht.sub_query(["urn:slow"]), token=ALL, rcvbuf=4096)
     joined = wait_doc(obs, lambda d: d["match"] == "urn:slow" and d["active"])
     t.check(joined is not None, "the slow subscriber's creation event")
-    soon = subscribe(port, ["urn:expiring"], token([["*"]], exp=int(time.time()) + 2))
+    soon = subscribe(port, ["urn:expiring"], token([["*"]], exp=int(time.time()) + 5))
     exp_join = wait_doc(obs, lambda d: d["match"] == "urn:expiring" and d["active"])
     t.check(exp_join is not None, "the expiring subscriber's creation event")
     if not joined:
