@@ -44,6 +44,7 @@
 #include "auth/auth_cache.h"
 #include "auth/keys.h"
 #include "auth/policy.h"
+#include "common/b64url.h"
 #include "common/log.h"
 
 #define CHECK(cond)                                                                          \
@@ -64,7 +65,6 @@ static sl_auth_t *plain, *checking; /* the second also checks aud and iss */
 static sl_auth_t *asym;             /* a JWK Set: EC (kid "ec"), RSA (kid "rsa"), oct */
 static EVP_PKEY *ec_key;
 
-static size_t b64url(char *out, const unsigned char *in, size_t len);
 
 /* The JWK Set asym trusts, written to a file (the daemon's path to it). */
 static void make_asym(void) {
@@ -80,9 +80,9 @@ static void make_asym(void) {
   int nlen = BN_bn2bin(n, nb);
   BN_free(n);
   char x[64], y[64], nn[400];
-  x[b64url(x, pt + 1, 32)] = '\0';
-  y[b64url(y, pt + 33, 32)] = '\0';
-  nn[b64url(nn, nb, (size_t)nlen)] = '\0';
+  x[sl__b64url_encode(x, pt + 1, 32)] = '\0';
+  y[sl__b64url_encode(y, pt + 33, 32)] = '\0';
+  nn[sl__b64url_encode(nn, nb, (size_t)nlen)] = '\0';
   char jwks[1024];
   snprintf(jwks, sizeof jwks,
            "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"ec\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"},"
@@ -119,26 +119,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 /* --- signing --------------------------------------------------------------------------------- */
 
-static size_t b64url(char *out, const unsigned char *in, size_t len) {
-  static const char alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  size_t n = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16;
-    if (i + 1 < len)
-      v |= (uint32_t)in[i + 1] << 8;
-    if (i + 2 < len)
-      v |= in[i + 2];
-    out[n++] = alphabet[v >> 18 & 63];
-    out[n++] = alphabet[v >> 12 & 63];
-    if (i + 1 < len)
-      out[n++] = alphabet[v >> 6 & 63];
-    if (i + 2 < len)
-      out[n++] = alphabet[v & 63];
-  }
-  return n;
-}
-
 /* header.claims.signature over the given JSON texts; *len set, malloc'ed. */
 static char *sign(const char *header, size_t hlen, const char *claims, size_t clen,
                   unsigned how, size_t *len) {
@@ -152,14 +132,14 @@ static char *sign(const char *header, size_t hlen, const char *claims, size_t cl
   }
   char *tok = malloc((hlen + clen) / 3 * 4 + 8 + 2 + EVP_MAX_MD_SIZE * 4 / 3 + 4);
   CHECK(tok != NULL);
-  size_t n = b64url(tok, (const unsigned char *)header, hlen);
+  size_t n = sl__b64url_encode(tok, (const unsigned char *)header, hlen);
   tok[n++] = '.';
-  n += b64url(tok + n, (const unsigned char *)claims, clen);
+  n += sl__b64url_encode(tok + n, (const unsigned char *)claims, clen);
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned mac_len = 0;
   CHECK(HMAC(md, key, (int)strlen(key), (const unsigned char *)tok, n, mac, &mac_len) != NULL);
   tok[n++] = '.';
-  n += b64url(tok + n, mac, mac_len);
+  n += sl__b64url_encode(tok + n, mac, mac_len);
   *len = n;
   return tok;
 }
@@ -174,9 +154,9 @@ static char *sign_es256(const char *header, size_t hlen, const char *claims, siz
   }
   char *tok = malloc((hlen + clen) / 3 * 4 + 8 + 2 + 96);
   CHECK(tok != NULL);
-  size_t n = b64url(tok, (const unsigned char *)header, hlen);
+  size_t n = sl__b64url_encode(tok, (const unsigned char *)header, hlen);
   tok[n++] = '.';
-  n += b64url(tok + n, (const unsigned char *)claims, clen);
+  n += sl__b64url_encode(tok + n, (const unsigned char *)claims, clen);
   unsigned char der[80], raw[64];
   size_t der_len = sizeof der;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -190,7 +170,7 @@ static char *sign_es256(const char *header, size_t hlen, const char *claims, siz
   CHECK(BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32) == 32);
   ECDSA_SIG_free(es);
   tok[n++] = '.';
-  n += b64url(tok + n, raw, 64);
+  n += sl__b64url_encode(tok + n, raw, 64);
   *len = n;
   return tok;
 }
