@@ -270,10 +270,10 @@ static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, con
   return r;
 }
 
-static int publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
-                   const char **why, int trusted) {
+int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
+                    const char **why) {
   waiter_t a = {0};
-  int r = start(b, u, id, id_cap, why, trusted, NULL, NULL, &a);
+  int r = start(b, u, id, id_cap, why, 0, NULL, NULL, &a);
   if (r)
     return r;
   /* A backend that stores later: the answer waits for it (the lock is free meanwhile, so the
@@ -304,11 +304,6 @@ int sl__bus_publish_async(sl_bus_t *b, const sl_update_t *u, char *id, size_t id
   if (a.err == 0 && seq)
     *seq = a.seq;
   return a.err;
-}
-
-int sl__bus_publish(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, uint64_t *seq,
-                    const char **why) {
-  return publish(b, u, id, id_cap, seq, why, 0);
 }
 
 int sl__bus_publish_hub(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap,
