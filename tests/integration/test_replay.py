@@ -62,11 +62,16 @@ def paged_resume(name, **flags):
             ht.wait_until(lambda: ht.metric(hub.metrics(), "sluice_subscribers") == 1,
                           10 * ht.SLOW), f"{name}: the resume is subscribed")
     # Read until it settles: the gauge also counts other connections' answers (a /metrics
-    # answer being written), which come and go.
+    # answer the other worker has not yet seen written), which come and go. The reading that
+    # settled is the one judged; one taken after it may count such an answer again.
     bound = WINDOW + 4 * SIZE
-    ht.wait_until(lambda: (ht.metric(hub.metrics(), "sluice_queued_bytes") or 0) <= bound,
-                  3 * ht.SLOW)
-    queued = ht.metric(hub.metrics(), "sluice_queued_bytes")
+    readings = []
+
+    def settled():
+        readings.append(ht.metric(hub.metrics(), "sluice_queued_bytes"))
+        return (readings[-1] or 0) <= bound
+    ht.wait_until(settled, 3 * ht.SLOW)
+    queued = readings[-1]
     want_bytes = (len(mine) - start) * SIZE
     t.check(queued is not None and queued <= bound,
             f"{name}: it reads nothing, and {queued} bytes are queued for it: at most a window "
