@@ -1,6 +1,6 @@
 /* conn.c — the transport of one connection (see conn.h): the socket's place in the worker's
  * epoll set, reads handed to the protocol, the queue of frame references and its writes, the
- * transport's own timeouts, the clean end, hard close and detach. What to send and when to write
+ * transport's own timeouts, the clean end, hard close and the hand-off. What to send and when to write
  * is decided above (delivery.c); what the bytes mean, by the protocol (http.c). */
 #include "net/conn.h"
 
@@ -164,32 +164,6 @@ void sl__conn_close(sl_conn_t *c) {
   leave(c);
   close(fd);
   c->fd = -1;
-}
-
-int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_t *offset) {
-  if (c->flags & SL_CONN_CLOSING)
-    return -EBADF;
-  sl_frame_t **out = NULL;
-  if (c->q_len > 0) {
-    out = malloc(c->q_len * sizeof *out);
-    if (out == NULL)
-      return -ENOMEM;
-    for (uint32_t i = 0; i < c->q_len; i++)
-      out[i] = c->q[(c->q_head + i) % c->q_cap];
-  }
-  *pending = out;
-  *npending = c->q_len;
-  *offset = c->q_off;
-  c->q_len = 0; /* the references moved out */
-  sl__metric_sub(&c->net->metrics->queued_bytes, c->q_bytes);
-  c->q_bytes = c->q_opening = 0;
-  c->q_off = 0;
-  c->flags |= SL_CONN_CLOSING | SL_CONN_DETACHED;
-  c->cbs->on_close(c);
-  int fd = c->fd;
-  leave(c);
-  c->fd = -1;
-  return fd;
 }
 
 int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {

@@ -1,8 +1,8 @@
 /* conn.h — one client connection as pure transport: reading into its worker's shared buffer,
  * a ring of frame references written by one sendmsg (writev), timeouts of the transport itself
  * (a stalled write, the linger after our FIN), the clean end (whole frames, FIN, then wait for the
- * client's FIN so it never sees a reset), hard close, and detach (the socket handed out open, for
- * a live hand-off). It knows nothing of HTTP: it talks to the protocol that owns the connection
+ * client's FIN so it never sees a reset), hard close, and the live hand-off (freeze, export,
+ * release, adopt). It knows nothing of HTTP: it talks to the protocol that owns the connection
  * through the callback table the protocol gave it (sl_conn_cbs_t), and it never decides when to
  * write: the delivery layer (delivery.c) does, and calls sl__conn_flush.
  *
@@ -48,7 +48,7 @@ enum {
   SL_CONN_READ_EOF = 1 << 14,    /* the client half-closed */
   SL_CONN_POLL_R = 1 << 15,      /* registered for EPOLLIN */
   SL_CONN_POLL_W = 1 << 16,      /* registered for EPOLLOUT */
-  SL_CONN_DETACHED = 1 << 17,    /* handed out by sl__conn_detach: the socket stays open */
+  SL_CONN_DETACHED = 1 << 17,    /* released to another process: the socket lives on there */
   SL_CONN_REFUSED_FULL = 1 << 18,   /* not admitted: the hub holds all it may (the protocol
                                        answers so and ends) */
   SL_CONN_REFUSED_CLIENT = 1 << 19, /* not admitted: its address holds all it may */
@@ -71,7 +71,7 @@ typedef struct sl_conn_cbs_s {
   /* The queue was written out and the connection goes on; or, with q_low set, a write left no
    * more than q_low bytes queued. */
   void (*on_writable)(sl_conn_t *c);
-  /* The connection is closing (or detached): release what the protocol holds. Called once. */
+  /* The connection is closing (or released to another process: SL_CONN_DETACHED): release what the protocol holds. Called once. */
   void (*on_close)(sl_conn_t *c);
   /* The worker drains: end at the protocol's next boundary. */
   void (*on_shutdown)(sl_conn_t *c);
@@ -134,7 +134,7 @@ struct sl_transport_s {
   /* Set by the worker: the reaper must run after this turn; a connection was freed. */
   void (*reap_soon)(sl_transport_t *t);
   void (*conn_freed)(sl_transport_t *t);
-  void (*conn_closed)(sl_transport_t *t, sl_conn_t *c); /* closed or detached: may be NULL */
+  void (*conn_closed)(sl_transport_t *t, sl_conn_t *c); /* closed or released: may be NULL */
   void *owner;                   /* the worker, for those two */
   void *sched;                   /* the delivery layer's, to find itself from a connection */
   /* The protocol every accepted connection speaks, the size of its per-connection state, and its
@@ -207,12 +207,6 @@ void sl__conn_end(sl_conn_t *c);
  * With SL_CONN_HARD_CLOSE and unsent output, the client gets a reset, never a truncated frame it
  * might trust. */
 void sl__conn_close(sl_conn_t *c);
-/* Hands the socket out without closing it: it leaves the epoll set, the protocol is told
- * (on_close) and the memory goes after the loop turn. Returns the fd (the caller owns it), with
- * what was queued and not written moved into *pending (references the caller must drop; *npending
- * of them, the first with *offset bytes already written), or a negative errno. */
-int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_t *offset);
-
 /* The live hand-off, on the worker's thread. Freeze: the connection leaves the epoll set and
  * writes nothing (what it has queued waits); thaw undoes it and writes what waited. Export
  * writes the transport's state of a frozen connection (its stream flags, the age of its last
