@@ -18,6 +18,7 @@
 #endif
 
 #include "common/log.h"
+#include "daemon/init.h"
 #include "daemon/options.h"
 #include "sluice.h"
 
@@ -419,6 +420,9 @@ int main(int argc, char **argv) {
   remove_pid_file(d.pid_file);
   uv_loop_close(d.loop);
   sl_hub_free(d.hub);
+  /* A container's PID 1 that handed its connections over must not end them all by exiting. */
+  if (d.handed_off && getpid() == 1)
+    forced = sl__init_forward(d.pid_file) != 0;
   sl__options_free(&opt);
   return forced ? 1 : 0;
 }
