@@ -519,7 +519,7 @@ static void old_main(void *arg) {
       sl__log(SL_LOG_ERROR, "upgrade failed: the new process did not take over within %.0f s "
               "(--upgrade-timeout); still serving", h->timeout);
     else
-      sl__log(SL_LOG_ERROR, "upgrade failed: %s; still serving", sl_strerror(r ? r : -EPROTO));
+      sl__log(SL_LOG_ERROR, "upgrade failed: %s; still serving", strerror(r ? -r : EPROTO));
   } else {
     hub->handed_off = 1;
   }
@@ -612,7 +612,7 @@ static int adopt_plan(sl_hub_t *hub, int sock, uint64_t deadline, unsigned *work
   char why[REASON_MAX];
   int r = recv_msg(sock, deadline, &type, &body, fds, &nfds);
   if (r) {
-    sl__log(SL_LOG_ERROR, "upgrade: no answer from the running process: %s", sl_strerror(r));
+    sl__log(SL_LOG_ERROR, "upgrade: no answer from the running process: %s", strerror(-r));
     goto out;
   }
   if (type == MSG_REFUSE) {
@@ -800,7 +800,7 @@ int sl__handoff_adopt(sl_hub_t *hub, const sl_handoff_hooks_t *hooks) {
   sl_wire_t w = {0};
   hub->cfg.handoff_fd = -1; /* owned here from now on */
   sl__wire_u32(&w, SL_HANDOFF_VERSION);
-  sl__wire_str(&w, sl_version());
+  sl__wire_str(&w, SL_VERSION_STRING);
   sl__wire_u32(&w, (uint32_t)getpid());
   sl__wire_u32(&w, hub->workers_auto ? 0 : hub->cfg.workers);
   int r = w.failed ? -ENOMEM : send_msg(sock, MSG_HELLO, &w, NULL, 0, deadline);
@@ -855,7 +855,7 @@ int sl__handoff_adopt(sl_hub_t *hub, const sl_handoff_hooks_t *hooks) {
   close(sock);
   sock = -1;
   if ((r = hooks->start_workers(hub))) {
-    sl__log(SL_LOG_ERROR, "upgrade: the workers could not start: %s", sl_strerror(r));
+    sl__log(SL_LOG_ERROR, "upgrade: the workers could not start: %s", strerror(-r));
     return r;
   }
   sl__log(SL_LOG_INFO, "upgrade: took over %" PRIu64 " connections (%" PRIu64 " streams) and "
@@ -868,7 +868,7 @@ fail:
     sl__log(SL_LOG_ERROR, "upgrade: the running process called the hand-off off; it serves on");
   else
     sl__log(SL_LOG_ERROR, "upgrade: taking over failed: %s; the running process serves on",
-            sl_strerror(r));
+            strerror(-r));
   if (made)
     give_back(hub);
   if (lock >= 0)
