@@ -399,6 +399,29 @@ static void exports_reset(handoff_t *h) {
   }
 }
 
+/* The new process's next message, which must be want: 0; -ECONNREFUSED when it refused (its
+ * reason logged after what); -EPROTO for anything else; or the socket's error. */
+static int expect(handoff_t *h, uint8_t want, const char *what, uint64_t deadline) {
+  sl_wire_t body = {0};
+  int fds[SL_FDPASS_MAX_FDS];
+  size_t nfds;
+  uint8_t type;
+  int r = recv_msg(h->sock, deadline, &type, &body, fds, &nfds);
+  if (r == 0) {
+    close_all(fds, nfds);
+    if (type == MSG_REFUSE) {
+      char why[REASON_MAX];
+      reason_of(&body, why, sizeof why);
+      sl__log(SL_LOG_ERROR, "upgrade: the new process %s: %s", what, why);
+      r = -ECONNREFUSED;
+    } else if (type != want) {
+      r = -EPROTO;
+    }
+  }
+  sl__wire_free(&body);
+  return r;
+}
+
 static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, int *exported,
                    int *committed) {
   sl_hub_t *hub = h->hub;
@@ -435,19 +458,8 @@ static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, 
   }
   if ((r = send_plan(h, deadline)))
     goto out;
-  if ((r = recv_msg(h->sock, deadline, &type, &body, fds, &nfds)))
+  if ((r = expect(h, MSG_READY, "refused", deadline)))
     goto out;
-  close_all(fds, nfds);
-  if (type == MSG_REFUSE) {
-    reason_of(&body, why, sizeof why);
-    sl__log(SL_LOG_ERROR, "upgrade: the new process refused: %s", why);
-    r = -ECONNREFUSED;
-    goto out;
-  }
-  if (type != MSG_READY) {
-    r = -EPROTO;
-    goto out;
-  }
 
   /* No request begins here from now on; one being read or answered is finished. */
   uint64_t t0 = sl__fdpass_now_ms();
@@ -474,19 +486,8 @@ static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, 
   sl__wire_u64(&body, total);
   if ((r = body.failed ? -ENOMEM : send_msg(h->sock, MSG_END, &body, NULL, 0, deadline)))
     goto out;
-  if ((r = recv_msg(h->sock, deadline, &type, &body, fds, &nfds)))
+  if ((r = expect(h, MSG_DONE, "could not take over", deadline)))
     goto out;
-  close_all(fds, nfds);
-  if (type == MSG_REFUSE) {
-    reason_of(&body, why, sizeof why);
-    sl__log(SL_LOG_ERROR, "upgrade: the new process could not take over: %s", why);
-    r = -ECONNREFUSED;
-    goto out;
-  }
-  if (type != MSG_DONE) {
-    r = -EPROTO;
-    goto out;
-  }
   if ((r = send_msg(h->sock, MSG_GO, NULL, NULL, 0, deadline)))
     goto out;
   *committed = 1;

@@ -165,6 +165,15 @@ static void announce_end(sl_subs_t *s, sl_subs_conn_t *c, size_t count) {
   }
 }
 
+static void list_conn(sl_subs_t *s, sl_subs_conn_t *c) {
+  c->next = s->head;
+  if (s->head)
+    s->head->prev = c;
+  s->head = c;
+  c->listed = 1;
+  s->count += c->count;
+}
+
 static void unlink_conn(sl_subs_t *s, sl_subs_conn_t *c) {
   if (c->prev)
     c->prev->next = c->next;
@@ -263,12 +272,7 @@ int sl__subs_open(sl_subs_t *s, const sl_subs_matcher_t *m, size_t n, sl_subs_co
     free(c);
     return -ESHUTDOWN;
   }
-  c->next = s->head;
-  if (s->head)
-    s->head->prev = c;
-  s->head = c;
-  c->listed = 1;
-  s->count += c->count;
+  list_conn(s, c);
   int r = 0;
   size_t i;
   for (i = 0; i < c->count && r == 0; i++)
@@ -369,14 +373,8 @@ int sl__subs_adopt(sl_subs_t *s, sl_wire_reader_t *in, sl_subs_conn_t **out) {
     return -ENOMEM;
   /* Listed again without an event: for its subscribers nothing began or ended. */
   uv_mutex_lock(&s->lock);
-  if (listed && !s->closed) {
-    c->next = s->head;
-    if (s->head)
-      s->head->prev = c;
-    s->head = c;
-    c->listed = 1;
-    s->count += c->count;
-  }
+  if (listed && !s->closed)
+    list_conn(s, c);
   uv_mutex_unlock(&s->lock);
   *out = c;
   return 0;

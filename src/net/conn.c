@@ -71,9 +71,9 @@ static void poll_update(sl_conn_t *c) {
   c->flags = (c->flags & ~(uint32_t)(SL_CONN_POLL_R | SL_CONN_POLL_W)) | want;
 }
 
-sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd, uint32_t flags, uint32_t ticket) {
-  assert(t->proto != NULL && t->proto_size >= sizeof(sl_conn_t));
-  assert((flags & ~(uint32_t)(SL_CONN_REFUSED_FULL | SL_CONN_REFUSED_CLIENT)) == 0);
+/* A connection on fd, in the transport's list; NULL (fd closed, ticket given back) when out of
+ * memory. */
+static sl_conn_t *conn_new(sl_transport_t *t, int fd, uint32_t flags, uint32_t ticket) {
   sl_conn_t *c = calloc(1, t->proto_size);
   if (c == NULL) {
     sl__log(SL_LOG_ERROR, "worker %u: out of memory for a new connection", t->index);
@@ -85,7 +85,6 @@ sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd, uint32_t flags, uint32_t t
   }
   c->flags = flags;
   c->ticket = ticket;
-  /* TCP_NODELAY comes from the listener: Linux copies it into every accepted socket. */
   c->net = t;
   c->cbs = t->proto;
   c->fd = fd;
@@ -96,6 +95,16 @@ sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd, uint32_t flags, uint32_t t
   t->conns = c;
   t->conn_count++;
   sl__metric_add(&t->metrics->connections, 1);
+  return c;
+}
+
+sl_conn_t *sl__conn_accept(sl_transport_t *t, int fd, uint32_t flags, uint32_t ticket) {
+  assert(t->proto != NULL && t->proto_size >= sizeof(sl_conn_t));
+  assert((flags & ~(uint32_t)(SL_CONN_REFUSED_FULL | SL_CONN_REFUSED_CLIENT)) == 0);
+  /* TCP_NODELAY comes from the listener: Linux copies it into every accepted socket. */
+  sl_conn_t *c = conn_new(t, fd, flags, ticket);
+  if (c == NULL)
+    return NULL;
   sl__metric_add(&t->metrics->accepted_total, 1);
   if (t->proto_open)
     t->proto_open(c);
@@ -590,27 +599,18 @@ sl_conn_t *sl__conn_adopt(sl_transport_t *t, int fd, sl_wire_reader_t *in, uint3
   uint32_t flags = sl__wire_get_u32(in) & EXPORT_FLAGS;
   uint64_t age = sl__wire_get_u64(in);
   uint32_t parts = sl__wire_get_u32(in);
-  sl_conn_t *c = in->bad ? NULL : calloc(1, t->proto_size);
-  if (c == NULL) {
+  if (in->bad) {
     close(fd);
     sl_conn_t gone = {.ticket = ticket};
     if (t->conn_closed)
       t->conn_closed(t, &gone);
     return NULL;
   }
-  c->flags = flags;
-  c->ticket = ticket;
-  c->net = t;
-  c->cbs = t->proto;
-  c->fd = fd;
-  uint64_t now = sl__transport_now(t);
-  c->last_write = now > age ? now - age : 0;
-  c->next = t->conns;
-  if (t->conns)
-    t->conns->prev = c;
-  t->conns = c;
-  t->conn_count++;
-  sl__metric_add(&t->metrics->connections, 1);
+  sl_conn_t *c = conn_new(t, fd, flags, ticket);
+  if (c == NULL)
+    return NULL;
+  if (c->last_write > age)
+    c->last_write -= age; /* the heartbeat's timing goes on */
   int r = 0;
   for (uint32_t i = 0; i < parts && r == 0; i++) {
     size_t len;
