@@ -207,6 +207,7 @@ typedef struct wcall_s {
   handoff_t *h;
   unsigned worker;
   int step;
+  int done;                      /* under h->lock */
   size_t result;
 } wcall_t;
 
@@ -259,14 +260,14 @@ static void on_call(sl_worker_call_t *call) {
   case STEP_THAW: sl__worker_handoff_thaw(w); break;
   }
   uv_mutex_lock(&h->lock);
-  if (--h->calls_left == 0)
-    uv_cond_signal(&h->done);
+  c->done = 1;
+  h->calls_left--;
+  uv_cond_broadcast(&h->done);
   uv_mutex_unlock(&h->lock);
 }
 
-/* Runs step on every worker, each on its thread, and waits for all. Returns the sum of their
- * results. */
-static size_t run_step(handoff_t *h, int step) {
+/* Posts step to every worker, each to run on its thread. */
+static void post_step(handoff_t *h, int step) {
   unsigned n = h->hub->worker_count;
   uv_mutex_lock(&h->lock);
   h->calls_left = n;
@@ -275,12 +276,26 @@ static size_t run_step(handoff_t *h, int step) {
     h->calls[i] = (wcall_t){.call.fn = on_call, .h = h, .worker = i, .step = step};
     sl__bus_post_call(&h->hub->bus, i, &h->calls[i].call);
   }
+}
+
+/* Waits until worker i ran its call. */
+static void wait_one(handoff_t *h, unsigned i) {
+  uv_mutex_lock(&h->lock);
+  while (!h->calls[i].done)
+    uv_cond_wait(&h->done, &h->lock);
+  uv_mutex_unlock(&h->lock);
+}
+
+/* Runs step on every worker, each on its thread, and waits for all. Returns the sum of their
+ * results. */
+static size_t run_step(handoff_t *h, int step) {
+  post_step(h, step);
   uv_mutex_lock(&h->lock);
   while (h->calls_left > 0)
     uv_cond_wait(&h->done, &h->lock);
   uv_mutex_unlock(&h->lock);
   size_t sum = 0;
-  for (unsigned i = 0; i < n; i++)
+  for (unsigned i = 0; i < h->hub->worker_count; i++)
     sum += h->calls[i].result;
   return sum;
 }
@@ -369,6 +384,7 @@ static int send_conns(handoff_t *h, uint64_t deadline, uint64_t *total) {
   *total = 0;
   for (unsigned i = 0; r == 0 && i < h->hub->worker_count; i++) {
     export_t *e = &h->exports[i];
+    wait_one(h, i); /* each worker's as soon as it is exported: the new one adopts meanwhile */
     if ((r = e->err))
       break;
     sl_wire_reader_t rd;
@@ -477,10 +493,13 @@ static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, 
   run_step(h, STEP_SYNC);
   if ((r = send_state(h, seq, deadline)))
     goto out;
-  run_step(h, STEP_EXPORT);
+  post_step(h, STEP_EXPORT);
   *exported = 1;
   uint64_t total;
-  if ((r = send_conns(h, deadline, &total)))
+  r = send_conns(h, deadline, &total);
+  for (unsigned i = 0; i < hub->worker_count; i++)
+    wait_one(h, i); /* every worker exported before anything else happens to them */
+  if (r)
     goto out;
   body.len = 0;
   sl__wire_u64(&body, total);
@@ -741,52 +760,155 @@ out:
   return r;
 }
 
-/* CONNS until END. *adopted gets how many were taken over. */
-static int adopt_conns(sl_hub_t *hub, int sock, uint64_t deadline, uint64_t *adopted,
-                       uint64_t *streams) {
-  sl_wire_t body = {0};
-  int fds[SL_FDPASS_MAX_FDS];
-  size_t nfds;
-  uint8_t type;
-  int r;
-  *adopted = 0;
-  while ((r = recv_msg(sock, deadline, &type, &body, fds, &nfds)) == 0) {
+/* One CONNS message waiting for its worker's adopter. */
+typedef struct batch_s {
+  struct batch_s *next;
+  sl_wire_t body;
+  uint32_t n;
+  int fds[];
+} batch_t;
+
+/* Each worker's connections are adopted on a thread of their own, in parallel with the others
+ * and with the messages still arriving: the worker's loop does not run yet, and what adoption
+ * shares across workers (admission, the registry, metrics, history) is thread-safe. */
+typedef struct adopter_s {
+  sl_worker_t *worker;
+  uv_thread_t thread;
+  uv_mutex_t lock;
+  uv_cond_t more;
+  batch_t *head, **tail;
+  int ended;                     /* no more batches */
+  int err;
+  uint64_t adopted;
+} adopter_t;
+
+static void adopter_main(void *arg) {
+  adopter_t *a = arg;
+  for (;;) {
+    uv_mutex_lock(&a->lock);
+    while (a->head == NULL && !a->ended)
+      uv_cond_wait(&a->more, &a->lock);
+    batch_t *b = a->head;
+    if (b) {
+      a->head = b->next;
+      if (a->head == NULL)
+        a->tail = &a->head;
+    }
+    uv_mutex_unlock(&a->lock);
+    if (b == NULL)
+      return;
     sl_wire_reader_t rd;
-    sl__wire_reader(&rd, body.buf, body.len);
-    if (type == MSG_END) {
-      close_all(fds, nfds);
-      uint64_t total = sl__wire_get_u64(&rd);
-      r = !rd.bad && total == *adopted ? 0 : -EPROTO;
-      break;
-    }
-    uint32_t worker = sl__wire_get_u32(&rd);
-    uint32_t n = sl__wire_get_u32(&rd);
-    if (type != MSG_CONNS || rd.bad || worker >= hub->worker_count || n != nfds) {
-      close_all(fds, nfds);
-      r = type == MSG_ABORT ? -ECANCELED : -EPROTO;
-      break;
-    }
-    for (uint32_t i = 0; i < n; i++) {
+    sl__wire_reader(&rd, b->body.buf, b->body.len);
+    sl__wire_get_u32(&rd); /* worker and count, checked by the receiver */
+    sl__wire_get_u32(&rd);
+    for (uint32_t i = 0; i < b->n; i++) {
       size_t len;
       const unsigned char *rec = sl__wire_get_bytes(&rd, &len);
       sl_wire_reader_t one;
       sl__wire_reader(&one, rec, len);
-      if (rd.bad || (r = sl__worker_adopt(&hub->workers[worker], fds[i], &one))) {
-        if (rd.bad)
-          close(fds[i]);
-        close_all(fds + i + 1, n - i - 1);
-        r = -EPROTO;
-        break;
+      if (a->err || rd.bad) {
+        close(b->fds[i]); /* only this process's copy: the old one serves on */
+        a->err = -EPROTO;
+        continue;
       }
-      (*adopted)++;
+      if (sl__worker_adopt(a->worker, b->fds[i], &one))
+        a->err = -EPROTO;
+      else
+        a->adopted++;
     }
-    if (r)
-      break;
+    sl__wire_free(&b->body);
+    free(b);
   }
+}
+
+static void adopter_push(adopter_t *a, batch_t *b) {
+  b->next = NULL;
+  uv_mutex_lock(&a->lock);
+  *a->tail = b;
+  a->tail = &b->next;
+  uv_cond_signal(&a->more);
+  uv_mutex_unlock(&a->lock);
+}
+
+/* CONNS until END. *adopted gets how many were taken over. */
+static int adopt_conns(sl_hub_t *hub, int sock, uint64_t deadline, uint64_t *adopted,
+                       uint64_t *streams) {
+  unsigned nw = hub->worker_count, started = 0;
+  adopter_t *ad = calloc(nw, sizeof *ad);
+  int r = ad ? 0 : -ENOMEM;
+  for (unsigned i = 0; r == 0 && i < nw; i++) {
+    ad[i].worker = &hub->workers[i];
+    ad[i].tail = &ad[i].head;
+    if ((r = uv_mutex_init(&ad[i].lock)))
+      break;
+    if ((r = uv_cond_init(&ad[i].more))) {
+      uv_mutex_destroy(&ad[i].lock);
+      break;
+    }
+    if ((r = uv_thread_create(&ad[i].thread, adopter_main, &ad[i]))) {
+      uv_cond_destroy(&ad[i].more);
+      uv_mutex_destroy(&ad[i].lock);
+      break;
+    }
+    started++;
+  }
+  uint64_t sent = 0, total = UINT64_MAX;
+  while (r == 0) {
+    int fds[SL_FDPASS_MAX_FDS];
+    size_t nfds;
+    uint8_t type;
+    sl_wire_t body = {0};
+    if ((r = recv_msg(sock, deadline, &type, &body, fds, &nfds))) {
+      sl__wire_free(&body);
+      break;
+    }
+    sl_wire_reader_t rd;
+    sl__wire_reader(&rd, body.buf, body.len);
+    if (type == MSG_END) {
+      close_all(fds, nfds);
+      total = sl__wire_get_u64(&rd);
+      r = rd.bad ? -EPROTO : 0;
+      sl__wire_free(&body);
+      break;
+    }
+    uint32_t worker = sl__wire_get_u32(&rd);
+    uint32_t n = sl__wire_get_u32(&rd);
+    batch_t *b = NULL;
+    if (type != MSG_CONNS || rd.bad || worker >= nw || n != nfds) {
+      r = type == MSG_ABORT ? -ECANCELED : -EPROTO;
+    } else if ((b = malloc(sizeof *b + n * sizeof(int))) == NULL) {
+      r = -ENOMEM;
+    }
+    if (r) {
+      close_all(fds, nfds);
+      sl__wire_free(&body);
+      break;
+    }
+    b->body = body; /* the batch's now */
+    b->n = n;
+    memcpy(b->fds, fds, n * sizeof(int));
+    sent += n;
+    adopter_push(&ad[worker], b);
+  }
+  *adopted = 0;
+  for (unsigned i = 0; i < started; i++) {
+    uv_mutex_lock(&ad[i].lock);
+    ad[i].ended = 1;
+    uv_cond_signal(&ad[i].more);
+    uv_mutex_unlock(&ad[i].lock);
+    uv_thread_join(&ad[i].thread);
+    uv_cond_destroy(&ad[i].more);
+    uv_mutex_destroy(&ad[i].lock);
+    if (r == 0)
+      r = ad[i].err;
+    *adopted += ad[i].adopted;
+  }
+  free(ad);
+  if (r == 0 && (total != sent || *adopted != sent))
+    r = -EPROTO;
   *streams = 0;
-  for (unsigned i = 0; i < hub->worker_count; i++)
+  for (unsigned i = 0; i < nw; i++)
     *streams += sl__metric_get(&hub->workers[i].metrics.subscribers);
-  sl__wire_free(&body);
   return r;
 }
 
@@ -825,8 +947,9 @@ int sl__handoff_adopt(sl_hub_t *hub, const sl_handoff_hooks_t *hooks) {
     refuse(sock, "the workers could not be made here (see this process's log)");
     goto fail;
   }
+  uint64_t t_state = 0;
   if ((r = send_msg(sock, MSG_READY, NULL, NULL, 0, deadline)) ||
-      (r = adopt_state(hub, sock, deadline)) ||
+      (r = adopt_state(hub, sock, deadline)) || (t_state = sl__fdpass_now_ms(), 0) ||
       (r = adopt_conns(hub, sock, deadline, &adopted, &streams))) {
     if (r == -EPROTO)
       refuse(sock, "a message from the running process could not be read");
@@ -860,8 +983,9 @@ int sl__handoff_adopt(sl_hub_t *hub, const sl_handoff_hooks_t *hooks) {
     return r;
   }
   sl__log(SL_LOG_INFO, "upgrade: took over %" PRIu64 " connections (%" PRIu64 " streams) and "
-          "%u listening sockets from pid %" PRIu32, adopted, streams, n * hub->cfg.listen_count,
-          old_pid);
+          "%u listening sockets from pid %" PRIu32 " in %" PRIu64 " ms from the old process's "
+          "state to serving", adopted, streams, n * hub->cfg.listen_count, old_pid,
+          sl__fdpass_now_ms() - t_state);
   free(listen);
   return 0;
 fail:
