@@ -219,6 +219,47 @@ def test_port_in_use():
             proc.wait()
 
 
+def test_port_lock():
+    """Two hubs started at the same instant on one address could both pass a check before bind
+    and then share the port (SO_REUSEPORT). A hub holds a lock no two can hold at once, an
+    abstract Unix socket named after the address; here the test holds it itself, on a port no
+    one listens on, so the bind check alone would let the hub start."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lock.bind(f"\0sluice/listen/127.0.0.1/{port}")
+    try:
+        r = ht.run_cli(*ht.hub_args(port)[1:], timeout=20 * ht.SLOW)
+        err = (r.stdout + r.stderr).strip()
+        t.check(r.returncode == 1 and "another sluice serves this address" in err and
+                f"127.0.0.1:{port}" in err,
+                "a hub whose address lock another process holds exits 1 at once, saying so",
+                f"exit {r.returncode}: {ht.short(err)}")
+    finally:
+        lock.close()
+    proc = subprocess.Popen(ht.hub_args(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, env=ht.base_env())
+    try:
+        t.check(ht.wait_until(lambda: proc.poll() is None and serving(port), 20 * ht.SLOW),
+                "once the lock is free, a hub starts on that address")
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            held.bind(f"\0sluice/listen/127.0.0.1/{port}")
+            taken = False
+        except OSError:
+            taken = True
+        held.close()
+        t.check(taken, "and holds the lock while it serves")
+        proc.terminate()
+        t.eq(ht.wait_exit(proc, 20 * ht.SLOW), 0, "it exits 0 on SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_workers_follow_affinity():
     """By default the hub runs one worker per core it may run on: under taskset or a cpuset,
     the cores it was given, not every core of the machine."""
@@ -339,6 +380,7 @@ def main():
     t.section("--config FILE and precedence", test_config_file)
     t.section("sluice token", test_token)
     t.section("a port another hub listens on", test_port_in_use)
+    t.section("the address lock: two hubs can never share a port", test_port_lock)
     t.section("default worker count follows CPU affinity", test_workers_follow_affinity)
     t.section("several --listen addresses", test_several_listen)
     t.section("what `make run` prints works as printed", test_make_run_banner)
