@@ -236,7 +236,14 @@ static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, con
   if (r)
     return r;
   if (uid == NULL) {
-    sl__uuid_urn(gen);
+    /* A public update's id orders by time (UUIDv7), so that an index by id grows at one end (in
+     * LMDB, a group commit then rewrites one leaf of it, not one per update); a private one's
+     * stays random (v4): a cursor may show it to a subscriber not allowed to read it, and it
+     * must not tell when it was published (the spec's advice for sensitive updates). */
+    if (u->is_private)
+      sl__uuid_urn(gen);
+    else
+      sl__uuid_urn_time(gen);
     uid = gen;
   }
   size_t id_len = strlen(uid);
