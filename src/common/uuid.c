@@ -1,6 +1,7 @@
-/* uuid.c — version 4 UUIDs for the ids the hub gives updates. Each thread has its own
- * xoshiro256** generator, seeded from getrandom(2), so generating an id takes no lock and no
- * system call. The ids need to be unique, not unpredictable: nothing here is fit for secrets.
+/* uuid.c — version 4 (random) and version 7 (time, then random) UUIDs for the ids the hub gives
+ * updates and connections. Each thread has its own xoshiro256** generator, seeded from
+ * getrandom(2), so generating an id takes no lock and no system call. The ids need to be unique,
+ * not unpredictable: nothing here is fit for secrets.
  */
 #include "common/uuid.h"
 
@@ -78,16 +79,9 @@ static uint64_t next(void) {
   return result;
 }
 
-void sl__uuid_urn(char *out) {
+/* "urn:uuid:" and b as the UUID's text, version and variant bits already set. */
+static void urn_write(char *out, const unsigned char *b) {
   static const char hex[] = "0123456789abcdef";
-  if (!rng.seeded)
-    seed();
-  uint64_t words[2] = {next(), next()};
-  unsigned char b[16];
-  memcpy(b, words, sizeof b);
-  b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* version 4 */
-  b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10xx (RFC 9562) */
-
   memcpy(out, "urn:uuid:", 9);
   char *o = out + 9;
   for (int i = 0; i < 16; i++) {
@@ -97,4 +91,31 @@ void sl__uuid_urn(char *out) {
     *o++ = hex[b[i] & 0x0F];
   }
   *o = '\0';
+}
+
+void sl__uuid_urn(char *out) {
+  if (!rng.seeded)
+    seed();
+  uint64_t words[2] = {next(), next()};
+  unsigned char b[16];
+  memcpy(b, words, sizeof b);
+  b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10xx (RFC 9562) */
+  urn_write(out, b);
+}
+
+void sl__uuid_urn_time(char *out) {
+  if (!rng.seeded)
+    seed();
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  uint64_t words[2] = {next(), next()};
+  unsigned char b[16];
+  memcpy(b, words, sizeof b);
+  for (int i = 0; i < 6; i++) /* unix_ts_ms, 48 bits, big-endian: the text sorts by it */
+    b[i] = (unsigned char)(ms >> (40 - 8 * i));
+  b[6] = (unsigned char)((b[6] & 0x0F) | 0x70); /* version 7 */
+  b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* variant 10xx (RFC 9562) */
+  urn_write(out, b);
 }

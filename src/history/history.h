@@ -22,6 +22,12 @@ typedef struct sl_history_cursor_s sl_history_cursor_t;
  * thread. frame is the caller's: the backend's own reference, if it keeps one, is separate. */
 typedef void (*sl_history_done_cb)(sl_frame_t *frame, int err, void *arg);
 
+/* A backend that completes appends later in groups (a group commit, a pipeline's replies) sets
+ * `groups` in its ops: after each group's last completion it then calls done(NULL, 0, arg) once
+ * (and, feeding, cb(NULL, arg) after each group of frames fed), from the same thread, with the
+ * arg of the group's appends; the caller may hold what each completion would wake until then.
+ * Completions made from inside append, and backends without `groups`, send no such call. */
+
 /* A shared log (Redis Streams) is written by several hubs: what this hub delivers is what it reads
  * back from the log, in the log's order, not what it appended. Such a backend "feeds": it calls
  * this with each frame it reads (frame->seq set: this hub's next place in the order, no gaps), in
@@ -60,6 +66,15 @@ typedef struct sl_history_ops_s {
   /* Optional (NULL: always usable). 0 when the backend can store and read now; else a negative
    * errno, and why (cap bytes) says what is wrong, for /readyz. Any thread. */
   int (*health)(sl_history_t *h, char *why, size_t cap);
+  /* 1 when late completions (and fed frames) come in groups, each followed by a NULL call (see
+   * sl_history_done_cb); 0 when each stands alone. */
+  int groups;
+  /* Optional, together (NULL: every append starts at once). append_held is append, except that
+   * the backend may leave the update queued until the next kick (from any thread), so that what
+   * a caller appends in a row is stored as one group; kick starts everything queued. A backend
+   * still stores a held append on its own within a second if no kick comes. */
+  int (*append_held)(sl_history_t *h, sl_frame_t *frame, sl_history_done_cb done, void *arg);
+  void (*kick)(sl_history_t *h);
   /* Frees the backend. Every cursor must be closed first. Appends still pending complete with
    * -ECANCELED before it returns, so no done callback is lost. */
   void (*destroy)(sl_history_t *h);

@@ -29,16 +29,22 @@ struct sl_bus_wait_s {
   sl_bus_pending_t *pending;
 };
 
-static void post_frame(sl_bus_t *b, sl_frame_t *f);
+static void post_frame(sl_bus_t *b, sl_frame_t *f, int hold);
+static void group_end(sl_bus_t *b);
 
-/* A shared log's frame, in its order, from the backend's thread: what every worker delivers. */
+/* A shared log's frame, in its order, from the backend's thread: what every worker delivers.
+ * NULL: the end of a group of them (history.h). */
 static void fed(sl_frame_t *f, void *arg) {
   sl_bus_t *b = arg;
+  if (f == NULL) {
+    group_end(b);
+    return;
+  }
   uv_mutex_lock(&b->lock);
   b->fed_seq = f->seq;
   /* After the drain message nothing more reaches the workers: their streams are ending. */
   if (!b->drain_posted) {
-    post_frame(b, f);
+    post_frame(b, f, b->history->ops->groups);
     if (b->keep_last) {
       if (b->last)
         sl__frame_unref(b->last);
@@ -48,9 +54,18 @@ static void fed(sl_frame_t *f, void *arg) {
   uv_mutex_unlock(&b->lock);
 }
 
+/* On the worker's thread, at its wake-up after the turn whose publishes held their appends. */
+static void kick_run(sl_worker_call_t *c) {
+  sl_bus_kick_t *k = (sl_bus_kick_t *)c;
+  k->posted = 0;
+  k->bus->history->ops->kick(k->bus->history);
+}
+
 int sl__bus_init(sl_bus_t *b, sl_history_t *history) {
   memset(b, 0, sizeof *b);
   b->history = history;
+  for (unsigned i = 0; i < SL_MAX_WORKERS; i++)
+    b->kicks[i] = (sl_bus_kick_t){.call.fn = kick_run, .bus = b};
   int r = uv_mutex_init(&b->lock);
   if (r)
     return r;
@@ -131,8 +146,36 @@ static void post_drain(sl_bus_t *b) {
   }
 }
 
-/* Lock held: every worker gets f, in the order history stored it. */
-static void post_frame(sl_bus_t *b, sl_frame_t *f) {
+/* Lock held: worker i is woken now, or, hold, at the end of the group (group_end). */
+static void wake_worker(sl_bus_t *b, unsigned i, int hold) {
+  if (hold)
+    b->wake_due[i / 64] |= (uint64_t)1 << (i % 64);
+  else
+    sl__worker_wake(&b->workers[i]);
+}
+
+/* The end of a group of completions from the backend's thread: one wake-up per worker the group
+ * posted to, instead of one per completion (each is a write(2) to an eventfd, and often a
+ * sleeping thread woken). Under the lock, as every wake-up. */
+static void group_end(sl_bus_t *b) {
+  uv_mutex_lock(&b->lock);
+  for (unsigned k = 0; k < sizeof b->wake_due / sizeof b->wake_due[0]; k++) {
+    while (b->wake_due[k]) {
+      unsigned i = k * 64 + (unsigned)__builtin_ctzll(b->wake_due[k]);
+      b->wake_due[k] &= b->wake_due[k] - 1;
+      if (i < b->worker_count)
+        sl__worker_wake(&b->workers[i]);
+    }
+  }
+  if (b->broadcast_due)
+    uv_cond_broadcast(&b->stored);
+  b->broadcast_due = 0;
+  uv_mutex_unlock(&b->lock);
+}
+
+/* Lock held: every worker gets f, in the order history stored it; hold: their wake-ups wait for
+ * the end of the group. */
+static void post_frame(sl_bus_t *b, sl_frame_t *f, int hold) {
   for (unsigned i = 0; i < b->worker_count; i++) {
     sl_worker_t *w = &b->workers[i];
     int wake = sl__worker_post(w, SL_MSG_FRAME, sl__frame_ref(f));
@@ -147,7 +190,7 @@ static void post_frame(sl_bus_t *b, sl_frame_t *f) {
     }
     /* Woken under the lock: a worker never stops while a wake-up is still on its way. */
     if (wake)
-      sl__worker_wake(w);
+      wake_worker(b, i, hold);
   }
 }
 
@@ -172,7 +215,12 @@ static int waits_reserve(sl_bus_t *b) {
  * thread already) or later from the backend's thread (take it). */
 static void stored(sl_frame_t *f, int err, void *arg) {
   sl_bus_t *b = arg;
+  if (f == NULL) {
+    group_end(b);
+    return;
+  }
   int inside = appending == b;
+  int hold = !inside && b->history->ops->groups;
   if (!inside)
     uv_mutex_lock(&b->lock);
   assert(b->pending > 0);
@@ -194,7 +242,7 @@ static void stored(sl_frame_t *f, int err, void *arg) {
      * the back-pressure measures from where the feed stands. */
     seq = b->fed_seq;
   } else if (err == 0) {
-    post_frame(b, f);
+    post_frame(b, f, hold);
     if (b->keep_last) {
       if (b->last)
         sl__frame_unref(b->last);
@@ -205,6 +253,7 @@ static void stored(sl_frame_t *f, int err, void *arg) {
     w.waiter->done = 1;
     w.waiter->err = err;
     w.waiter->seq = seq;
+    b->broadcast_due = 1;
   } else if (w.pending) {
     /* After the frame: the publisher's worker dispatches the update before it answers. */
     w.pending->err = err;
@@ -213,13 +262,17 @@ static void stored(sl_frame_t *f, int err, void *arg) {
       w.pending->call.next = b->orphans;
       b->orphans = &w.pending->call;
     } else if (sl__worker_post_call(w.worker, &w.pending->call)) {
-      sl__worker_wake(w.worker);
+      assert(w.worker >= b->workers && w.worker < b->workers + b->worker_count);
+      wake_worker(b, (unsigned)(w.worker - b->workers), hold);
     }
   }
   if (b->closed && b->pending == 0 && !b->drain_posted)
     post_drain(b);
   if (!inside) {
-    uv_cond_broadcast(&b->stored);
+    if (!hold && b->broadcast_due) {
+      uv_cond_broadcast(&b->stored);
+      b->broadcast_due = 0;
+    }
     uv_mutex_unlock(&b->lock);
   }
 }
@@ -236,7 +289,14 @@ static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, con
   if (r)
     return r;
   if (uid == NULL) {
-    sl__uuid_urn(gen);
+    /* A public update's id orders by time (UUIDv7), so that an index by id grows at one end (in
+     * LMDB, a group commit then rewrites one leaf of it, not one per update); a private one's
+     * stays random (v4): a cursor may show it to a subscriber not allowed to read it, and it
+     * must not tell when it was published (the spec's advice for sensitive updates). */
+    if (u->is_private)
+      sl__uuid_urn(gen);
+    else
+      sl__uuid_urn_time(gen);
     uid = gen;
   }
   size_t id_len = strlen(uid);
@@ -261,10 +321,24 @@ static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, con
         (sl_bus_wait_t){.waiter = a, .worker = w, .pending = p};
     b->pending++;
     appending = b;
-    r = sl__history_append(b->history, f, stored, b);
+    /* A worker's publish holds its append until the worker's next wake-up (kick_run), which
+     * comes after every publish it read in this turn: history stores them as one group. */
+    sl_bus_kick_t *k = NULL;
+    if (w && b->history->ops->append_held && b->workers) {
+      assert(w >= b->workers && w < b->workers + b->worker_count);
+      k = &b->kicks[w - b->workers];
+      r = b->history->ops->append_held(b->history, f, stored, b);
+    } else {
+      r = sl__history_append(b->history, f, stored, b);
+    }
     appending = NULL;
     if (r)
       b->pending--; /* it never started: no completion comes */
+    else if (k && !k->posted) {
+      k->posted = 1;
+      if (sl__worker_post_call(w, &k->call))
+        sl__worker_wake(w);
+    }
   }
   if (r)
     uv_mutex_unlock(&b->lock);

@@ -28,6 +28,14 @@ typedef struct sl_bus_pending_s {
 /* One append the bus waits on, in the order the appends started (= the completions' order). */
 typedef struct sl_bus_wait_s sl_bus_wait_t;
 
+/* A worker's kick of history (history.h append_held): posted to the worker by its first held
+ * append, it runs at the worker's next wake-up, once that turn's reads are all appended. */
+typedef struct sl_bus_kick_s {
+  sl_worker_call_t call;
+  struct sl_bus_s *bus;
+  int posted;                    /* the worker's own: a kick is on its way */
+} sl_bus_kick_t;
+
 typedef struct sl_bus_s {
   uv_mutex_t lock;               /* orders appends and inbox posts; guards what follows */
   uv_cond_t stored;              /* a completion came from the backend's thread */
@@ -51,6 +59,12 @@ typedef struct sl_bus_s {
   int feeds;                     /* history feeds (a shared log): updates reach the workers from
                                     its feed, in the log's order, not from append completions */
   uint64_t fed_seq;              /* with feeds: the seq of the last frame fed */
+  /* With a history that completes in groups (history.h): the workers a group's completions
+   * posted to, woken once at the group's end (bit i: workers[i]), and whether a waiting
+   * publisher is to be told then. */
+  uint64_t wake_due[(SL_MAX_WORKERS + 63) / 64];
+  int broadcast_due;
+  sl_bus_kick_t kicks[SL_MAX_WORKERS]; /* kicks[i]: workers[i]'s */
 } sl_bus_t;
 
 /* With a history that feeds (history.h), starts its feed: from then on the workers get what the

@@ -88,8 +88,18 @@ def test_framing(hub, pub):
     gen = pub.publish(topic, data="second")
     gen_id = gen.text
     t.check(gen.status == 200 and re.fullmatch(
-        r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", gen_id),
-        "publish without id: the hub generates urn:uuid:<v4>", gen_id)
+        r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", gen_id),
+        "publish without id: the hub generates urn:uuid:<v7> (time-ordered)", gen_id)
+    ms = int(gen_id[9:17] + gen_id[18:22], 16)
+    t.check(abs(ms - time.time() * 1000) < 600_000, "the v7 id carries the time it was made",
+            (gen_id, ms))
+    # A private update's id tells nothing of when it was published: random (v4). Another topic,
+    # so that the curl subscriber's count below is unchanged.
+    priv = pub.publish(topic + ":private", data="secret", private=True)
+    t.check(priv.status == 200 and re.fullmatch(
+        r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        priv.text), "private publish without id: the hub generates urn:uuid:<v4>",
+        (priv.status, priv.text))
     pub.publish(topic, data="a\n\nb", id="frame-3")
     t.check(curl.wait(lambda c: len(c.events) >= 3, 10), "curl received three updates",
             curl.events)

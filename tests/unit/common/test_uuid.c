@@ -1,5 +1,6 @@
 /* test_uuid.c — uuid.c: the URN's exact shape, the version and variant bits, that the other 122
- * bits vary, and that ids do not repeat — within a thread, across threads, and across fork().
+ * bits vary, and that ids do not repeat — within a thread, across threads, and across fork();
+ * version 7's time prefix, and that its ids sort by the millisecond they were made in.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -27,7 +29,9 @@ static int hex_value(char c) {
 }
 
 /* Checks the shape and returns the 16 octets. */
-static void check_shape(const char *urn, unsigned char octets[16]) {
+static void assert_all_distinct(char (*urns)[URN_SIZE], size_t n);
+
+static void check_shape_v(const char *urn, unsigned char octets[16], char version) {
   assert_int_equal(strlen(urn), SL_UUID_URN_LEN);
   assert_memory_equal(urn, "urn:uuid:", 9);
   const char *u = urn + 9;
@@ -44,8 +48,57 @@ static void check_shape(const char *urn, unsigned char octets[16]) {
     i++;
   }
   assert_int_equal(k, 16);
-  assert_int_equal(u[14], '4');
+  assert_int_equal(u[14], version);
   assert_non_null(strchr("89ab", u[19]));
+}
+
+static void check_shape(const char *urn, unsigned char octets[16]) {
+  check_shape_v(urn, octets, '4');
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Version 7: the first 48 bits are the Unix time in ms when it was made, the version and variant
+ * bits are set, the other 74 bits vary; ids made in a later millisecond sort after (as text, which
+ * is what an index by id compares); none repeats. */
+static void test_time_ordered(void **state) {
+  (void)state;
+  static int ones[128];
+  char(*urns)[URN_SIZE] = calloc(N, URN_SIZE);
+  assert_non_null(urns);
+  uint64_t before = now_ms();
+  for (int n = 0; n < N; n++) {
+    unsigned char o[16];
+    sl__uuid_urn_time(urns[n]);
+    check_shape_v(urns[n], o, '7');
+    assert_int_equal(o[6] >> 4, 7);
+    assert_int_equal(o[8] >> 6, 2);
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+      ms = ms << 8 | o[i];
+    assert_true(ms >= before && ms <= now_ms());
+    for (int bit = 0; bit < 128; bit++)
+      ones[bit] += (o[bit / 8] >> (7 - bit % 8)) & 1;
+  }
+  for (int bit = 52; bit < 128; bit++) {
+    if (bit == 64 || bit == 65)
+      continue;
+    if (ones[bit] < N * 4 / 10 || ones[bit] > N * 6 / 10)
+      fail_msg("bit %d set %d times out of %d", bit, ones[bit], N);
+  }
+  char a[URN_SIZE], b[URN_SIZE];
+  sl__uuid_urn_time(a);
+  uint64_t t = now_ms();
+  while (now_ms() <= t + 1) /* bounded by the clock: 2 ms */
+    usleep(500);
+  sl__uuid_urn_time(b);
+  assert_true(strcmp(a, b) < 0);
+  assert_all_distinct(urns, N);
+  free(urns);
 }
 
 static void test_shape_and_bits(void **state) {
@@ -158,6 +211,7 @@ int main(void) {
     cmocka_unit_test(test_distinct),
     cmocka_unit_test(test_distinct_across_threads),
     cmocka_unit_test(test_distinct_across_fork),
+    cmocka_unit_test(test_time_ordered),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

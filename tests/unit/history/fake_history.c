@@ -26,6 +26,10 @@ typedef struct fake_history_s {
   uint64_t first_seq;  /* seq the first frame stored here gets */
   int refuse;          /* append fails to start with this, when non-zero */
   size_t cursors;      /* open cursors: they point at this history */
+  /* Grouped (fake_history_new_grouped): kicks counted; the group's end told by the test. */
+  size_t kicks;
+  sl_history_done_cb last_done; /* the last completion's, until its group ends */
+  void *last_arg;
 } fake_history_t;
 
 typedef struct fake_cursor_s {
@@ -92,11 +96,39 @@ size_t fake_history_complete(sl_history_t *h, size_t n, int err) {
       p.frame->seq = fh->first_seq + fh->stored_count;
       fh->stored[fh->stored_count++] = sl__frame_ref(p.frame);
     }
+    fh->last_done = p.done;
+    fh->last_arg = p.arg;
     uv_mutex_unlock(&fh->lock);
     p.done(p.frame, err, p.arg);
     sl__frame_unref(p.frame);
   }
   return done;
+}
+
+void fake_history_end_group(sl_history_t *h) {
+  fake_history_t *fh = (fake_history_t *)h;
+  uv_mutex_lock(&fh->lock);
+  sl_history_done_cb done = fh->last_done;
+  void *arg = fh->last_arg;
+  fh->last_done = NULL;
+  uv_mutex_unlock(&fh->lock);
+  if (done)
+    done(NULL, 0, arg);
+}
+
+size_t fake_history_kicks(sl_history_t *h) {
+  fake_history_t *fh = (fake_history_t *)h;
+  uv_mutex_lock(&fh->lock);
+  size_t n = fh->kicks;
+  uv_mutex_unlock(&fh->lock);
+  return n;
+}
+
+static void fake_kick(sl_history_t *h) {
+  fake_history_t *fh = (fake_history_t *)h;
+  uv_mutex_lock(&fh->lock);
+  fh->kicks++;
+  uv_mutex_unlock(&fh->lock);
 }
 
 size_t fake_history_pending(sl_history_t *h) {
@@ -174,6 +206,8 @@ static void fake_destroy(sl_history_t *h) {
   fake_history_t *fh = (fake_history_t *)h;
   assert(fh->cursors == 0);
   fake_history_complete(h, SIZE_MAX, -ECANCELED);
+  if (fh->base.ops->groups)
+    fake_history_end_group(h);
   for (size_t i = 0; i < fh->stored_count; i++)
     sl__frame_unref(fh->stored[i]);
   uv_mutex_destroy(&fh->lock);
@@ -193,6 +227,22 @@ static const sl_history_ops_t fake_ops = {
   .destroy = fake_destroy,
 };
 
+/* The same, completing in groups whose ends the test tells, and holding appends (which it does
+ * anyway: nothing completes until the test says so) until a kick, which it counts. */
+static const sl_history_ops_t fake_grouped_ops = {
+  .append = fake_append,
+  .last_seq = fake_last_seq,
+  .usage = fake_usage,
+  .cursor_open = fake_cursor_open,
+  .cursor_next = fake_cursor_next,
+  .cursor_pos = fake_cursor_pos,
+  .cursor_close = fake_cursor_close,
+  .groups = 1,
+  .append_held = fake_append,
+  .kick = fake_kick,
+  .destroy = fake_destroy,
+};
+
 int fake_history_new(sl_history_t **out, uint64_t last_seq) {
   fake_history_t *fh = calloc(1, sizeof *fh);
   if (fh == NULL)
@@ -206,4 +256,11 @@ int fake_history_new(sl_history_t **out, uint64_t last_seq) {
   fh->first_seq = last_seq + 1;
   *out = &fh->base;
   return 0;
+}
+
+int fake_history_new_grouped(sl_history_t **out, uint64_t last_seq) {
+  int r = fake_history_new(out, last_seq);
+  if (r == 0)
+    (*out)->ops = &fake_grouped_ops;
+  return r;
 }

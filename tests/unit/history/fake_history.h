@@ -20,6 +20,15 @@ int fake_history_new(sl_history_t **h, uint64_t last_seq);
  * callback runs on the calling thread with no lock held. Returns how many were completed. */
 size_t fake_history_complete(sl_history_t *h, size_t n, int err);
 
+/* A fake history with `groups`, append_held and kick (history.h): fake_history_complete then
+ * sends no group end; fake_history_end_group does (the NULL call, with the arg of the last
+ * completion), and destroy ends the group it completes. */
+int fake_history_new_grouped(sl_history_t **h, uint64_t last_seq);
+void fake_history_end_group(sl_history_t *h);
+
+/* Kicks received (grouped fake). */
+size_t fake_history_kicks(sl_history_t *h);
+
 /* Appends recorded and not yet completed. */
 size_t fake_history_pending(sl_history_t *h);
 

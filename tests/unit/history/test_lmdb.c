@@ -1,5 +1,6 @@
 /* test_lmdb.c — lmdb.c, the durable history, through the history interface: appends complete
- * later, from the writer thread, exactly once each and in append order, numbered 1, 2, 3...;
+ * later, from the writer thread, exactly once each and in append order, numbered 1, 2, 3...,
+ * each group of them followed by one NULL call (the end of a group commit);
  * a stored frame comes back from a cursor byte for byte (id, topics, private flag, SSE payload);
  * cursors after an id up to a seq, "earliest", unknown ids, any page size; -ESPIPE when retention
  * (--history-size) dropped what a cursor had yet to read; a reopened history keeps its seq, its
@@ -40,6 +41,10 @@ typedef struct recorder_s {
   uint64_t seqs[MAX_APPENDS];
   int errs[MAX_APPENDS];
   size_t order[MAX_APPENDS]; /* the index each completion's arg named */
+  size_t ends;               /* group ends (done(NULL, 0, arg)) */
+  size_t since_end;          /* completions since the last group end */
+  void *last_arg;            /* the arg of the last completion */
+  int bad_end;               /* a group end with no completion before it, or another arg */
 } recorder_t;
 
 typedef struct fixture_s {
@@ -55,6 +60,16 @@ static fixture_t F;
 static void on_done(sl_frame_t *f, int err, void *arg) {
   size_t *i = arg;
   uv_mutex_lock(&F.rec.lock);
+  if (f == NULL) {
+    if (F.rec.since_end == 0 || arg != F.rec.last_arg || err != 0)
+      F.rec.bad_end = 1;
+    F.rec.since_end = 0;
+    F.rec.ends++;
+    uv_mutex_unlock(&F.rec.lock);
+    return;
+  }
+  F.rec.since_end++;
+  F.rec.last_arg = arg;
   size_t k = F.rec.calls++;
   if (k < MAX_APPENDS) {
     F.rec.seqs[k] = f->seq;
@@ -135,10 +150,20 @@ static void append(const char *id, const char *data) {
   sl__frame_unref(f);
 }
 
+/* Every group of completions has ended (the NULL call after its last). */
+static int groups_ended(void) {
+  uv_mutex_lock(&F.rec.lock);
+  int ended = F.rec.since_end == 0;
+  uv_mutex_unlock(&F.rec.lock);
+  return ended;
+}
+
 static void wait_completed(size_t n) {
-  for (int i = 0; i < WAIT_MAX_STEPS && completed() < n; i++)
+  for (int i = 0; i < WAIT_MAX_STEPS && (completed() < n || !groups_ended()); i++)
     usleep(WAIT_STEP_US);
   assert_int_equal(completed(), n);
+  assert_true(groups_ended());
+  assert_false(F.rec.bad_end);
 }
 
 /* Appends x<from>..x<to-1> and waits until all completed. */
@@ -188,9 +213,64 @@ static void test_appends_complete_later_in_order(void **state) {
   sl__history_usage(F.h, &entries, &bytes);
   assert_int_equal(entries, 300);
   assert_true(bytes > 0);
-  /* Exactly once: nothing more arrives. */
+  /* Exactly once: nothing more arrives. Each append had an arg of its own, so each completion
+   * was a group of its own. */
   usleep(20000);
   assert_int_equal(completed(), 300);
+  assert_int_equal(F.rec.ends, 300);
+}
+
+/* Appends made with one callback and arg complete in groups: each group's last completion is
+ * followed by one NULL call (history.h), so a caller can hold its wake-ups until then; never a
+ * NULL call without a completion before it. */
+static void test_group_ends(void **state) {
+  (void)state;
+  open_history(opts(1000));
+  char id[32];
+  for (int i = 0; i < 300; i++) {
+    snprintf(id, sizeof id, "g%d", i);
+    sl_frame_t *f = make_frame(id, "data", 0);
+    assert_int_equal(sl__history_append(F.h, f, on_done, &F.args[0]), 0);
+    F.appended++;
+    sl__frame_unref(f);
+  }
+  wait_completed(300);
+  assert_true(F.rec.ends >= 1 && F.rec.ends <= 300);
+  for (size_t k = 0; k < 300; k++)
+    assert_int_equal(F.rec.seqs[k], k + 1);
+}
+
+/* Held appends (append_held) wait for the kick, and the kick hands them all over at once: one
+ * transaction, one group of completions, in order after the appends before them. */
+static void test_held_appends_one_group(void **state) {
+  (void)state;
+  open_history(opts(1000));
+  append_range(0, 1); /* the writer is past its first pass, and asleep */
+  size_t ends = F.rec.ends;
+  char id[32];
+  for (int i = 0; i < 100; i++) {
+    snprintf(id, sizeof id, "h%d", i);
+    sl_frame_t *f = make_frame(id, "data", 0);
+    assert_int_equal(F.h->ops->append_held(F.h, f, on_done, &F.args[1]), 0);
+    F.appended++;
+    sl__frame_unref(f);
+  }
+  /* Not stored before the kick: the writer, asleep, was not woken (its own timed wake-up, the
+   * fallback for a kick that never comes, is a second after its last pass). */
+  usleep(100000);
+  assert_int_equal(completed(), 1);
+  F.h->ops->kick(F.h);
+  wait_completed(101);
+  assert_int_equal(F.rec.ends - ends, 1);
+  for (size_t k = 0; k < 101; k++) {
+    assert_int_equal(F.rec.seqs[k], k + 1);
+    assert_int_equal(F.rec.errs[k], 0);
+  }
+  char ids[2048];
+  int found;
+  assert_int_equal(read_ids("h98", 101, 16, &found, ids, sizeof ids), 0);
+  assert_true(found);
+  assert_string_equal(ids, "h99");
 }
 
 static void test_frame_round_trip(void **state) {
@@ -587,6 +667,8 @@ static void test_not_a_directory(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_appends_complete_later_in_order, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_group_ends, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_held_appends_one_group, setup, teardown),
     cmocka_unit_test_setup_teardown(test_frame_round_trip, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cursor_paging, setup, teardown),
     cmocka_unit_test_setup_teardown(test_duplicate_ids_resolve_to_earliest, setup, teardown),

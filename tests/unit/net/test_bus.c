@@ -6,7 +6,9 @@
  * closing while an append is pending posts the drain message only after that append's frame; a
  * worker's publish never waits: with a late history it returns at once, and its answer reaches
  * the worker as a call after the update's frame (with the seq, or history's error), while memory
- * answers inline and posts no call; a completion after the workers were detached is kept and run
+ * answers inline and posts no call; with a history that holds appends and completes in groups,
+ * a worker's publishes are kicked once per turn, through a call to that worker, and its wake-up
+ * waits for the group's end; a completion after the workers were detached is kept and run
  * by sl__bus_destroy; every worker starts at history's last seq; a replay over the memory
  * history pages through what is retained, after an id, up to a seq; and with a shared log that
  * feeds (Redis Streams), the workers get what the feed reads, not what was appended, start where
@@ -84,6 +86,15 @@ static int setup_fake(void **state) {
   return 0;
 }
 
+static int setup_grouped(void **state) {
+  (void)state;
+  sl_history_t *h;
+  assert_int_equal(fake_history_new_grouped(&h, 10), 0);
+  start(h);
+  F.h_is_fake = 1;
+  return 0;
+}
+
 static int setup_memory(void **state) {
   (void)state;
   sl_history_t *h;
@@ -95,8 +106,11 @@ static int setup_memory(void **state) {
 static int teardown(void **state) {
   (void)state;
   /* A test that failed midway may leave a publisher waiting: let it return before the bus goes. */
-  if (F.h_is_fake)
+  if (F.h_is_fake) {
     fake_history_complete(F.h, SIZE_MAX, -ECANCELED);
+    if (F.h->ops->groups)
+      fake_history_end_group(F.h); /* to the bus, while it still is */
+  }
   for (size_t i = 0; i < F.npubs; i++)
     uv_thread_join(&F.pubs[i]->thread);
   sl__bus_destroy(&F.bus);
@@ -385,6 +399,65 @@ static void test_async_publish_answers_through_worker(void **state) {
   assert_int_equal(answers[0].runs + answers[1].runs, 0); /* the worker runs them, not the bus */
 }
 
+/* Takes the worker's first call off its list, as the worker's wake-up would, and runs it. */
+static void run_first_call(void) {
+  uv_mutex_lock(&F.w.inbox_lock);
+  sl_worker_call_t *c = F.w.calls;
+  assert_non_null(c);
+  F.w.calls = c->next;
+  uv_mutex_unlock(&F.w.inbox_lock);
+  c->fn(c);
+}
+
+/* With a history that holds appends and completes in groups (lmdb.c): a worker's publishes hold
+ * their appends, and the first of a turn posts one kick to the worker, which starts them when
+ * the worker runs it; the completions post frames and answers in order, but the wake-up of the
+ * worker waits for the group's end. */
+static void test_held_appends_kicked_and_grouped(void **state) {
+  (void)state;
+  memset(answers, 0, sizeof answers);
+  answers[0].pending.call.fn = answer_run;
+  answers[1].pending.call.fn = answer_run;
+  char id[64];
+  const char *why = NULL;
+  uint64_t seq = 0;
+  sl_update_t u = update_of("one");
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[0].pending), 1);
+  u = update_of("two");
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[1].pending), 1);
+  /* One kick for both, posted to the publishing worker; history not kicked yet. */
+  assert_non_null(calls());
+  assert_null(calls()->next);
+  assert_int_equal(fake_history_kicks(F.h), 0);
+  run_first_call();
+  assert_int_equal(fake_history_kicks(F.h), 1);
+  assert_null(calls());
+  /* Both stored in one group: frames, then answers, in order; the wake-up held. */
+  assert_int_equal(fake_history_complete(F.h, 2, 0), 2);
+  assert_int_equal(inbox_len(), 2);
+  assert_true(frame_has(0, "one"));
+  assert_true(frame_has(1, "two"));
+  assert_ptr_equal(calls(), &answers[0].pending.call);
+  assert_ptr_equal(calls()->next, &answers[1].pending.call);
+  assert_int_equal(answers[1].pending.seq, 12);
+  assert_int_equal(F.bus.wake_due[0], 1);
+  fake_history_end_group(F.h);
+  assert_int_equal(F.bus.wake_due[0], 0);
+  /* The next turn's first publish posts a kick again. */
+  u = update_of("three");
+  answers[0].pending.call.fn = answer_run;
+  run_first_call();
+  run_first_call();
+  assert_null(calls());
+  assert_int_equal(sl__bus_publish_async(&F.bus, &u, id, sizeof id, &seq, &why, &F.w,
+                                         &answers[0].pending), 1);
+  assert_non_null(calls());
+  run_first_call();
+  assert_int_equal(fake_history_kicks(F.h), 2);
+}
+
 static void test_async_publish_inline_with_memory(void **state) {
   (void)state;
   memset(answers, 0, sizeof answers);
@@ -636,6 +709,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_async_publish_answers_through_worker, setup_fake,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_async_publish_inline_with_memory, setup_memory, teardown),
+    cmocka_unit_test_setup_teardown(test_held_appends_kicked_and_grouped, setup_grouped,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_completion_after_detach_runs_at_destroy, setup_fake,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_replay_pages_after_id, setup_memory, teardown),
