@@ -21,9 +21,13 @@
  *
  * Cursors (resumes) read on the caller's thread with a blocking connection from a small pool
  * (connect and command timeouts bound the wait). Seqs are this hub's: the entries it read live are
- * numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids, so that a cursor
- * stops at the worker's seq); entries older than this hub's start are numbered by the cursor that
- * returns them, from 1, which keeps every cursor's seqs increasing and below the live ones. */
+ * numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids). A cursor reads up to
+ * the newest entry fed, looked up again at every page, so it follows the feed as the other
+ * backends' cursors follow their store, and its position at the end is that entry's seq: the
+ * caller joins the live flow right after it. Entries older than this hub's start (or than the
+ * ring) get, in a cursor, the seq after the previous frame's: increasing, and below the feed's.
+ * An id this hub has not read yet (another hub's update of an instant ago) puts the position at
+ * the seq the feed will give it, counted from the stream. */
 #include "history/history.h"
 
 #include <assert.h>
@@ -357,10 +361,8 @@ typedef struct redis_cursor_s {
   redisContext *c;
   sid_t from;                        /* the last entry returned (or the one resumed after) */
   int from_set;                      /* 0: from the oldest retained */
-  sid_t upto;
+  uint64_t limit;                    /* the caller's upto: the cursor follows the feed up to it */
   uint64_t pos;
-  uint64_t older;                    /* numbers given to entries older than this hub's start */
-  int done;
 } redis_cursor_t;
 
 static uint64_t loop_ms(redis_history_t *h) {
@@ -1077,20 +1079,7 @@ static int redis_cursor_open(sl_history_t *base, const char *after_id, uint64_t 
   if (c == NULL)
     return -ENOMEM;
   c->base.history = base;
-  /* The last entry the caller has from the feed: the cursor stops there. */
-  uv_rwlock_rdlock(&h->ring_lock);
-  uint64_t last = atomic_load(&h->seq);
-  if (upto > last)
-    upto = last;
-  int known = upto >= SEQ_BASE && last - upto < h->ring_cap;
-  c->upto = upto <= SEQ_BASE ? h->start : h->ring[upto % h->ring_cap];
-  uv_rwlock_rdunlock(&h->ring_lock);
-  if (!known && upto >= SEQ_BASE) {
-    free(c);
-    return -EAGAIN; /* a seq older than the ring: the caller's own stale view; it retries */
-  }
-  if (upto < SEQ_BASE)
-    c->done = 1; /* nothing of this hub's order yet */
+  c->limit = upto;
   if (after_id && strcmp(after_id, "earliest") != 0) {
     if ((c->c = sync_get(h)) == NULL) {
       free(c);
@@ -1113,8 +1102,8 @@ static int redis_cursor_open(sl_history_t *base, const char *after_id, uint64_t 
   return 0;
 }
 
-/* This hub's seq of entry id, returned by cursor c. */
-static uint64_t seq_of(redis_history_t *h, redis_cursor_t *c, sid_t id) {
+/* This hub's seq of an entry it read live, 0 when the ring no longer (or never) held it. */
+static uint64_t ring_seq(redis_history_t *h, sid_t id) {
   uint64_t seq = 0;
   uv_rwlock_rdlock(&h->ring_lock);
   if (sid_cmp(id, h->start) > 0) {
@@ -1135,27 +1124,112 @@ static uint64_t seq_of(redis_history_t *h, redis_cursor_t *c, sid_t id) {
     }
   }
   uv_rwlock_rdunlock(&h->ring_lock);
-  if (seq == 0)
-    seq = c->older < SEQ_BASE - 1 ? ++c->older : SEQ_BASE - 1;
   return seq;
 }
 
+/* Where a cursor may read to now: the entry (*bound) of this hub's seq *bound_seq, the newest it
+ * has fed, or the caller's limit when lower. 0; 1 when nothing of this hub's order is in reach (a
+ * limit before its start); -EAGAIN when the limit is older than the ring (the caller's stale
+ * view: it retries). */
+static int cursor_bound(redis_history_t *h, const redis_cursor_t *c, sid_t *bound,
+                        uint64_t *bound_seq) {
+  int r = 0;
+  uv_rwlock_rdlock(&h->ring_lock);
+  uint64_t last = atomic_load(&h->seq);
+  uint64_t upto = c->limit < last ? c->limit : last;
+  if (upto < SEQ_BASE)
+    r = 1;
+  else if (last - upto >= h->ring_cap)
+    r = -EAGAIN;
+  *bound = upto == SEQ_BASE ? h->start : h->ring[upto % h->ring_cap];
+  *bound_seq = upto;
+  uv_rwlock_rdunlock(&h->ring_lock);
+  return r;
+}
+
+/* The seq this hub gives (or gave) entry from when it lies beyond bound, the newest entry it
+ * read (at seq bound_seq): the reader numbers every entry it can decode, in the stream's order,
+ * so it is bound_seq plus those in (bound, from]. A client that resumes here with an id another
+ * hub gave it an instant ago has those already: the stream joins the live flow after them. */
+static int seq_ahead(redis_history_t *h, redis_cursor_t *c, sid_t bound, uint64_t bound_seq,
+                     uint64_t *out) {
+  char lo[52], hi[48];
+  uint64_t n = 0;
+  sid_str(c->from, hi, sizeof hi);
+  for (;;) {
+    lo[0] = '(';
+    sid_str(bound, lo + 1, sizeof lo - 1);
+    const char *argv[] = {"XRANGE", h->stream, lo, hi, "COUNT", "1024"};
+    redisReply *rep = redisCommandArgv(c->c, 6, argv, NULL);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+      freeReplyObject(rep);
+      return -EAGAIN;
+    }
+    size_t got = rep->elements;
+    for (size_t i = 0; i < got; i++) {
+      sid_t id;
+      sl_frame_t *f = entry_frame(rep->element[i], &id);
+      if (rep->element[i]->type == REDIS_REPLY_ARRAY && rep->element[i]->elements == 2 &&
+          sid_parse(rep->element[i]->element[0]->str, rep->element[i]->element[0]->len, &id) == 0)
+        bound = id;
+      if (f) {
+        n++;
+        sl__frame_unref(f);
+      }
+    }
+    freeReplyObject(rep);
+    if (got < 1024)
+      break;
+    if (n > h->ring_cap)
+      return -EAGAIN; /* this hub's reader is that far behind: the client retries */
+  }
+  *out = bound_seq + n;
+  return 0;
+}
+
+/* Pages from the entry after c->from up to the newest this hub has fed (read again at each call,
+ * so the cursor follows the feed, as the other backends' cursors follow their store). Each frame
+ * has the seq the feed gave its entry; those the ring no longer holds (older than this hub's
+ * start, or than the ring) get the one after the previous frame's, which keeps them increasing
+ * and below the feed's; the last one read is always in reach, so at the end the position is
+ * exactly the feed's seq the caller joins the live flow after. */
 static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
   redis_cursor_t *c = (redis_cursor_t *)hc;
   redis_history_t *h = (redis_history_t *)hc->history;
   if (max > INT_MAX - 1)
     max = INT_MAX - 1;
-  if (c->done || max == 0)
+  if (max == 0)
     return 0;
+  sid_t bound;
+  uint64_t bound_seq;
+  int r = cursor_bound(h, c, &bound, &bound_seq);
+  if (r)
+    return r > 0 ? 0 : r;
+  if (c->from_set && sid_cmp(c->from, bound) == 0) {
+    if (c->pos < bound_seq)
+      c->pos = bound_seq;
+    return 0;
+  }
   if (c->c == NULL && (c->c = sync_get(h)) == NULL)
     return -EAGAIN;
+  if (c->from_set && sid_cmp(c->from, bound) > 0) {
+    uint64_t seq;
+    if ((r = seq_ahead(h, c, bound, bound_seq, &seq))) {
+      sync_put(h, c->c, 0);
+      c->c = NULL;
+      return r;
+    }
+    if (c->pos < seq)
+      c->pos = seq;
+    return 0;
+  }
   char from[48], upto[48], count[24];
   /* From the last entry returned, itself included: if it is gone, retention overtook us. */
   if (c->from_set)
     sid_str(c->from, from, sizeof from);
   else
     snprintf(from, sizeof from, "-");
-  sid_str(c->upto, upto, sizeof upto);
+  sid_str(bound, upto, sizeof upto);
   snprintf(count, sizeof count, "%zu", max + (c->from_set ? 1 : 0));
   const char *argv[] = {"XRANGE", h->stream, from, upto, "COUNT", count};
   redisReply *rep = redisCommandArgv(c->c, 6, argv, NULL);
@@ -1175,18 +1249,11 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
         sid_parse(rep->element[0]->element[0]->str, rep->element[0]->element[0]->len, &first) ||
         sid_cmp(first, c->from) != 0) {
       freeReplyObject(rep);
-      /* Gone: dropped by retention (or, when nothing at all is at or after it while it is not
-       * past upto, the same). */
-      if (sid_cmp(c->from, c->upto) >= 0) {
-        c->done = 1;
-        return 0;
-      }
-      return -ESPIPE;
+      return -ESPIPE; /* gone (before bound, which is read): dropped by retention */
     }
     i = 1;
   }
   int n = 0;
-  size_t got = rep->elements - i;
   for (; i < rep->elements; i++) {
     sid_t id;
     sl_frame_t *f = entry_frame(rep->element[i], &id);
@@ -1197,12 +1264,14 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
     }
     if (f == NULL)
       continue;
-    f->seq = seq_of(h, c, id);
+    uint64_t seq = sid_cmp(id, bound) == 0 ? bound_seq : ring_seq(h, id);
+    f->seq = seq > c->pos ? seq : c->pos + 1;
     c->pos = f->seq;
     frames[n++] = f;
   }
-  if (got < max)
-    c->done = 1;
+  /* Only undecodable entries up to bound: the position is bound's all the same. */
+  if (n == 0 && c->from_set && sid_cmp(c->from, bound) == 0 && c->pos < bound_seq)
+    c->pos = bound_seq;
   freeReplyObject(rep);
   return n;
 }

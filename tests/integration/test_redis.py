@@ -98,6 +98,107 @@ def redis(name, aof=False):
     return r
 
 
+class Proxy:
+    """A TCP relay on 127.0.0.1 in front of a Redis, for one hub: it tells the hub's connections
+    apart by the commands they send (the reader XREADs; a cursor's HGETs and XRANGEs) and can hold
+    back what Redis answers the reader (so that the hub lags the stream, as a hub does for an
+    instant after another hub's update) or delay what it answers a cursor (a slow Redis)."""
+
+    def __init__(self, target_port):
+        import socket
+        self.target = target_port
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.hold = threading.Event()       # set: the reader's answers wait
+        self.cursor_delay = 0.0             # seconds added before each answer to a cursor
+        self.closed = False
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        import socket
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            s.settimeout(None)
+            self.socks += [c, s]
+            kind = {"v": None}
+            threading.Thread(target=self._up, args=(c, s, kind), daemon=True).start()
+            threading.Thread(target=self._down, args=(s, c, kind), daemon=True).start()
+
+    def _up(self, src, dst, kind):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if kind["v"] is None:
+                if b"XREAD" in data or b"XINFO" in data:
+                    kind["v"] = "reader"
+                elif b"HGET" in data or b"XRANGE" in data:
+                    kind["v"] = "cursor"
+                elif b"SCRIPT" in data or b"EVALSHA" in data:
+                    kind["v"] = "writer"
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for x in (src, dst):
+            try:
+                x.shutdown(2)
+            except OSError:
+                pass
+
+    def _down(self, src, dst, kind):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if kind["v"] == "reader":
+                deadline = time.monotonic() + 30
+                while self.hold.is_set() and time.monotonic() < deadline and not self.closed:
+                    time.sleep(0.01)
+            elif kind["v"] == "cursor" and self.cursor_delay:
+                time.sleep(self.cursor_delay)
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for x in (src, dst):
+            try:
+                x.shutdown(2)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.hold.clear()
+        for x in [self.lsock] + self.socks:
+            try:
+                x.close()
+            except OSError:
+                pass
+
+
 def sub(port, token, headers=None, **query):
     return ht.SSEStream(port, ht.sub_query([TOPIC], **query), token=token, headers=headers)
 
@@ -349,6 +450,124 @@ def test_trimmed_before_read():
     r.stop()
 
 
+def found_header(s):
+    return s.response.header("mercure-last-event-id") or s.response.header("last-event-id")
+
+
+def test_resume_ahead_of_reader():
+    """A client resumes on hub 2 with an id published on hub 1 an instant ago, which hub 2's reader
+    has not read yet: it gets what follows that id once, and nothing before it again."""
+    r = redis("ahead")
+    px = Proxy(r.port)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h1 = ht.start_hub(redis=r.url, redis_stream="ahead")
+    h2 = ht.start_hub(redis=px.url, redis_stream="ahead")
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    live = sub(h2.port, sub_tok)
+    live.wait_open()
+    p1 = ht.Publisher(h1.port)
+    ids = [p1.must(TOPIC, data=f"a{i}", id=f"ahead-{i}") for i in range(5)]
+    t.check(live.wait_count(5, 10), "hub 2 reads hub 1's first updates", live.ids())
+    px.hold.set()  # hub 2's reader now lags the stream
+    ids += [p1.must(TOPIC, data=f"a{i}", id=f"ahead-{i}") for i in range(5, 10)]
+    at_top = sub(h2.port, sub_tok, headers={"Last-Event-ID": "ahead-9"})
+    inside = sub(h2.port, sub_tok, last_event_id="ahead-7")
+    read = sub(h2.port, sub_tok, last_event_id="ahead-3")
+    for s in (at_top, inside, read):
+        s.wait_open()
+    t.eq([s.status for s in (at_top, inside, read)], [200, 200, 200], "the resumes are accepted")
+    t.eq([found_header(s) for s in (at_top, inside, read)], ["ahead-9", "ahead-7", "ahead-3"],
+         "hub 2 finds ids its reader has not read yet")
+    px.hold.clear()
+    ids.append(p1.must(TOPIC, data="a10", id="ahead-10"))
+    for s in (live, at_top, inside, read):
+        s.wait_id("ahead-10", 10)
+        s.pump(0.3)
+    t.eq(live.ids(), ids, "hub 2's live subscriber: every update once")
+    t.eq(at_top.ids(), ["ahead-10"], "a resume after the newest id: only what came next")
+    t.eq(inside.ids(), ids[8:], "a resume after an id hub 2 had not read: what followed it, once")
+    t.eq(read.ids(), ids[4:], "a resume after an id hub 2 had read: what followed it, once")
+    for s in (live, at_top, inside, read):
+        s.close()
+    p1.close()
+    t.stop_hub(h1)
+    t.stop_hub(h2)
+    px.close()
+    r.stop()
+
+
+def publish_many(port, uids, data, batch=50):
+    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200."""
+    conn = ht.HTTPConn(port)
+    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    for k in range(0, len(uids), batch):
+        part = uids[k:k + batch]
+        conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
+                                      ht.form(ht.publish_fields(TOPIC, data=data, id=u)))
+                           for u in part))
+        got = [conn.read_response("POST") for _ in part]
+        bad = [(r.status, r.text) for r in got if r.status != 200]
+        if bad:
+            raise AssertionError(f"publishes refused: {bad[:3]}")
+    conn.close()
+    return list(uids)
+
+
+def test_paging_while_live():
+    """A resume paged slowly (a client that reads late) while updates keep coming: it joins the
+    live flow without a hole and without a duplicate, on the hub that saw everything live, on a
+    hub started in the middle (the replay spans entries from before and after its start), and on
+    a hub whose ring of recent seqs (4096 with a small --history-size) wraps while it pages."""
+    r = redis("paging")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    ha = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=10000)
+    hc = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=100)
+    t.check(ht.wait_until(lambda: ready(ha).status == 200 and ready(hc).status == 200,
+                          10 * ht.SLOW), "hubs A and C ready")
+    big = "x" * 2000
+    ids = publish_many(ha.port, [f"pg-{i}" for i in range(1500)], big)
+    hb = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=10000)
+    t.check(ht.wait_until(lambda: ready(hb).status == 200, 10 * ht.SLOW), "hub B ready")
+    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1500, 1520)], big)
+    slow = [ht.SSEStream(h.port, ht.sub_query([TOPIC]), token=sub_tok,
+                         headers={"Last-Event-ID": ids[0]}, rcvbuf=4096) for h in (ha, hb, hc)]
+    t.eq([s.status for s in slow], [200] * 3, "three resumes, one per hub, that read nothing yet")
+    time.sleep(0.3)
+    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1520, 1570)], "live", batch=1)
+    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1570, 5800)], "live")
+    replayed = [ht.metric(h.metrics(), "sluice_replayed_total") for h in (ha, hb, hc)]
+    t.check(all(n is not None and n < 1519 for n in replayed),
+            "the replays were still paging when the live updates came (fewer than the 1519 "
+            "missed were queued)", replayed)
+    # Both read at once: one left unread longer than --write-timeout would be cut.
+    deadline = time.monotonic() + 30 * ht.SLOW
+    while time.monotonic() < deadline and not all(s.eof or ids[-1] in s.ids() for s in slow):
+        for s in slow:
+            s.pump(0.05)
+    for name, s in zip("ABC", slow):
+        s.pump(0.3)
+        got = s.ids()
+        t.eq(found_header(s), ids[0], f"hub {name} found the id")
+        t.eq(len(got) - len(set(got)), 0, f"hub {name}: no update twice")
+        missing = [i for i in ids[1:] if i not in set(got)]
+        t.check(not missing, f"hub {name}: none missing", f"{len(missing)}: {missing[:5]}")
+        t.check(got == ids[1:], f"hub {name}: the replay, then the live ones, in order",
+                f"{len(got)} of {len(ids) - 1}")
+    last = ht.Publisher(ha.port)
+    lid = last.must(TOPIC, data="after", id="pg-after")
+    last.close()
+    for name, s in zip("ABC", slow):
+        s.wait_id(lid, 10)
+        s.pump(0.2)
+        t.eq(s.ids()[-2:], [ids[-1], lid], f"hub {name}: then live, once")
+        s.close()
+    for h in (ha, hb, hc):
+        t.stop_hub(h)
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -383,14 +602,26 @@ def test_start_without_redis_and_refusals():
     late.stop()
 
 
+ONLY = sys.argv[1:]  # test function names to run alone (by hand); none: all
+
+
+def section(title, fn):
+    if not ONLY or fn.__name__ in ONLY:
+        t.section(title, fn)
+
+
 try:
-    t.section("two hubs on one stream: the same updates, in the same order; resume anywhere",
-              test_two_hubs)
-    t.section("Redis killed and restarted mid-stream: 503 meanwhile, no gap, no duplicate",
-              test_redis_outage)
-    t.section("updates trimmed before a stalled hub read them: its streams end, no silent hole",
-              test_trimmed_before_read)
-    t.section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
+    section("two hubs on one stream: the same updates, in the same order; resume anywhere",
+            test_two_hubs)
+    section("Redis killed and restarted mid-stream: 503 meanwhile, no gap, no duplicate",
+            test_redis_outage)
+    section("updates trimmed before a stalled hub read them: its streams end, no silent hole",
+            test_trimmed_before_read)
+    section("a resume on a hub with an id its reader has not read yet",
+            test_resume_ahead_of_reader)
+    section("a slow resume while updates keep coming, across a hub's start",
+            test_paging_while_live)
+    section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
     for r in _redises:
