@@ -129,6 +129,8 @@ typedef struct sl_history_redis_opts_s {
   const sl_redis_url_t *url;
   const char *stream;            /* the stream's key; its id index is "<stream>:ids" */
   size_t max_entries;            /* updates retained (approximately, as MAXLEN ~) */
+  double max_age;                /* seconds an update is retained at most (by Redis's clock,
+                                    checked every second); 0 = no limit */
 } sl_history_redis_opts_t;
 
 /* Starts the backend: its thread connects (and reconnects, with backoff) on its own, so a Redis

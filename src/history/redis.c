@@ -61,6 +61,8 @@
 #define TRIM_SLACK 256               /* entries past max_entries before a trim runs */
 #define TRIM_CHUNK 1024              /* entries one trim drops at most */
 #define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
+#define AGE_CHECK_MS 1000            /* how often the writer drops updates past --history-max-age */
+#define AGE_CHUNKS 16                /* TRIM_CHUNKs one age check drops at most (the rest: next) */
 
 /* KEYS: stream, index, trimmed. ARGV: max entries, slack, chunk, id, record. The entry's id is
  * returned. HSETNX: the first copy of a repeated id is the one a resume finds, as the protocol
@@ -87,6 +89,35 @@ static const char APPEND_SCRIPT[] =
     "  redis.call('SET', KEYS[3], old[k][1])\n"
     "end\n"
     "return e\n";
+
+/* KEYS: stream, index, trimmed. ARGV: max age in ms, chunk, chunks. Drops the entries older than
+ * the max age by Redis's clock (an entry id's first part is the time XADD gave it, in ms), a chunk
+ * at a time as the append script does, with their index fields; records the newest dropped in
+ * "trimmed". Returns how many it dropped. Age is Redis's own time, so every hub agrees on it. */
+static const char AGE_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local cutoff = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) -\n"
+    "                       tonumber(ARGV[1])) .. '-0'\n"
+    "local chunk = tonumber(ARGV[2])\n"
+    "local dropped = 0\n"
+    "for c = 1, tonumber(ARGV[3]) do\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '(' .. cutoff, 'COUNT', chunk + 1)\n"
+    "  if #old == 0 then break end\n"
+    "  local k = math.min(#old, chunk)\n"
+    "  for j = 1, k do\n"
+    "    local f = old[j][2]\n"
+    "    for x = 1, #f, 2 do\n"
+    "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[j][1] then\n"
+    "        redis.call('HDEL', KEYS[2], f[x + 1])\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('XTRIM', KEYS[1], 'MINID', #old > chunk and old[k + 1][1] or cutoff)\n"
+    "  redis.call('SET', KEYS[3], old[k][1])\n"
+    "  dropped = dropped + k\n"
+    "  if #old <= chunk then break end\n"
+    "end\n"
+    "return dropped\n";
 
 /* --- URL and record -------------------------------------------------------------------------- */
 
@@ -315,6 +346,7 @@ typedef struct redis_history_s {
   sl_redis_url_t url;
   char *stream, *index, *trimmed_key;
   size_t max_entries;
+  uint64_t max_age_ms;               /* 0 = no age limit */
 
   uv_thread_t thread;
   uv_loop_t loop;
@@ -339,6 +371,7 @@ typedef struct redis_history_s {
   int check;                         /* look for such a loss before the next read */
   sid_t trimmed;                     /* the newest entry retention dropped, as last read */
   uint64_t usage_at;
+  uint64_t aged_at;                  /* loop ms of the last age check */
 
   /* Seqs: the reader writes, cursors read, under ring_lock. */
   uv_rwlock_t ring_lock;
@@ -945,6 +978,28 @@ static void check_link(redis_history_t *h, link_t *l, uint64_t now, uint64_t all
   }
 }
 
+static void on_aged(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  (void)privdata;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_ERROR)
+    sl__log(SL_LOG_ERROR, "redis: dropping updates past --history-max-age failed: %.200s",
+            rep->str);
+}
+
+/* Drops what is older than --history-max-age, on the writer, between appends (EVAL: Redis keeps
+ * the script's compiled form by its hash after the first). Every hub on the stream does it with
+ * its own age, so the smallest wins. */
+static void age_trim(redis_history_t *h) {
+  char age[24], chunk[24], chunks[24];
+  snprintf(age, sizeof age, "%" PRIu64, h->max_age_ms);
+  snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
+  snprintf(chunks, sizeof chunks, "%d", AGE_CHUNKS);
+  const char *argv[] = {"EVAL", AGE_SCRIPT, "3", h->stream, h->index, h->trimmed_key, age, chunk,
+                        chunks};
+  redisAsyncCommandArgv(h->w.ac, on_aged, h, 9, argv, NULL);
+}
+
 static void on_tick(uv_timer_t *t) {
   redis_history_t *h = t->data;
   uint64_t now = loop_ms(h);
@@ -954,6 +1009,10 @@ static void on_tick(uv_timer_t *t) {
     h->usage_at = now;
     redisAsyncCommand(h->w.ac, on_entries, h, "XLEN %s", h->stream);
     redisAsyncCommand(h->w.ac, on_bytes, h, "MEMORY USAGE %s", h->stream);
+  }
+  if (h->max_age_ms && h->w.state == LINK_UP && h->sha[0] && now - h->aged_at >= AGE_CHECK_MS) {
+    h->aged_at = now;
+    age_trim(h);
   }
 }
 
@@ -1327,6 +1386,7 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   h->base.ops = &redis_ops;
   h->url = *o->url;
   h->max_entries = o->max_entries;
+  h->max_age_ms = o->max_age > 0 ? (uint64_t)(o->max_age * 1000) : 0;
   h->ring_cap = o->max_entries + READ_COUNT > RING_MIN ? o->max_entries + READ_COUNT : RING_MIN;
   size_t sl = strlen(o->stream);
   h->stream = strdup(o->stream);

@@ -67,6 +67,34 @@ class Redis:
         except OSError:
             return False
 
+    def cmd(self, *args):
+        """One command over RESP; the reply as int, bytes, list or None (errors raise)."""
+        import socket
+        out = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() if isinstance(x, str) else x
+                                                          for x in args))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(out)
+            f = s.makefile("rb")
+
+            def read():
+                line = f.readline()
+                kind, rest = line[:1], line[1:-2]
+                if kind == b"-":
+                    raise RuntimeError(rest.decode())
+                if kind in (b"+",):
+                    return rest
+                if kind == b":":
+                    return int(rest)
+                if kind == b"$":
+                    n = int(rest)
+                    return None if n < 0 else f.read(n + 2)[:-2]
+                if kind == b"*":
+                    n = int(rest)
+                    return None if n < 0 else [read() for _ in range(n)]
+                raise RuntimeError(f"unexpected reply {line!r}")
+            return read()
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -568,6 +596,35 @@ def test_paging_while_live():
     r.stop()
 
 
+def test_max_age():
+    """--history-max-age with --redis: updates older than it leave the stream and its id index
+    within about a second, even when nothing is published; a resume after one of them is told
+    "earliest" and gets what is younger."""
+    r = redis("age")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=r.url, redis_stream="age", history_max_age=2)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    p = ht.Publisher(h.port)
+    old = [p.must(TOPIC, data="old", id=f"age-old-{i}") for i in range(5)]
+    t.eq(r.cmd("XLEN", "age"), 5, "the stream has the updates")
+    t.check(ht.wait_until(lambda: r.cmd("XLEN", "age") == 0, 6 * ht.SLOW),
+            "2 s later (and a check a second), they are gone from the stream, nothing published",
+            r.cmd("XLEN", "age"))
+    t.eq(r.cmd("HLEN", "age:ids"), 0, "and from the id index")
+    t.check(r.cmd("GET", "age:trimmed") is not None, "the newest dropped is recorded")
+    young = [p.must(TOPIC, data="young", id=f"age-young-{i}") for i in range(3)]
+    res = sub(h.port, sub_tok, headers={"Last-Event-ID": old[-1]})
+    res.wait_count(3, 10)
+    res.pump(0.3)
+    t.eq(found_header(res), "earliest", "a resume after an expired id is told earliest")
+    t.eq(res.ids(), young, "and gets the updates younger than the max age")
+    res.close()
+    t.eq(r.cmd("XLEN", "age"), 3, "the young ones stay")
+    p.close()
+    t.stop_hub(h)
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -621,6 +678,7 @@ try:
             test_resume_ahead_of_reader)
     section("a slow resume while updates keep coming, across a hub's start",
             test_paging_while_live)
+    section("--history-max-age drops what is older from the stream", test_max_age)
     section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
