@@ -625,6 +625,117 @@ def test_max_age():
     r.stop()
 
 
+def test_kill9_during_publishes():
+    """kill -9 of a hub at random moments while updates are published through it and another hub:
+    a subscriber resuming from earliest on the restarted hub, and on the other hub, gets every
+    update answered 200 exactly once, in publish order; an update whose publisher got no answer
+    (the hub died with it in flight) comes at most once."""
+    import random
+    rnd = random.Random(14)
+    r = redis("kill9")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    flags = dict(redis=r.url, redis_stream="kill9", history_size=100000)
+    h1 = ht.start_hub(**flags)
+    h2 = ht.start_hub(**flags)
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    watch = sub(h2.port, sub_tok)
+    watch.wait_open()
+    current = {"port": h1.port}
+    ok = {"k": [], "w": []}
+    unanswered = []
+    other = []
+    stop = threading.Event()
+
+    def publisher(prefix, port_of, inflight):
+        """Pipelines inflight publishes at a time; on a dead connection, the unanswered are noted
+        and it reconnects to wherever port_of() says."""
+        hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+                "Content-Type": "application/x-www-form-urlencoded"}
+        i = 0
+        deadline = time.monotonic() + 120 * ht.SLOW
+        while not stop.is_set() and time.monotonic() < deadline and i < 200000:
+            try:
+                conn = ht.HTTPConn(port_of(), timeout=5)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    batch = [f"{prefix}-{i + k}" for k in range(inflight)]
+                    i += inflight
+                    conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs, ht.form(
+                        ht.publish_fields(TOPIC, data=u, id=u))) for u in batch))
+                    for n, u in enumerate(batch):
+                        try:
+                            resp = conn.read_response("POST")
+                        except (OSError, ht.ConnectionClosed):
+                            unanswered.extend(batch[n:])
+                            raise
+                        if resp.status == 200:
+                            ok[prefix].append(u)
+                        else:
+                            other.append((u, resp.status))
+            except (OSError, ht.ConnectionClosed):
+                pass
+            finally:
+                conn.close()
+
+    th = [threading.Thread(target=publisher, args=("k", lambda: current["port"], 8)),
+          threading.Thread(target=publisher, args=("w", lambda: h2.port, 1))]
+    for x in th:
+        x.start()
+    hubs = [h1]
+    for kill in range(3):
+        time.sleep(rnd.uniform(0.3, 1.2))
+        before = len(ok["k"])
+        hubs[-1].kill()  # SIGKILL
+        time.sleep(rnd.uniform(0.0, 0.3))
+        nh = ht.start_hub(**flags)
+        hubs.append(nh)
+        t.check(ht.wait_until(lambda: ready(nh).status == 200, 10 * ht.SLOW),
+                f"kill -9 #{kill + 1} after {before} acknowledged: the hub restarted and is ready")
+        current["port"] = nh.port
+    t.check(ht.wait_until(lambda: len(ok["k"]) > before + 50, 10 * ht.SLOW),
+            "publishes through the last restarted hub are acknowledged", len(ok["k"]) - before)
+    stop.set()
+    for x in th:
+        x.join(30)
+    answered = ok["k"] + ok["w"]
+    t.check(not other, "no answer other than 200", other[:5])
+    print(f"   {len(ok['k'])} + {len(ok['w'])} answered 200, {len(unanswered)} unanswered "
+          f"(in flight at a kill)", flush=True)
+    last = hubs[-1]
+    lists = {}
+    for name, port in (("the restarted hub", last.port), ("the other hub", h2.port)):
+        s = sub(port, sub_tok, last_event_id="earliest")
+        s.wait(lambda s: set(answered) <= set(s.ids()), 30)
+        s.pump(0.3)
+        ids = s.ids()
+        lists[name] = ids
+        missing = [u for u in answered if u not in set(ids)]
+        t.check(not missing, f"{name}: a resume from earliest has every update answered 200",
+                f"{len(missing)} missing, e.g. {missing[:5]}")
+        t.eq(len(ids) - len(set(ids)), 0, f"{name}: none twice")
+        t.check(set(ids) - set(answered) <= set(unanswered),
+                f"{name}: nothing else but updates whose publish got no answer",
+                sorted(set(ids) - set(answered) - set(unanswered))[:5])
+        for prefix in ("k", "w"):
+            mine = [u for u in ids if u.startswith(prefix + "-")]
+            t.check(mine == sorted(mine, key=lambda u: int(u.split("-")[1])),
+                    f"{name}: publisher {prefix}'s updates in publish order")
+        s.close()
+    t.eq(lists["the restarted hub"], lists["the other hub"], "both resumes: the same order")
+    watch.wait(lambda s: set(answered) <= set(s.ids()), 20)
+    watch.pump(0.3)
+    t.eq(watch.ids(), lists["the other hub"],
+         "the other hub's live subscriber, never cut, got the same, once each", )
+    watch.close()
+    for h in (last, h2):
+        t.stop_hub(h)
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -679,6 +790,8 @@ try:
     section("a slow resume while updates keep coming, across a hub's start",
             test_paging_while_live)
     section("--history-max-age drops what is older from the stream", test_max_age)
+    section("kill -9 of a hub during publishes: every acknowledged update once, in order",
+            test_kill9_during_publishes)
     section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
