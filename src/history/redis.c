@@ -57,7 +57,12 @@
 #define TICK_MS 100                  /* reconnects, timeouts and the usage poll are checked this often */
 #define USAGE_EVERY_MS 2000
 #define POOL_MAX 8                   /* idle blocking connections kept for cursors */
-#define SYNC_TIMEOUT_MS 2000
+/* A resume reads on its worker's thread (blocking), so every read is bounded: a connect or an
+ * answer later than SYNC_TIMEOUT_MS fails it (a healthy Redis answers a page in about a
+ * millisecond), and after such a failure resumes fail at once for SYNC_PAUSE_MS instead of each
+ * stalling a worker again: one slow Redis costs a worker one timeout a pause, not one a resume. */
+#define SYNC_TIMEOUT_MS 250
+#define SYNC_PAUSE_MS 1000
 #define TRIM_SLACK 256               /* entries past max_entries before a trim runs */
 #define TRIM_CHUNK 1024              /* entries one trim drops at most */
 #define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
@@ -387,6 +392,7 @@ typedef struct redis_history_s {
   uv_mutex_t pool_lock;
   redisContext *pool[POOL_MAX];
   size_t pool_len;
+  atomic_uint_fast64_t sync_paused_until; /* ms (uv_hrtime): resumes fail at once until then */
 } redis_history_t;
 
 typedef struct redis_cursor_s {
@@ -1082,8 +1088,30 @@ static int redis_health(sl_history_t *base, char *why, size_t cap) {
   return -EAGAIN;
 }
 
-/* A blocking connection for a cursor: an idle one from the pool, or a new one. */
+static uint64_t mono_ms(void) {
+  return uv_hrtime() / 1000000;
+}
+
+/* Whether resumes fail at once for now (a read from Redis failed or timed out a moment ago). */
+static int sync_paused(redis_history_t *h) {
+  return mono_ms() < atomic_load(&h->sync_paused_until);
+}
+
+/* A blocking read failed (what: why): resumes fail at once for SYNC_PAUSE_MS. */
+static void sync_pause(redis_history_t *h, const char *what) {
+  uint64_t now = mono_ms();
+  uint64_t was = atomic_exchange(&h->sync_paused_until, now + SYNC_PAUSE_MS);
+  if (was <= now)
+    sl__log(SL_LOG_WARN, "redis: a resume could not read from Redis (%.100s; reads wait %d ms at "
+            "most); resumes are refused for %d ms rather than stall their worker", what,
+            SYNC_TIMEOUT_MS, SYNC_PAUSE_MS);
+}
+
+/* A blocking connection for a cursor: an idle one from the pool, or a new one; NULL when none can
+ * be had (or resumes are paused). */
 static redisContext *sync_get(redis_history_t *h) {
+  if (sync_paused(h))
+    return NULL;
   uv_mutex_lock(&h->pool_lock);
   redisContext *c = h->pool_len ? h->pool[--h->pool_len] : NULL;
   uv_mutex_unlock(&h->pool_lock);
@@ -1110,14 +1138,19 @@ static redisContext *sync_get(redis_history_t *h) {
   }
   return c;
 fail:
+  sync_pause(h, c == NULL ? "out of memory" : c->err ? c->errstr : "login refused");
   if (c)
     redisFree(c);
   return NULL;
 }
 
+/* Gives a cursor's connection back (healthy: it may serve another); one that failed on the wire
+ * (timed out, reset) pauses resumes. */
 static void sync_put(redis_history_t *h, redisContext *c, int healthy) {
   if (c == NULL)
     return;
+  if (c->err)
+    sync_pause(h, c->errstr);
   uv_mutex_lock(&h->pool_lock);
   if (healthy && c->err == 0 && h->pool_len < POOL_MAX) {
     h->pool[h->pool_len++] = c;
@@ -1269,6 +1302,8 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
       c->pos = bound_seq;
     return 0;
   }
+  if (sync_paused(h))
+    return -EAGAIN;
   if (c->c == NULL && (c->c = sync_get(h)) == NULL)
     return -EAGAIN;
   if (c->from_set && sid_cmp(c->from, bound) > 0) {

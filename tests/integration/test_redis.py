@@ -736,6 +736,40 @@ def test_kill9_during_publishes():
     r.stop()
 
 
+def test_slow_redis_resume():
+    """A Redis that answers a resume's reads late (a second here): the resume is refused with 503
+    and Retry-After (its reads are bounded, so its worker is not held), the next ones at once for
+    a moment, while publishes and live delivery go on; once Redis answers in time, resumes work."""
+    r = redis("slow")
+    px = Proxy(r.port)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=px.url, redis_stream="slow")
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    live = sub(h.port, sub_tok)
+    live.wait_open()
+    p = ht.Publisher(h.port)
+    ids = [p.must(TOPIC, data="s", id=f"slow-{i}") for i in range(5)]
+    px.cursor_delay = 1.0
+    refused = [sub(h.port, sub_tok, headers={"Last-Event-ID": ids[0]}) for _ in range(2)]
+    t.eq([s.status for s in refused], [503, 503], "resumes are answered 503 while Redis is slow")
+    t.check(all((s.response.header("retry-after") or "") != "" for s in refused),
+            "... with Retry-After")
+    t.check("resumes are refused" in h.log_text(), "the hub says why, once", h.log_tail(5))
+    ids += [p.must(TOPIC, data="s", id=f"slow-{i}") for i in range(5, 8)]
+    t.check(live.wait_count(8, 10), "publishes and live delivery go on meanwhile", live.ids())
+    px.cursor_delay = 0.0
+    time.sleep(1.2)  # the pause after a failed read is 1 s
+    ok = sub(h.port, sub_tok, headers={"Last-Event-ID": ids[0]})
+    ok.wait_count(7, 10)
+    t.eq((ok.status, ok.ids()), (200, ids[1:]), "once Redis answers in time, a resume works")
+    for s in refused + [ok, live]:
+        s.close()
+    p.close()
+    t.stop_hub(h)
+    px.close()
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -792,6 +826,8 @@ try:
     section("--history-max-age drops what is older from the stream", test_max_age)
     section("kill -9 of a hub during publishes: every acknowledged update once, in order",
             test_kill9_during_publishes)
+    section("a Redis slow to answer resumes: refused at once, the worker not held",
+            test_slow_redis_resume)
     section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
