@@ -104,7 +104,9 @@ typedef struct sl_history_lmdb_opts_s {
 int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
 
 /* The shared log in Redis Streams (redis.c): every hub on the stream XADDs its updates and reads
- * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN
+ * the stream back (a feeding backend). Its hub updates are counted apart but share the stream and
+ * its trimming from the head (one order on every hub): max_entries application updates are kept
+ * whatever the hub updates, and hub updates beyond hub_entries push out the oldest of either. Appends complete once Redis acknowledged them; -EAGAIN
  * (at once, or through done) while Redis cannot be reached. */
 typedef struct sl_redis_url_s {
   char host[256];
@@ -128,7 +130,8 @@ sl_frame_t *sl__redis_record_decode(const unsigned char *p, size_t len);
 typedef struct sl_history_redis_opts_s {
   const sl_redis_url_t *url;
   const char *stream;            /* the stream's key; its id index is "<stream>:ids" */
-  size_t max_entries;            /* updates retained (approximately, as MAXLEN ~) */
+  size_t max_entries;            /* application updates retained (approximately, as MAXLEN ~) */
+  size_t hub_entries;            /* hub updates (SL_FRAME_HUB) retained on top of those, at most */
   double max_age;                /* seconds an update is retained at most (by Redis's clock,
                                     checked every second); 0 = no limit */
 } sl_history_redis_opts_t;

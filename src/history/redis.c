@@ -3,12 +3,14 @@
  * and delivers what it reads (a feeding backend, history.h), never what it appended, so two hubs
  * can never see two orders. The only file that calls hiredis.
  *
- * Keys: the stream (entries with fields "i", the update's id, and "u", the stored update as
- * sl__redis_record_encode lays it out), the hash "<stream>:ids" from an update's id to its
- * entry's id, and "<stream>:trimmed", the newest entry retention dropped, so that a hub resumes a client from an id another hub gave it with one HGET and then
- * XRANGE after that entry. One Lua script appends to both and trims both together (retention by
- * count, approximately, as MAXLEN ~ does: a chunk at a time once the stream is past its size by
- * TRIM_SLACK), so the index never names an entry the stream dropped for long.
+ * Keys: the stream (entries with fields "i", the update's id, "u", the stored update as
+ * sl__redis_record_encode lays it out, and "h" on a hub update), the hash "<stream>:ids" from an
+ * update's id to its entry's id, so that a hub resumes a client from an id another hub gave it
+ * with one HGET and then XRANGE after that entry, "<stream>:trimmed", the newest entry retention
+ * dropped, and "<stream>:hubs", how many hub updates the stream holds. One Lua script appends and
+ * trims them together (retention by count, approximately, as MAXLEN ~ does: a chunk at a time
+ * once the stream is past its size by TRIM_SLACK), so the index never names an entry the stream
+ * dropped for long; another drops what is older than --history-max-age once a second.
  *
  * One thread with its own libuv loop owns two asynchronous connections (hiredis's async API on a
  * uv_poll_t each; see "the event glue" for why not hiredis's own libuv adapter):
@@ -69,33 +71,55 @@
 #define AGE_CHECK_MS 1000            /* how often the writer drops updates past --history-max-age */
 #define AGE_CHUNKS 16                /* TRIM_CHUNKs one age check drops at most (the rest: next) */
 
-/* KEYS: stream, index, trimmed. ARGV: max entries, slack, chunk, id, record. The entry's id is
- * returned. HSETNX: the first copy of a repeated id is the one a resume finds, as the protocol
- * wants; the trim removes an index field only when it still names the entry dropped, and records
- * the newest entry it dropped, so that a reader can tell whether it missed any (XINFO's
- * max-deleted-entry-id counts XDEL only, not trimming). */
+/* KEYS: stream, index, trimmed, hubs. ARGV: max entries, slack, chunk, id, record, hub entries,
+ * "1" for a hub update (a subscription event). The entry's id is returned. HSETNX: the first copy
+ * of a repeated id is the one a resume finds, as the protocol wants. Hub updates carry a field "h"
+ * and are counted in "hubs", so that retention counts the application's updates apart: the stream
+ * keeps max of them, and hub updates on top, up to hub entries of them; past either, the oldest
+ * entries go, from the head only (a stream without holes, one order on every hub). The trim
+ * removes an index field only when it still names the entry dropped, and records the newest entry
+ * it dropped, so that a reader can tell whether it missed any (XINFO's max-deleted-entry-id counts
+ * XDEL only, not trimming). */
 static const char APPEND_SCRIPT[] =
-    "local e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
+    "local hub = ARGV[7] == '1'\n"
+    "local e\n"
+    "if hub then\n"
+    "  e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5], 'h', '1')\n"
+    "  redis.call('INCR', KEYS[4])\n"
+    "else\n"
+    "  e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
+    "end\n"
     "redis.call('HSETNX', KEYS[2], ARGV[4], e)\n"
-    "local max = tonumber(ARGV[1])\n"
+    "local max, slack = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local cap = max + tonumber(ARGV[6])\n"
     "local n = redis.call('XLEN', KEYS[1])\n"
-    "if n > max + tonumber(ARGV[2]) then\n"
-    "  local k = math.min(n - max, tonumber(ARGV[3]))\n"
-    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', k + 1)\n"
-    "  for j = 1, k do\n"
-    "    local f = old[j][2]\n"
+    "local hubs = tonumber(redis.call('GET', KEYS[4]) or '0')\n"
+    "if n - hubs > max + slack or n > cap + slack then\n"
+    "  local chunk = tonumber(ARGV[3])\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', chunk + 1)\n"
+    "  local k, gone = 0, 0\n"
+    "  while k < chunk and k + 1 < #old and (n - hubs > max or n > cap) do\n"
+    "    k = k + 1\n"
+    "    local f = old[k][2]\n"
     "    for x = 1, #f, 2 do\n"
-    "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[j][1] then\n"
+    "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[k][1] then\n"
     "        redis.call('HDEL', KEYS[2], f[x + 1])\n"
+    "      elseif f[x] == 'h' then\n"
+    "        hubs = hubs - 1\n"
+    "        gone = gone + 1\n"
     "      end\n"
     "    end\n"
+    "    n = n - 1\n"
     "  end\n"
-    "  redis.call('XTRIM', KEYS[1], 'MINID', old[k + 1][1])\n"
-    "  redis.call('SET', KEYS[3], old[k][1])\n"
+    "  if k > 0 then\n"
+    "    redis.call('XTRIM', KEYS[1], 'MINID', old[k + 1][1])\n"
+    "    redis.call('SET', KEYS[3], old[k][1])\n"
+    "    if gone > 0 then redis.call('DECRBY', KEYS[4], gone) end\n"
+    "  end\n"
     "end\n"
     "return e\n";
 
-/* KEYS: stream, index, trimmed. ARGV: max age in ms, chunk, chunks. Drops the entries older than
+/* KEYS: stream, index, trimmed, hubs. ARGV: max age in ms, chunk, chunks. Drops the entries older than
  * the max age by Redis's clock (an entry id's first part is the time XADD gave it, in ms), a chunk
  * at a time as the append script does, with their index fields; records the newest dropped in
  * "trimmed". Returns how many it dropped. Age is Redis's own time, so every hub agrees on it. */
@@ -114,6 +138,8 @@ static const char AGE_SCRIPT[] =
     "    for x = 1, #f, 2 do\n"
     "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[j][1] then\n"
     "        redis.call('HDEL', KEYS[2], f[x + 1])\n"
+    "      elseif f[x] == 'h' then\n"
+    "        redis.call('DECR', KEYS[4])\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -349,8 +375,9 @@ typedef struct link_s {
 typedef struct redis_history_s {
   sl_history_t base;
   sl_redis_url_t url;
-  char *stream, *index, *trimmed_key;
+  char *stream, *index, *trimmed_key, *hubs_key;
   size_t max_entries;
+  size_t hub_entries;                /* hub updates retained on top of max_entries */
   uint64_t max_age_ms;               /* 0 = no age limit */
 
   uv_thread_t thread;
@@ -464,9 +491,10 @@ static void send_queued(redis_history_t *h) {
   op_t *ops = h->queue;
   h->queue = h->queue_tail = NULL;
   uv_mutex_unlock(&h->lock);
-  char maxs[24], slack[24], chunk[24];
+  char maxs[24], slack[24], chunk[24], hubmax[24];
   size_t max = h->max_entries < MIN_RETAINED ? MIN_RETAINED : h->max_entries;
   snprintf(maxs, sizeof maxs, "%zu", max);
+  snprintf(hubmax, sizeof hubmax, "%zu", h->hub_entries);
   snprintf(slack, sizeof slack, "%d", TRIM_SLACK);
   snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
   unsigned char stack[4096];
@@ -488,11 +516,14 @@ static void send_queued(redis_history_t *h) {
       continue;
     }
     sl__redis_record_encode(op->frame, rec, n);
-    const char *argv[] = {"EVALSHA", h->sha, "3", h->stream, h->index, h->trimmed_key, maxs,
-                          slack, chunk, op->frame->id, (const char *)rec};
+    const char *hub = op->frame->flags & SL_FRAME_HUB ? "1" : "0";
+    const char *argv[] = {"EVALSHA", h->sha, "4", h->stream, h->index, h->trimmed_key,
+                          h->hubs_key, maxs, slack, chunk, op->frame->id, (const char *)rec,
+                          hubmax, hub};
     size_t lens[] = {7, 40, 1, strlen(h->stream), strlen(h->index), strlen(h->trimmed_key),
-                     strlen(maxs), strlen(slack), strlen(chunk), op->frame->id_len, n};
-    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 11, argv, lens) != REDIS_OK) {
+                     strlen(h->hubs_key), strlen(maxs), strlen(slack), strlen(chunk),
+                     op->frame->id_len, n, strlen(hubmax), 1};
+    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 14, argv, lens) != REDIS_OK) {
       op->replied = 1;
       op->err = -EAGAIN;
     }
@@ -1001,9 +1032,9 @@ static void age_trim(redis_history_t *h) {
   snprintf(age, sizeof age, "%" PRIu64, h->max_age_ms);
   snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
   snprintf(chunks, sizeof chunks, "%d", AGE_CHUNKS);
-  const char *argv[] = {"EVAL", AGE_SCRIPT, "3", h->stream, h->index, h->trimmed_key, age, chunk,
-                        chunks};
-  redisAsyncCommandArgv(h->w.ac, on_aged, h, 9, argv, NULL);
+  const char *argv[] = {"EVAL", AGE_SCRIPT, "4", h->stream, h->index, h->trimmed_key, h->hubs_key,
+                        age, chunk, chunks};
+  redisAsyncCommandArgv(h->w.ac, on_aged, h, 10, argv, NULL);
 }
 
 static void on_tick(uv_timer_t *t) {
@@ -1397,6 +1428,7 @@ static void redis_destroy(sl_history_t *base) {
   free(h->stream);
   free(h->index);
   free(h->trimmed_key);
+  free(h->hubs_key);
   free(h);
 }
 
@@ -1421,18 +1453,22 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   h->base.ops = &redis_ops;
   h->url = *o->url;
   h->max_entries = o->max_entries;
+  h->hub_entries = o->hub_entries;
   h->max_age_ms = o->max_age > 0 ? (uint64_t)(o->max_age * 1000) : 0;
   h->ring_cap = o->max_entries + READ_COUNT > RING_MIN ? o->max_entries + READ_COUNT : RING_MIN;
   size_t sl = strlen(o->stream);
   h->stream = strdup(o->stream);
   h->index = malloc(sl + sizeof ":ids");
   h->trimmed_key = malloc(sl + sizeof ":trimmed");
+  h->hubs_key = malloc(sl + sizeof ":hubs");
   h->ring = calloc(h->ring_cap, sizeof *h->ring);
   int r = -ENOMEM;
-  if (h->stream == NULL || h->index == NULL || h->trimmed_key == NULL || h->ring == NULL)
+  if (h->stream == NULL || h->index == NULL || h->trimmed_key == NULL || h->hubs_key == NULL ||
+      h->ring == NULL)
     goto fail_alloc;
   snprintf(h->index, sl + sizeof ":ids", "%s:ids", o->stream);
   snprintf(h->trimmed_key, sl + sizeof ":trimmed", "%s:trimmed", o->stream);
+  snprintf(h->hubs_key, sl + sizeof ":hubs", "%s:hubs", o->stream);
   atomic_init(&h->seq, SEQ_BASE);
   h->w = (link_t){.name = "writer", .backoff = BACKOFF_MIN_MS};
   h->r = (link_t){.name = "reader", .backoff = BACKOFF_MIN_MS};
@@ -1471,6 +1507,7 @@ fail_alloc:
   free(h->stream);
   free(h->index);
   free(h->trimmed_key);
+  free(h->hubs_key);
   free(h);
   return r;
 }

@@ -770,6 +770,35 @@ def test_slow_redis_resume():
     r.stop()
 
 
+def test_subscription_events_budget():
+    """With --subscriptions, subscription events share the stream (one order on every hub) but not
+    the application's budget: a burst of subscribers coming and going, within
+    --subscriptions-history, pushes no application update out of the stream."""
+    r = redis("subsev")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=r.url, redis_stream="subsev", subscriptions=True, history_size=1024,
+                     subscriptions_history=5000)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    ids = publish_many(h.port, [f"ev-{i}" for i in range(1100)], "app")
+    for _ in range(700):
+        s = sub(h.port, sub_tok)
+        s.wait_open()
+        s.close()
+    t.check(ht.wait_until(lambda: int(r.cmd("GET", "subsev:hubs") or 0) == 1400, 10 * ht.SLOW),
+            "700 subscribers came and went: 1400 subscription events in the stream, counted",
+            r.cmd("GET", "subsev:hubs"))
+    t.eq(r.cmd("XLEN", "subsev"), 2500, "the stream holds them and the 1100 updates (past "
+         "--history-size 1024 and its slack of 256 together, not each)")
+    res = sub(h.port, sub_tok, last_event_id="earliest")
+    res.wait(lambda s: ids[-1] in s.ids(), 10)
+    res.pump(0.3)
+    t.eq([i for i in res.ids() if i.startswith("ev-")], ids,
+         "a resume from earliest gets every application update: none was pushed out")
+    res.close()
+    t.stop_hub(h)
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -828,6 +857,8 @@ try:
             test_kill9_during_publishes)
     section("a Redis slow to answer resumes: refused at once, the worker not held",
             test_slow_redis_resume)
+    section("subscription events under their own budget in the shared stream",
+            test_subscription_events_budget)
     section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
