@@ -65,6 +65,7 @@
  * stalling a worker again: one slow Redis costs a worker one timeout a pause, not one a resume. */
 #define SYNC_TIMEOUT_MS 250
 #define SYNC_PAUSE_MS 1000
+#define MAX_EMPTY_PAGES 16           /* pages of foreign entries only a cursor reads on through */
 #define TRIM_SLACK 256               /* entries past max_entries before a trim runs */
 #define TRIM_CHUNK 1024              /* entries one trim drops at most */
 #define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
@@ -1349,6 +1350,8 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
     return 0;
   }
   char from[48], upto[48], count[24];
+  int n = 0, rounds = 0;
+again:
   /* From the last entry returned, itself included: if it is gone, retention overtook us. */
   if (c->from_set)
     sid_str(c->from, from, sizeof from);
@@ -1378,7 +1381,6 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
     }
     i = 1;
   }
-  int n = 0;
   for (; i < rep->elements; i++) {
     sid_t id;
     sl_frame_t *f = entry_frame(rep->element[i], &id);
@@ -1394,10 +1396,15 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
     c->pos = f->seq;
     frames[n++] = f;
   }
-  /* Only undecodable entries up to bound: the position is bound's all the same. */
-  if (n == 0 && c->from_set && sid_cmp(c->from, bound) == 0 && c->pos < bound_seq)
-    c->pos = bound_seq;
   freeReplyObject(rep);
+  /* Only entries that are not updates (another program's, skipped as the reader skips them): 0
+   * would say the end, so read on, up to bound, whose position it is then. */
+  if (n == 0 && c->from_set && sid_cmp(c->from, bound) < 0 && ++rounds < MAX_EMPTY_PAGES)
+    goto again;
+  if (n == 0 && c->from_set && sid_cmp(c->from, bound) < 0)
+    return -EAGAIN;
+  if (n == 0 && c->from_set && c->pos < bound_seq)
+    c->pos = bound_seq;
   return n;
 }
 
