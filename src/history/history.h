@@ -51,6 +51,12 @@ typedef struct sl_history_ops_s {
   int (*cursor_next)(sl_history_cursor_t *c, sl_frame_t **frames, size_t max);
   /* The seq of the last frame returned (the cursor's position), 0 before the first. */
   uint64_t (*cursor_pos)(const sl_history_cursor_t *c);
+  /* Optional (NULL: cursor_next reads on the caller's thread, which a local store does in
+   * microseconds). Makes cursor c non-blocking: from now on, when cursor_next has no page at hand
+   * it starts fetching one and returns -EINPROGRESS, and ready(arg) is called once, from any
+   * thread, when the page came (or the fetch failed): call cursor_next again then. ready is never
+   * called once cursor_close returned. */
+  void (*cursor_notify)(sl_history_cursor_t *c, void (*ready)(void *arg), void *arg);
   void (*cursor_close)(sl_history_cursor_t *c);
   /* Optional (NULL: the backend does not feed, and a stored append is delivered by its caller).
    * Starts reading the shared log: cb gets every frame from then on, after the last_seq() it
@@ -165,6 +171,15 @@ static inline int sl__history_cursor_next(sl_history_cursor_t *c, sl_frame_t **f
 
 static inline uint64_t sl__history_cursor_pos(const sl_history_cursor_t *c) {
   return c->history->ops->cursor_pos(c);
+}
+
+/* 1 when c was made non-blocking (its backend fetches pages away from the caller's thread). */
+static inline int sl__history_cursor_notify(sl_history_cursor_t *c, void (*ready)(void *arg),
+                                            void *arg) {
+  if (c->history->ops->cursor_notify == NULL)
+    return 0;
+  c->history->ops->cursor_notify(c, ready, arg);
+  return 1;
 }
 
 static inline void sl__history_cursor_close(sl_history_cursor_t *c) {

@@ -21,8 +21,10 @@
  * (the workers are untouched), health() says why, and both connections come back with backoff;
  * the reader then continues after the last entry it delivered: no gap, no duplicate.
  *
- * Cursors (resumes) read on the caller's thread with a blocking connection from a small pool
- * (connect and command timeouts bound the wait). Seqs are this hub's: the entries it read live are
+ * Cursors (resumes) look the id up on the caller's thread with a blocking connection from a
+ * small pool (connect and command timeouts bound the wait); their pages are fetched on the loop
+ * thread, on a third asynchronous connection (the pager), when the caller made them non-blocking
+ * (cursor_notify), else on the caller's thread too. Seqs are this hub's: the entries it read live are
  * numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids). A cursor reads up to
  * the newest entry fed, looked up again at every page, so it follows the feed as the other
  * backends' cursors follow their store, and its position at the end is that entry's seq: the
@@ -393,8 +395,11 @@ typedef struct redis_history_s {
   void *feed_arg;
   char why[160];
 
+  struct redis_cursor_s *fetches, *fetches_tail; /* under lock: pages non-blocking cursors want */
+
   /* The loop thread's. */
-  link_t w, r;
+  link_t w, r, p;                    /* the writer, the reader, the pager (cursors' pages) */
+  unsigned pager_inflight;
   op_t *sent, *sent_tail;            /* in flight (and failed ones), oldest first */
   char sha[41];                      /* the script's, once loaded on the writer */
   int reading;                       /* feed set: the reader runs */
@@ -423,13 +428,31 @@ typedef struct redis_history_s {
   atomic_uint_fast64_t sync_paused_until; /* ms (uv_hrtime): resumes fail at once until then */
 } redis_history_t;
 
+enum { C_IDLE, C_QUEUED, C_DONE, C_CANCELLED };
+
 typedef struct redis_cursor_s {
   sl_history_cursor_t base;
-  redisContext *c;
+  redisContext *c;                   /* blocking: its connection while it has one */
   sid_t from;                        /* the last entry returned (or the one resumed after) */
   int from_set;                      /* 0: from the oldest retained */
+  int ahead_known;                   /* pos is the seq the feed will give from (beyond it) */
   uint64_t limit;                    /* the caller's upto: the cursor follows the feed up to it */
   uint64_t pos;
+
+  /* Non-blocking (cursor_notify). The loop thread fills the fields below and from, pos,
+   * ahead_known while state is C_QUEUED; the owner reads them once it is C_DONE. */
+  void (*ready)(void *arg);
+  void *ready_arg;
+  uv_mutex_t mu;                     /* guards state */
+  int state;                         /* C_IDLE, C_QUEUED, C_DONE, C_CANCELLED */
+  struct redis_cursor_s *next;       /* in the history's fetches */
+  int fetch;                         /* STEP_PAGE or STEP_AHEAD */
+  sid_t bound;
+  uint64_t bound_seq;
+  size_t want;
+  sl_frame_t **buf;                  /* the page fetched, buf[buf_at..buf_n) not handed out */
+  int buf_n, buf_at;
+  int err;
 } redis_cursor_t;
 
 static uint64_t loop_ms(redis_history_t *h) {
@@ -847,7 +870,7 @@ static int glue_attach(redisAsyncContext *ac, uv_loop_t *loop) {
 static void link_connect(redis_history_t *h, link_t *l);
 
 static link_t *link_of(redis_history_t *h, const redisAsyncContext *ac) {
-  return ac == h->w.ac ? &h->w : &h->r;
+  return ac == h->w.ac ? &h->w : ac == h->r.ac ? &h->r : &h->p;
 }
 
 static void link_down(redis_history_t *h, link_t *l, const char *what) {
@@ -859,13 +882,14 @@ static void link_down(redis_history_t *h, link_t *l, const char *what) {
   if (l == &h->w) {
     atomic_store(&h->writer_up, 0);
     h->sha[0] = '\0';
-  } else {
+  } else if (l == &h->r) {
     atomic_store(&h->reader_up, 0);
   }
   if (!l->logged_down && !h->stop) {
-    sl__log(SL_LOG_WARN, "redis: %s connection to %s:%d lost (%s); publishes get 503 and "
-            "delivery from the stream waits until it is back", l->name, h->url.host, h->url.port,
-            what);
+    sl__log(SL_LOG_WARN, "redis: %s connection to %s:%d lost (%s); %s until it is back", l->name,
+            h->url.host, h->url.port, what,
+            l == &h->p ? "resumes end (their clients come back)"
+                       : "publishes get 503 and delivery from the stream waits");
     l->logged_down = 1;
   }
   set_why(h, "Redis unreachable: %.100s%s", what, "");
@@ -881,6 +905,10 @@ static void on_connected(const redisAsyncContext *ac, int status) {
     return;
   }
   l->state = LINK_UP;
+  if (l == &h->p) {
+    l->backoff = BACKOFF_MIN_MS;
+    l->logged_down = 0;
+  }
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status) {
@@ -962,15 +990,18 @@ static void link_connect(redis_history_t *h, link_t *l) {
     redisAsyncCommand(ac, on_auth, h, "AUTH %s", h->url.password);
   if (h->url.db)
     redisAsyncCommand(ac, on_auth, h, "SELECT %d", h->url.db);
-  l->waiting_since = loop_ms(h);
   if (l == &h->w) {
+    l->waiting_since = loop_ms(h);
     redisAsyncCommand(ac, on_script, h, "SCRIPT LOAD %s", APPEND_SCRIPT);
-  } else {
+  } else if (l == &h->r) {
+    l->waiting_since = loop_ms(h);
     ask_info(h, ac, on_info);
   }
 }
 
 /* --- the loop thread ------------------------------------------------------------------------- */
+
+static void send_fetches(redis_history_t *h);
 
 static void stop_loop(redis_history_t *h) {
   uv_timer_stop(&h->tick);
@@ -978,7 +1009,11 @@ static void stop_loop(redis_history_t *h) {
     redisAsyncFree(h->w.ac); /* pending callbacks get NULL: appends fail, in order */
   if (h->r.ac)
     redisAsyncFree(h->r.ac);
-  h->w.ac = h->r.ac = NULL;
+  if (h->p.ac)
+    redisAsyncFree(h->p.ac); /* fetches of cursors closed meanwhile: freed */
+  h->w.ac = h->r.ac = h->p.ac = NULL;
+  h->p.state = LINK_DOWN;
+  send_fetches(h);
   fail_queued(h, -ECANCELED);
   uv_close((uv_handle_t *)&h->wake, NULL);
   uv_close((uv_handle_t *)&h->tick, NULL);
@@ -999,12 +1034,13 @@ static void on_wake(uv_async_t *a) {
     link_connect(h, &h->r);
   }
   send_queued(h);
+  send_fetches(h);
 }
 
 /* A link whose answer is overdue is dropped (Redis hangs: the same as Redis gone). */
 static void check_link(redis_history_t *h, link_t *l, uint64_t now, uint64_t allowance) {
   if (l->state == LINK_DOWN) {
-    if (now >= l->retry_at && (l == &h->w || h->reading))
+    if (now >= l->retry_at && (l != &h->r || h->reading))
       link_connect(h, l);
   } else if (l->ac && l->waiting_since && now - l->waiting_since > allowance) {
     redisAsyncContext *ac = l->ac;
@@ -1043,6 +1079,7 @@ static void on_tick(uv_timer_t *t) {
   uint64_t now = loop_ms(h);
   check_link(h, &h->w, now, REPLY_TIMEOUT_MS);
   check_link(h, &h->r, now, REPLY_TIMEOUT_MS + READ_BLOCK_MS);
+  check_link(h, &h->p, now, REPLY_TIMEOUT_MS);
   if (h->w.state == LINK_UP && h->sha[0] && now - h->usage_at >= USAGE_EVERY_MS) {
     h->usage_at = now;
     redisAsyncCommand(h->w.ac, on_entries, h, "XLEN %s", h->stream);
@@ -1057,6 +1094,7 @@ static void on_tick(uv_timer_t *t) {
 static void loop_main(void *arg) {
   redis_history_t *h = arg;
   link_connect(h, &h->w);
+  link_connect(h, &h->p);
   uv_timer_start(&h->tick, on_tick, TICK_MS, TICK_MS);
   uv_run(&h->loop, UV_RUN_DEFAULT);
 }
@@ -1271,102 +1309,70 @@ static int cursor_bound(redis_history_t *h, const redis_cursor_t *c, sid_t *boun
   return r;
 }
 
-/* The seq this hub gives (or gave) entry from when it lies beyond bound, the newest entry it
- * read (at seq bound_seq): the reader numbers every entry it can decode, in the stream's order,
- * so it is bound_seq plus those in (bound, from]. A client that resumes here with an id another
- * hub gave it an instant ago has those already: the stream joins the live flow after them. */
-static int seq_ahead(redis_history_t *h, redis_cursor_t *c, sid_t bound, uint64_t bound_seq,
-                     uint64_t *out) {
-  char lo[52], hi[48];
+/* The XRANGE that reads the next page of c up to bound (argv filled, its strings in bufs), or,
+ * ahead set, the one that counts the entries in (bound, c->from]. */
+typedef struct range_args_s {
+  char from[52], upto[48], count[24];
+  const char *argv[6];
+} range_args_t;
+
+static void range_args(redis_history_t *h, const redis_cursor_t *c, sid_t bound, size_t max,
+                       int ahead, range_args_t *a) {
+  if (ahead) {
+    a->from[0] = '(';
+    sid_str(bound, a->from + 1, sizeof a->from - 1);
+    sid_str(c->from, a->upto, sizeof a->upto);
+    snprintf(a->count, sizeof a->count, "%zu", h->ring_cap + 1);
+  } else {
+    /* From the last entry returned, itself included: if it is gone, retention overtook us. */
+    if (c->from_set)
+      sid_str(c->from, a->from, sizeof a->from);
+    else
+      snprintf(a->from, sizeof a->from, "-");
+    sid_str(bound, a->upto, sizeof a->upto);
+    snprintf(a->count, sizeof a->count, "%zu", max + (c->from_set ? 1 : 0));
+  }
+  a->argv[0] = "XRANGE";
+  a->argv[1] = h->stream;
+  a->argv[2] = a->from;
+  a->argv[3] = a->upto;
+  a->argv[4] = "COUNT";
+  a->argv[5] = a->count;
+}
+
+/* The seq this hub gives (or gave) c->from when it lies beyond bound, the newest entry it read (at
+ * seq bound_seq), from the reply of range_args(ahead): the reader numbers every entry it can
+ * decode, in the stream's order, so it is bound_seq plus those in (bound, from]. A client that
+ * resumes here with an id another hub gave it an instant ago has those already: the stream joins
+ * the live flow after them. */
+static int ahead_take(redis_history_t *h, const redisReply *rep, uint64_t bound_seq,
+                      uint64_t *out) {
+  if (rep == NULL || rep->type != REDIS_REPLY_ARRAY)
+    return -EAGAIN;
+  if (rep->elements > h->ring_cap)
+    return -EAGAIN; /* this hub's reader is that far behind: the client retries */
   uint64_t n = 0;
-  sid_str(c->from, hi, sizeof hi);
-  for (;;) {
-    lo[0] = '(';
-    sid_str(bound, lo + 1, sizeof lo - 1);
-    const char *argv[] = {"XRANGE", h->stream, lo, hi, "COUNT", "1024"};
-    redisReply *rep = redisCommandArgv(c->c, 6, argv, NULL);
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
-      freeReplyObject(rep);
-      return -EAGAIN;
+  for (size_t i = 0; i < rep->elements; i++) {
+    sid_t id;
+    sl_frame_t *f = entry_frame(rep->element[i], &id);
+    if (f) {
+      n++;
+      sl__frame_unref(f);
     }
-    size_t got = rep->elements;
-    for (size_t i = 0; i < got; i++) {
-      sid_t id;
-      sl_frame_t *f = entry_frame(rep->element[i], &id);
-      if (rep->element[i]->type == REDIS_REPLY_ARRAY && rep->element[i]->elements == 2 &&
-          sid_parse(rep->element[i]->element[0]->str, rep->element[i]->element[0]->len, &id) == 0)
-        bound = id;
-      if (f) {
-        n++;
-        sl__frame_unref(f);
-      }
-    }
-    freeReplyObject(rep);
-    if (got < 1024)
-      break;
-    if (n > h->ring_cap)
-      return -EAGAIN; /* this hub's reader is that far behind: the client retries */
   }
   *out = bound_seq + n;
   return 0;
 }
 
-/* Pages from the entry after c->from up to the newest this hub has fed (read again at each call,
- * so the cursor follows the feed, as the other backends' cursors follow their store). Each frame
- * has the seq the feed gave its entry; those the ring no longer holds (older than this hub's
- * start, or than the ring) get the one after the previous frame's, which keeps them increasing
- * and below the feed's; the last one read is always in reach, so at the end the position is
- * exactly the feed's seq the caller joins the live flow after. */
-static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
-  redis_cursor_t *c = (redis_cursor_t *)hc;
-  redis_history_t *h = (redis_history_t *)hc->history;
-  if (max > INT_MAX - 1)
-    max = INT_MAX - 1;
-  if (max == 0)
-    return 0;
-  sid_t bound;
-  uint64_t bound_seq;
-  int r = cursor_bound(h, c, &bound, &bound_seq);
-  if (r)
-    return r > 0 ? 0 : r;
-  if (c->from_set && sid_cmp(c->from, bound) == 0) {
-    if (c->pos < bound_seq)
-      c->pos = bound_seq;
-    return 0;
-  }
-  if (sync_paused(h))
-    return -EAGAIN;
-  if (c->c == NULL && (c->c = sync_get(h)) == NULL)
-    return -EAGAIN;
-  if (c->from_set && sid_cmp(c->from, bound) > 0) {
-    uint64_t seq;
-    if ((r = seq_ahead(h, c, bound, bound_seq, &seq))) {
-      sync_put(h, c->c, 0);
-      c->c = NULL;
-      return r;
-    }
-    if (c->pos < seq)
-      c->pos = seq;
-    return 0;
-  }
-  char from[48], upto[48], count[24];
-  int n = 0, rounds = 0;
-again:
-  /* From the last entry returned, itself included: if it is gone, retention overtook us. */
-  if (c->from_set)
-    sid_str(c->from, from, sizeof from);
-  else
-    snprintf(from, sizeof from, "-");
-  sid_str(bound, upto, sizeof upto);
-  snprintf(count, sizeof count, "%zu", max + (c->from_set ? 1 : 0));
-  const char *argv[] = {"XRANGE", h->stream, from, upto, "COUNT", count};
-  redisReply *rep = redisCommandArgv(c->c, 6, argv, NULL);
+/* The frames of a page (the reply of range_args), each with the seq the feed gave its entry;
+ * those the ring no longer holds (older than this hub's start, or than the ring) get the one
+ * after the previous frame's, which keeps them increasing and below the feed's. How many, or
+ * -ESPIPE (the entry the page starts from is gone: retention overtook the cursor), -EAGAIN. */
+static int page_take(redis_history_t *h, redis_cursor_t *c, const redisReply *rep, sid_t bound,
+                     uint64_t bound_seq, sl_frame_t **frames) {
   if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
     if (rep && rep->type == REDIS_REPLY_ERROR)
       sl__log(SL_LOG_ERROR, "redis: XRANGE failed: %.200s", rep->str);
-    freeReplyObject(rep);
-    sync_put(h, c->c, 0);
-    c->c = NULL;
     return -EAGAIN;
   }
   size_t i = 0;
@@ -1375,12 +1381,11 @@ again:
     if (rep->elements == 0 || rep->element[0]->type != REDIS_REPLY_ARRAY ||
         rep->element[0]->elements != 2 ||
         sid_parse(rep->element[0]->element[0]->str, rep->element[0]->element[0]->len, &first) ||
-        sid_cmp(first, c->from) != 0) {
-      freeReplyObject(rep);
+        sid_cmp(first, c->from) != 0)
       return -ESPIPE; /* gone (before bound, which is read): dropped by retention */
-    }
     i = 1;
   }
+  int n = 0;
   for (; i < rep->elements; i++) {
     sid_t id;
     sl_frame_t *f = entry_frame(rep->element[i], &id);
@@ -1396,16 +1401,218 @@ again:
     c->pos = f->seq;
     frames[n++] = f;
   }
-  freeReplyObject(rep);
-  /* Only entries that are not updates (another program's, skipped as the reader skips them): 0
-   * would say the end, so read on, up to bound, whose position it is then. */
-  if (n == 0 && c->from_set && sid_cmp(c->from, bound) < 0 && ++rounds < MAX_EMPTY_PAGES)
-    goto again;
-  if (n == 0 && c->from_set && sid_cmp(c->from, bound) < 0)
-    return -EAGAIN;
-  if (n == 0 && c->from_set && c->pos < bound_seq)
-    c->pos = bound_seq;
   return n;
+}
+
+/* What a cursor does next, from where it stands against bound: END (the caller joins the live flow
+ * at c->pos), AHEAD (count how far c->from is beyond bound), or PAGE. */
+enum { STEP_END, STEP_AHEAD, STEP_PAGE };
+
+static int cursor_step(redis_cursor_t *c, sid_t bound, uint64_t bound_seq) {
+  if (c->from_set && sid_cmp(c->from, bound) == 0) {
+    if (c->pos < bound_seq)
+      c->pos = bound_seq;
+    return STEP_END;
+  }
+  if (c->from_set && sid_cmp(c->from, bound) > 0)
+    return c->ahead_known ? STEP_END : STEP_AHEAD;
+  return STEP_PAGE;
+}
+
+/* A blocking cursor: pages read on the caller's thread, up to the newest entry this hub has fed
+ * (looked up again at every call, so the cursor follows the feed, as the other backends' cursors
+ * follow their store); 0 only when nothing is after c->from up to it. */
+static int next_blocking(redis_history_t *h, redis_cursor_t *c, sl_frame_t **frames,
+                         size_t max) {
+  for (int rounds = 0; rounds < MAX_EMPTY_PAGES; rounds++) {
+    sid_t bound;
+    uint64_t bound_seq;
+    int r = cursor_bound(h, c, &bound, &bound_seq);
+    if (r)
+      return r > 0 ? 0 : r;
+    int step = cursor_step(c, bound, bound_seq);
+    if (step == STEP_END)
+      return 0;
+    if (sync_paused(h))
+      return -EAGAIN;
+    if (c->c == NULL && (c->c = sync_get(h)) == NULL)
+      return -EAGAIN;
+    range_args_t a;
+    range_args(h, c, bound, max, step == STEP_AHEAD, &a);
+    redisReply *rep = redisCommandArgv(c->c, 6, a.argv, NULL);
+    if (step == STEP_AHEAD) {
+      uint64_t seq;
+      r = ahead_take(h, rep, bound_seq, &seq);
+      if (r == 0) {
+        c->ahead_known = 1;
+        if (c->pos < seq)
+          c->pos = seq;
+      }
+    } else {
+      r = page_take(h, c, rep, bound, bound_seq, frames);
+    }
+    if (rep == NULL) {
+      sync_put(h, c->c, 0);
+      c->c = NULL;
+    }
+    freeReplyObject(rep);
+    if (step == STEP_AHEAD || r != 0)
+      return r; /* the end (the position counted ahead), frames, or an error */
+    /* A page of foreign entries only (another program's, skipped as the reader skips them): 0
+     * would say the end, so read on. */
+  }
+  return -EAGAIN;
+}
+
+/* --- non-blocking cursors: pages fetched on the loop thread, on the pager connection ------- */
+
+static void cursor_free(redis_cursor_t *c) {
+  for (int i = c->buf_at; i < c->buf_n; i++)
+    sl__frame_unref(c->buf[i]);
+  free(c->buf);
+  if (c->ready)
+    uv_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* The fetch of c ended (rep NULL: it could not be made): its result for the owner's next
+ * cursor_next, and the owner told. Loop thread. */
+static void fetch_done(redis_history_t *h, redis_cursor_t *c, const redisReply *rep) {
+  uv_mutex_lock(&c->mu);
+  if (c->state == C_CANCELLED) {
+    uv_mutex_unlock(&c->mu);
+    cursor_free(c);
+    return;
+  }
+  if (c->fetch == STEP_AHEAD) {
+    uint64_t seq;
+    c->err = ahead_take(h, rep, c->bound_seq, &seq);
+    if (c->err == 0) {
+      c->ahead_known = 1;
+      if (c->pos < seq)
+        c->pos = seq;
+    }
+  } else if ((c->buf = malloc(c->want * sizeof *c->buf)) == NULL) {
+    c->err = -ENOMEM;
+  } else {
+    int n = page_take(h, c, rep, c->bound, c->bound_seq, c->buf);
+    c->err = n < 0 ? n : 0;
+    c->buf_n = n < 0 ? 0 : n;
+    c->buf_at = 0;
+  }
+  c->state = C_DONE;
+  c->ready(c->ready_arg); /* under the lock: cursor_close waits for it */
+  uv_mutex_unlock(&c->mu);
+}
+
+static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_cursor_t *c = privdata;
+  redis_history_t *h = (redis_history_t *)c->base.history;
+  h->pager_inflight--;
+  h->p.waiting_since = h->pager_inflight ? loop_ms(h) : 0;
+  fetch_done(h, c, reply);
+}
+
+/* Sends the fetches the workers queued. Loop thread. */
+static void send_fetches(redis_history_t *h) {
+  uv_mutex_lock(&h->lock);
+  redis_cursor_t *list = h->fetches;
+  h->fetches = h->fetches_tail = NULL;
+  uv_mutex_unlock(&h->lock);
+  while (list) {
+    redis_cursor_t *c = list;
+    list = c->next;
+    if (h->p.state != LINK_UP) {
+      fetch_done(h, c, NULL);
+      continue;
+    }
+    range_args_t a;
+    range_args(h, c, c->bound, c->want, c->fetch == STEP_AHEAD, &a);
+    if (redisAsyncCommandArgv(h->p.ac, on_fetched, c, 6, a.argv, NULL) != REDIS_OK) {
+      fetch_done(h, c, NULL);
+      continue;
+    }
+    if (h->pager_inflight++ == 0)
+      h->p.waiting_since = loop_ms(h);
+  }
+}
+
+/* A non-blocking cursor: hands out the page fetched, or starts the next fetch (-EINPROGRESS);
+ * the end (0) is only ever decided here, on the caller's thread, against the bound of now, so the
+ * caller's own view (what it dispatched meanwhile) is never ahead of it. */
+static int next_async(redis_history_t *h, redis_cursor_t *c, sl_frame_t **frames, size_t max) {
+  uv_mutex_lock(&c->mu);
+  int state = c->state;
+  uv_mutex_unlock(&c->mu);
+  if (state == C_QUEUED)
+    return -EINPROGRESS;
+  if (state == C_DONE) {
+    if (c->err) {
+      int e = c->err;
+      c->err = 0;
+      c->state = C_IDLE;
+      return e;
+    }
+    if (c->buf_at < c->buf_n) {
+      int n = 0;
+      while ((size_t)n < max && c->buf_at < c->buf_n)
+        frames[n++] = c->buf[c->buf_at++];
+      return n;
+    }
+    free(c->buf);
+    c->buf = NULL;
+    c->buf_n = c->buf_at = 0;
+    c->state = C_IDLE;
+  }
+  sid_t bound;
+  uint64_t bound_seq;
+  int r = cursor_bound(h, c, &bound, &bound_seq);
+  if (r)
+    return r > 0 ? 0 : r;
+  int step = cursor_step(c, bound, bound_seq);
+  if (step == STEP_END)
+    return 0;
+  c->fetch = step;
+  c->bound = bound;
+  c->bound_seq = bound_seq;
+  c->want = max < READ_COUNT ? max : READ_COUNT;
+  c->next = NULL;
+  uv_mutex_lock(&c->mu);
+  c->state = C_QUEUED;
+  uv_mutex_unlock(&c->mu);
+  uv_mutex_lock(&h->lock);
+  int first = h->fetches == NULL;
+  if (h->fetches_tail)
+    h->fetches_tail->next = c;
+  else
+    h->fetches = c;
+  h->fetches_tail = c;
+  uv_mutex_unlock(&h->lock);
+  if (first)
+    uv_async_send(&h->wake);
+  return -EINPROGRESS;
+}
+
+static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
+  redis_cursor_t *c = (redis_cursor_t *)hc;
+  redis_history_t *h = (redis_history_t *)hc->history;
+  if (max > INT_MAX - 1)
+    max = INT_MAX - 1;
+  if (max == 0)
+    return 0;
+  return c->ready ? next_async(h, c, frames, max) : next_blocking(h, c, frames, max);
+}
+
+static void redis_cursor_notify(sl_history_cursor_t *hc, void (*ready)(void *arg), void *arg) {
+  redis_cursor_t *c = (redis_cursor_t *)hc;
+  assert(c->ready == NULL && ready != NULL);
+  if (uv_mutex_init(&c->mu))
+    return; /* stays blocking */
+  c->ready = ready;
+  c->ready_arg = arg;
+  sync_put((redis_history_t *)hc->history, c->c, 1); /* pages come through the pager now */
+  c->c = NULL;
 }
 
 static uint64_t redis_cursor_pos(const sl_history_cursor_t *hc) {
@@ -1415,7 +1622,17 @@ static uint64_t redis_cursor_pos(const sl_history_cursor_t *hc) {
 static void redis_cursor_close(sl_history_cursor_t *hc) {
   redis_cursor_t *c = (redis_cursor_t *)hc;
   sync_put((redis_history_t *)hc->history, c->c, 1);
-  free(c);
+  c->c = NULL;
+  if (c->ready) {
+    uv_mutex_lock(&c->mu);
+    int queued = c->state == C_QUEUED;
+    if (queued)
+      c->state = C_CANCELLED; /* the loop thread frees it when its fetch ends */
+    uv_mutex_unlock(&c->mu);
+    if (queued)
+      return;
+  }
+  cursor_free(c);
 }
 
 static void redis_destroy(sl_history_t *base) {
@@ -1446,6 +1663,7 @@ static const sl_history_ops_t redis_ops = {
   .cursor_open = redis_cursor_open,
   .cursor_next = redis_cursor_next,
   .cursor_pos = redis_cursor_pos,
+  .cursor_notify = redis_cursor_notify,
   .cursor_close = redis_cursor_close,
   .feed = redis_feed,
   .health = redis_health,
@@ -1479,6 +1697,7 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   atomic_init(&h->seq, SEQ_BASE);
   h->w = (link_t){.name = "writer", .backoff = BACKOFF_MIN_MS};
   h->r = (link_t){.name = "reader", .backoff = BACKOFF_MIN_MS};
+  h->p = (link_t){.name = "pager", .backoff = BACKOFF_MIN_MS};
   snprintf(h->why, sizeof h->why, "connecting to Redis at %.100s:%d", h->url.host, h->url.port);
   if ((r = uv_mutex_init(&h->lock)))
     goto fail_alloc;

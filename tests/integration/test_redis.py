@@ -141,6 +141,7 @@ class Proxy:
         self.lsock.listen(64)
         self.port = self.lsock.getsockname()[1]
         self.hold = threading.Event()       # set: the reader's answers wait
+        self.hold_cursor = threading.Event()  # set: the answers to a cursor's reads wait
         self.cursor_delay = 0.0             # seconds added before each answer to a cursor
         self.closed = False
         self.socks = []
@@ -177,12 +178,12 @@ class Proxy:
             if not data:
                 break
             if kind["v"] is None:
-                if b"XREAD" in data or b"XINFO" in data:
+                if b"SCRIPT" in data or b"EVAL" in data:  # first: the script names the others
+                    kind["v"] = "writer"
+                elif b"XREAD" in data or b"XINFO" in data:
                     kind["v"] = "reader"
                 elif b"HGET" in data or b"XRANGE" in data:
                     kind["v"] = "cursor"
-                elif b"SCRIPT" in data or b"EVALSHA" in data:
-                    kind["v"] = "writer"
             try:
                 dst.sendall(data)
             except OSError:
@@ -205,8 +206,12 @@ class Proxy:
                 deadline = time.monotonic() + 30
                 while self.hold.is_set() and time.monotonic() < deadline and not self.closed:
                     time.sleep(0.01)
-            elif kind["v"] == "cursor" and self.cursor_delay:
-                time.sleep(self.cursor_delay)
+            elif kind["v"] == "cursor":
+                if self.cursor_delay:
+                    time.sleep(self.cursor_delay)
+                deadline = time.monotonic() + 30
+                while self.hold_cursor.is_set() and time.monotonic() < deadline and not self.closed:
+                    time.sleep(0.01)
             try:
                 dst.sendall(data)
             except OSError:
@@ -220,6 +225,7 @@ class Proxy:
     def close(self):
         self.closed = True
         self.hold.clear()
+        self.hold_cursor.clear()
         for x in [self.lsock] + self.socks:
             try:
                 x.close()
@@ -799,6 +805,43 @@ def test_subscription_events_budget():
     r.stop()
 
 
+def test_replay_off_the_worker():
+    """A resume's pages are fetched away from its worker: while Redis holds the answer to one (1.5
+    s here, past the 250 ms a blocking read may take), the hub's only worker serves publishes, live
+    delivery and /healthz, and once the answer comes the replay goes on, complete, once each."""
+    r = redis("offworker")
+    px = Proxy(r.port)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=px.url, redis_stream="offworker", workers=1)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    ids = publish_many(h.port, [f"ow-{i}" for i in range(300)], "o" * 500)
+    live = sub(h.port, sub_tok)
+    live.wait_open()
+    px.hold_cursor.set()
+    res = sub(h.port, sub_tok, last_event_id="earliest")
+    t.eq(res.status, 200, "a resume from earliest opens its stream")
+    res.wait_open()
+    p = ht.Publisher(h.port)
+    ids.append(p.must(TOPIC, data="during", id="ow-during"))
+    t.check(live.wait_id("ow-during", 10), "while its page is held, the worker publishes and "
+            "delivers live", live.ids()[-2:])
+    t.eq(ht.request(h.port, "GET", "/healthz").status, 200, "and answers /healthz")
+    res.pump(0.2)
+    t.eq((res.ids(), res.eof), ([], False), "the resume waits for its page, its stream open")
+    time.sleep(1.5)
+    px.hold_cursor.clear()
+    res.wait(lambda s: "ow-during" in s.ids(), 20)
+    res.pump(0.3)
+    t.eq(res.ids(), ids, "then the replay goes on: every update once, in order, then live")
+    t.check(not res.eof, "the stream still open")
+    for s in (res, live):
+        s.close()
+    p.close()
+    t.stop_hub(h)
+    px.close()
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -859,6 +902,7 @@ try:
             test_slow_redis_resume)
     section("subscription events under their own budget in the shared stream",
             test_subscription_events_budget)
+    section("a resume's pages fetched off its worker", test_replay_off_the_worker)
     section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
