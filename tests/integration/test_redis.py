@@ -834,10 +834,23 @@ def test_replay_off_the_worker():
     res.pump(0.3)
     t.eq(res.ids(), ids, "then the replay goes on: every update once, in order, then live")
     t.check(not res.eof, "the stream still open")
+    # Streams that end while their page is on its way: a client that leaves, and the drain.
+    px.hold_cursor.set()
+    gone = sub(h.port, sub_tok, last_event_id="earliest")
+    gone.wait_open()
+    gone.close()
+    time.sleep(0.3)
+    px.hold_cursor.clear()
+    t.eq(ht.request(h.port, "GET", "/healthz").status, 200,
+         "a client gone while its page was on its way: the hub goes on")
+    px.hold_cursor.set()
+    draining = sub(h.port, sub_tok, last_event_id="earliest")
+    draining.wait_open()
     for s in (res, live):
         s.close()
     p.close()
-    t.stop_hub(h)
+    t.stop_hub(h, "SIGTERM while a page is on its way: the hub drains and exits 0, nothing leaked")
+    draining.close()
     px.close()
     r.stop()
 
