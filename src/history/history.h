@@ -110,10 +110,11 @@ typedef struct sl_history_lmdb_opts_s {
 int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
 
 /* The shared log in Redis Streams (redis.c): every hub on the stream XADDs its updates and reads
- * the stream back (a feeding backend). Its hub updates are counted apart but share the stream and
- * its trimming from the head (one order on every hub): max_entries application updates are kept
- * whatever the hub updates, and hub updates beyond hub_entries push out the oldest of either. Appends complete once Redis acknowledged them; -EAGAIN
- * (at once, or through done) while Redis cannot be reached. */
+ * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN (at
+ * once, or through done) while Redis cannot be reached. Its hub updates are counted apart but
+ * share the stream and its trimming from the head (one order on every hub): max_entries
+ * application updates are kept whatever the hub updates, and hub updates beyond hub_entries push
+ * out the oldest of either. Its cursors can be made non-blocking (cursor_notify). */
 typedef struct sl_redis_url_s {
   char host[256];
   int port;                      /* default 6379 */

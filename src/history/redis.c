@@ -24,14 +24,14 @@
  * Cursors (resumes) look the id up on the caller's thread with a blocking connection from a
  * small pool (connect and command timeouts bound the wait); their pages are fetched on the loop
  * thread, on a third asynchronous connection (the pager), when the caller made them non-blocking
- * (cursor_notify), else on the caller's thread too. Seqs are this hub's: the entries it read live are
- * numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids). A cursor reads up to
- * the newest entry fed, looked up again at every page, so it follows the feed as the other
- * backends' cursors follow their store, and its position at the end is that entry's seq: the
- * caller joins the live flow right after it. Entries older than this hub's start (or than the
- * ring) get, in a cursor, the seq after the previous frame's: increasing, and below the feed's.
- * An id this hub has not read yet (another hub's update of an instant ago) puts the position at
- * the seq the feed will give it, counted from the stream. */
+ * (cursor_notify), else on the caller's thread too. Seqs are this hub's: the entries it read
+ * live are numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids). A cursor
+ * reads up to the newest entry fed, looked up again at every page, so it follows the feed as the
+ * other backends' cursors follow their store, and its position at the end is that entry's seq:
+ * the caller joins the live flow right after it. Entries older than this hub's start (or than
+ * the ring) get, in a cursor, the seq after the previous frame's: increasing, and below the
+ * feed's. An id this hub has not read yet (another hub's update of an instant ago) puts the
+ * position at the seq the feed will give it, counted from the stream. */
 #include "history/history.h"
 
 #include <assert.h>
@@ -122,8 +122,8 @@ static const char APPEND_SCRIPT[] =
     "end\n"
     "return e\n";
 
-/* KEYS: stream, index, trimmed, hubs. ARGV: max age in ms, chunk, chunks. Drops the entries older than
- * the max age by Redis's clock (an entry id's first part is the time XADD gave it, in ms), a chunk
+/* KEYS: stream, index, trimmed, hubs. ARGV: max age in ms, chunk, chunks. Drops the entries older
+ * than the max age by Redis's clock (an entry id's first part is the time XADD gave it, in ms), a chunk
  * at a time as the append script does, with their index fields; records the newest dropped in
  * "trimmed". Returns how many it dropped. Age is Redis's own time, so every hub agrees on it. */
 static const char AGE_SCRIPT[] =
