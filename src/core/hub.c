@@ -201,6 +201,8 @@ static int new_redis(sl_hub_t *hub) {
     .url = &url,
     .stream = hub->cfg.redis_stream ? hub->cfg.redis_stream : SL_DEFAULT_REDIS_STREAM,
     .max_entries = hub->cfg.history_size,
+    .hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0,
+    .max_age = hub->cfg.history_max_age,
   };
   r = sl__history_redis_new(&hub->history, &o);
   memset(&url, 0, sizeof url); /* the password */

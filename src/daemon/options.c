@@ -175,7 +175,8 @@ static const option_def_t options[] = {
    "batch = sync every 100 ms (power loss: at most 100 ms lost); off = never (process crash "
    "only)"},
   {"history-max-age", KIND_SECONDS, HUB(history_max_age), FROM_ALL, 0, 0, "SECONDS",
-   "with --data-dir: drop updates older than this (--history-size applies too); 0 = no limit"},
+   "with --data-dir or --redis: drop updates older than this (--history-size applies too); "
+   "0 = no limit"},
   {"data-max-size", KIND_BYTES, HUB(data_max_size), FROM_ALL, 0, 0, "BYTES",
    "with --data-dir: the most disk the history may take; past it the oldest updates make room"},
   {"redis", KIND_STRING, HUB(redis_url), FROM_ALL, 0, 0, "URL",

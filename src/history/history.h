@@ -57,6 +57,12 @@ typedef struct sl_history_ops_s {
   int (*cursor_next)(sl_history_cursor_t *c, sl_frame_t **frames, size_t max);
   /* The seq of the last frame returned (the cursor's position), 0 before the first. */
   uint64_t (*cursor_pos)(const sl_history_cursor_t *c);
+  /* Optional (NULL: cursor_next reads on the caller's thread, which a local store does in
+   * microseconds). Makes cursor c non-blocking: from now on, when cursor_next has no page at hand
+   * it starts fetching one and returns -EINPROGRESS, and ready(arg) is called once, from any
+   * thread, when the page came (or the fetch failed): call cursor_next again then. ready is never
+   * called once cursor_close returned. */
+  void (*cursor_notify)(sl_history_cursor_t *c, void (*ready)(void *arg), void *arg);
   void (*cursor_close)(sl_history_cursor_t *c);
   /* Optional (NULL: the backend does not feed, and a stored append is delivered by its caller).
    * Starts reading the shared log: cb gets every frame from then on, after the last_seq() it
@@ -134,8 +140,11 @@ int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
 int sl__history_lmdb_lock_fd(sl_history_t *h);
 
 /* The shared log in Redis Streams (redis.c): every hub on the stream XADDs its updates and reads
- * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN
- * (at once, or through done) while Redis cannot be reached. */
+ * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN (at
+ * once, or through done) while Redis cannot be reached. Its hub updates are counted apart but
+ * share the stream and its trimming from the head (one order on every hub): max_entries
+ * application updates are kept whatever the hub updates, and hub updates beyond hub_entries push
+ * out the oldest of either. Its cursors can be made non-blocking (cursor_notify). */
 typedef struct sl_redis_url_s {
   char host[256];
   int port;                      /* default 6379 */
@@ -158,7 +167,10 @@ sl_frame_t *sl__redis_record_decode(const unsigned char *p, size_t len);
 typedef struct sl_history_redis_opts_s {
   const sl_redis_url_t *url;
   const char *stream;            /* the stream's key; its id index is "<stream>:ids" */
-  size_t max_entries;            /* updates retained (approximately, as MAXLEN ~) */
+  size_t max_entries;            /* application updates retained (approximately, as MAXLEN ~) */
+  size_t hub_entries;            /* hub updates (SL_FRAME_HUB) retained on top of those, at most */
+  double max_age;                /* seconds an update is retained at most (by Redis's clock,
+                                    checked every second); 0 = no limit */
 } sl_history_redis_opts_t;
 
 /* Starts the backend: its thread connects (and reconnects, with backoff) on its own, so a Redis
@@ -190,6 +202,15 @@ static inline int sl__history_cursor_next(sl_history_cursor_t *c, sl_frame_t **f
 
 static inline uint64_t sl__history_cursor_pos(const sl_history_cursor_t *c) {
   return c->history->ops->cursor_pos(c);
+}
+
+/* 1 when c was made non-blocking (its backend fetches pages away from the caller's thread). */
+static inline int sl__history_cursor_notify(sl_history_cursor_t *c, void (*ready)(void *arg),
+                                            void *arg) {
+  if (c->history->ops->cursor_notify == NULL)
+    return 0;
+  c->history->ops->cursor_notify(c, ready, arg);
+  return 1;
 }
 
 static inline void sl__history_cursor_close(sl_history_cursor_t *c) {

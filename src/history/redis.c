@@ -3,12 +3,14 @@
  * and delivers what it reads (a feeding backend, history.h), never what it appended, so two hubs
  * can never see two orders. The only file that calls hiredis.
  *
- * Keys: the stream (entries with fields "i", the update's id, and "u", the stored update as
- * sl__redis_record_encode lays it out), the hash "<stream>:ids" from an update's id to its
- * entry's id, and "<stream>:trimmed", the newest entry retention dropped, so that a hub resumes a client from an id another hub gave it with one HGET and then
- * XRANGE after that entry. One Lua script appends to both and trims both together (retention by
- * count, approximately, as MAXLEN ~ does: a chunk at a time once the stream is past its size by
- * TRIM_SLACK), so the index never names an entry the stream dropped for long.
+ * Keys: the stream (entries with fields "i", the update's id, "u", the stored update as
+ * sl__redis_record_encode lays it out, and "h" on a hub update), the hash "<stream>:ids" from an
+ * update's id to its entry's id, so that a hub resumes a client from an id another hub gave it
+ * with one HGET and then XRANGE after that entry, "<stream>:trimmed", the newest entry retention
+ * dropped, and "<stream>:hubs", how many hub updates the stream holds. One Lua script appends and
+ * trims them together (retention by count, approximately, as MAXLEN ~ does: a chunk at a time
+ * once the stream is past its size by TRIM_SLACK), so the index never names an entry the stream
+ * dropped for long; another drops what is older than --history-max-age once a second.
  *
  * One thread with its own libuv loop owns two asynchronous connections (hiredis's async API on a
  * uv_poll_t each; see "the event glue" for why not hiredis's own libuv adapter):
@@ -19,11 +21,17 @@
  * (the workers are untouched), health() says why, and both connections come back with backoff;
  * the reader then continues after the last entry it delivered: no gap, no duplicate.
  *
- * Cursors (resumes) read on the caller's thread with a blocking connection from a small pool
- * (connect and command timeouts bound the wait). Seqs are this hub's: the entries it read live are
- * numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids, so that a cursor
- * stops at the worker's seq); entries older than this hub's start are numbered by the cursor that
- * returns them, from 1, which keeps every cursor's seqs increasing and below the live ones. */
+ * Cursors (resumes) look the id up on the caller's thread with a blocking connection from a
+ * small pool (connect and command timeouts bound the wait); their pages are fetched on the loop
+ * thread, on a third asynchronous connection (the pager), when the caller made them non-blocking
+ * (cursor_notify), else on the caller's thread too. Seqs are this hub's: the entries it read
+ * live are numbered from SEQ_BASE up (a ring maps the recent ones to their entry ids). A cursor
+ * reads up to the newest entry fed, looked up again at every page, so it follows the feed as the
+ * other backends' cursors follow their store, and its position at the end is that entry's seq:
+ * the caller joins the live flow right after it. Entries older than this hub's start (or than
+ * the ring) get, in a cursor, the seq after the previous frame's: increasing, and below the
+ * feed's. An id this hub has not read yet (another hub's update of an instant ago) puts the
+ * position at the seq the feed will give it, counted from the stream. */
 #include "history/history.h"
 
 #include <assert.h>
@@ -53,36 +61,97 @@
 #define TICK_MS 100                  /* reconnects, timeouts and the usage poll are checked this often */
 #define USAGE_EVERY_MS 2000
 #define POOL_MAX 8                   /* idle blocking connections kept for cursors */
-#define SYNC_TIMEOUT_MS 2000
+/* A resume reads on its worker's thread (blocking), so every read is bounded: a connect or an
+ * answer later than SYNC_TIMEOUT_MS fails it (a healthy Redis answers a page in about a
+ * millisecond), and after such a failure resumes fail at once for SYNC_PAUSE_MS instead of each
+ * stalling a worker again: one slow Redis costs a worker one timeout a pause, not one a resume. */
+#define SYNC_TIMEOUT_MS 250
+#define SYNC_PAUSE_MS 1000
+#define MAX_EMPTY_PAGES 16           /* pages of foreign entries only a cursor reads on through */
 #define TRIM_SLACK 256               /* entries past max_entries before a trim runs */
 #define TRIM_CHUNK 1024              /* entries one trim drops at most */
 #define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
+#define AGE_CHECK_MS 1000            /* how often the writer drops updates past --history-max-age */
+#define AGE_CHUNKS 16                /* TRIM_CHUNKs one age check drops at most (the rest: next) */
 
-/* KEYS: stream, index, trimmed. ARGV: max entries, slack, chunk, id, record. The entry's id is
- * returned. HSETNX: the first copy of a repeated id is the one a resume finds, as the protocol
- * wants; the trim removes an index field only when it still names the entry dropped, and records
- * the newest entry it dropped, so that a reader can tell whether it missed any (XINFO's
- * max-deleted-entry-id counts XDEL only, not trimming). */
+/* KEYS: stream, index, trimmed, hubs. ARGV: max entries, slack, chunk, id, record, hub entries,
+ * "1" for a hub update (a subscription event). The entry's id is returned. HSETNX: the first copy
+ * of a repeated id is the one a resume finds, as the protocol wants. Hub updates carry a field "h"
+ * and are counted in "hubs", so that retention counts the application's updates apart: the stream
+ * keeps max of them, and hub updates on top, up to hub entries of them; past either, the oldest
+ * entries go, from the head only (a stream without holes, one order on every hub). The trim
+ * removes an index field only when it still names the entry dropped, and records the newest entry
+ * it dropped, so that a reader can tell whether it missed any (XINFO's max-deleted-entry-id counts
+ * XDEL only, not trimming). */
 static const char APPEND_SCRIPT[] =
-    "local e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
+    "local hub = ARGV[7] == '1'\n"
+    "local e\n"
+    "if hub then\n"
+    "  e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5], 'h', '1')\n"
+    "  redis.call('INCR', KEYS[4])\n"
+    "else\n"
+    "  e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
+    "end\n"
     "redis.call('HSETNX', KEYS[2], ARGV[4], e)\n"
-    "local max = tonumber(ARGV[1])\n"
+    "local max, slack = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local cap = max + tonumber(ARGV[6])\n"
     "local n = redis.call('XLEN', KEYS[1])\n"
-    "if n > max + tonumber(ARGV[2]) then\n"
-    "  local k = math.min(n - max, tonumber(ARGV[3]))\n"
-    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', k + 1)\n"
+    "local hubs = tonumber(redis.call('GET', KEYS[4]) or '0')\n"
+    "if n - hubs > max + slack or n > cap + slack then\n"
+    "  local chunk = tonumber(ARGV[3])\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', chunk + 1)\n"
+    "  local k, gone = 0, 0\n"
+    "  while k < chunk and k + 1 < #old and (n - hubs > max or n > cap) do\n"
+    "    k = k + 1\n"
+    "    local f = old[k][2]\n"
+    "    for x = 1, #f, 2 do\n"
+    "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[k][1] then\n"
+    "        redis.call('HDEL', KEYS[2], f[x + 1])\n"
+    "      elseif f[x] == 'h' then\n"
+    "        hubs = hubs - 1\n"
+    "        gone = gone + 1\n"
+    "      end\n"
+    "    end\n"
+    "    n = n - 1\n"
+    "  end\n"
+    "  if k > 0 then\n"
+    "    redis.call('XTRIM', KEYS[1], 'MINID', old[k + 1][1])\n"
+    "    redis.call('SET', KEYS[3], old[k][1])\n"
+    "    if gone > 0 then redis.call('DECRBY', KEYS[4], gone) end\n"
+    "  end\n"
+    "end\n"
+    "return e\n";
+
+/* KEYS: stream, index, trimmed, hubs. ARGV: max age in ms, chunk, chunks. Drops the entries older
+ * than the max age by Redis's clock (an entry id's first part is the time XADD gave it, in ms), a chunk
+ * at a time as the append script does, with their index fields; records the newest dropped in
+ * "trimmed". Returns how many it dropped. Age is Redis's own time, so every hub agrees on it. */
+static const char AGE_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local cutoff = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) -\n"
+    "                       tonumber(ARGV[1])) .. '-0'\n"
+    "local chunk = tonumber(ARGV[2])\n"
+    "local dropped = 0\n"
+    "for c = 1, tonumber(ARGV[3]) do\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '(' .. cutoff, 'COUNT', chunk + 1)\n"
+    "  if #old == 0 then break end\n"
+    "  local k = math.min(#old, chunk)\n"
     "  for j = 1, k do\n"
     "    local f = old[j][2]\n"
     "    for x = 1, #f, 2 do\n"
     "      if f[x] == 'i' and redis.call('HGET', KEYS[2], f[x + 1]) == old[j][1] then\n"
     "        redis.call('HDEL', KEYS[2], f[x + 1])\n"
+    "      elseif f[x] == 'h' then\n"
+    "        redis.call('DECR', KEYS[4])\n"
     "      end\n"
     "    end\n"
     "  end\n"
-    "  redis.call('XTRIM', KEYS[1], 'MINID', old[k + 1][1])\n"
+    "  redis.call('XTRIM', KEYS[1], 'MINID', #old > chunk and old[k + 1][1] or cutoff)\n"
     "  redis.call('SET', KEYS[3], old[k][1])\n"
+    "  dropped = dropped + k\n"
+    "  if #old <= chunk then break end\n"
     "end\n"
-    "return e\n";
+    "return dropped\n";
 
 /* --- URL and record -------------------------------------------------------------------------- */
 
@@ -309,8 +378,10 @@ typedef struct link_s {
 typedef struct redis_history_s {
   sl_history_t base;
   sl_redis_url_t url;
-  char *stream, *index, *trimmed_key;
+  char *stream, *index, *trimmed_key, *hubs_key;
   size_t max_entries;
+  size_t hub_entries;                /* hub updates retained on top of max_entries */
+  uint64_t max_age_ms;               /* 0 = no age limit */
 
   uv_thread_t thread;
   uv_loop_t loop;
@@ -324,8 +395,11 @@ typedef struct redis_history_s {
   void *feed_arg;
   char why[160];
 
+  struct redis_cursor_s *fetches, *fetches_tail; /* under lock: pages non-blocking cursors want */
+
   /* The loop thread's. */
-  link_t w, r;
+  link_t w, r, p;                    /* the writer, the reader, the pager (cursors' pages) */
+  unsigned pager_inflight;
   op_t *sent, *sent_tail;            /* in flight (and failed ones), oldest first */
   char sha[41];                      /* the script's, once loaded on the writer */
   int reading;                       /* feed set: the reader runs */
@@ -335,6 +409,7 @@ typedef struct redis_history_s {
   int check;                         /* look for such a loss before the next read */
   sid_t trimmed;                     /* the newest entry retention dropped, as last read */
   uint64_t usage_at;
+  uint64_t aged_at;                  /* loop ms of the last age check */
 
   /* Seqs: the reader writes, cursors read, under ring_lock. */
   uv_rwlock_t ring_lock;
@@ -350,17 +425,34 @@ typedef struct redis_history_s {
   uv_mutex_t pool_lock;
   redisContext *pool[POOL_MAX];
   size_t pool_len;
+  atomic_uint_fast64_t sync_paused_until; /* ms (uv_hrtime): resumes fail at once until then */
 } redis_history_t;
+
+enum { C_IDLE, C_QUEUED, C_DONE, C_CANCELLED };
 
 typedef struct redis_cursor_s {
   sl_history_cursor_t base;
-  redisContext *c;
+  redisContext *c;                   /* blocking: its connection while it has one */
   sid_t from;                        /* the last entry returned (or the one resumed after) */
   int from_set;                      /* 0: from the oldest retained */
-  sid_t upto;
+  int ahead_known;                   /* pos is the seq the feed will give from (beyond it) */
+  uint64_t limit;                    /* the caller's upto: the cursor follows the feed up to it */
   uint64_t pos;
-  uint64_t older;                    /* numbers given to entries older than this hub's start */
-  int done;
+
+  /* Non-blocking (cursor_notify). The loop thread fills the fields below and from, pos,
+   * ahead_known while state is C_QUEUED; the owner reads them once it is C_DONE. */
+  void (*ready)(void *arg);
+  void *ready_arg;
+  uv_mutex_t mu;                     /* guards state */
+  int state;                         /* C_IDLE, C_QUEUED, C_DONE, C_CANCELLED */
+  struct redis_cursor_s *next;       /* in the history's fetches */
+  int fetch;                         /* STEP_PAGE or STEP_AHEAD */
+  sid_t bound;
+  uint64_t bound_seq;
+  size_t want;
+  sl_frame_t **buf;                  /* the page fetched, buf[buf_at..buf_n) not handed out */
+  int buf_n, buf_at;
+  int err;
 } redis_cursor_t;
 
 static uint64_t loop_ms(redis_history_t *h) {
@@ -423,9 +515,10 @@ static void send_queued(redis_history_t *h) {
   op_t *ops = h->queue;
   h->queue = h->queue_tail = NULL;
   uv_mutex_unlock(&h->lock);
-  char maxs[24], slack[24], chunk[24];
+  char maxs[24], slack[24], chunk[24], hubmax[24];
   size_t max = h->max_entries < MIN_RETAINED ? MIN_RETAINED : h->max_entries;
   snprintf(maxs, sizeof maxs, "%zu", max);
+  snprintf(hubmax, sizeof hubmax, "%zu", h->hub_entries);
   snprintf(slack, sizeof slack, "%d", TRIM_SLACK);
   snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
   unsigned char stack[4096];
@@ -447,11 +540,14 @@ static void send_queued(redis_history_t *h) {
       continue;
     }
     sl__redis_record_encode(op->frame, rec, n);
-    const char *argv[] = {"EVALSHA", h->sha, "3", h->stream, h->index, h->trimmed_key, maxs,
-                          slack, chunk, op->frame->id, (const char *)rec};
+    const char *hub = op->frame->flags & SL_FRAME_HUB ? "1" : "0";
+    const char *argv[] = {"EVALSHA", h->sha, "4", h->stream, h->index, h->trimmed_key,
+                          h->hubs_key, maxs, slack, chunk, op->frame->id, (const char *)rec,
+                          hubmax, hub};
     size_t lens[] = {7, 40, 1, strlen(h->stream), strlen(h->index), strlen(h->trimmed_key),
-                     strlen(maxs), strlen(slack), strlen(chunk), op->frame->id_len, n};
-    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 11, argv, lens) != REDIS_OK) {
+                     strlen(h->hubs_key), strlen(maxs), strlen(slack), strlen(chunk),
+                     op->frame->id_len, n, strlen(hubmax), 1};
+    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 14, argv, lens) != REDIS_OK) {
       op->replied = 1;
       op->err = -EAGAIN;
     }
@@ -774,7 +870,7 @@ static int glue_attach(redisAsyncContext *ac, uv_loop_t *loop) {
 static void link_connect(redis_history_t *h, link_t *l);
 
 static link_t *link_of(redis_history_t *h, const redisAsyncContext *ac) {
-  return ac == h->w.ac ? &h->w : &h->r;
+  return ac == h->w.ac ? &h->w : ac == h->r.ac ? &h->r : &h->p;
 }
 
 static void link_down(redis_history_t *h, link_t *l, const char *what) {
@@ -786,13 +882,14 @@ static void link_down(redis_history_t *h, link_t *l, const char *what) {
   if (l == &h->w) {
     atomic_store(&h->writer_up, 0);
     h->sha[0] = '\0';
-  } else {
+  } else if (l == &h->r) {
     atomic_store(&h->reader_up, 0);
   }
   if (!l->logged_down && !h->stop) {
-    sl__log(SL_LOG_WARN, "redis: %s connection to %s:%d lost (%s); publishes get 503 and "
-            "delivery from the stream waits until it is back", l->name, h->url.host, h->url.port,
-            what);
+    sl__log(SL_LOG_WARN, "redis: %s connection to %s:%d lost (%s); %s until it is back", l->name,
+            h->url.host, h->url.port, what,
+            l == &h->p ? "resumes end (their clients come back)"
+                       : "publishes get 503 and delivery from the stream waits");
     l->logged_down = 1;
   }
   set_why(h, "Redis unreachable: %.100s%s", what, "");
@@ -808,6 +905,10 @@ static void on_connected(const redisAsyncContext *ac, int status) {
     return;
   }
   l->state = LINK_UP;
+  if (l == &h->p) {
+    l->backoff = BACKOFF_MIN_MS;
+    l->logged_down = 0;
+  }
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status) {
@@ -889,15 +990,18 @@ static void link_connect(redis_history_t *h, link_t *l) {
     redisAsyncCommand(ac, on_auth, h, "AUTH %s", h->url.password);
   if (h->url.db)
     redisAsyncCommand(ac, on_auth, h, "SELECT %d", h->url.db);
-  l->waiting_since = loop_ms(h);
   if (l == &h->w) {
+    l->waiting_since = loop_ms(h);
     redisAsyncCommand(ac, on_script, h, "SCRIPT LOAD %s", APPEND_SCRIPT);
-  } else {
+  } else if (l == &h->r) {
+    l->waiting_since = loop_ms(h);
     ask_info(h, ac, on_info);
   }
 }
 
 /* --- the loop thread ------------------------------------------------------------------------- */
+
+static void send_fetches(redis_history_t *h);
 
 static void stop_loop(redis_history_t *h) {
   uv_timer_stop(&h->tick);
@@ -905,7 +1009,11 @@ static void stop_loop(redis_history_t *h) {
     redisAsyncFree(h->w.ac); /* pending callbacks get NULL: appends fail, in order */
   if (h->r.ac)
     redisAsyncFree(h->r.ac);
-  h->w.ac = h->r.ac = NULL;
+  if (h->p.ac)
+    redisAsyncFree(h->p.ac); /* fetches of cursors closed meanwhile: freed */
+  h->w.ac = h->r.ac = h->p.ac = NULL;
+  h->p.state = LINK_DOWN;
+  send_fetches(h);
   fail_queued(h, -ECANCELED);
   uv_close((uv_handle_t *)&h->wake, NULL);
   uv_close((uv_handle_t *)&h->tick, NULL);
@@ -926,12 +1034,13 @@ static void on_wake(uv_async_t *a) {
     link_connect(h, &h->r);
   }
   send_queued(h);
+  send_fetches(h);
 }
 
 /* A link whose answer is overdue is dropped (Redis hangs: the same as Redis gone). */
 static void check_link(redis_history_t *h, link_t *l, uint64_t now, uint64_t allowance) {
   if (l->state == LINK_DOWN) {
-    if (now >= l->retry_at && (l == &h->w || h->reading))
+    if (now >= l->retry_at && (l != &h->r || h->reading))
       link_connect(h, l);
   } else if (l->ac && l->waiting_since && now - l->waiting_since > allowance) {
     redisAsyncContext *ac = l->ac;
@@ -943,21 +1052,49 @@ static void check_link(redis_history_t *h, link_t *l, uint64_t now, uint64_t all
   }
 }
 
+static void on_aged(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  (void)privdata;
+  redisReply *rep = reply;
+  if (rep && rep->type == REDIS_REPLY_ERROR)
+    sl__log(SL_LOG_ERROR, "redis: dropping updates past --history-max-age failed: %.200s",
+            rep->str);
+}
+
+/* Drops what is older than --history-max-age, on the writer, between appends (EVAL: Redis keeps
+ * the script's compiled form by its hash after the first). Every hub on the stream does it with
+ * its own age, so the smallest wins. */
+static void age_trim(redis_history_t *h) {
+  char age[24], chunk[24], chunks[24];
+  snprintf(age, sizeof age, "%" PRIu64, h->max_age_ms);
+  snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
+  snprintf(chunks, sizeof chunks, "%d", AGE_CHUNKS);
+  const char *argv[] = {"EVAL", AGE_SCRIPT, "4", h->stream, h->index, h->trimmed_key, h->hubs_key,
+                        age, chunk, chunks};
+  redisAsyncCommandArgv(h->w.ac, on_aged, h, 10, argv, NULL);
+}
+
 static void on_tick(uv_timer_t *t) {
   redis_history_t *h = t->data;
   uint64_t now = loop_ms(h);
   check_link(h, &h->w, now, REPLY_TIMEOUT_MS);
   check_link(h, &h->r, now, REPLY_TIMEOUT_MS + READ_BLOCK_MS);
+  check_link(h, &h->p, now, REPLY_TIMEOUT_MS);
   if (h->w.state == LINK_UP && h->sha[0] && now - h->usage_at >= USAGE_EVERY_MS) {
     h->usage_at = now;
     redisAsyncCommand(h->w.ac, on_entries, h, "XLEN %s", h->stream);
     redisAsyncCommand(h->w.ac, on_bytes, h, "MEMORY USAGE %s", h->stream);
+  }
+  if (h->max_age_ms && h->w.state == LINK_UP && h->sha[0] && now - h->aged_at >= AGE_CHECK_MS) {
+    h->aged_at = now;
+    age_trim(h);
   }
 }
 
 static void loop_main(void *arg) {
   redis_history_t *h = arg;
   link_connect(h, &h->w);
+  link_connect(h, &h->p);
   uv_timer_start(&h->tick, on_tick, TICK_MS, TICK_MS);
   uv_run(&h->loop, UV_RUN_DEFAULT);
 }
@@ -1021,8 +1158,30 @@ static int redis_health(sl_history_t *base, char *why, size_t cap) {
   return -EAGAIN;
 }
 
-/* A blocking connection for a cursor: an idle one from the pool, or a new one. */
+static uint64_t mono_ms(void) {
+  return uv_hrtime() / 1000000;
+}
+
+/* Whether resumes fail at once for now (a read from Redis failed or timed out a moment ago). */
+static int sync_paused(redis_history_t *h) {
+  return mono_ms() < atomic_load(&h->sync_paused_until);
+}
+
+/* A blocking read failed (what: why): resumes fail at once for SYNC_PAUSE_MS. */
+static void sync_pause(redis_history_t *h, const char *what) {
+  uint64_t now = mono_ms();
+  uint64_t was = atomic_exchange(&h->sync_paused_until, now + SYNC_PAUSE_MS);
+  if (was <= now)
+    sl__log(SL_LOG_WARN, "redis: a resume could not read from Redis (%.100s; reads wait %d ms at "
+            "most); resumes are refused for %d ms rather than stall their worker", what,
+            SYNC_TIMEOUT_MS, SYNC_PAUSE_MS);
+}
+
+/* A blocking connection for a cursor: an idle one from the pool, or a new one; NULL when none can
+ * be had (or resumes are paused). */
 static redisContext *sync_get(redis_history_t *h) {
+  if (sync_paused(h))
+    return NULL;
   uv_mutex_lock(&h->pool_lock);
   redisContext *c = h->pool_len ? h->pool[--h->pool_len] : NULL;
   uv_mutex_unlock(&h->pool_lock);
@@ -1049,14 +1208,19 @@ static redisContext *sync_get(redis_history_t *h) {
   }
   return c;
 fail:
+  sync_pause(h, c == NULL ? "out of memory" : c->err ? c->errstr : "login refused");
   if (c)
     redisFree(c);
   return NULL;
 }
 
+/* Gives a cursor's connection back (healthy: it may serve another); one that failed on the wire
+ * (timed out, reset) pauses resumes. */
 static void sync_put(redis_history_t *h, redisContext *c, int healthy) {
   if (c == NULL)
     return;
+  if (c->err)
+    sync_pause(h, c->errstr);
   uv_mutex_lock(&h->pool_lock);
   if (healthy && c->err == 0 && h->pool_len < POOL_MAX) {
     h->pool[h->pool_len++] = c;
@@ -1077,20 +1241,7 @@ static int redis_cursor_open(sl_history_t *base, const char *after_id, uint64_t 
   if (c == NULL)
     return -ENOMEM;
   c->base.history = base;
-  /* The last entry the caller has from the feed: the cursor stops there. */
-  uv_rwlock_rdlock(&h->ring_lock);
-  uint64_t last = atomic_load(&h->seq);
-  if (upto > last)
-    upto = last;
-  int known = upto >= SEQ_BASE && last - upto < h->ring_cap;
-  c->upto = upto <= SEQ_BASE ? h->start : h->ring[upto % h->ring_cap];
-  uv_rwlock_rdunlock(&h->ring_lock);
-  if (!known && upto >= SEQ_BASE) {
-    free(c);
-    return -EAGAIN; /* a seq older than the ring: the caller's own stale view; it retries */
-  }
-  if (upto < SEQ_BASE)
-    c->done = 1; /* nothing of this hub's order yet */
+  c->limit = upto;
   if (after_id && strcmp(after_id, "earliest") != 0) {
     if ((c->c = sync_get(h)) == NULL) {
       free(c);
@@ -1113,8 +1264,8 @@ static int redis_cursor_open(sl_history_t *base, const char *after_id, uint64_t 
   return 0;
 }
 
-/* This hub's seq of entry id, returned by cursor c. */
-static uint64_t seq_of(redis_history_t *h, redis_cursor_t *c, sid_t id) {
+/* This hub's seq of an entry it read live, 0 when the ring no longer (or never) held it. */
+static uint64_t ring_seq(redis_history_t *h, sid_t id) {
   uint64_t seq = 0;
   uv_rwlock_rdlock(&h->ring_lock);
   if (sid_cmp(id, h->start) > 0) {
@@ -1135,36 +1286,93 @@ static uint64_t seq_of(redis_history_t *h, redis_cursor_t *c, sid_t id) {
     }
   }
   uv_rwlock_rdunlock(&h->ring_lock);
-  if (seq == 0)
-    seq = c->older < SEQ_BASE - 1 ? ++c->older : SEQ_BASE - 1;
   return seq;
 }
 
-static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
-  redis_cursor_t *c = (redis_cursor_t *)hc;
-  redis_history_t *h = (redis_history_t *)hc->history;
-  if (max > INT_MAX - 1)
-    max = INT_MAX - 1;
-  if (c->done || max == 0)
-    return 0;
-  if (c->c == NULL && (c->c = sync_get(h)) == NULL)
+/* Where a cursor may read to now: the entry (*bound) of this hub's seq *bound_seq, the newest it
+ * has fed, or the caller's limit when lower. 0; 1 when nothing of this hub's order is in reach (a
+ * limit before its start); -EAGAIN when the limit is older than the ring (the caller's stale
+ * view: it retries). */
+static int cursor_bound(redis_history_t *h, const redis_cursor_t *c, sid_t *bound,
+                        uint64_t *bound_seq) {
+  int r = 0;
+  uv_rwlock_rdlock(&h->ring_lock);
+  uint64_t last = atomic_load(&h->seq);
+  uint64_t upto = c->limit < last ? c->limit : last;
+  if (upto < SEQ_BASE)
+    r = 1;
+  else if (last - upto >= h->ring_cap)
+    r = -EAGAIN;
+  *bound = upto == SEQ_BASE ? h->start : h->ring[upto % h->ring_cap];
+  *bound_seq = upto;
+  uv_rwlock_rdunlock(&h->ring_lock);
+  return r;
+}
+
+/* The XRANGE that reads the next page of c up to bound (argv filled, its strings in bufs), or,
+ * ahead set, the one that counts the entries in (bound, c->from]. */
+typedef struct range_args_s {
+  char from[52], upto[48], count[24];
+  const char *argv[6];
+} range_args_t;
+
+static void range_args(redis_history_t *h, const redis_cursor_t *c, sid_t bound, size_t max,
+                       int ahead, range_args_t *a) {
+  if (ahead) {
+    a->from[0] = '(';
+    sid_str(bound, a->from + 1, sizeof a->from - 1);
+    sid_str(c->from, a->upto, sizeof a->upto);
+    snprintf(a->count, sizeof a->count, "%zu", h->ring_cap + 1);
+  } else {
+    /* From the last entry returned, itself included: if it is gone, retention overtook us. */
+    if (c->from_set)
+      sid_str(c->from, a->from, sizeof a->from);
+    else
+      snprintf(a->from, sizeof a->from, "-");
+    sid_str(bound, a->upto, sizeof a->upto);
+    snprintf(a->count, sizeof a->count, "%zu", max + (c->from_set ? 1 : 0));
+  }
+  a->argv[0] = "XRANGE";
+  a->argv[1] = h->stream;
+  a->argv[2] = a->from;
+  a->argv[3] = a->upto;
+  a->argv[4] = "COUNT";
+  a->argv[5] = a->count;
+}
+
+/* The seq this hub gives (or gave) c->from when it lies beyond bound, the newest entry it read (at
+ * seq bound_seq), from the reply of range_args(ahead): the reader numbers every entry it can
+ * decode, in the stream's order, so it is bound_seq plus those in (bound, from]. A client that
+ * resumes here with an id another hub gave it an instant ago has those already: the stream joins
+ * the live flow after them. */
+static int ahead_take(redis_history_t *h, const redisReply *rep, uint64_t bound_seq,
+                      uint64_t *out) {
+  if (rep == NULL || rep->type != REDIS_REPLY_ARRAY)
     return -EAGAIN;
-  char from[48], upto[48], count[24];
-  /* From the last entry returned, itself included: if it is gone, retention overtook us. */
-  if (c->from_set)
-    sid_str(c->from, from, sizeof from);
-  else
-    snprintf(from, sizeof from, "-");
-  sid_str(c->upto, upto, sizeof upto);
-  snprintf(count, sizeof count, "%zu", max + (c->from_set ? 1 : 0));
-  const char *argv[] = {"XRANGE", h->stream, from, upto, "COUNT", count};
-  redisReply *rep = redisCommandArgv(c->c, 6, argv, NULL);
+  if (rep->elements > h->ring_cap)
+    return -EAGAIN; /* this hub's reader is that far behind: the client retries */
+  uint64_t n = 0;
+  for (size_t i = 0; i < rep->elements; i++) {
+    sid_t id;
+    sl_frame_t *f = entry_frame(rep->element[i], &id);
+    if (f) {
+      n++;
+      sl__frame_unref(f);
+    }
+  }
+  *out = bound_seq + n;
+  return 0;
+}
+
+/* The frames of a page (the reply of range_args), each with the seq the feed gave its entry;
+ * those the ring no longer holds (older than this hub's start, or than the ring) get the one
+ * after the previous frame's, which keeps them increasing and below the feed's. How many, or
+ * -ESPIPE (the entry the page starts from is gone: retention overtook the cursor), -EAGAIN. */
+static int page_take(redis_history_t *h, redis_cursor_t *c, const redisReply *rep, sid_t bound,
+                     uint64_t bound_seq, sl_frame_t **frames) {
   if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
     if (rep && rep->type == REDIS_REPLY_ERROR)
       sl__log(SL_LOG_ERROR, "redis: XRANGE failed: %.200s", rep->str);
-    freeReplyObject(rep);
-    sync_put(h, c->c, 0);
-    c->c = NULL;
     return -EAGAIN;
   }
   size_t i = 0;
@@ -1173,20 +1381,11 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
     if (rep->elements == 0 || rep->element[0]->type != REDIS_REPLY_ARRAY ||
         rep->element[0]->elements != 2 ||
         sid_parse(rep->element[0]->element[0]->str, rep->element[0]->element[0]->len, &first) ||
-        sid_cmp(first, c->from) != 0) {
-      freeReplyObject(rep);
-      /* Gone: dropped by retention (or, when nothing at all is at or after it while it is not
-       * past upto, the same). */
-      if (sid_cmp(c->from, c->upto) >= 0) {
-        c->done = 1;
-        return 0;
-      }
-      return -ESPIPE;
-    }
+        sid_cmp(first, c->from) != 0)
+      return -ESPIPE; /* gone (before bound, which is read): dropped by retention */
     i = 1;
   }
   int n = 0;
-  size_t got = rep->elements - i;
   for (; i < rep->elements; i++) {
     sid_t id;
     sl_frame_t *f = entry_frame(rep->element[i], &id);
@@ -1197,14 +1396,223 @@ static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_
     }
     if (f == NULL)
       continue;
-    f->seq = seq_of(h, c, id);
+    uint64_t seq = sid_cmp(id, bound) == 0 ? bound_seq : ring_seq(h, id);
+    f->seq = seq > c->pos ? seq : c->pos + 1;
     c->pos = f->seq;
     frames[n++] = f;
   }
-  if (got < max)
-    c->done = 1;
-  freeReplyObject(rep);
   return n;
+}
+
+/* What a cursor does next, from where it stands against bound: END (the caller joins the live flow
+ * at c->pos), AHEAD (count how far c->from is beyond bound), or PAGE. */
+enum { STEP_END, STEP_AHEAD, STEP_PAGE };
+
+static int cursor_step(redis_cursor_t *c, sid_t bound, uint64_t bound_seq) {
+  if (c->from_set && sid_cmp(c->from, bound) == 0) {
+    if (c->pos < bound_seq)
+      c->pos = bound_seq;
+    return STEP_END;
+  }
+  if (c->from_set && sid_cmp(c->from, bound) > 0)
+    return c->ahead_known ? STEP_END : STEP_AHEAD;
+  return STEP_PAGE;
+}
+
+/* A blocking cursor: pages read on the caller's thread, up to the newest entry this hub has fed
+ * (looked up again at every call, so the cursor follows the feed, as the other backends' cursors
+ * follow their store); 0 only when nothing is after c->from up to it. */
+static int next_blocking(redis_history_t *h, redis_cursor_t *c, sl_frame_t **frames,
+                         size_t max) {
+  for (int rounds = 0; rounds < MAX_EMPTY_PAGES; rounds++) {
+    sid_t bound;
+    uint64_t bound_seq;
+    int r = cursor_bound(h, c, &bound, &bound_seq);
+    if (r)
+      return r > 0 ? 0 : r;
+    int step = cursor_step(c, bound, bound_seq);
+    if (step == STEP_END)
+      return 0;
+    if (sync_paused(h))
+      return -EAGAIN;
+    if (c->c == NULL && (c->c = sync_get(h)) == NULL)
+      return -EAGAIN;
+    range_args_t a;
+    range_args(h, c, bound, max, step == STEP_AHEAD, &a);
+    redisReply *rep = redisCommandArgv(c->c, 6, a.argv, NULL);
+    if (step == STEP_AHEAD) {
+      uint64_t seq;
+      r = ahead_take(h, rep, bound_seq, &seq);
+      if (r == 0) {
+        c->ahead_known = 1;
+        if (c->pos < seq)
+          c->pos = seq;
+      }
+    } else {
+      r = page_take(h, c, rep, bound, bound_seq, frames);
+    }
+    if (rep == NULL) {
+      sync_put(h, c->c, 0);
+      c->c = NULL;
+    }
+    freeReplyObject(rep);
+    if (step == STEP_AHEAD || r != 0)
+      return r; /* the end (the position counted ahead), frames, or an error */
+    /* A page of foreign entries only (another program's, skipped as the reader skips them): 0
+     * would say the end, so read on. */
+  }
+  return -EAGAIN;
+}
+
+/* --- non-blocking cursors: pages fetched on the loop thread, on the pager connection ------- */
+
+static void cursor_free(redis_cursor_t *c) {
+  for (int i = c->buf_at; i < c->buf_n; i++)
+    sl__frame_unref(c->buf[i]);
+  free(c->buf);
+  if (c->ready)
+    uv_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* The fetch of c ended (rep NULL: it could not be made): its result for the owner's next
+ * cursor_next, and the owner told. Loop thread. */
+static void fetch_done(redis_history_t *h, redis_cursor_t *c, const redisReply *rep) {
+  uv_mutex_lock(&c->mu);
+  if (c->state == C_CANCELLED) {
+    uv_mutex_unlock(&c->mu);
+    cursor_free(c);
+    return;
+  }
+  if (c->fetch == STEP_AHEAD) {
+    uint64_t seq;
+    c->err = ahead_take(h, rep, c->bound_seq, &seq);
+    if (c->err == 0) {
+      c->ahead_known = 1;
+      if (c->pos < seq)
+        c->pos = seq;
+    }
+  } else if ((c->buf = malloc(c->want * sizeof *c->buf)) == NULL) {
+    c->err = -ENOMEM;
+  } else {
+    int n = page_take(h, c, rep, c->bound, c->bound_seq, c->buf);
+    c->err = n < 0 ? n : 0;
+    c->buf_n = n < 0 ? 0 : n;
+    c->buf_at = 0;
+  }
+  c->state = C_DONE;
+  c->ready(c->ready_arg); /* under the lock: cursor_close waits for it */
+  uv_mutex_unlock(&c->mu);
+}
+
+static void on_fetched(redisAsyncContext *ac, void *reply, void *privdata) {
+  (void)ac;
+  redis_cursor_t *c = privdata;
+  redis_history_t *h = (redis_history_t *)c->base.history;
+  h->pager_inflight--;
+  h->p.waiting_since = h->pager_inflight ? loop_ms(h) : 0;
+  fetch_done(h, c, reply);
+}
+
+/* Sends the fetches the workers queued. Loop thread. */
+static void send_fetches(redis_history_t *h) {
+  uv_mutex_lock(&h->lock);
+  redis_cursor_t *list = h->fetches;
+  h->fetches = h->fetches_tail = NULL;
+  uv_mutex_unlock(&h->lock);
+  while (list) {
+    redis_cursor_t *c = list;
+    list = c->next;
+    if (h->p.state != LINK_UP) {
+      fetch_done(h, c, NULL);
+      continue;
+    }
+    range_args_t a;
+    range_args(h, c, c->bound, c->want, c->fetch == STEP_AHEAD, &a);
+    if (redisAsyncCommandArgv(h->p.ac, on_fetched, c, 6, a.argv, NULL) != REDIS_OK) {
+      fetch_done(h, c, NULL);
+      continue;
+    }
+    if (h->pager_inflight++ == 0)
+      h->p.waiting_since = loop_ms(h);
+  }
+}
+
+/* A non-blocking cursor: hands out the page fetched, or starts the next fetch (-EINPROGRESS);
+ * the end (0) is only ever decided here, on the caller's thread, against the bound of now, so the
+ * caller's own view (what it dispatched meanwhile) is never ahead of it. */
+static int next_async(redis_history_t *h, redis_cursor_t *c, sl_frame_t **frames, size_t max) {
+  uv_mutex_lock(&c->mu);
+  int state = c->state;
+  uv_mutex_unlock(&c->mu);
+  if (state == C_QUEUED)
+    return -EINPROGRESS;
+  if (state == C_DONE) {
+    if (c->err) {
+      int e = c->err;
+      c->err = 0;
+      c->state = C_IDLE;
+      return e;
+    }
+    if (c->buf_at < c->buf_n) {
+      int n = 0;
+      while ((size_t)n < max && c->buf_at < c->buf_n)
+        frames[n++] = c->buf[c->buf_at++];
+      return n;
+    }
+    free(c->buf);
+    c->buf = NULL;
+    c->buf_n = c->buf_at = 0;
+    c->state = C_IDLE;
+  }
+  sid_t bound;
+  uint64_t bound_seq;
+  int r = cursor_bound(h, c, &bound, &bound_seq);
+  if (r)
+    return r > 0 ? 0 : r;
+  int step = cursor_step(c, bound, bound_seq);
+  if (step == STEP_END)
+    return 0;
+  c->fetch = step;
+  c->bound = bound;
+  c->bound_seq = bound_seq;
+  c->want = max < READ_COUNT ? max : READ_COUNT;
+  c->next = NULL;
+  uv_mutex_lock(&c->mu);
+  c->state = C_QUEUED;
+  uv_mutex_unlock(&c->mu);
+  uv_mutex_lock(&h->lock);
+  int first = h->fetches == NULL;
+  if (h->fetches_tail)
+    h->fetches_tail->next = c;
+  else
+    h->fetches = c;
+  h->fetches_tail = c;
+  uv_mutex_unlock(&h->lock);
+  if (first)
+    uv_async_send(&h->wake);
+  return -EINPROGRESS;
+}
+
+static int redis_cursor_next(sl_history_cursor_t *hc, sl_frame_t **frames, size_t max) {
+  redis_cursor_t *c = (redis_cursor_t *)hc;
+  redis_history_t *h = (redis_history_t *)hc->history;
+  if (max > INT_MAX - 1)
+    max = INT_MAX - 1;
+  if (max == 0)
+    return 0;
+  return c->ready ? next_async(h, c, frames, max) : next_blocking(h, c, frames, max);
+}
+
+static void redis_cursor_notify(sl_history_cursor_t *hc, void (*ready)(void *arg), void *arg) {
+  redis_cursor_t *c = (redis_cursor_t *)hc;
+  assert(c->ready == NULL && ready != NULL);
+  if (uv_mutex_init(&c->mu))
+    return; /* stays blocking */
+  c->ready = ready;
+  c->ready_arg = arg;
+  sync_put((redis_history_t *)hc->history, c->c, 1); /* pages come through the pager now */
+  c->c = NULL;
 }
 
 static uint64_t redis_cursor_pos(const sl_history_cursor_t *hc) {
@@ -1214,7 +1622,17 @@ static uint64_t redis_cursor_pos(const sl_history_cursor_t *hc) {
 static void redis_cursor_close(sl_history_cursor_t *hc) {
   redis_cursor_t *c = (redis_cursor_t *)hc;
   sync_put((redis_history_t *)hc->history, c->c, 1);
-  free(c);
+  c->c = NULL;
+  if (c->ready) {
+    uv_mutex_lock(&c->mu);
+    int queued = c->state == C_QUEUED;
+    if (queued)
+      c->state = C_CANCELLED; /* the loop thread frees it when its fetch ends */
+    uv_mutex_unlock(&c->mu);
+    if (queued)
+      return;
+  }
+  cursor_free(c);
 }
 
 static void redis_destroy(sl_history_t *base) {
@@ -1234,6 +1652,7 @@ static void redis_destroy(sl_history_t *base) {
   free(h->stream);
   free(h->index);
   free(h->trimmed_key);
+  free(h->hubs_key);
   free(h);
 }
 
@@ -1244,6 +1663,7 @@ static const sl_history_ops_t redis_ops = {
   .cursor_open = redis_cursor_open,
   .cursor_next = redis_cursor_next,
   .cursor_pos = redis_cursor_pos,
+  .cursor_notify = redis_cursor_notify,
   .cursor_close = redis_cursor_close,
   .feed = redis_feed,
   .health = redis_health,
@@ -1258,20 +1678,26 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   h->base.ops = &redis_ops;
   h->url = *o->url;
   h->max_entries = o->max_entries;
+  h->hub_entries = o->hub_entries;
+  h->max_age_ms = o->max_age > 0 ? (uint64_t)(o->max_age * 1000) : 0;
   h->ring_cap = o->max_entries + READ_COUNT > RING_MIN ? o->max_entries + READ_COUNT : RING_MIN;
   size_t sl = strlen(o->stream);
   h->stream = strdup(o->stream);
   h->index = malloc(sl + sizeof ":ids");
   h->trimmed_key = malloc(sl + sizeof ":trimmed");
+  h->hubs_key = malloc(sl + sizeof ":hubs");
   h->ring = calloc(h->ring_cap, sizeof *h->ring);
   int r = -ENOMEM;
-  if (h->stream == NULL || h->index == NULL || h->trimmed_key == NULL || h->ring == NULL)
+  if (h->stream == NULL || h->index == NULL || h->trimmed_key == NULL || h->hubs_key == NULL ||
+      h->ring == NULL)
     goto fail_alloc;
   snprintf(h->index, sl + sizeof ":ids", "%s:ids", o->stream);
   snprintf(h->trimmed_key, sl + sizeof ":trimmed", "%s:trimmed", o->stream);
+  snprintf(h->hubs_key, sl + sizeof ":hubs", "%s:hubs", o->stream);
   atomic_init(&h->seq, SEQ_BASE);
   h->w = (link_t){.name = "writer", .backoff = BACKOFF_MIN_MS};
   h->r = (link_t){.name = "reader", .backoff = BACKOFF_MIN_MS};
+  h->p = (link_t){.name = "pager", .backoff = BACKOFF_MIN_MS};
   snprintf(h->why, sizeof h->why, "connecting to Redis at %.100s:%d", h->url.host, h->url.port);
   if ((r = uv_mutex_init(&h->lock)))
     goto fail_alloc;
@@ -1307,6 +1733,7 @@ fail_alloc:
   free(h->stream);
   free(h->index);
   free(h->trimmed_key);
+  free(h->hubs_key);
   free(h);
   return r;
 }

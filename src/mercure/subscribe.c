@@ -4,6 +4,7 @@
  * updates replayed from history, then live updates. The stream then owns the connection: its
  * heartbeats, its token's expiry, its final frame in a drain and its end are here. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,14 @@ static const char *matcher_type(const char *name) {
  * raised so that the broker skips the updates it already got from history when they are
  * dispatched here later. No gap, no duplicate, and no second lookup of an id. */
 struct paging_s {
+  sl_worker_call_t call;         /* first: posted to the worker when a page fetched away from it
+                                    came (a non-blocking cursor, sl__history_cursor_notify) */
+  sl_mercure_t *m;
+  sl_conn_t *conn;
+  stream_t *stream;
+  atomic_int posted;             /* the call is on its way (set on the backend's thread) */
+  int waiting;                   /* a page is being fetched (cursor_next said -EINPROGRESS) */
+  int orphaned;                  /* the stream is gone: the call only frees this */
   sl_sub_filter_t filter;        /* the subscription's selectors, for one lookup per topic */
   sl_history_cursor_t *cur;
   size_t avg;                    /* bytes of a frame read so far, on average (0: none yet): a
@@ -142,10 +151,24 @@ static void paging_free(paging_t *p) {
   if (p == NULL)
     return;
   if (p->cur)
-    sl__history_cursor_close(p->cur);
+    sl__history_cursor_close(p->cur); /* no ready call after it: posted is final now */
+  p->cur = NULL;
   sl__sub_filter_free(&p->filter);
   free(p->last_id);
+  p->last_id = NULL;
+  if (p->waiting && atomic_load(&p->posted)) {
+    p->orphaned = 1; /* the call on its way to the worker frees it */
+    return;
+  }
   free(p);
+}
+
+/* The backend's thread: the page a non-blocking cursor fetched came. */
+static void paging_ready(void *arg) {
+  paging_t *p = arg;
+  atomic_store(&p->posted, 1);
+  if (sl__worker_post_call(p->m->worker, &p->call))
+    sl__worker_wake(p->m->worker);
 }
 
 /* The bytes of replay a stream may have queued at once. */
@@ -199,6 +222,10 @@ static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
   while (c->q_bytes < window) {
     size_t want = p->avg ? (window - c->q_bytes) / p->avg + 1 : REPLAY_FIRST_PAGE;
     int r = sl__history_cursor_next(p->cur, page, want < REPLAY_PAGE ? want : REPLAY_PAGE);
+    if (r == -EINPROGRESS) {
+      p->waiting = 1; /* paging_call goes on when the page came */
+      break;
+    }
     if (r == -ESPIPE) {
       sl__metric_add(&m->metrics->replay_checks_total, p->filter.checks - checks);
       paging_overtaken(m, s, c);
@@ -248,6 +275,18 @@ static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
   } else {
     sl__conn_set_low_water(c, window / 2);
   }
+}
+
+/* The worker's thread, after paging_ready: the replay goes on (or, its stream gone, ends). */
+static void paging_call(sl_worker_call_t *call) {
+  paging_t *p = (paging_t *)call;
+  atomic_store(&p->posted, 0);
+  p->waiting = 0;
+  if (p->orphaned) {
+    free(p);
+    return;
+  }
+  paging_fill(p->m, p->conn, p->stream);
 }
 
 static void stream_writable(sl_http_stream_t *s, sl_conn_t *c) {
@@ -481,9 +520,20 @@ int sl__mercure_adopt_stream(sl_conn_t *c, sl_wire_reader_t *in, void *data,
       sl__bus_cursor_open(m->bus, after, UINT64_MAX, &p->cur, &found)) {
     free(after);
     paging_free(p);
-    return -ENOMEM; /* the stream is freed with its connection */
+    /* Not the connection's yet (the caller gives it back): undone here, without an event. */
+    if (m->subs && *record_of(&stream->base))
+      sl__subs_forget(m->subs, *record_of(&stream->base));
+    sl__broker_remove(&d->broker, sub);
+    sl__metric_sub(&m->metrics->subscribers, 1);
+    *out = NULL;
+    return -ENOMEM;
   }
   p->last_id = after;
+  p->m = m;
+  p->call.fn = paging_call;
+  p->conn = c;
+  p->stream = stream;
+  sl__history_cursor_notify(p->cur, paging_ready, p);
   stream->paging = p;
   if (after && !found) {
     /* Retention dropped what the replay had still to send: as when it overtakes a replay here. */
@@ -742,6 +792,10 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
         sl__http_error(c, 503, "Retry-After: 1\r\n", "history could not be read; retry shortly");
       goto out;
     }
+    /* A backend that reads over the network fetches pages away from this thread. */
+    paging->m = m;
+    paging->call.fn = paging_call;
+    sl__history_cursor_notify(paging->cur, paging_ready, paging);
   }
   sub->last_seq = d->dispatched_seq;
   stream_open(m, c, &stream->base, cursor_copy, legacy, found);
@@ -752,6 +806,8 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
   } else if (paging) {
     /* The stream owns the replay from now on: live updates pass it by until it caught up. */
     stream->paging = paging;
+    paging->conn = c;
+    paging->stream = stream;
     paging = NULL;
     sl__conn_mark(c, SL_CONN_PAGING);
     paging_fill(m, c, stream);

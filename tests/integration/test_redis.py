@@ -67,6 +67,34 @@ class Redis:
         except OSError:
             return False
 
+    def cmd(self, *args):
+        """One command over RESP; the reply as int, bytes, list or None (errors raise)."""
+        import socket
+        out = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() if isinstance(x, str) else x
+                                                          for x in args))
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(out)
+            f = s.makefile("rb")
+
+            def read():
+                line = f.readline()
+                kind, rest = line[:1], line[1:-2]
+                if kind == b"-":
+                    raise RuntimeError(rest.decode())
+                if kind in (b"+",):
+                    return rest
+                if kind == b":":
+                    return int(rest)
+                if kind == b"$":
+                    n = int(rest)
+                    return None if n < 0 else f.read(n + 2)[:-2]
+                if kind == b"*":
+                    n = int(rest)
+                    return None if n < 0 else [read() for _ in range(n)]
+                raise RuntimeError(f"unexpected reply {line!r}")
+            return read()
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -96,6 +124,113 @@ def redis(name, aof=False):
     r = Redis(name, aof)
     _redises.append(r)
     return r
+
+
+class Proxy:
+    """A TCP relay on 127.0.0.1 in front of a Redis, for one hub: it tells the hub's connections
+    apart by the commands they send (the reader XREADs; a cursor's HGETs and XRANGEs) and can hold
+    back what Redis answers the reader (so that the hub lags the stream, as a hub does for an
+    instant after another hub's update) or delay what it answers a cursor (a slow Redis)."""
+
+    def __init__(self, target_port):
+        import socket
+        self.target = target_port
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.hold = threading.Event()       # set: the reader's answers wait
+        self.hold_cursor = threading.Event()  # set: the answers to a cursor's reads wait
+        self.cursor_delay = 0.0             # seconds added before each answer to a cursor
+        self.closed = False
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        import socket
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            s.settimeout(None)
+            self.socks += [c, s]
+            kind = {"v": None}
+            threading.Thread(target=self._up, args=(c, s, kind), daemon=True).start()
+            threading.Thread(target=self._down, args=(s, c, kind), daemon=True).start()
+
+    def _up(self, src, dst, kind):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if kind["v"] is None:
+                if b"SCRIPT" in data or b"EVAL" in data:  # first: the script names the others
+                    kind["v"] = "writer"
+                elif b"XREAD" in data or b"XINFO" in data:
+                    kind["v"] = "reader"
+                elif b"HGET" in data or b"XRANGE" in data:
+                    kind["v"] = "cursor"
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for x in (src, dst):
+            try:
+                x.shutdown(2)
+            except OSError:
+                pass
+
+    def _down(self, src, dst, kind):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if kind["v"] == "reader":
+                deadline = time.monotonic() + 30
+                while self.hold.is_set() and time.monotonic() < deadline and not self.closed:
+                    time.sleep(0.01)
+            elif kind["v"] == "cursor":
+                if self.cursor_delay:
+                    time.sleep(self.cursor_delay)
+                deadline = time.monotonic() + 30
+                while self.hold_cursor.is_set() and time.monotonic() < deadline and not self.closed:
+                    time.sleep(0.01)
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for x in (src, dst):
+            try:
+                x.shutdown(2)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.hold.clear()
+        self.hold_cursor.clear()
+        for x in [self.lsock] + self.socks:
+            try:
+                x.close()
+            except OSError:
+                pass
 
 
 def sub(port, token, headers=None, **query):
@@ -349,6 +484,377 @@ def test_trimmed_before_read():
     r.stop()
 
 
+def found_header(s):
+    return s.response.header("mercure-last-event-id") or s.response.header("last-event-id")
+
+
+def test_resume_ahead_of_reader():
+    """A client resumes on hub 2 with an id published on hub 1 an instant ago, which hub 2's reader
+    has not read yet: it gets what follows that id once, and nothing before it again."""
+    r = redis("ahead")
+    px = Proxy(r.port)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h1 = ht.start_hub(redis=r.url, redis_stream="ahead")
+    h2 = ht.start_hub(redis=px.url, redis_stream="ahead")
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    live = sub(h2.port, sub_tok)
+    live.wait_open()
+    p1 = ht.Publisher(h1.port)
+    ids = [p1.must(TOPIC, data=f"a{i}", id=f"ahead-{i}") for i in range(5)]
+    t.check(live.wait_count(5, 10), "hub 2 reads hub 1's first updates", live.ids())
+    px.hold.set()  # hub 2's reader now lags the stream
+    ids += [p1.must(TOPIC, data=f"a{i}", id=f"ahead-{i}") for i in range(5, 10)]
+    at_top = sub(h2.port, sub_tok, headers={"Last-Event-ID": "ahead-9"})
+    inside = sub(h2.port, sub_tok, last_event_id="ahead-7")
+    read = sub(h2.port, sub_tok, last_event_id="ahead-3")
+    for s in (at_top, inside, read):
+        s.wait_open()
+    t.eq([s.status for s in (at_top, inside, read)], [200, 200, 200], "the resumes are accepted")
+    t.eq([found_header(s) for s in (at_top, inside, read)], ["ahead-9", "ahead-7", "ahead-3"],
+         "hub 2 finds ids its reader has not read yet")
+    px.hold.clear()
+    ids.append(p1.must(TOPIC, data="a10", id="ahead-10"))
+    for s in (live, at_top, inside, read):
+        s.wait_id("ahead-10", 10)
+        s.pump(0.3)
+    t.eq(live.ids(), ids, "hub 2's live subscriber: every update once")
+    t.eq(at_top.ids(), ["ahead-10"], "a resume after the newest id: only what came next")
+    t.eq(inside.ids(), ids[8:], "a resume after an id hub 2 had not read: what followed it, once")
+    t.eq(read.ids(), ids[4:], "a resume after an id hub 2 had read: what followed it, once")
+    for s in (live, at_top, inside, read):
+        s.close()
+    p1.close()
+    t.stop_hub(h1)
+    t.stop_hub(h2)
+    px.close()
+    r.stop()
+
+
+def publish_many(port, uids, data, batch=50):
+    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200."""
+    conn = ht.HTTPConn(port)
+    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    for k in range(0, len(uids), batch):
+        part = uids[k:k + batch]
+        conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
+                                      ht.form(ht.publish_fields(TOPIC, data=data, id=u)))
+                           for u in part))
+        got = [conn.read_response("POST") for _ in part]
+        bad = [(r.status, r.text) for r in got if r.status != 200]
+        if bad:
+            raise AssertionError(f"publishes refused: {bad[:3]}")
+    conn.close()
+    return list(uids)
+
+
+def test_paging_while_live():
+    """A resume paged slowly (a client that reads late) while updates keep coming: it joins the
+    live flow without a hole and without a duplicate, on the hub that saw everything live, on a
+    hub started in the middle (the replay spans entries from before and after its start), and on
+    a hub whose ring of recent seqs (4096 with a small --history-size) wraps while it pages."""
+    r = redis("paging")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    ha = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=10000)
+    hc = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=100)
+    t.check(ht.wait_until(lambda: ready(ha).status == 200 and ready(hc).status == 200,
+                          10 * ht.SLOW), "hubs A and C ready")
+    big = "x" * 2000
+    ids = publish_many(ha.port, [f"pg-{i}" for i in range(1500)], big)
+    hb = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=10000)
+    t.check(ht.wait_until(lambda: ready(hb).status == 200, 10 * ht.SLOW), "hub B ready")
+    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1500, 1520)], big)
+    slow = [ht.SSEStream(h.port, ht.sub_query([TOPIC]), token=sub_tok,
+                         headers={"Last-Event-ID": ids[0]}, rcvbuf=4096) for h in (ha, hb, hc)]
+    t.eq([s.status for s in slow], [200] * 3, "three resumes, one per hub, that read nothing yet")
+    time.sleep(0.3)
+    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1520, 1570)], "live", batch=1)
+    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1570, 5800)], "live")
+    replayed = [ht.metric(h.metrics(), "sluice_replayed_total") for h in (ha, hb, hc)]
+    t.check(all(n is not None and n < 1519 for n in replayed),
+            "the replays were still paging when the live updates came (fewer than the 1519 "
+            "missed were queued)", replayed)
+    # Both read at once: one left unread longer than --write-timeout would be cut.
+    deadline = time.monotonic() + 30 * ht.SLOW
+    while time.monotonic() < deadline and not all(s.eof or ids[-1] in s.ids() for s in slow):
+        for s in slow:
+            s.pump(0.05)
+    for name, s in zip("ABC", slow):
+        s.pump(0.3)
+        got = s.ids()
+        t.eq(found_header(s), ids[0], f"hub {name} found the id")
+        t.eq(len(got) - len(set(got)), 0, f"hub {name}: no update twice")
+        missing = [i for i in ids[1:] if i not in set(got)]
+        t.check(not missing, f"hub {name}: none missing", f"{len(missing)}: {missing[:5]}")
+        t.check(got == ids[1:], f"hub {name}: the replay, then the live ones, in order",
+                f"{len(got)} of {len(ids) - 1}")
+    last = ht.Publisher(ha.port)
+    lid = last.must(TOPIC, data="after", id="pg-after")
+    last.close()
+    for name, s in zip("ABC", slow):
+        s.wait_id(lid, 10)
+        s.pump(0.2)
+        t.eq(s.ids()[-2:], [ids[-1], lid], f"hub {name}: then live, once")
+        s.close()
+    for h in (ha, hb, hc):
+        t.stop_hub(h)
+    r.stop()
+
+
+def test_max_age():
+    """--history-max-age with --redis: updates older than it leave the stream and its id index
+    within about a second, even when nothing is published; a resume after one of them is told
+    "earliest" and gets what is younger."""
+    r = redis("age")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=r.url, redis_stream="age", history_max_age=2)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    p = ht.Publisher(h.port)
+    old = [p.must(TOPIC, data="old", id=f"age-old-{i}") for i in range(5)]
+    t.eq(r.cmd("XLEN", "age"), 5, "the stream has the updates")
+    t.check(ht.wait_until(lambda: r.cmd("XLEN", "age") == 0, 6 * ht.SLOW),
+            "2 s later (and a check a second), they are gone from the stream, nothing published",
+            r.cmd("XLEN", "age"))
+    t.eq(r.cmd("HLEN", "age:ids"), 0, "and from the id index")
+    t.check(r.cmd("GET", "age:trimmed") is not None, "the newest dropped is recorded")
+    young = [p.must(TOPIC, data="young", id=f"age-young-{i}") for i in range(3)]
+    res = sub(h.port, sub_tok, headers={"Last-Event-ID": old[-1]})
+    res.wait_count(3, 10)
+    res.pump(0.3)
+    t.eq(found_header(res), "earliest", "a resume after an expired id is told earliest")
+    t.eq(res.ids(), young, "and gets the updates younger than the max age")
+    res.close()
+    t.eq(r.cmd("XLEN", "age"), 3, "the young ones stay")
+    p.close()
+    t.stop_hub(h)
+    r.stop()
+
+
+def test_kill9_during_publishes():
+    """kill -9 of a hub at random moments while updates are published through it and another hub:
+    a subscriber resuming from earliest on the restarted hub, and on the other hub, gets every
+    update answered 200 exactly once, in publish order; an update whose publisher got no answer
+    (the hub died with it in flight) comes at most once."""
+    import random
+    rnd = random.Random(14)
+    r = redis("kill9")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    flags = dict(redis=r.url, redis_stream="kill9", history_size=100000)
+    h1 = ht.start_hub(**flags)
+    h2 = ht.start_hub(**flags)
+    t.check(ht.wait_until(lambda: ready(h1).status == 200 and ready(h2).status == 200,
+                          10 * ht.SLOW), "both hubs ready")
+    watch = sub(h2.port, sub_tok)
+    watch.wait_open()
+    current = {"port": h1.port}
+    ok = {"k": [], "w": []}
+    unanswered = []
+    other = []
+    stop = threading.Event()
+
+    def publisher(prefix, port_of, inflight):
+        """Pipelines inflight publishes at a time; on a dead connection, the unanswered are noted
+        and it reconnects to wherever port_of() says."""
+        hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+                "Content-Type": "application/x-www-form-urlencoded"}
+        i = 0
+        deadline = time.monotonic() + 120 * ht.SLOW
+        while not stop.is_set() and time.monotonic() < deadline and i < 200000:
+            try:
+                conn = ht.HTTPConn(port_of(), timeout=5)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            try:
+                while not stop.is_set() and time.monotonic() < deadline:
+                    batch = [f"{prefix}-{i + k}" for k in range(inflight)]
+                    i += inflight
+                    conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs, ht.form(
+                        ht.publish_fields(TOPIC, data=u, id=u))) for u in batch))
+                    for n, u in enumerate(batch):
+                        try:
+                            resp = conn.read_response("POST")
+                        except (OSError, ht.ConnectionClosed):
+                            unanswered.extend(batch[n:])
+                            raise
+                        if resp.status == 200:
+                            ok[prefix].append(u)
+                        else:
+                            other.append((u, resp.status))
+            except (OSError, ht.ConnectionClosed):
+                pass
+            finally:
+                conn.close()
+
+    th = [threading.Thread(target=publisher, args=("k", lambda: current["port"], 8)),
+          threading.Thread(target=publisher, args=("w", lambda: h2.port, 1))]
+    for x in th:
+        x.start()
+    hubs = [h1]
+    for kill in range(3):
+        time.sleep(rnd.uniform(0.3, 1.2))
+        before = len(ok["k"])
+        hubs[-1].kill()  # SIGKILL
+        time.sleep(rnd.uniform(0.0, 0.3))
+        nh = ht.start_hub(**flags)
+        hubs.append(nh)
+        t.check(ht.wait_until(lambda: ready(nh).status == 200, 10 * ht.SLOW),
+                f"kill -9 #{kill + 1} after {before} acknowledged: the hub restarted and is ready")
+        current["port"] = nh.port
+    t.check(ht.wait_until(lambda: len(ok["k"]) > before + 50, 10 * ht.SLOW),
+            "publishes through the last restarted hub are acknowledged", len(ok["k"]) - before)
+    stop.set()
+    for x in th:
+        x.join(30)
+    answered = ok["k"] + ok["w"]
+    t.check(not other, "no answer other than 200", other[:5])
+    print(f"   {len(ok['k'])} + {len(ok['w'])} answered 200, {len(unanswered)} unanswered "
+          f"(in flight at a kill)", flush=True)
+    last = hubs[-1]
+    lists = {}
+    for name, port in (("the restarted hub", last.port), ("the other hub", h2.port)):
+        s = sub(port, sub_tok, last_event_id="earliest")
+        s.wait(lambda s: set(answered) <= set(s.ids()), 30)
+        s.pump(0.3)
+        ids = s.ids()
+        lists[name] = ids
+        missing = [u for u in answered if u not in set(ids)]
+        t.check(not missing, f"{name}: a resume from earliest has every update answered 200",
+                f"{len(missing)} missing, e.g. {missing[:5]}")
+        t.eq(len(ids) - len(set(ids)), 0, f"{name}: none twice")
+        t.check(set(ids) - set(answered) <= set(unanswered),
+                f"{name}: nothing else but updates whose publish got no answer",
+                sorted(set(ids) - set(answered) - set(unanswered))[:5])
+        for prefix in ("k", "w"):
+            mine = [u for u in ids if u.startswith(prefix + "-")]
+            t.check(mine == sorted(mine, key=lambda u: int(u.split("-")[1])),
+                    f"{name}: publisher {prefix}'s updates in publish order")
+        s.close()
+    t.eq(lists["the restarted hub"], lists["the other hub"], "both resumes: the same order")
+    watch.wait(lambda s: set(answered) <= set(s.ids()), 20)
+    watch.pump(0.3)
+    t.eq(watch.ids(), lists["the other hub"],
+         "the other hub's live subscriber, never cut, got the same, once each", )
+    watch.close()
+    for h in (last, h2):
+        t.stop_hub(h)
+    r.stop()
+
+
+def test_slow_redis_resume():
+    """A Redis that answers a resume's reads late (a second here): the resume is refused with 503
+    and Retry-After (its reads are bounded, so its worker is not held), the next ones at once for
+    a moment, while publishes and live delivery go on; once Redis answers in time, resumes work."""
+    r = redis("slow")
+    px = Proxy(r.port)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=px.url, redis_stream="slow")
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    live = sub(h.port, sub_tok)
+    live.wait_open()
+    p = ht.Publisher(h.port)
+    ids = [p.must(TOPIC, data="s", id=f"slow-{i}") for i in range(5)]
+    px.cursor_delay = 1.0
+    refused = [sub(h.port, sub_tok, headers={"Last-Event-ID": ids[0]}) for _ in range(2)]
+    t.eq([s.status for s in refused], [503, 503], "resumes are answered 503 while Redis is slow")
+    t.check(all((s.response.header("retry-after") or "") != "" for s in refused),
+            "... with Retry-After")
+    t.check("resumes are refused" in h.log_text(), "the hub says why, once", h.log_tail(5))
+    ids += [p.must(TOPIC, data="s", id=f"slow-{i}") for i in range(5, 8)]
+    t.check(live.wait_count(8, 10), "publishes and live delivery go on meanwhile", live.ids())
+    px.cursor_delay = 0.0
+    time.sleep(1.2)  # the pause after a failed read is 1 s
+    ok = sub(h.port, sub_tok, headers={"Last-Event-ID": ids[0]})
+    ok.wait_count(7, 10)
+    t.eq((ok.status, ok.ids()), (200, ids[1:]), "once Redis answers in time, a resume works")
+    for s in refused + [ok, live]:
+        s.close()
+    p.close()
+    t.stop_hub(h)
+    px.close()
+    r.stop()
+
+
+def test_subscription_events_budget():
+    """With --subscriptions, subscription events share the stream (one order on every hub) but not
+    the application's budget: a burst of subscribers coming and going, within
+    --subscriptions-history, pushes no application update out of the stream."""
+    r = redis("subsev")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=r.url, redis_stream="subsev", subscriptions=True, history_size=1024,
+                     subscriptions_history=5000)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    ids = publish_many(h.port, [f"ev-{i}" for i in range(1100)], "app")
+    for _ in range(700):
+        s = sub(h.port, sub_tok)
+        s.wait_open()
+        s.close()
+    t.check(ht.wait_until(lambda: int(r.cmd("GET", "subsev:hubs") or 0) == 1400, 10 * ht.SLOW),
+            "700 subscribers came and went: 1400 subscription events in the stream, counted",
+            r.cmd("GET", "subsev:hubs"))
+    t.eq(r.cmd("XLEN", "subsev"), 2500, "the stream holds them and the 1100 updates (past "
+         "--history-size 1024 and its slack of 256 together, not each)")
+    res = sub(h.port, sub_tok, last_event_id="earliest")
+    res.wait(lambda s: ids[-1] in s.ids(), 10)
+    res.pump(0.3)
+    t.eq([i for i in res.ids() if i.startswith("ev-")], ids,
+         "a resume from earliest gets every application update: none was pushed out")
+    res.close()
+    t.stop_hub(h)
+    r.stop()
+
+
+def test_replay_off_the_worker():
+    """A resume's pages are fetched away from its worker: while Redis holds the answer to one (1.5
+    s here, past the 250 ms a blocking read may take), the hub's only worker serves publishes, live
+    delivery and /healthz, and once the answer comes the replay goes on, complete, once each."""
+    r = redis("offworker")
+    px = Proxy(r.port)
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=px.url, redis_stream="offworker", workers=1)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    ids = publish_many(h.port, [f"ow-{i}" for i in range(300)], "o" * 500)
+    live = sub(h.port, sub_tok)
+    live.wait_open()
+    px.hold_cursor.set()
+    res = sub(h.port, sub_tok, last_event_id="earliest")
+    t.eq(res.status, 200, "a resume from earliest opens its stream")
+    res.wait_open()
+    p = ht.Publisher(h.port)
+    ids.append(p.must(TOPIC, data="during", id="ow-during"))
+    t.check(live.wait_id("ow-during", 10), "while its page is held, the worker publishes and "
+            "delivers live", live.ids()[-2:])
+    t.eq(ht.request(h.port, "GET", "/healthz").status, 200, "and answers /healthz")
+    res.pump(0.2)
+    t.eq((res.ids(), res.eof), ([], False), "the resume waits for its page, its stream open")
+    time.sleep(1.5)
+    px.hold_cursor.clear()
+    res.wait(lambda s: "ow-during" in s.ids(), 20)
+    res.pump(0.3)
+    t.eq(res.ids(), ids, "then the replay goes on: every update once, in order, then live")
+    t.check(not res.eof, "the stream still open")
+    # Streams that end while their page is on its way: a client that leaves, and the drain.
+    px.hold_cursor.set()
+    gone = sub(h.port, sub_tok, last_event_id="earliest")
+    gone.wait_open()
+    gone.close()
+    time.sleep(0.3)
+    px.hold_cursor.clear()
+    t.eq(ht.request(h.port, "GET", "/healthz").status, 200,
+         "a client gone while its page was on its way: the hub goes on")
+    px.hold_cursor.set()
+    draining = sub(h.port, sub_tok, last_event_id="earliest")
+    draining.wait_open()
+    for s in (res, live):
+        s.close()
+    p.close()
+    t.stop_hub(h, "SIGTERM while a page is on its way: the hub drains and exits 0, nothing leaked")
+    draining.close()
+    px.close()
+    r.stop()
+
+
 def test_start_without_redis_and_refusals():
     port = ht.free_port()  # nothing listens there yet
     r_dir = "late"
@@ -383,14 +889,34 @@ def test_start_without_redis_and_refusals():
     late.stop()
 
 
+ONLY = sys.argv[1:]  # test function names to run alone (by hand); none: all
+
+
+def section(title, fn):
+    if not ONLY or fn.__name__ in ONLY:
+        t.section(title, fn)
+
+
 try:
-    t.section("two hubs on one stream: the same updates, in the same order; resume anywhere",
-              test_two_hubs)
-    t.section("Redis killed and restarted mid-stream: 503 meanwhile, no gap, no duplicate",
-              test_redis_outage)
-    t.section("updates trimmed before a stalled hub read them: its streams end, no silent hole",
-              test_trimmed_before_read)
-    t.section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
+    section("two hubs on one stream: the same updates, in the same order; resume anywhere",
+            test_two_hubs)
+    section("Redis killed and restarted mid-stream: 503 meanwhile, no gap, no duplicate",
+            test_redis_outage)
+    section("updates trimmed before a stalled hub read them: its streams end, no silent hole",
+            test_trimmed_before_read)
+    section("a resume on a hub with an id its reader has not read yet",
+            test_resume_ahead_of_reader)
+    section("a slow resume while updates keep coming, across a hub's start",
+            test_paging_while_live)
+    section("--history-max-age drops what is older from the stream", test_max_age)
+    section("kill -9 of a hub during publishes: every acknowledged update once, in order",
+            test_kill9_during_publishes)
+    section("a Redis slow to answer resumes: refused at once, the worker not held",
+            test_slow_redis_resume)
+    section("subscription events under their own budget in the shared stream",
+            test_subscription_events_budget)
+    section("a resume's pages fetched off its worker", test_replay_off_the_worker)
+    section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
 finally:
     ht.stop_all_hubs()
     for r in _redises:
