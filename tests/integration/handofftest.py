@@ -430,6 +430,7 @@ class SteadyPublisher(threading.Thread):
                     if len(self.breaks) > 20:
                         self.error = f"gave up after {len(self.breaks)} broken connections"
                         break
+                    self.stop_flag.wait(0.05)
                     continue
                 took = time.monotonic() - sent
                 if took > self.slowest:
@@ -562,3 +563,72 @@ def baseline_latency(subs, t_to):
             if sent < t_to and got - sent > lat:
                 lat = got - sent
     return lat
+
+
+class Load:
+    """A small steady load for the upgrade tests: n subscribers over topics (raw sockets in one
+    ht.Swarm, read by whoever calls run()) and a SteadyPublisher on one keep-alive connection.
+    Every wait in a test that holds a Load goes through run(), so the subscribers are read
+    meanwhile."""
+
+    def __init__(self, t, port, n, topics, rate=20, prefix="u", token=None, max_count=5000):
+        self.t = t
+        self.port = port
+        self.topics = list(topics)
+        self.token = token or ht.mint_token(publish=("*",), subscribe=())
+        self.swarm = ht.Swarm()
+        self.subs = []
+        for i in range(n):
+            tp = self.topics[i % len(self.topics)]
+            s = UpSub(port, ht.sub_query([tp], param="topic"), tp)
+            self.subs.append(s)
+            self.swarm.add(s)
+            if i % 100 == 99:
+                self.swarm.run(lambda: False, 0.02)
+        self.opened = self.swarm.run(lambda: all(s.opened or s.state == "closed"
+                                                 for s in self.subs), 60)
+        self.pub = SteadyPublisher(port, self.token, self.topics, prefix, rate,
+                                   max_count=max_count)
+        self.pubs = [self.pub]
+
+    def ok_open(self, what=""):
+        ended = [s for s in self.subs if s.ended()]
+        return self.t.check(self.opened and not ended, f"{what}{len(self.subs)} subscribers "
+                            "opened", f"{len(ended)} ended, e.g. "
+                            f"{ended[0].how_ended() if ended else ''}")
+
+    def start(self):
+        self.pub.start()
+        return self
+
+    def run(self, pred, timeout):
+        return self.swarm.run(pred, timeout)
+
+    def sleep(self, seconds):
+        end = time.monotonic() + seconds
+        self.swarm.run(lambda: time.monotonic() >= end, seconds + 1)
+
+    def acked(self):
+        return self.pub.count
+
+    def stop(self, catch_up=30):
+        """Stops publishing and reads until every subscriber has the last acknowledged update
+        (or catch_up seconds, scaled). True when all caught up."""
+        for p in self.pubs:
+            p.stop()
+        for p in self.pubs:
+            p.join(10 * ht.SLOW)
+        return self.swarm.run(lambda: all_received(self.subs, self.pubs), catch_up)
+
+    def judge(self, label="subscribers", must_stay_open=True):
+        p = self.pub
+        self.t.check(not p.refused and not p.maybe and p.error is None,
+                     f"{label}: every publish ({p.count}) answered 200, none refused or lost",
+                     f"refused {p.refused[:3]}, no answer {sorted(p.maybe)[:3]}, breaks "
+                     f"{p.breaks[:2]}, error {p.error}")
+        return judge(self.t, self.subs, self.pubs, label=label, must_stay_open=must_stay_open)
+
+    def close(self):
+        for p in self.pubs:
+            p.stop()
+        self.swarm.close()
