@@ -220,11 +220,12 @@ def log_matches(hub, regex, after=0):
     return list(regex.finditer(hub.log_text()[after:]))
 
 
-def upgrade(hub, timeout=None, sig_at=None, expect_success=True):
+def upgrade(hub, timeout=None, sig_at=None, expect_success=True, exited_at=None):
     """Sends SIGUSR2 to hub (unless sig_at, the monotonic time it was sent already) and waits,
     up to timeout seconds (scaled for sanitizer builds), until the old process exited and the pid
     file names another live process, or (expect_success False) until the old one logged
-    `upgrade failed`. Returns an Upgrade."""
+    `upgrade failed`. exited_at: when the caller saw the old process exit (for .seconds).
+    Returns an Upgrade."""
     timeout = (timeout or 30) * ht.SLOW
     log_from = len(hub.log_text())
     if sig_at is None:
@@ -244,7 +245,7 @@ def upgrade(hub, timeout=None, sig_at=None, expect_success=True):
             res.old_rc = rc
             break
         time.sleep(0.01)
-    res.seconds = time.monotonic() - sig_at
+    res.seconds = (exited_at or time.monotonic()) - sig_at
     if res.old_rc is not None:
         hub.rc = res.old_rc
         if hub in ht._hubs:

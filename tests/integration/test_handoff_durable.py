@@ -55,7 +55,7 @@ def test_durable():
     swarm.run(lambda: time.monotonic() - t_up > 1.5, 5)
     pub.stop()
     pub.join(10)
-    res = hx.upgrade(hub, timeout=1, sig_at=t_sig)
+    res = hx.upgrade(hub, timeout=1, sig_at=t_sig, exited_at=t_up)
     new = hx.check_upgraded(t, hub, res, "--data-dir", streams=1)
     swarm.run(lambda: hx.all_received([live], [pub], {TOPIC: before}), 20)
     hx.judge(t, [live], [pub], {TOPIC: before}, label="live subscribers (--data-dir)")

@@ -101,9 +101,10 @@ def test_failing_binaries():
     t_sig = time.monotonic()
     hub.proc.send_signal(signal.SIGUSR2)
     load.run(lambda: not hub.alive(), 30)
+    t_up = time.monotonic()
     load.sleep(1)
     caught_up = load.stop()
-    res = hx.upgrade(hub, timeout=1, sig_at=t_sig)
+    res = hx.upgrade(hub, timeout=1, sig_at=t_sig, exited_at=t_up)
     new = hx.check_upgraded(t, hub, res, "after four failed upgrades, a working binary",
                             streams=SUBS)
     t.check(caught_up, "every subscriber caught up with the last acknowledged update")

@@ -42,7 +42,7 @@ def test_ten_upgrades():
         t_sig = time.monotonic()
         cur.proc.send_signal(hx.signal.SIGUSR2)
         load.run(lambda: cur.proc.poll() is not None, 30)
-        res = hx.upgrade(cur, timeout=1, sig_at=t_sig)
+        res = hx.upgrade(cur, timeout=1, sig_at=t_sig, exited_at=time.monotonic())
         ok = (res.old_rc == 0 and res.new is not None and res.took_over is not None
               and res.took_over[1] == SUBS)
         if not t.check(ok, f"upgrade {k}: the old pid {cur.pid} exits 0, pid {res.new_pid} took "
