@@ -8,6 +8,11 @@
  *                        answers "id ID" (the id the hub gave it) or "error publish: WHY"
  *   shutdown SECONDS     drain the hub: every subscriber gets its final close frame and a clean
  *                        end; connections still open after SECONDS are closed hard
+ *   handoff              upgrade in place: start this program again and hand its hub, every
+ *                        connection included, to the new process (sl_hub_handoff); answers
+ *                        "handed pid N", then drains what stayed and exits, while the new
+ *                        process prints "port N" and reads the next commands from the same
+ *                        stdin; or "error handoff: WHY", and this one serves on
  *
  * End of input means "shutdown 5". When the drain is over it prints the drain report
  * ("drained ...") and the result of sl_hub_wait() ("wait N"), then exits 0 when every connection
@@ -23,15 +28,22 @@
  *   curl -N 'http://127.0.0.1:8080/.well-known/mercure?topic=urn:example:news'   (elsewhere)
  *   publish urn:example:news hello                                              (on stdin)
  */
-#define _POSIX_C_SOURCE 200809L /* getline() */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* getline(), F_DUPFD_CLOEXEC, environ */
+#endif
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <sluice.h>
 
@@ -97,6 +109,83 @@ static void publish(sl_hub_t *hub, char *args) {
     answer("id %s", id);
 }
 
+/* The hand-off's end, told by a hub thread to the main one. */
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int done, err;
+} handed = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void on_handed(sl_hub_t *hub, int err, void *arg) {
+  (void)hub;
+  (void)arg;
+  pthread_mutex_lock(&handed.lock);
+  handed.done = 1;
+  handed.err = err;
+  pthread_cond_signal(&handed.cond);
+  pthread_mutex_unlock(&handed.lock);
+}
+
+#define HANDOFF_ENV "EMBED_HANDOFF_FD"
+#define HANDOFF_FD 3
+
+/* "handoff": this program started again (self: its path) with one end of a socket pair as fd 3,
+ * and the hub handed to it. 1 when the new process took over (this one then only ends), 0 when
+ * not (this one serves on). */
+static int handoff(sl_hub_t *hub, const char *self) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+    answer("error handoff: socketpair failed");
+    return 0;
+  }
+  /* Well above 3, so that the dup2 to 3 in the child is a real one (it clears close-on-exec). */
+  int theirs = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+  close(sv[1]);
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **env = calloc(n + 2, sizeof *env);
+  char var[] = HANDOFF_ENV "=3";
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, theirs, HANDOFF_FD);
+  pid_t pid = -1;
+  int r = -1;
+  if (env && theirs >= 0) {
+    memcpy(env, environ, n * sizeof *env);
+    env[n] = var;
+    char *const argv[] = {(char *)self, NULL};
+    r = posix_spawn(&pid, self, &fa, NULL, argv, env);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  free(env);
+  if (theirs >= 0)
+    close(theirs);
+  if (r != 0) {
+    close(sv[0]);
+    answer("error handoff: cannot start %s", self);
+    return 0;
+  }
+  /* From now on the socket is the hub's; the callback says how it went. */
+  if ((r = sl_hub_handoff(hub, sv[0], 10.0, on_handed, NULL))) {
+    close(sv[0]);
+    answer("error handoff: %s", sl_strerror(r));
+    return 0;
+  }
+  pthread_mutex_lock(&handed.lock);
+  while (!handed.done)
+    pthread_cond_wait(&handed.cond, &handed.lock);
+  handed.done = 0;
+  r = handed.err;
+  pthread_mutex_unlock(&handed.lock);
+  if (r) {
+    answer("error handoff: %s", sl_strerror(r));
+    return 0;
+  }
+  answer("handed pid %ld", (long)pid);
+  return 1;
+}
+
 /* "shutdown SECONDS": 0 and *timeout set when SECONDS is a number of seconds, else -1. */
 static int parse_timeout(const char *arg, double *timeout) {
   char *end;
@@ -107,8 +196,8 @@ static int parse_timeout(const char *arg, double *timeout) {
   return 0;
 }
 
-/* Reads commands until "shutdown" or end of input; returns the drain timeout to use. */
-static double serve_commands(sl_hub_t *hub) {
+/* Reads commands until "shutdown", a hand-off or end of input; returns the drain timeout to use. */
+static double serve_commands(sl_hub_t *hub, const char *self) {
   char *line = NULL;
   size_t cap = 0;
   ssize_t len;
@@ -118,12 +207,17 @@ static double serve_commands(sl_hub_t *hub) {
       line[--len] = '\0';
     if (strncmp(line, "publish ", 8) == 0) {
       publish(hub, line + 8);
+    } else if (strcmp(line, "handoff") == 0) {
+      if (handoff(hub, self)) {
+        timeout = 0; /* what stayed here was ending already */
+        break;
+      }
     } else if (strncmp(line, "shutdown ", 9) == 0) {
       if (parse_timeout(line + 9, &timeout) == 0)
         break;
       answer("error usage: shutdown SECONDS (a number >= 0)");
     } else if (len > 0) {
-      answer("error unknown command (publish TOPIC DATA | shutdown SECONDS)");
+      answer("error unknown command (publish TOPIC DATA | shutdown SECONDS | handoff)");
     }
   }
   free(line);
@@ -157,6 +251,12 @@ int main(int argc, char **argv) {
   cfg.listen_count = 1;
   cfg.anonymous = 1; /* subscribers need no token */
   cfg.jwt_key = EXAMPLE_JWT_KEY;
+  /* Started by "handoff": take over from the running process instead of binding. */
+  const char *fd = getenv(HANDOFF_ENV);
+  if (fd) {
+    cfg.handoff_fd = atoi(fd);
+    unsetenv(HANDOFF_ENV);
+  }
 
   sl_hub_t *hub;
   int r = sl_hub_new(&cfg, &hub);
@@ -178,7 +278,7 @@ int main(int argc, char **argv) {
     answer("port %d", bound);
 
   /* The hub serves HTTP on its own threads; this thread is free to do the application's work. */
-  double timeout = bound < 0 ? 0 : serve_commands(hub);
+  double timeout = bound < 0 ? 0 : serve_commands(hub, argv[0]);
 
   if ((r = sl_hub_shutdown(hub, timeout, on_drained, NULL))) {
     /* No drain began, so sl_hub_wait() would never return: leave the hub to process exit. */

@@ -91,7 +91,14 @@ typedef enum {
 typedef struct sl_config_s {
   const char *listen[SL_MAX_LISTEN];  /* "HOST:PORT" or "[V6]:PORT"; none = SL_DEFAULT_LISTEN */
   unsigned listen_count;
-  unsigned workers;                   /* loop threads; 0 = the cores this process may run on */
+  unsigned workers;                   /* loop threads; 0 = the cores this process may run on (or,
+                                         taking over in a live hand-off, as many as the old
+                                         process ran) */
+  int handoff_fd;                     /* -1 (the default): sl_hub_start binds its listeners. Else
+                                         a connected Unix SOCK_SEQPACKET socket to a running hub
+                                         that sl_hub_handoff() was called on: sl_hub_start takes
+                                         over its listeners, history and connections instead (see
+                                         sl_hub_handoff) and owns the socket */
   /* Token keys. A role trusts the union of its key value, key file and JWK Set; each role-
    * specific field overrides the shared one of its kind. A token's alg must fit the key's type
    * (HS256/384/512: secrets; RS/PS256/384/512: RSA >= 2048 bits; ES256/384/512: EC P-256/384/521;
@@ -237,7 +244,8 @@ SL_EXTERN int sl_hub_port(sl_hub_t *hub, unsigned i);
 /* Publishes an update, as a POST would, except that it never waits for delivery to catch up
  * (--max-pending applies to HTTP publishers). On success writes the id (NUL-terminated) into id.
  * 0; -EINVAL: the update breaks a protocol rule; -ESHUTDOWN: the hub is draining and takes no
- * more updates; -ENOSPC: id_cap is too small; -ENOMEM. */
+ * more updates; -EAGAIN: a live hand-off is under way (retry: on the new process, or here if it
+ * fails); -ENOSPC: id_cap is too small; -ENOMEM. */
 SL_EXTERN int sl_hub_publish(sl_hub_t *hub, const sl_update_t *update, char *id, size_t id_cap);
 
 /* Starts the graceful drain: readiness goes down at once, after drain_delay the listeners close,
@@ -246,6 +254,26 @@ SL_EXTERN int sl_hub_publish(sl_hub_t *hub, const sl_update_t *update, char *id,
  * it is over. A second call forces the end at once. 0; -EINVAL when the hub was never started;
  * or a negative code when the drain cannot begin (its loop or thread cannot be made). */
 SL_EXTERN int sl_hub_shutdown(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void *arg);
+
+/* The live hand-off. Called when the hand-off ended, on a hub thread: err 0 when the other
+ * process took every connection over (call sl_hub_shutdown() next: it ends, without delay, only
+ * the connections that were already ending, and the hub then stops taking updates for good); or a
+ * negative code when it failed (-ETIMEDOUT, -EPROTO, -EPIPE when the other process went away,
+ * -ECONNREFUSED when it refused, -ENOTSUP for a history that cannot be handed over): the hub goes
+ * on serving as before, nothing lost. */
+typedef void (*sl_handoff_cb)(sl_hub_t *hub, int err, void *arg);
+
+/* Hands every listening socket, established connection (subscriber streams with their
+ * subscriptions, authorization and place in the stream; idle keep-alive connections) and the
+ * in-memory history to the process at the other end of sock, a connected Unix SOCK_SEQPACKET
+ * socket (socketpair(2) before starting it) whose hub was made with handoff_fd set to its end.
+ * Waits at most timeout seconds for it. Runs on a thread of its own and calls cb (may be NULL)
+ * once; the socket is the hub's from now on. No stream sees an end, a gap or a duplicate; no
+ * publish is refused (publishes wait in their sockets until the new process reads them; only
+ * sl_hub_publish() returns -EAGAIN meanwhile). The protocol is versioned, and described in
+ * docs/handoff.md. 0 when started; -EINVAL when the hub is not started; -EALREADY while a
+ * hand-off or a drain is under way; -ENOTSUP with a Redis history. */
+SL_EXTERN int sl_hub_handoff(sl_hub_t *hub, int sock, double timeout, sl_handoff_cb cb, void *arg);
 
 /* Blocks until every worker thread has ended (after a shutdown). Returns 0 when no connection had
  * to be forced, 1 when some were. */

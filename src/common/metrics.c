@@ -81,6 +81,7 @@ char *sl__metrics_render(const sl_metrics_t *m, const sl_metrics_extra_t *x, siz
   metric(&b, "sluice_subscribers", "gauge", "Open event streams.", sl__metric_get(&m->subscribers));
   metric(&b, "sluice_streams_remaining", "gauge", "Event streams not yet ended (same as sluice_subscribers; watch it fall during a drain).", sl__metric_get(&m->subscribers));
   metric(&b, "sluice_connections_accepted_total", "counter", "Connections accepted.", sl__metric_get(&m->accepted_total));
+  metric(&b, "sluice_connections_adopted_total", "counter", "Connections taken over from the previous process in a live upgrade.", sl__metric_get(&m->adopted_total));
   metric(&b, "sluice_requests_total", "counter", "HTTP requests handled.", sl__metric_get(&m->requests_total));
   metric(&b, "sluice_errors_total", "counter", "Requests answered with a 4xx or 5xx status.", sl__metric_get(&m->errors_total));
   metric(&b, "sluice_published_total", "counter", "Updates accepted (answered 200).", sl__metric_get(&m->published_total));

@@ -14,6 +14,7 @@ typedef struct sl_metrics_s {
   atomic_uint_fast64_t connections;        /* open now */
   atomic_uint_fast64_t subscribers;        /* open streams now */
   atomic_uint_fast64_t accepted_total;
+  atomic_uint_fast64_t adopted_total;      /* connections taken over from another process */
   atomic_uint_fast64_t published_total;    /* publishes answered 200 on this worker */
   atomic_uint_fast64_t delivered_total;    /* update frames fully written to subscribers */
   atomic_uint_fast64_t bytes_out_total;

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/text.h"
+#include "core/handoff.h"
 
 #define TEXT_PLAIN "text/plain; charset=utf-8"
 
@@ -35,6 +36,7 @@ void sl_config_init(sl_config_t *cfg) {
   cfg->linger = SL_DEFAULT_LINGER;
   cfg->flush_window = SL_DEFAULT_FLUSH_WINDOW;
   cfg->max_pending = SL_DEFAULT_MAX_PENDING;
+  cfg->handoff_fd = -1;
   cfg->jwt_leeway = SL_DEFAULT_JWT_LEEWAY;
 }
 
@@ -421,6 +423,73 @@ static int new_auth(sl_hub_t *hub) {
   return r;
 }
 
+/* The history, the bus over it and the registry of active subscriptions. lmdb_lock_fd: -1, or in
+ * a live hand-off the old process's lock on the data dir, taken over. 0 or a negative errno
+ * (nothing left open). */
+static int open_history(sl_hub_t *hub, int lmdb_lock_fd) {
+  int r;
+  /* Subscription events are kept apart, under their own budget: a storm of them (a drain, its
+   * reconnects) must not push the application's updates out of history. */
+  size_t hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0;
+  if (hub->cfg.redis_url) {
+    r = new_redis(hub);
+  } else if (hub->cfg.data_dir) {
+    sl_history_lmdb_opts_t o = {
+      .dir = hub->cfg.data_dir,
+      .max_entries = hub->cfg.history_size,
+      .hub_entries = hub_entries,
+      .max_age = hub->cfg.history_max_age,
+      .fsync = hub->cfg.fsync,
+      .max_disk = hub->cfg.data_max_size,
+      .have_lock_fd = lmdb_lock_fd >= 0,
+      .lock_fd = lmdb_lock_fd,
+    };
+    r = sl__history_lmdb_new(&hub->history, &o);
+  } else {
+    r = sl__history_memory_new_split(&hub->history, hub->cfg.history_size, hub_entries,
+                                     hub->cfg.history_max_bytes);
+  }
+  if (r)
+    return r;
+  if ((r = sl__bus_init(&hub->bus, hub->history)))
+    goto fail_history;
+  hub->bus.hub_path = hub->path;
+  if (hub->cfg.subscriptions) {
+    hub->bus.keep_last = 1;
+    size_t n = strlen(hub->path) + sizeof "/subscriptions";
+    if ((hub->subs_path = malloc(n)) == NULL) {
+      r = -ENOMEM;
+      goto fail_bus;
+    }
+    snprintf(hub->subs_path, n, "%s/subscriptions", hub->path);
+    if ((r = sl__subs_new(&hub->subs, &hub->bus, hub->path)))
+      goto fail_bus;
+  }
+  hub->history_open = 1;
+  return 0;
+fail_bus:
+  free(hub->subs_path);
+  hub->subs_path = NULL;
+  sl__bus_destroy(&hub->bus);
+fail_history:
+  sl__history_destroy(hub->history);
+  hub->history = NULL;
+  return r;
+}
+
+static void close_history(sl_hub_t *hub) {
+  if (!hub->history_open)
+    return;
+  hub->history_open = 0;
+  sl__subs_free(hub->subs);
+  hub->subs = NULL;
+  free(hub->subs_path);
+  hub->subs_path = NULL;
+  sl__history_destroy(hub->history);
+  hub->history = NULL;
+  sl__bus_destroy(&hub->bus);
+}
+
 int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   int r = check_config(cfg);
   if (r)
@@ -471,6 +540,7 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
     goto fail;
   /* One worker per core this process may run on (its CPU affinity, as taskset or a container's
    * cpuset sets it), not per core of the machine: more threads than cores only take turns. */
+  hub->workers_auto = hub->cfg.workers == 0;
   if (hub->cfg.workers == 0)
     hub->cfg.workers = uv_available_parallelism();
   if (hub->cfg.workers > SL_MAX_WORKERS)
@@ -480,54 +550,14 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   sl__auth_set_topic_base(hub->auth, hub->cfg.public_url); /* relative URL patterns in grants */
   if (hub->cfg.history_max_bytes == 0)
     hub->cfg.history_max_bytes = default_history_bytes();
-  /* Subscription events are kept apart, under their own budget: a storm of them (a drain, its
-   * reconnects) must not push the application's updates out of history. */
-  size_t hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0;
-  if (hub->cfg.redis_url) {
-    if ((r = new_redis(hub)))
-      goto fail;
-  } else if (hub->cfg.data_dir) {
-    sl_history_lmdb_opts_t o = {
-      .dir = hub->cfg.data_dir,
-      .max_entries = hub->cfg.history_size,
-      .hub_entries = hub_entries,
-      .max_age = hub->cfg.history_max_age,
-      .fsync = hub->cfg.fsync,
-      .max_disk = hub->cfg.data_max_size,
-    };
-    r = sl__history_lmdb_new(&hub->history, &o);
-  } else {
-    r = sl__history_memory_new_split(&hub->history, hub->cfg.history_size, hub_entries,
-                                     hub->cfg.history_max_bytes);
-  }
-  if (r)
+  if (hub->cfg.handoff_fd < 0 && (r = open_history(hub, -1)))
     goto fail;
-  if ((r = sl__bus_init(&hub->bus, hub->history)))
-    goto fail;
-  hub->bus.hub_path = hub->path;
-  if (hub->cfg.subscriptions) {
-    hub->bus.keep_last = 1;
-    size_t n = strlen(hub->path) + sizeof "/subscriptions";
-    if ((hub->subs_path = malloc(n)) == NULL) {
-      r = -ENOMEM;
-      goto fail_bus;
-    }
-    snprintf(hub->subs_path, n, "%s/subscriptions", hub->path);
-    if ((r = sl__subs_new(&hub->subs, &hub->bus, hub->path)))
-      goto fail_bus;
-  }
   if ((r = sl__shutdown_init(&hub->shutdown, hub, &drain_ops, hub)))
-    goto fail_subs;
+    goto fail;
   *out = hub;
   return 0;
-fail_subs:
-  sl__subs_free(hub->subs);
-fail_bus:
-  free(hub->subs_path);
-  sl__bus_destroy(&hub->bus);
 fail:
-  if (hub->history)
-    sl__history_destroy(hub->history);
+  close_history(hub);
   sl__auth_free(hub->auth);
   sl__origins_free(&hub->cors);
   sl__origins_free(&hub->publish_origins);
@@ -580,11 +610,103 @@ static void unwind(sl_hub_t *hub, unsigned contexts) {
   hub->mercure = NULL;
   hub->pace_members = NULL;
   hub->worker_count = 0;
+  hub->contexts = 0;
 }
 
-int sl_hub_start(sl_hub_t *hub) {
+/* The handed sockets of workers from..n, which no worker took. */
+static void close_adopted(const sl_hub_t *hub, unsigned n, const sl_listen_fds_t *adopt,
+                          unsigned from) {
+  for (unsigned i = from; adopt && i < n; i++)
+    for (unsigned k = 0; k < hub->cfg.listen_count; k++) {
+      if (adopt[i].listen[k] >= 0)
+        close(adopt[i].listen[k]);
+      if (adopt[i].lock[k] >= 0)
+        close(adopt[i].lock[k]);
+    }
+}
+
+/* n workers with their contexts and endpoint tables, on adopt's listening sockets (one set per
+ * worker) or binding their own; their updates from the bus, starting where history stands. 0 or a
+ * negative errno (the caller unwinds). */
+static int make_workers(sl_hub_t *hub, unsigned n, const sl_listen_fds_t *adopt) {
   char err[256] = "";
-  unsigned n = hub->cfg.workers, contexts = 0;
+  int r;
+  hub->workers = calloc(n, sizeof *hub->workers);
+  hub->http = calloc(n, sizeof *hub->http);
+  hub->mercure = calloc(n, sizeof *hub->mercure);
+  hub->pace_members = calloc(n, sizeof *hub->pace_members);
+  if (!hub->workers || !hub->http || !hub->mercure || !hub->pace_members) {
+    close_adopted(hub, n, adopt, 0);
+    return -ENOMEM;
+  }
+  hub->pacer.max_pending = hub->cfg.max_pending;
+  hub->pacer.members = hub->pace_members;
+  hub->pacer.count = n;
+  unsigned seed = (unsigned)uv_hrtime();
+  for (unsigned i = 0; i < n; i++) {
+    sl_worker_t *w = &hub->workers[i];
+    if ((r = sl__worker_init(w, i, &hub->cfg, &hub->pacer, &hub->admission,
+                             i ? &hub->workers[0] : NULL, adopt ? &adopt[i] : NULL,
+                             worker_drained, hub, err, sizeof err))) {
+      sl__log(SL_LOG_ERROR, "%s", err);
+      close_adopted(hub, n, adopt, i + 1);
+      return r;
+    }
+    hub->worker_count = i + 1;
+    hub->pace_members[i] = &w->dlv;
+    if ((r = sl__mercure_init(&hub->mercure[i], &hub->cfg, &hub->bus, hub->auth, &w->dlv,
+                              &w->metrics, seed ^ (i * 2654435761u))))
+      return r;
+    hub->contexts = i + 1;
+    sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
+    hub->mercure[i].path = hub->path;
+    hub->mercure[i].discovery = &hub->discovery;
+    hub->mercure[i].publish_origins = &hub->publish_origins;
+    hub->mercure[i].publish_same_host = hub->publish_same_host;
+    hub->mercure[i].subs = hub->subs;
+    hub->mercure[i].worker = w;
+    hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
+    hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
+    hub->http[i].cfg = &hub->cfg;
+    hub->http[i].adopt_stream = sl__mercure_adopt_stream;
+    hub->http[i].adopt_data = &hub->mercure[i];
+    if ((r = add_routes(hub, i)))
+      return r;
+    sl__http_attach(&w->net, &hub->http[i]);
+  }
+  sl__bus_attach(&hub->bus, hub->workers, hub->worker_count);
+  return 0;
+}
+
+/* Runs the workers' threads. 0, or a negative errno (every thread that did start has ended). */
+static int start_workers(sl_hub_t *hub) {
+  int r = 0;
+  /* Ready before the first worker answers: a client that sees /healthz answer must not then see
+   * /readyz say 503 because the other workers were still starting. */
+  atomic_store(&hub->ready, 1);
+  for (unsigned i = 0; i < hub->worker_count; i++)
+    if ((r = sl__worker_start(&hub->workers[i])))
+      break;
+  if (r && hub->workers[0].thread_started) {
+    /* Threads that did start must end before their workers are destroyed. */
+    sl__shutdown_request(&hub->shutdown, hub->worker_count, 0, 0, NULL, NULL);
+    sl__shutdown_request(&hub->shutdown, hub->worker_count, 0, 0, NULL, NULL);
+    for (unsigned i = 0; i < hub->worker_count; i++)
+      sl__worker_join(&hub->workers[i]);
+    sl__shutdown_join(&hub->shutdown);
+  }
+  if (r)
+    atomic_store(&hub->ready, 0);
+  return r;
+}
+
+static const sl_handoff_hooks_t handoff_hooks = {
+  .open_history = open_history,
+  .make_workers = make_workers,
+  .start_workers = start_workers,
+};
+
+int sl_hub_start(sl_hub_t *hub) {
   int r;
   if (hub->started)
     return -EALREADY;
@@ -603,72 +725,33 @@ int sl_hub_start(sl_hub_t *hub) {
     sl__admission_destroy(&hub->admission);
     return r;
   }
-  hub->workers = calloc(n, sizeof *hub->workers);
-  hub->http = calloc(n, sizeof *hub->http);
-  hub->mercure = calloc(n, sizeof *hub->mercure);
-  hub->pace_members = calloc(n, sizeof *hub->pace_members);
-  if (!hub->workers || !hub->http || !hub->mercure || !hub->pace_members) {
-    r = -ENOMEM;
+  if (hub->cfg.handoff_fd >= 0) {
+    /* Taking over from a running hub: its sockets, history and connections, not ours. */
+    r = sl__handoff_adopt(hub, &handoff_hooks);
+  } else if ((r = make_workers(hub, hub->cfg.workers, NULL)) == 0) {
+    r = start_workers(hub);
+  }
+  if (r)
     goto fail;
-  }
-  hub->pacer.max_pending = hub->cfg.max_pending;
-  hub->pacer.members = hub->pace_members;
-  hub->pacer.count = n;
-  unsigned seed = (unsigned)uv_hrtime();
-  for (unsigned i = 0; i < n; i++) {
-    sl_worker_t *w = &hub->workers[i];
-    if ((r = sl__worker_init(w, i, &hub->cfg, &hub->pacer, &hub->admission,
-                             i ? &hub->workers[0] : NULL, worker_drained, hub, err,
-                             sizeof err))) {
-      sl__log(SL_LOG_ERROR, "%s", err);
-      goto fail;
-    }
-    hub->worker_count = i + 1;
-    hub->pace_members[i] = &w->dlv;
-    if ((r = sl__mercure_init(&hub->mercure[i], &hub->cfg, &hub->bus, hub->auth, &w->dlv,
-                              &w->metrics, seed ^ (i * 2654435761u))))
-      goto fail;
-    contexts = i + 1;
-    sl__mercure_stream_ops(&hub->mercure[i].stream_ops);
-    hub->mercure[i].path = hub->path;
-    hub->mercure[i].discovery = &hub->discovery;
-    hub->mercure[i].publish_origins = &hub->publish_origins;
-    hub->mercure[i].publish_same_host = hub->publish_same_host;
-    hub->mercure[i].subs = hub->subs;
-    hub->mercure[i].worker = w;
-    hub->mercure[i].rate_by_ip = hub->rate_by_ip.buckets ? &hub->rate_by_ip : NULL;
-    hub->mercure[i].rate_by_token = hub->rate_by_token.buckets ? &hub->rate_by_token : NULL;
-    hub->http[i].cfg = &hub->cfg;
-    if ((r = add_routes(hub, i)))
-      goto fail;
-    sl__http_attach(&w->net, &hub->http[i]);
-  }
-  sl__bus_attach(&hub->bus, hub->workers, hub->worker_count);
-  /* Ready before the first worker answers: a client that sees /healthz answer must not then see
-   * /readyz say 503 because the other workers were still starting. */
-  atomic_store(&hub->ready, 1);
-  for (unsigned i = 0; i < hub->worker_count; i++)
-    if ((r = sl__worker_start(&hub->workers[i])))
-      goto fail_started;
   hub->started = 1;
   return 0;
-fail_started:
-  /* Threads that did start must end before their workers are destroyed. */
-  if (hub->workers[0].thread_started) {
-    sl__shutdown_request(&hub->shutdown, hub->worker_count, 0, 0, NULL, NULL);
-    sl__shutdown_request(&hub->shutdown, hub->worker_count, 0, 0, NULL, NULL);
-    for (unsigned i = 0; i < hub->worker_count; i++)
-      sl__worker_join(&hub->workers[i]);
-    sl__shutdown_join(&hub->shutdown);
-  }
 fail:
   atomic_store(&hub->ready, 0);
-  sl__bus_attach(&hub->bus, NULL, 0);
-  unwind(hub, contexts);
+  if (hub->history_open)
+    sl__bus_attach(&hub->bus, NULL, 0);
+  unwind(hub, hub->contexts);
   sl__admission_destroy(&hub->admission);
   sl__ratelimit_destroy(&hub->rate_by_ip);
   sl__ratelimit_destroy(&hub->rate_by_token);
   return r;
+}
+
+int sl_hub_handoff(sl_hub_t *hub, int sock, double timeout, sl_handoff_cb cb, void *arg) {
+  if (!hub->started || sock < 0 || !(timeout > 0))
+    return -EINVAL;
+  if (sl__shutdown_draining(&hub->shutdown))
+    return -EALREADY;
+  return sl__handoff_begin(hub, sock, timeout, cb, arg);
 }
 
 int sl_hub_port(sl_hub_t *hub, unsigned i) {
@@ -688,8 +771,9 @@ int sl_hub_publish(sl_hub_t *hub, const sl_update_t *u, char *id, size_t id_cap)
 int sl_hub_shutdown(sl_hub_t *hub, double timeout, sl_shutdown_cb cb, void *arg) {
   if (!hub->started)
     return -EINVAL;
-  return sl__shutdown_request(&hub->shutdown, hub->worker_count, hub->cfg.drain_delay, timeout,
-                              cb, arg);
+  /* After a hand-off nothing is served here any more: no delay for a load balancer to notice. */
+  return sl__shutdown_request(&hub->shutdown, hub->worker_count,
+                              hub->handed_off ? 0 : hub->cfg.drain_delay, timeout, cb, arg);
 }
 
 int sl_hub_wait(sl_hub_t *hub) {
@@ -705,18 +789,17 @@ void sl_hub_free(sl_hub_t *hub) {
   int started = hub->workers != NULL;
   /* A completion history still makes (a publish pending when the hub stopped hard) must not post
    * to a freed worker: the bus keeps it for sl__bus_destroy. */
-  sl__bus_attach(&hub->bus, NULL, 0);
-  unwind(hub, hub->worker_count);
+  if (hub->history_open)
+    sl__bus_attach(&hub->bus, NULL, 0);
+  sl__handoff_free(hub);
+  unwind(hub, hub->contexts);
   if (started) {
     sl__admission_destroy(&hub->admission);
     sl__ratelimit_destroy(&hub->rate_by_ip);
     sl__ratelimit_destroy(&hub->rate_by_token);
   }
   sl__shutdown_destroy(&hub->shutdown);
-  sl__subs_free(hub->subs);
-  free(hub->subs_path);
-  sl__history_destroy(hub->history);
-  sl__bus_destroy(&hub->bus);
+  close_history(hub);
   sl__auth_free(hub->auth);
   sl__origins_free(&hub->cors);
   sl__origins_free(&hub->publish_origins);

@@ -32,6 +32,7 @@ struct sl_hub_s {
   const char *path;              /* the path of cfg.public_url: where the Mercure endpoints are */
   sl_worker_t *workers;
   unsigned worker_count;
+  unsigned contexts;             /* Mercure contexts made (sl__mercure_init), for the unwind */
   sl_http_ctx_t *http;           /* one per worker */
   sl_mercure_t *mercure;         /* one per worker */
   sl_delivery_t **pace_members;  /* every worker's delivery, for the pacer */
@@ -46,6 +47,11 @@ struct sl_hub_s {
   sl_discovery_t discovery;      /* the metadata document and its URL */
   sl_history_t *history;
   sl_bus_t bus;
+  int history_open;              /* history, bus and registry made (with a live hand-off, only
+                                    once the old process said where its order stands) */
+  int workers_auto;              /* cfg.workers was 0: as many as cores, or as the old process */
+  struct sl_handoff_s *handoff;  /* the live hand-off under way (handoff.c's), or NULL */
+  int handed_off;                /* the connections went to another process */
   sl_subs_t *subs;               /* active subscriptions (cfg.subscriptions), else NULL */
   char *subs_path;               /* the Subscription API's root: path + "/subscriptions" */
   atomic_int ready;              /* /readyz */

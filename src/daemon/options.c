@@ -194,6 +194,14 @@ static const option_def_t options[] = {
   {"log-file", KIND_STRING, OPT(log_file), FROM_ALL, 0, 0, "PATH",
    "append the log to PATH, reopened on SIGHUP"},
   {"verbose", KIND_BOOL, OPT(verbose), FROM_ALL, 0, 0, NULL, "log every connection"},
+  {"pid-file", KIND_STRING, OPT(pid_file), FROM_ALL, 0, 0, "PATH",
+   "write the pid to PATH (the process that takes over in an upgrade writes its own); removed "
+   "at a clean exit"},
+  {"exec", KIND_STRING, OPT(exec_path), FROM_ALL, 0, 0, "PATH",
+   "the binary SIGUSR2 starts for a live upgrade, with the same arguments; default the path "
+   "this one was started from"},
+  {"upgrade-timeout", KIND_SECONDS, OPT(upgrade_timeout), FROM_ALL, 1, 0, "SECONDS",
+   "how long a live upgrade (SIGUSR2) may take before this process gives up and serves on"},
   /* Never from the environment: a variable left in a service's environment must not turn the
    * daemon into a program that prints and exits. */
   {"help", KIND_HELP, OPT(show_help), FROM_FLAG, 0, 0, NULL, "print this help and exit"},
@@ -740,6 +748,7 @@ int sl__options_parse(sl_options_t *opt, int argc, char **argv, char *err, size_
 
   memset(opt, 0, sizeof *opt);
   sl_config_init(&opt->hub);
+  opt->upgrade_timeout = SL_DEFAULT_UPGRADE_TIMEOUT;
   set_error(err, errlen, "%s", "");
 
   flags = calloc(argc > 0 ? (size_t)argc : 1, sizeof *flags);
@@ -842,9 +851,11 @@ void sl__options_usage(FILE *out) {
   sl_options_t defaults;
   memset(&defaults, 0, sizeof defaults);
   sl_config_init(&defaults.hub);
+  defaults.upgrade_timeout = SL_DEFAULT_UPGRADE_TIMEOUT;
 
   fputs("Usage: sluice [FLAGS]\n"
         "       sluice token [TOKEN FLAGS]\n"
+        "       sluice upgrade --pid-file FILE [--timeout SECONDS]\n"
         "\n"
         "sluice is a Server-Sent Events hub speaking the Mercure protocol.\n"
         "\n"
@@ -867,6 +878,7 @@ void sl__options_usage(FILE *out) {
         if (def->offset != HUB(cookie_name)) /* its help says what the default is */
           snprintf(dflt, sizeof dflt, " (default: %s)",
                    def->offset == OPT(log_file)       ? "standard error"
+                   : def->offset == OPT(exec_path)    ? "this binary's path"
                    : def->offset == HUB(redis_stream) ? SL_DEFAULT_REDIS_STREAM
                                                       : "none");
         break;

@@ -14,6 +14,9 @@ typedef struct sl_options_s {
   const char *config_file;  /* --config */
   const char *log_file;     /* --log-file: NULL = stderr; reopened on SIGHUP */
   int verbose;              /* --verbose: log each connection */
+  const char *pid_file;     /* --pid-file */
+  const char *exec_path;    /* --exec: the binary SIGUSR2 starts; NULL = this one's path */
+  double upgrade_timeout;   /* --upgrade-timeout, seconds */
   int show_help;            /* --help */
   int show_version;         /* --version */
   char **owned;             /* strings this struct allocated */
@@ -45,6 +48,12 @@ int sl__options_takes_next(int argc, char **argv, int i);
  * long values are cut), and a plain decimal number up to max (-EINVAL, -ERANGE). */
 const char *sl__options_shown(const char *v, char *buf, size_t cap);
 int sl__options_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
+
+#define SL_DEFAULT_UPGRADE_TIMEOUT 10.0
+
+/* `sluice upgrade --pid-file F` (upgrade.c): asks the hub in F for a live upgrade and waits for
+ * its end. Returns the exit code (0 upgraded, 1 failed, 2 bad usage). */
+int sl__upgrade_command(int argc, char **argv, FILE *out, FILE *errout);
 
 /* `sluice token ...` (token.c): prints a signed JWT. Returns the process exit code (0, or 2 on bad usage). */
 int sl__token_command(int argc, char **argv, FILE *out, FILE *errout);

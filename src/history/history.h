@@ -87,6 +87,15 @@ int sl__history_memory_new_split(sl_history_t **h, size_t capacity, size_t hub_c
                                  uint64_t max_bytes);
 int sl__history_memory_new(sl_history_t **h, size_t capacity, uint64_t max_bytes);
 
+/* The live hand-off of the in-memory history: restore keeps f (reference taken) with the seq it
+ * carries, which must be above every one kept (-EINVAL otherwise), as the newest of its ring;
+ * marks read and set where the order stands and the newest seq each ring dropped, so that a
+ * cursor in the receiving process tells the same story (an id the sender had dropped is not
+ * found there either). */
+int sl__history_memory_restore(sl_history_t *h, sl_frame_t *f);
+void sl__history_memory_marks(sl_history_t *h, uint64_t *last_seq, uint64_t dropped[2]);
+int sl__history_memory_set_marks(sl_history_t *h, uint64_t last_seq, const uint64_t dropped[2]);
+
 /* The durable history (lmdb.c): every update in an LMDB environment in dir, kept across restarts.
  * Appends complete later, from its writer thread, once committed (in groups). */
 typedef struct sl_history_lmdb_opts_s {
@@ -96,12 +105,18 @@ typedef struct sl_history_lmdb_opts_s {
   double max_age;                /* seconds an update is retained at most; 0 = no limit */
   sl_fsync_t fsync;              /* what a commit survives (sluice.h) */
   uint64_t max_disk;             /* bytes the data file may grow to; 0 = SL_DEFAULT_DATA_MAX_SIZE */
+  int have_lock_fd;              /* a live hand-off: lock_fd is the sending process's lock on
+                                    dir (sl__history_lmdb_lock_fd there), taken over; it owns
+                                    the descriptor from then on */
+  int lock_fd;
 } sl_history_lmdb_opts_t;
 
 /* Opens (or creates) the history in o->dir. 0; -EBUSY when another live process holds the
  * directory; -EIO or -EPROTO when what is there cannot be read (never overwritten); another
  * negative errno (cannot create, lock or map it). Each failure is logged with what to do. */
 int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
+/* The descriptor of the lock the history holds on its directory, for a live hand-off. */
+int sl__history_lmdb_lock_fd(sl_history_t *h);
 
 /* The shared log in Redis Streams (redis.c): every hub on the stream XADDs its updates and reads
  * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN

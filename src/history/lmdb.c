@@ -1009,6 +1009,10 @@ static int lock_dir(lmdb_history_t *h, const char *dir) {
   return 0;
 }
 
+int sl__history_lmdb_lock_fd(sl_history_t *hist) {
+  return ((lmdb_history_t *)hist)->lock_fd;
+}
+
 /* Opens the databases, checks the format, and reads where the order stands. */
 static int open_dbs(lmdb_history_t *h, const char *dir) {
   MDB_txn *txn;
@@ -1090,7 +1094,19 @@ int sl__history_lmdb_new(sl_history_t **out, const sl_history_lmdb_opts_t *o) {
   h->hold = getenv("SLUICE_TEST_HOLD_WRITER");
   if (h->hold && h->hold[0] == '\0')
     h->hold = NULL;
-  int r = lock_dir(h, o->dir);
+  int r;
+  if (o->have_lock_fd) {
+    /* A live hand-off: the sending process's lock, the same open file and so the same flock,
+     * held by both until it exits. */
+    h->lock_fd = o->lock_fd;
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(h->lock_fd, 0) || pwrite(h->lock_fd, pid, (size_t)n, 0) < 0)
+      sl__log(SL_LOG_WARN, "--data-dir %s: cannot write the pid into its lock file", o->dir);
+    r = 0;
+  } else {
+    r = lock_dir(h, o->dir);
+  }
   if (r)
     goto fail;
   unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;

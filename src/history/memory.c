@@ -184,48 +184,94 @@ static sl_frame_t *evict_oldest(memory_history_t *m, ring_t *r) {
   return old;
 }
 
+/* Keeps f, whose seq is set, as the newest of its ring. Lock held. Returns the frame evicted
+ * first (to release after the lock), or NULL. */
+static sl_frame_t *keep_locked(memory_history_t *m, sl_frame_t *f) {
+  sl_frame_t *old = NULL;
+  ring_t *r = &m->rings[(f->flags & SL_FRAME_HUB) ? RING_HUB : RING_APP];
+  if (r->capacity == 0) {
+    r->dropped = f->seq;
+    return NULL;
+  }
+  uint64_t need = frame_bytes(f);
+  if (r->count == r->capacity)
+    old = evict_oldest(m, r);
+  /* The byte budget may take several of the oldest: all but the first are released here,
+   * under the lock (a free each), which only an update much larger than most costs. */
+  while (m->max_bytes && r->count > 0 && r->bytes + need > m->max_bytes) {
+    sl_frame_t *more = evict_oldest(m, r);
+    if (old == NULL)
+      old = more;
+    else
+      sl__frame_unref(more);
+  }
+  r->frames[ring_slot(r, r->count)] = sl__frame_ref(f);
+  r->later_dup[ring_slot(r, r->count)] = 0;
+  r->count++;
+  r->bytes += need;
+  size_t i = slot_find(m, f->id);
+  if (m->slots[i].id == NULL) {
+    m->slots[i].id = f->id;
+    m->slots[i].seq = f->seq;
+  } else {
+    unsigned char *flag = dup_flag(m, m->slots[i].seq);
+    assert(flag != NULL);
+    *flag = 1;
+  }
+  return old;
+}
+
 static int memory_append(sl_history_t *h, sl_frame_t *f, sl_history_done_cb done, void *arg) {
   memory_history_t *m = (memory_history_t *)h;
-  sl_frame_t *old = NULL;
   assert(f != NULL && f->id != NULL && done != NULL);
-  ring_t *r = &m->rings[(f->flags & SL_FRAME_HUB) ? RING_HUB : RING_APP];
   uv_mutex_lock(&m->lock);
   /* Set before the frame is visible to a cursor: readers see it through the lock. */
   f->seq = ++m->last_seq;
-  if (r->capacity == 0) {
-    r->dropped = f->seq;
-  } else {
-    uint64_t need = frame_bytes(f);
-    if (r->count == r->capacity)
-      old = evict_oldest(m, r);
-    /* The byte budget may take several of the oldest: all but the first are released here,
-     * under the lock (a free each), which only an update much larger than most costs. */
-    while (m->max_bytes && r->count > 0 && r->bytes + need > m->max_bytes) {
-      sl_frame_t *more = evict_oldest(m, r);
-      if (old == NULL)
-        old = more;
-      else
-        sl__frame_unref(more);
-    }
-    r->frames[ring_slot(r, r->count)] = sl__frame_ref(f);
-    r->later_dup[ring_slot(r, r->count)] = 0;
-    r->count++;
-    r->bytes += need;
-    size_t i = slot_find(m, f->id);
-    if (m->slots[i].id == NULL) {
-      m->slots[i].id = f->id;
-      m->slots[i].seq = f->seq;
-    } else {
-      unsigned char *flag = dup_flag(m, m->slots[i].seq);
-      assert(flag != NULL);
-      *flag = 1;
-    }
-  }
+  sl_frame_t *old = keep_locked(m, f);
   uv_mutex_unlock(&m->lock);
   if (old)
     sl__frame_unref(old);
   done(f, 0, arg);
   return 0;
+}
+
+int sl__history_memory_restore(sl_history_t *h, sl_frame_t *f) {
+  memory_history_t *m = (memory_history_t *)h;
+  assert(f != NULL && f->id != NULL);
+  uv_mutex_lock(&m->lock);
+  if (f->seq <= m->last_seq) {
+    uv_mutex_unlock(&m->lock);
+    return -EINVAL;
+  }
+  m->last_seq = f->seq;
+  sl_frame_t *old = keep_locked(m, f);
+  uv_mutex_unlock(&m->lock);
+  if (old)
+    sl__frame_unref(old);
+  return 0;
+}
+
+void sl__history_memory_marks(sl_history_t *h, uint64_t *last_seq, uint64_t dropped[2]) {
+  memory_history_t *m = (memory_history_t *)h;
+  uv_mutex_lock(&m->lock);
+  *last_seq = m->last_seq;
+  dropped[0] = m->rings[RING_APP].dropped;
+  dropped[1] = m->rings[RING_HUB].dropped;
+  uv_mutex_unlock(&m->lock);
+}
+
+int sl__history_memory_set_marks(sl_history_t *h, uint64_t last_seq, const uint64_t dropped[2]) {
+  memory_history_t *m = (memory_history_t *)h;
+  uv_mutex_lock(&m->lock);
+  int r = last_seq < m->last_seq ? -EINVAL : 0;
+  if (r == 0) {
+    m->last_seq = last_seq;
+    for (int i = 0; i < RINGS; i++)
+      if (m->rings[i].dropped < dropped[i])
+        m->rings[i].dropped = dropped[i];
+  }
+  uv_mutex_unlock(&m->lock);
+  return r;
 }
 
 static void memory_usage(sl_history_t *h, uint64_t *entries, uint64_t *bytes) {

@@ -18,6 +18,7 @@
 #include "http/response.h"
 #include "net/delivery.h"
 #include "common/text.h"
+#include "common/wire.h"
 
 #define SL_XSTR(x) #x
 #define SL_STR(x) SL_XSTR(x)
@@ -46,7 +47,12 @@ enum {
   HTTP_STREAM = 1 << 2,          /* u.stream is set */
   HTTP_BACKLOG = 1 << 3,         /* parsing waits for the answers queued to be written; u.backlog
                                     holds what was read after the last request parsed */
+  HTTP_HOLD = 1 << 4,            /* a live hand-off: no new request begins (what was read after
+                                    the last one waits in u.backlog, and reading stops) */
 };
+
+/* What a handed connection is, in its record. */
+enum { HANDOFF_IDLE = 1, HANDOFF_STREAM = 2 };
 
 /* What a pipelining client sent beyond the requests answered so far, kept while its answers
  * are written: parsing it would queue more answers than SL_HTTP_PIPELINE_LIMIT. */
@@ -517,6 +523,11 @@ static int on_message_complete(llhttp_t *p) {
   /* A stream owns the connection from now on; after "Connection: close" nothing more is read. */
   if (c->flags & (SL_CONN_STREAM | SL_CONN_CLOSE_AFTER))
     return HPE_PAUSED;
+  /* A hand-off is under way: the next request is the other process's to read. */
+  if (h->hflags & HTTP_HOLD) {
+    h->hflags |= HTTP_BACKLOG;
+    return HPE_PAUSED;
+  }
   /* A client sending requests faster than it reads the answers: the next request waits until
    * these are written, however many one read brought (http_data keeps the rest). */
   if (c->q_bytes > SL_HTTP_PIPELINE_LIMIT || h->deferred_count >= SL_HTTP_DEFERRED_LIMIT) {
@@ -662,6 +673,8 @@ static void http_writable(sl_conn_t *c) {
       s->ops->on_writable(s, c);
     return;
   }
+  if (h->hflags & HTTP_HOLD)
+    return; /* reading waits for the hand-off's end */
   if (h->hflags & HTTP_BACKLOG) {
     backlog_t *b = h->u.backlog;
     h->u.backlog = NULL;
@@ -716,6 +729,96 @@ static void http_end(sl_conn_t *c) {
     s->ops->on_end(s, c);
 }
 
+/* --- the live hand-off ---------------------------------------------------------------------- */
+
+/* Ending one way or another (a refusal, "Connection: close", a drain, a slow consumer cut): it
+ * ends here, not in the other process. */
+static int ending(const sl_conn_t *c) {
+  return (c->flags & (SL_CONN_CLOSE_AFTER | SL_CONN_FIN_SENT | SL_CONN_EVICTED |
+                      SL_CONN_TERMINATED | SL_CONN_REFUSED_FULL | SL_CONN_REFUSED_CLIENT |
+                      SL_CONN_READ_EOF)) != 0;
+}
+
+static void http_quiesce(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  if (c->flags & SL_CONN_STREAM)
+    return;
+  h->hflags |= HTTP_HOLD;
+  /* Between requests: nothing more is read here. A request being read is finished first
+   * (on_message_complete then keeps what follows it). */
+  if (h->req == NULL && !(h->hflags & HTTP_BACKLOG))
+    sl__conn_pause_read(c);
+}
+
+static int http_export(sl_conn_t *c, sl_wire_t *out) {
+  http_conn_t *h = http_of(c);
+  sl_http_stream_t *s = stream_of(h);
+  if (ending(c) || (s && !s->ops->on_export))
+    return -1;
+  if (out == NULL) {
+    if (s)
+      return 1;
+    return (h->hflags & HTTP_HOLD) && h->req == NULL && h->deferred_count == 0 ? 1 : 0;
+  }
+  if (s) {
+    sl__wire_u8(out, HANDOFF_STREAM);
+    return s->ops->on_export(s, c, out) ? -ENOMEM : 1;
+  }
+  sl__wire_u8(out, HANDOFF_IDLE);
+  sl__wire_u8(out, (h->hflags & HTTP_SERVED) != 0);
+  const backlog_t *b = (h->hflags & HTTP_BACKLOG) ? h->u.backlog : NULL;
+  sl__wire_bytes(out, b ? b->bytes : "", b ? b->len : 0);
+  return out->failed ? -ENOMEM : 1;
+}
+
+static void http_thaw(sl_conn_t *c) {
+  http_conn_t *h = http_of(c);
+  if (!(h->hflags & HTTP_HOLD))
+    return;
+  h->hflags &= ~(uint32_t)HTTP_HOLD;
+  if (c->q_len == 0)
+    http_writable(c); /* parses what waited, then reads again */
+  /* else: once the answers queued are written, the transport calls http_writable */
+}
+
+/* A connection handed from another process: a keep-alive connection between requests (with
+ * what its client sent after the last one, parsed once the answers it came with are written:
+ * the worker's first flush), or a stream, which the endpoint that owns streams takes over. */
+static int http_adopt(sl_conn_t *c, sl_wire_reader_t *in) {
+  http_conn_t *h = http_of(c);
+  sl_http_ctx_t *ctx = ctx_of(c);
+  llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+  h->parser.data = h;
+  uint8_t kind = sl__wire_get_u8(in);
+  if (kind == HANDOFF_STREAM) {
+    sl_http_stream_t *s = NULL;
+    if (in->bad || ctx->adopt_stream == NULL || ctx->adopt_stream(c, in, ctx->adopt_data, &s))
+      return -EPROTO;
+    h->u.stream = s;
+    h->hflags |= HTTP_SERVED | HTTP_PAUSED | HTTP_STREAM;
+    sl__conn_set_deadline(c, 0);
+    return 0;
+  }
+  if (kind != HANDOFF_IDLE)
+    return -EPROTO;
+  uint8_t served = sl__wire_get_u8(in);
+  size_t len;
+  const unsigned char *rest = sl__wire_get_bytes(in, &len);
+  if (in->bad)
+    return -EPROTO;
+  backlog_t *b = malloc(sizeof *b + (len ? len : 1));
+  if (b == NULL)
+    return -ENOMEM;
+  b->len = len;
+  if (len)
+    memcpy(b->bytes, rest, len);
+  h->u.backlog = b;
+  h->hflags |= HTTP_BACKLOG | (served ? HTTP_SERVED : 0);
+  c->flags |= SL_CONN_READ_PAUSED; /* until the backlog is parsed: http_writable */
+  sl__conn_set_deadline(c, sl__transport_now(c->net) + ms(ctx->cfg->idle_timeout));
+  return 0;
+}
+
 static const sl_conn_cbs_t http_cbs = {
   .on_data = http_data,
   .on_eof = http_eof,
@@ -724,8 +827,12 @@ static const sl_conn_cbs_t http_cbs = {
   .on_close = http_close,
   .on_shutdown = http_shutdown,
   .on_end = http_end,
+  .on_quiesce = http_quiesce,
+  .on_export = http_export,
+  .on_thaw = http_thaw,
 };
 
 void sl__http_attach(sl_transport_t *t, sl_http_ctx_t *ctx) {
   sl__transport_set_protocol(t, &http_cbs, sizeof(http_conn_t), http_open, ctx);
+  t->proto_adopt = http_adopt;
 }

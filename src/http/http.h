@@ -74,6 +74,10 @@ typedef struct sl_http_stream_ops_s {
   /* The queue was written out, or fell to the connection's q_low: the stream may queue more (a
    * replay paged from history). May be NULL. */
   void (*on_writable)(sl_http_stream_t *s, sl_conn_t *c);
+  /* A live hand-off: writes what another process needs to go on with the stream (what the
+   * http_ctx's adopt_stream there reads). 0 or -ENOMEM. May be NULL: the stream is not handed,
+   * and ends here. */
+  int (*on_export)(sl_http_stream_t *s, sl_conn_t *c, struct sl_wire_s *out);
 } sl_http_stream_ops_t;
 struct sl_http_stream_s {
   const sl_http_stream_ops_t *ops;
@@ -84,6 +88,11 @@ typedef struct sl_http_ctx_s {
   const sl_config_t *cfg;
   sl_router_t router;
   const char *feed;            /* http.c's: the start of the bytes being parsed now */
+  /* Takes over a stream handed from another process (what its on_export wrote), on the adopted
+   * connection c: 0 and *out, or a negative errno. NULL: streams cannot be adopted. */
+  int (*adopt_stream)(sl_conn_t *c, struct sl_wire_reader_s *in, void *data,
+                      sl_http_stream_t **out);
+  void *adopt_data;
 } sl_http_ctx_t;
 
 /* Makes HTTP the protocol of every connection t accepts from now on, routed through ctx. */

@@ -57,6 +57,11 @@ void sl__mercure_stream_ops(sl_http_stream_ops_t *ops);
 /* The endpoints, for the hub's table (data: the worker's sl_mercure_t): subscribe (GET,
  * subscribe.c), publish (POST, publish.c), preflight (OPTIONS, mercure.c). */
 void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *m);
+/* A stream handed from another process (sl_http_ctx_t.adopt_stream; data: this worker's
+ * sl_mercure_t): its subscription registered again, live from the worker's dispatched seq, or
+ * its replay going on after the update it last read. 0, or a negative errno. */
+int sl__mercure_adopt_stream(sl_conn_t *c, struct sl_wire_reader_s *in, void *data,
+                             sl_http_stream_t **out);
 void sl__mercure_publish(sl_conn_t *c, sl_request_t *r, void *m);
 void sl__mercure_preflight(sl_conn_t *c, sl_request_t *r, void *m);
 /* The Subscription API (GET and HEAD of the hub's path + "/subscriptions" and every path under

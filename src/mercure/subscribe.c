@@ -17,6 +17,7 @@
 #include "common/validate.h"
 #include "mercure/mercure.h"
 #include "common/text.h"
+#include "common/wire.h"
 
 #define MAX_MATCHERS 256
 #define MAX_MATCHER_LEN 4096
@@ -132,6 +133,9 @@ struct paging_s {
   size_t avg;                    /* bytes of a frame read so far, on average (0: none yet): a
                                     page asks for what fills the window, not much beyond it */
   uint64_t read, read_bytes;
+  char *last_id;                 /* the id of the last update read (or the client's, before
+                                    any), NULL for the oldest retained: where another process
+                                    goes on with the replay after a live hand-off */
 };
 
 static void paging_free(paging_t *p) {
@@ -140,6 +144,7 @@ static void paging_free(paging_t *p) {
   if (p->cur)
     sl__history_cursor_close(p->cur);
   sl__sub_filter_free(&p->filter);
+  free(p->last_id);
   free(p);
 }
 
@@ -147,6 +152,16 @@ static void paging_free(paging_t *p) {
 static size_t replay_window(const sl_mercure_t *m) {
   size_t half = m->cfg->max_queue / 2;
   return half > 0 && half < REPLAY_WINDOW ? half : REPLAY_WINDOW;
+}
+
+/* Where the replay stands: after the update with this id. 0 or -ENOMEM. */
+static int remember_id(paging_t *p, const char *id) {
+  char *copy = strdup(id);
+  if (copy == NULL)
+    return -ENOMEM;
+  free(p->last_id);
+  p->last_id = copy;
+  return 0;
 }
 
 static void paging_stop(stream_t *s, sl_conn_t *c) {
@@ -200,12 +215,20 @@ static void paging_fill(sl_mercure_t *m, sl_conn_t *c, stream_t *s) {
       joined = 1; /* everything stored is queued; what follows comes live */
       break;
     }
+    int remembered = remember_id(p, page[r - 1]->id ? page[r - 1]->id : "");
     for (int i = 0; i < r; i++) {
       p->read++;
       p->read_bytes += sl__conn_frame_len(c, page[i]);
       if (sl__sub_filter_wants(&p->filter, page[i]) && sl__delivery_send_opening(c, page[i]) == 0)
         sent++;
       sl__frame_unref(page[i]);
+    }
+    if (remembered) {
+      /* Without the id, a hand-off could not say where the replay stands: it ends here, and
+       * its client resumes from the last update it got. */
+      paging_stop(s, c);
+      sl__delivery_end(c);
+      return;
     }
     p->avg = (size_t)(p->read_bytes / p->read);
     if (c->flags & SL_CONN_CLOSING)
@@ -276,6 +299,11 @@ static void stream_close(sl_http_stream_t *s, sl_conn_t *c) {
   stream_t *st = (stream_t *)s;
   if (st->paging)
     paging_stop(st, c);
+  if (m->subs && *record_of(s) && (c->flags & SL_CONN_DETACHED)) {
+    /* Handed to another process, which lists it now: nothing ended. */
+    sl__subs_forget(m->subs, *record_of(s));
+    *record_of(s) = NULL;
+  }
   subs_close(m, s);
   sl__broker_remove(&m->dlv->broker, sub_of(s)); /* frees the stream too */
   sl__metric_sub(&m->metrics->subscribers, 1);
@@ -286,12 +314,194 @@ static void stream_end(sl_http_stream_t *s, sl_conn_t *c) {
   subs_end(mercure_of(s), s);
 }
 
+/* --- the live hand-off ---------------------------------------------------------------------- */
+
+/* What another process needs to go on with the stream: the subscription's selectors and grants
+ * (as kinds and texts: it compiles them again), its token's expiry, where the stream stands (live:
+ * it has every update up to the last this worker dispatched, which is where the other process's
+ * order goes on; or paging: after the update last read from history), and its record of active
+ * subscriptions. */
+static int stream_export(sl_http_stream_t *s, sl_conn_t *c, sl_wire_t *out) {
+  sl_mercure_t *m = mercure_of(s);
+  stream_t *st = (stream_t *)s;
+  sl_sub_t *sub = sub_of(s);
+  sl_selector_t sels[MAX_MATCHERS];
+  size_t n = sl__sub_selectors(sub, sels, MAX_MATCHERS);
+  (void)c;
+  sl__wire_u32(out, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) {
+    sl__wire_u8(out, (uint8_t)sels[i].kind);
+    sl__wire_bytes(out, sels[i].text, sels[i].len);
+  }
+  sl__wire_u32(out, sub->grant_count);
+  for (uint32_t i = 0; i < sub->grant_count; i++) {
+    sl__wire_u8(out, (uint8_t)sub->grants[i].kind);
+    sl__wire_bytes(out, sub->grants[i].text, sub->grants[i].len);
+  }
+  sl__wire_u64(out, (uint64_t)sub->exp);
+  sl__wire_u8(out, (uint8_t)sub->has_token);
+  sl__wire_u8(out, st->paging != NULL);
+  if (st->paging) {
+    sl__wire_u8(out, st->paging->last_id != NULL);
+    sl__wire_str(out, st->paging->last_id);
+  }
+  sl__wire_u8(out, m->subs && *record_of(s));
+  if (m->subs && *record_of(s))
+    sl__subs_export(*record_of(s), out);
+  return out->failed ? -ENOMEM : 0;
+}
+
+/* One selector of a handed record, compiled (or lent by the broker). 0, or a negative errno. */
+static int adopt_selector(sl_mercure_t *m, sl_wire_reader_t *in, sl_selector_t *sel,
+                          const char **text, size_t *len) {
+  uint8_t kind = sl__wire_get_u8(in);
+  *text = (const char *)sl__wire_get_bytes(in, len);
+  const char *why;
+  if (in->bad || *len > MAX_MATCHER_LEN)
+    return -EPROTO;
+  if (sl__broker_matcher(&m->dlv->broker, (sl_selector_kind_t)kind, *text, *len,
+                         m->cfg->public_url, sel))
+    return 0;
+  int e = sl__selector_compile(sel, (sl_selector_kind_t)kind, *text, *len, m->cfg->public_url,
+                               &why);
+  return e == -ENOMEM ? e : e ? -EPROTO : 0;
+}
+
+/* The grants of a handed record, laid out as a token's claims are (one block: the array, then
+ * the texts). 0, or a negative errno (nothing kept). */
+static int adopt_grants(sl_wire_reader_t *in, const char *base, sl_grants_t *g) {
+  uint32_t n = sl__wire_get_u32(in);
+  if (in->bad || n > MAX_MATCHERS)
+    return -EPROTO;
+  g->count = n;
+  if (n == 0)
+    return 0;
+  const unsigned char *save = in->p;
+  size_t size = n * sizeof(sl_selector_t);
+  for (uint32_t i = 0; i < n; i++) {
+    size_t len;
+    sl__wire_get_u8(in);
+    sl__wire_get_bytes(in, &len);
+    size += len + 1;
+  }
+  if (in->bad)
+    return -EPROTO;
+  in->p = save;
+  sl_selector_t *block = calloc(1, size);
+  if (block == NULL)
+    return -ENOMEM;
+  char *next = (char *)(block + n);
+  for (uint32_t i = 0; i < n; i++) {
+    uint8_t kind = sl__wire_get_u8(in);
+    size_t len;
+    const unsigned char *text = sl__wire_get_bytes(in, &len);
+    memcpy(next, text, len);
+    next[len] = '\0';
+    const char *why;
+    int e = sl__selector_compile(&block[i], (sl_selector_kind_t)kind, next, len, base, &why);
+    if (e) {
+      sl__selectors_release(block, i);
+      free(block);
+      return e == -ENOMEM ? e : -EPROTO;
+    }
+    next += len + 1;
+  }
+  g->subscribe = block;
+  return 0;
+}
+
+int sl__mercure_adopt_stream(sl_conn_t *c, sl_wire_reader_t *in, void *data,
+                             sl_http_stream_t **out) {
+  sl_mercure_t *m = data;
+  sl_delivery_t *d = m->dlv;
+  sl_selector_t sels[MAX_MATCHERS];
+  size_t n = sl__wire_get_u32(in), k = 0;
+  int e = in->bad || n == 0 || n > MAX_MATCHERS ? -EPROTO : 0;
+  for (; e == 0 && k < n; k++) {
+    const char *text;
+    size_t len;
+    if ((e = adopt_selector(m, in, &sels[k], &text, &len)))
+      break;
+  }
+  sl_grants_t grants = {0};
+  if (e == 0)
+    e = adopt_grants(in, m->cfg->public_url, &grants);
+  grants.exp = (int64_t)sl__wire_get_u64(in);
+  grants.has_token = sl__wire_get_u8(in);
+  uint8_t paging = sl__wire_get_u8(in);
+  char *after = NULL;
+  if (paging) {
+    uint8_t has_id = sl__wire_get_u8(in);
+    char *id = sl__wire_get_strdup(in);
+    if (has_id)
+      after = id;
+    else
+      free(id);
+    if (has_id && id == NULL && e == 0)
+      e = -ENOMEM;
+  }
+  uint8_t has_record = sl__wire_get_u8(in);
+  if (e == 0 && (in->bad || (has_record && m->subs == NULL)))
+    e = -EPROTO;
+  sl_sub_t *sub = e ? NULL : sl__sub_new(c, sels, n, &grants, m->subs ? TRACKED_FRONT : STREAM_FRONT);
+  if (e == 0 && (sub == NULL || sl__broker_add(&d->broker, sub))) {
+    if (sub)
+      sl__broker_remove(&d->broker, sub);
+    sub = NULL;
+    e = -ENOMEM;
+  }
+  sl__selectors_release(sels, k); /* those the subscription did not take */
+  if (grants.subscribe) {
+    sl__selectors_release(grants.subscribe, grants.count);
+    free(grants.subscribe);
+  }
+  if (e) {
+    free(after);
+    return e;
+  }
+  stream_t *stream = stream_of_sub(sub);
+  stream->base.ops = &m->stream_ops;
+  if (has_record && (e = sl__subs_adopt(m->subs, in, record_of(&stream->base)))) {
+    free(after);
+    sl__broker_remove(&d->broker, sub);
+    return e;
+  }
+  sl__metric_add(&m->metrics->subscribers, 1);
+  sub->last_seq = d->dispatched_seq; /* live: every update up to here was the other process's */
+  *out = &stream->base;
+  if (!paging) {
+    free(after);
+    return 0;
+  }
+  /* Paging: the replay goes on after the update last read there, up to where this process's
+   * order starts; the first write's on_writable refills it. */
+  int found = 0;
+  paging_t *p = calloc(1, sizeof *p);
+  if (p == NULL || sl__sub_filter_init(&p->filter, sub) ||
+      sl__bus_cursor_open(m->bus, after, UINT64_MAX, &p->cur, &found)) {
+    free(after);
+    paging_free(p);
+    return -ENOMEM; /* the stream is freed with its connection */
+  }
+  p->last_id = after;
+  stream->paging = p;
+  if (after && !found) {
+    /* Retention dropped what the replay had still to send: as when it overtakes a replay here. */
+    paging_overtaken(m, stream, c);
+    return 0;
+  }
+  sl__conn_mark(c, SL_CONN_PAGING);
+  sl__conn_set_low_water(c, replay_window(m) / 2);
+  return 0;
+}
+
 void sl__mercure_stream_ops(sl_http_stream_ops_t *ops) {
   ops->on_end = stream_end;
   ops->on_timeout = stream_timeout;
   ops->on_shutdown = stream_shutdown;
   ops->on_close = stream_close;
   ops->on_writable = stream_writable;
+  ops->on_export = stream_export;
 }
 
 /* --- the request --------------------------------------------------------------------------- */
@@ -521,7 +731,8 @@ void sl__mercure_subscribe(sl_conn_t *c, sl_request_t *r, void *arg) {
     int e2 = -ENOMEM;
     if ((paging = calloc(1, sizeof *paging)) == NULL ||
         sl__sub_filter_init(&paging->filter, sub) ||
-        (e2 = sl__bus_cursor_open(m->bus, cursor, UINT64_MAX, &paging->cur, &found))) {
+        (e2 = sl__bus_cursor_open(m->bus, cursor, UINT64_MAX, &paging->cur, &found)) ||
+        (e2 = found ? remember_id(paging, cursor) : 0)) {
       free(cursor_copy);
       subs_close(m, &stream->base);
       sl__broker_remove(&d->broker, sub);

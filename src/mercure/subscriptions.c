@@ -5,6 +5,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -13,6 +14,7 @@
 #include "common/log.h"
 #include "common/percent.h"
 #include "common/uuid.h"
+#include "common/wire.h"
 
 #define SUBS_SEGMENT "/subscriptions"
 #define EVENT_TYPE "mercure"
@@ -196,10 +198,15 @@ static char *put(char *p, const char *s, size_t n) {
   return p + n + 1;
 }
 
-/* The record of n matchers, in one block, with the subscriber's new id. NULL when out of memory. */
-static sl_subs_conn_t *record_new(const char *hub_path, const sl_subs_matcher_t *m, size_t n) {
+/* The record of n matchers, in one block, with the subscriber's id (NULL: a new one). NULL when
+ * out of memory. */
+static sl_subs_conn_t *record_new(const char *hub_path, const sl_subs_matcher_t *m, size_t n,
+                                  const char *id) {
   char subscriber[SL_UUID_URN_LEN + 1];
-  sl__uuid_urn(subscriber);
+  if (id)
+    snprintf(subscriber, sizeof subscriber, "%s", id);
+  else
+    sl__uuid_urn(subscriber);
   size_t count = 0, strings = 0;
   for (size_t i = 0; i < n; i++) {
     if (repeated(m, i))
@@ -247,7 +254,7 @@ static sl_subs_conn_t *record_new(const char *hub_path, const sl_subs_matcher_t 
 }
 
 int sl__subs_open(sl_subs_t *s, const sl_subs_matcher_t *m, size_t n, sl_subs_conn_t **out) {
-  sl_subs_conn_t *c = record_new(s->hub_path, m, n);
+  sl_subs_conn_t *c = record_new(s->hub_path, m, n, NULL);
   if (c == NULL)
     return -ENOMEM;
   uv_mutex_lock(&s->lock);
@@ -307,6 +314,80 @@ void sl__subs_drain(sl_subs_t *s) {
   uv_mutex_unlock(&s->lock);
   if (ended)
     sl__log(SL_LOG_INFO, "drain: the end of %zu subscriptions announced", ended);
+}
+
+/* --- the live hand-off ----------------------------------------------------------------------- */
+
+#define HANDOFF_MAX_ENTRIES 256 /* a connection's matchers (subscribe.c's limit) */
+
+int sl__subs_export(const sl_subs_conn_t *c, sl_wire_t *out) {
+  sl__wire_u8(out, (uint8_t)c->listed);
+  sl__wire_str(out, c->subscriber);
+  sl__wire_u32(out, (uint32_t)c->count);
+  for (size_t i = 0; i < c->count; i++) {
+    const entry_t *e = &c->entries[i];
+    sl__wire_bytes(out, e->type, e->type_len);
+    sl__wire_bytes(out, e->match, e->match_len);
+    sl__wire_u8(out, e->payload != NULL);
+    sl__wire_bytes(out, e->payload ? e->payload : "", e->payload ? e->payload_len : 0);
+  }
+  return out->failed ? -ENOMEM : 0;
+}
+
+int sl__subs_adopt(sl_subs_t *s, sl_wire_reader_t *in, sl_subs_conn_t **out) {
+  uint8_t listed = sl__wire_get_u8(in);
+  size_t idlen;
+  const unsigned char *id = sl__wire_get_bytes(in, &idlen);
+  uint32_t n = sl__wire_get_u32(in);
+  if (in->bad || idlen != SL_UUID_URN_LEN || n == 0 || n > HANDOFF_MAX_ENTRIES)
+    return -EPROTO;
+  char subscriber[SL_UUID_URN_LEN + 1];
+  memcpy(subscriber, id, idlen);
+  subscriber[idlen] = '\0';
+  sl_subs_matcher_t m[HANDOFF_MAX_ENTRIES];
+  char *types[HANDOFF_MAX_ENTRIES];
+  for (uint32_t i = 0; i < n; i++) {
+    size_t tlen;
+    const unsigned char *type = sl__wire_get_bytes(in, &tlen);
+    m[i].match = (const char *)sl__wire_get_bytes(in, &m[i].len);
+    uint8_t has = sl__wire_get_u8(in);
+    m[i].payload = (const char *)sl__wire_get_bytes(in, &m[i].payload_len);
+    if (!has)
+      m[i].payload = NULL;
+    types[i] = in->bad ? NULL : strndup((const char *)type, tlen);
+    m[i].type = types[i];
+    if (types[i] == NULL) {
+      for (uint32_t k = 0; k < i; k++)
+        free(types[k]);
+      return in->bad ? -EPROTO : -ENOMEM;
+    }
+  }
+  sl_subs_conn_t *c = record_new(s->hub_path, m, n, subscriber);
+  for (uint32_t i = 0; i < n; i++)
+    free(types[i]);
+  if (c == NULL)
+    return -ENOMEM;
+  /* Listed again without an event: for its subscribers nothing began or ended. */
+  uv_mutex_lock(&s->lock);
+  if (listed && !s->closed) {
+    c->next = s->head;
+    if (s->head)
+      s->head->prev = c;
+    s->head = c;
+    c->listed = 1;
+    s->count += c->count;
+  }
+  uv_mutex_unlock(&s->lock);
+  *out = c;
+  return 0;
+}
+
+void sl__subs_forget(sl_subs_t *s, sl_subs_conn_t *c) {
+  uv_mutex_lock(&s->lock);
+  if (c->listed)
+    unlink_conn(s, c);
+  uv_mutex_unlock(&s->lock);
+  free(c);
 }
 
 size_t sl__subs_count(sl_subs_t *s) {

@@ -24,6 +24,8 @@
 
 #include "net/bus.h"
 
+struct sl_wire_s;
+struct sl_wire_reader_s;
 typedef struct sl_subs_s sl_subs_t;
 typedef struct sl_subs_conn_s sl_subs_conn_t;
 
@@ -55,6 +57,15 @@ void sl__subs_close(sl_subs_t *s, sl_subs_conn_t *c);
  * that subscribers still connected get them before their stream's end and a client resuming
  * elsewhere finds them in history. From then on nothing is registered nor announced. */
 void sl__subs_drain(sl_subs_t *s);
+
+/* The live hand-off. Export writes a connection's record (its subscriber id, matchers and
+ * payloads, and whether it is listed); adopt, in the receiving process, makes the record again
+ * and lists it without an event (nothing began for its subscriber): 0 and *out, -EPROTO when the
+ * record is bad, -ENOMEM. Forget, in the process that handed it, unlists and frees a record
+ * without an event (nothing ended either). */
+int sl__subs_export(const sl_subs_conn_t *c, struct sl_wire_s *out);
+int sl__subs_adopt(sl_subs_t *s, struct sl_wire_reader_s *in, sl_subs_conn_t **out);
+void sl__subs_forget(sl_subs_t *s, sl_subs_conn_t *c);
 
 /* Number of subscriptions listed now. */
 size_t sl__subs_count(sl_subs_t *s);

@@ -252,6 +252,8 @@ static int start(sl_bus_t *b, const sl_update_t *u, char *id, size_t id_cap, con
   uv_mutex_lock(&b->lock);
   if (b->closed)
     r = -ESHUTDOWN;
+  else if (b->paused)
+    r = -EAGAIN; /* a live hand-off: the next process takes it */
   else
     r = waits_reserve(b);
   if (r == 0) {
@@ -367,6 +369,31 @@ int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visi
 int sl__bus_cursor_open(sl_bus_t *b, const char *after_id, uint64_t upto,
                         sl_history_cursor_t **out, int *found) {
   return sl__history_cursor_open(b->history, after_id, upto, out, found);
+}
+
+uint64_t sl__bus_pause(sl_bus_t *b) {
+  uv_mutex_lock(&b->lock);
+  b->paused = 1;
+  while (b->pending > 0)
+    uv_cond_wait(&b->stored, &b->lock);
+  uint64_t seq = sl__history_last_seq(b->history);
+  uv_mutex_unlock(&b->lock);
+  return seq;
+}
+
+void sl__bus_resume(sl_bus_t *b) {
+  uv_mutex_lock(&b->lock);
+  b->paused = 0;
+  uv_mutex_unlock(&b->lock);
+}
+
+int sl__bus_post_call(sl_bus_t *b, unsigned worker, sl_worker_call_t *call) {
+  uv_mutex_lock(&b->lock);
+  int r = worker < b->worker_count ? 0 : -EINVAL;
+  if (r == 0 && sl__worker_post_call(&b->workers[worker], call))
+    sl__worker_wake(&b->workers[worker]);
+  uv_mutex_unlock(&b->lock);
+  return r;
 }
 
 void sl__bus_close(sl_bus_t *b) {

@@ -35,6 +35,7 @@ typedef struct sl_bus_s {
   size_t waits_head, waits_cap;
   sl_worker_call_t *orphans;     /* answers whose worker was gone: run by sl__bus_destroy */
   int closed;                    /* no more updates accepted (draining) */
+  int paused;                    /* a live hand-off: updates refused (-EAGAIN) for now */
   int drain_posted;              /* the workers were sent the drain message */
   uint64_t pending;              /* appends started and not yet completed */
   sl_history_t *history;         /* borrowed: the hub owns it */
@@ -109,6 +110,15 @@ int sl__bus_replay(sl_bus_t *b, const char *after_id, uint64_t upto, sl_bus_visi
  * and closed through history.h. */
 int sl__bus_cursor_open(sl_bus_t *b, const char *after_id, uint64_t upto,
                         sl_history_cursor_t **out, int *found);
+
+/* A live hand-off. Pause refuses every update from now on (-EAGAIN) and returns, once every
+ * append started has completed (and so reached the workers' inboxes), the seq where the order
+ * stands; resume takes updates again (the hand-off failed). Post call queues call on worker
+ * number worker after every update posted so far (and wakes it): when it runs, that worker has
+ * dispatched them. 0, or -EINVAL when there is no such worker. */
+uint64_t sl__bus_pause(sl_bus_t *b);
+void sl__bus_resume(sl_bus_t *b);
+int sl__bus_post_call(sl_bus_t *b, unsigned worker, sl_worker_call_t *call);
 
 /* No more updates: each worker gets the drain message after every update already accepted,
  * once the appends still pending complete. */

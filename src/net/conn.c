@@ -1,6 +1,6 @@
 /* conn.c — the transport of one connection (see conn.h): the socket's place in the worker's
  * epoll set, reads handed to the protocol, the queue of frame references and its writes, the
- * transport's own timeouts, the clean end, hard close and detach. What to send and when to write
+ * transport's own timeouts, the clean end, hard close and the hand-off. What to send and when to write
  * is decided above (delivery.c); what the bytes mean, by the protocol (http.c). */
 #include "net/conn.h"
 
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/wire.h"
 
 #define IOV_BATCH 1024     /* frames per sendmsg */
 #define READS_PER_TURN 16  /* reads of one connection per readiness event */
@@ -49,9 +50,9 @@ static void poll_update(sl_conn_t *c) {
   if (c->flags & SL_CONN_CLOSING)
     return;
   uint32_t want = 0;
-  if (!(c->flags & (SL_CONN_READ_PAUSED | SL_CONN_READ_EOF)))
+  if (!(c->flags & (SL_CONN_READ_PAUSED | SL_CONN_READ_EOF | SL_CONN_FROZEN)))
     want |= SL_CONN_POLL_R;
-  if (c->flags & SL_CONN_WANT_WRITE)
+  if ((c->flags & (SL_CONN_WANT_WRITE | SL_CONN_FROZEN)) == SL_CONN_WANT_WRITE)
     want |= SL_CONN_POLL_W;
   uint32_t have = c->flags & (SL_CONN_POLL_R | SL_CONN_POLL_W);
   if (want == have)
@@ -163,32 +164,6 @@ void sl__conn_close(sl_conn_t *c) {
   leave(c);
   close(fd);
   c->fd = -1;
-}
-
-int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_t *offset) {
-  if (c->flags & SL_CONN_CLOSING)
-    return -EBADF;
-  sl_frame_t **out = NULL;
-  if (c->q_len > 0) {
-    out = malloc(c->q_len * sizeof *out);
-    if (out == NULL)
-      return -ENOMEM;
-    for (uint32_t i = 0; i < c->q_len; i++)
-      out[i] = c->q[(c->q_head + i) % c->q_cap];
-  }
-  *pending = out;
-  *npending = c->q_len;
-  *offset = c->q_off;
-  c->q_len = 0; /* the references moved out */
-  sl__metric_sub(&c->net->metrics->queued_bytes, c->q_bytes);
-  c->q_bytes = c->q_opening = 0;
-  c->q_off = 0;
-  c->flags |= SL_CONN_CLOSING | SL_CONN_DETACHED;
-  c->cbs->on_close(c);
-  int fd = c->fd;
-  leave(c);
-  c->fd = -1;
-  return fd;
 }
 
 int sl__conn_push(sl_conn_t *c, sl_frame_t *f) {
@@ -363,7 +338,7 @@ static void conn_write(sl_conn_t *c) {
 
 void sl__conn_flush(sl_conn_t *c) {
   assert(!(c->flags & SL_CONN_DETACHED) || (c->flags & SL_CONN_CLOSING));
-  if (c->flags & SL_CONN_CLOSING)
+  if (c->flags & (SL_CONN_CLOSING | SL_CONN_FROZEN))
     return;
   if (c->flags & SL_CONN_HARD_CLOSE)
     sl__conn_close(c);
@@ -472,7 +447,7 @@ static void conn_read(sl_conn_t *c) {
 }
 
 void sl__conn_io(sl_conn_t *c, uint32_t events) {
-  if (c->flags & SL_CONN_CLOSING)
+  if (c->flags & (SL_CONN_CLOSING | SL_CONN_FROZEN))
     return;
   /* An error or hang-up is seen by the next write or read, which then closes the connection. */
   if (events & (EPOLLERR | EPOLLHUP))
@@ -503,7 +478,7 @@ void sl__transport_sweep(sl_transport_t *t, uint64_t now) {
   sl_conn_t *next;
   for (sl_conn_t *c = t->conns; c; c = next) {
     next = c->next;
-    if (c->flags & SL_CONN_CLOSING)
+    if (c->flags & (SL_CONN_CLOSING | SL_CONN_FROZEN))
       continue;
     if (c->flags & SL_CONN_FIN_SENT) {
       if (now >= c->deadline)
@@ -549,4 +524,179 @@ void sl__transport_destroy(sl_transport_t *t) {
   sl__transport_reap(t);
   free(t->read_buf);
   t->read_buf = NULL;
+}
+
+/* --- the live hand-off ------------------------------------------------------------------------ */
+
+#define EXPORT_FLAGS (SL_CONN_STREAM | SL_CONN_CHUNKED)
+
+void sl__conn_freeze(sl_conn_t *c) {
+  assert(!(c->flags & SL_CONN_CLOSING));
+  c->flags |= SL_CONN_FROZEN;
+  poll_update(c);
+}
+
+void sl__conn_thaw(sl_conn_t *c) {
+  if (!(c->flags & SL_CONN_FROZEN) || (c->flags & SL_CONN_CLOSING))
+    return;
+  c->flags &= ~(uint32_t)SL_CONN_FROZEN;
+  poll_update(c);
+  sl__conn_flush(c);
+}
+
+int sl__conn_export(sl_conn_t *c, sl_wire_t *out) {
+  assert(c->flags & SL_CONN_FROZEN);
+  uint64_t now = sl__transport_now(c->net);
+  sl__wire_u32(out, c->flags & EXPORT_FLAGS);
+  sl__wire_u64(out, now > c->last_write ? now - c->last_write : 0);
+  /* The bytes not yet written, as they would have gone: the rest of a half-written frame, then
+   * whole frames. The receiver writes them first, so the client sees one unbroken stream. */
+  size_t at = sl__wire_mark(out);
+  size_t total = 0;
+  int chunked = (c->flags & SL_CONN_CHUNKED) != 0;
+  for (uint32_t i = 0; i < c->q_len; i++) {
+    size_t len;
+    const char *p = sl__frame_bytes(c->q[(c->q_head + i) % c->q_cap], chunked, &len);
+    if (i == 0) {
+      p += c->q_off;
+      len -= c->q_off;
+    }
+    if (len == 0)
+      continue; /* a reserved place never filled, or an empty part */
+    sl__wire_bytes(out, p, len);
+    total++;
+  }
+  sl__wire_patch(out, at, (uint32_t)total);
+  if (out->failed)
+    return -ENOMEM;
+  return c->cbs->on_export ? c->cbs->on_export(c, out) : -ENOTSUP;
+}
+
+void sl__conn_release(sl_conn_t *c) {
+  if (c->flags & SL_CONN_CLOSING)
+    return;
+  /* No shutdown() and no linger: the other process holds the same socket, and this close only
+   * drops this process's reference to it. */
+  c->flags |= SL_CONN_CLOSING | SL_CONN_DETACHED;
+  c->cbs->on_close(c);
+  int fd = c->fd;
+  leave(c);
+  close(fd);
+  c->fd = -1;
+}
+
+sl_conn_t *sl__conn_adopt(sl_transport_t *t, int fd, sl_wire_reader_t *in, uint32_t ticket) {
+  assert(t->proto != NULL && t->proto_adopt != NULL);
+  uint32_t flags = sl__wire_get_u32(in) & EXPORT_FLAGS;
+  uint64_t age = sl__wire_get_u64(in);
+  uint32_t parts = sl__wire_get_u32(in);
+  sl_conn_t *c = in->bad ? NULL : calloc(1, t->proto_size);
+  if (c == NULL) {
+    close(fd);
+    sl_conn_t gone = {.ticket = ticket};
+    if (t->conn_closed)
+      t->conn_closed(t, &gone);
+    return NULL;
+  }
+  c->flags = flags;
+  c->ticket = ticket;
+  c->net = t;
+  c->cbs = t->proto;
+  c->fd = fd;
+  uint64_t now = sl__transport_now(t);
+  c->last_write = now > age ? now - age : 0;
+  c->next = t->conns;
+  if (t->conns)
+    t->conns->prev = c;
+  t->conns = c;
+  t->conn_count++;
+  sl__metric_add(&t->metrics->connections, 1);
+  int r = 0;
+  for (uint32_t i = 0; i < parts && r == 0; i++) {
+    size_t len;
+    const unsigned char *p = sl__wire_get_bytes(in, &len);
+    if (in->bad)
+      break;
+    sl_frame_t *f = sl__frame_raw((const char *)p, len);
+    r = f ? sl__conn_push(c, f) : -ENOMEM;
+    if (f)
+      sl__frame_unref(f);
+  }
+  if (r == 0 && !in->bad)
+    r = t->proto_adopt(c, in);
+  if (r || in->bad) {
+    /* Given back untouched: the sending process still holds it and goes on serving it if the
+     * hand-off fails, so nothing here may end it (no FIN, no reset). */
+    sl__conn_release(c);
+    return NULL;
+  }
+  poll_update(c);
+  return (c->flags & SL_CONN_CLOSING) ? NULL : c;
+}
+
+void sl__transport_quiesce(sl_transport_t *t) {
+  for (sl_conn_t *c = t->conns; c; c = c->next)
+    if (!(c->flags & SL_CONN_CLOSING) && c->cbs->on_quiesce)
+      c->cbs->on_quiesce(c);
+}
+
+size_t sl__transport_busy(sl_transport_t *t) {
+  size_t n = 0;
+  for (sl_conn_t *c = t->conns; c; c = c->next)
+    if (!(c->flags & SL_CONN_CLOSING) && c->cbs->on_export && c->cbs->on_export(c, NULL) == 0)
+      n++;
+  return n;
+}
+
+int sl__transport_export(sl_transport_t *t, sl_conn_export_cb cb, void *arg) {
+  for (sl_conn_t *c = t->conns; c; c = c->next) {
+    if ((c->flags & SL_CONN_CLOSING) || !c->cbs->on_export || c->cbs->on_export(c, NULL) != 1)
+      continue;
+    sl__conn_freeze(c);
+    if (c->flags & SL_CONN_CLOSING)
+      continue; /* it could not leave the epoll set, and closed */
+    sl_wire_t w = {0};
+    int r = sl__conn_export(c, &w);
+    if (r == 0 || r == 1)
+      r = cb(arg, c->fd, &w);
+    sl__wire_free(&w);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+size_t sl__transport_release(sl_transport_t *t) {
+  size_t n = 0;
+  sl_conn_t *next;
+  for (sl_conn_t *c = t->conns; c; c = next) {
+    next = c->next;
+    if ((c->flags & (SL_CONN_FROZEN | SL_CONN_CLOSING)) == SL_CONN_FROZEN) {
+      sl__conn_release(c);
+      n++;
+    }
+  }
+  return n;
+}
+
+void sl__transport_release_all(sl_transport_t *t) {
+  sl_conn_t *next;
+  for (sl_conn_t *c = t->conns; c; c = next) {
+    next = c->next;
+    sl__conn_release(c);
+  }
+  sl__transport_reap(t);
+}
+
+void sl__transport_thaw(sl_transport_t *t) {
+  sl_conn_t *next;
+  for (sl_conn_t *c = t->conns; c; c = next) {
+    next = c->next;
+    if (c->flags & SL_CONN_CLOSING)
+      continue;
+    if (c->cbs->on_thaw)
+      c->cbs->on_thaw(c);
+    if (!(c->flags & SL_CONN_CLOSING))
+      sl__conn_thaw(c);
+  }
 }

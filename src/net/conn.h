@@ -1,8 +1,8 @@
 /* conn.h — one client connection as pure transport: reading into its worker's shared buffer,
  * a ring of frame references written by one sendmsg (writev), timeouts of the transport itself
  * (a stalled write, the linger after our FIN), the clean end (whole frames, FIN, then wait for the
- * client's FIN so it never sees a reset), hard close, and detach (the socket handed out open, for
- * a live hand-off). It knows nothing of HTTP: it talks to the protocol that owns the connection
+ * client's FIN so it never sees a reset), hard close, and the live hand-off (freeze, export,
+ * release, adopt). It knows nothing of HTTP: it talks to the protocol that owns the connection
  * through the callback table the protocol gave it (sl_conn_cbs_t), and it never decides when to
  * write: the delivery layer (delivery.c) does, and calls sl__conn_flush.
  *
@@ -24,6 +24,8 @@
 
 typedef struct sl_conn_s sl_conn_t;
 typedef struct sl_transport_s sl_transport_t;
+struct sl_wire_s;
+struct sl_wire_reader_s;
 
 /* Every flag of a connection, in one place. Written by conn.c and, for the bits marked
  * "delivery", by delivery.c (which owns the lists they describe). */
@@ -46,12 +48,14 @@ enum {
   SL_CONN_READ_EOF = 1 << 14,    /* the client half-closed */
   SL_CONN_POLL_R = 1 << 15,      /* registered for EPOLLIN */
   SL_CONN_POLL_W = 1 << 16,      /* registered for EPOLLOUT */
-  SL_CONN_DETACHED = 1 << 17,    /* handed out by sl__conn_detach: the socket stays open */
+  SL_CONN_DETACHED = 1 << 17,    /* released to another process: the socket lives on there */
   SL_CONN_REFUSED_FULL = 1 << 18,   /* not admitted: the hub holds all it may (the protocol
                                        answers so and ends) */
   SL_CONN_REFUSED_CLIENT = 1 << 19, /* not admitted: its address holds all it may */
   SL_CONN_PAGING = 1 << 20,      /* a stream still paging its replay from history: live updates
                                     pass it by (delivery), as its owner reads them from history */
+  SL_CONN_FROZEN = 1 << 21,      /* being handed to another process: out of the epoll set, and
+                                    nothing is written, until handed (released) or thawed */
 };
 
 /* How the transport reaches the protocol that owns a connection. Every callback runs on the
@@ -67,13 +71,22 @@ typedef struct sl_conn_cbs_s {
   /* The queue was written out and the connection goes on; or, with q_low set, a write left no
    * more than q_low bytes queued. */
   void (*on_writable)(sl_conn_t *c);
-  /* The connection is closing (or detached): release what the protocol holds. Called once. */
+  /* The connection is closing (or released to another process: SL_CONN_DETACHED): release what the protocol holds. Called once. */
   void (*on_close)(sl_conn_t *c);
   /* The worker drains: end at the protocol's next boundary. */
   void (*on_shutdown)(sl_conn_t *c);
   /* The clean end began (sl__conn_end, once): the connection takes no more frames, though its
    * last bytes may take a while to go. May be NULL. */
   void (*on_end)(sl_conn_t *c);
+  /* The live hand-off (may all be NULL: such a protocol's connections stay and end here).
+   * on_quiesce: take no new request (one being read is finished). on_export: with out NULL, says
+   * whether the connection can go now (1), not yet (0: a request is still being read or
+   * answered), or never (-1: it is ending; it ends here); with out, writes the protocol's state
+   * after the transport's and returns 1, or -ENOMEM. on_thaw: the hand-off failed; go on as
+   * before on_quiesce. */
+  void (*on_quiesce)(sl_conn_t *c);
+  int (*on_export)(sl_conn_t *c, struct sl_wire_s *out);
+  void (*on_thaw)(sl_conn_t *c);
 } sl_conn_cbs_t;
 
 /* One connection. Allocated by the transport with the size its protocol asked for, so that the
@@ -121,7 +134,7 @@ struct sl_transport_s {
   /* Set by the worker: the reaper must run after this turn; a connection was freed. */
   void (*reap_soon)(sl_transport_t *t);
   void (*conn_freed)(sl_transport_t *t);
-  void (*conn_closed)(sl_transport_t *t, sl_conn_t *c); /* closed or detached: may be NULL */
+  void (*conn_closed)(sl_transport_t *t, sl_conn_t *c); /* closed or released: may be NULL */
   void *owner;                   /* the worker, for those two */
   void *sched;                   /* the delivery layer's, to find itself from a connection */
   /* The protocol every accepted connection speaks, the size of its per-connection state, and its
@@ -130,6 +143,9 @@ struct sl_transport_s {
   size_t proto_size;
   void (*proto_open)(sl_conn_t *c);
   void *proto_ctx;
+  /* Takes over the protocol's state of a connection handed from another process (what its
+   * on_export wrote there); 0, or a negative errno (the connection is then closed). */
+  int (*proto_adopt)(sl_conn_t *c, struct sl_wire_reader_s *in);
 };
 
 /* 0, or -ENOMEM. The epoll set is the caller's (the worker watches it). */
@@ -191,11 +207,34 @@ void sl__conn_end(sl_conn_t *c);
  * With SL_CONN_HARD_CLOSE and unsent output, the client gets a reset, never a truncated frame it
  * might trust. */
 void sl__conn_close(sl_conn_t *c);
-/* Hands the socket out without closing it: it leaves the epoll set, the protocol is told
- * (on_close) and the memory goes after the loop turn. Returns the fd (the caller owns it), with
- * what was queued and not written moved into *pending (references the caller must drop; *npending
- * of them, the first with *offset bytes already written), or a negative errno. */
-int sl__conn_detach(sl_conn_t *c, sl_frame_t ***pending, size_t *npending, size_t *offset);
+/* The live hand-off, on the worker's thread. Freeze: the connection leaves the epoll set and
+ * writes nothing (what it has queued waits); thaw undoes it and writes what waited. Export
+ * writes the transport's state of a frozen connection (its stream flags, the age of its last
+ * write, and every byte queued and not yet written, the rest of a half-written frame first) and
+ * then its protocol's. Release: the other process has it; this copy closes without a FIN or a
+ * reset (the socket lives on there), and the protocol is told (on_close, with
+ * SL_CONN_DETACHED set). */
+void sl__conn_freeze(sl_conn_t *c);
+void sl__conn_thaw(sl_conn_t *c);
+int sl__conn_export(sl_conn_t *c, struct sl_wire_s *out);
+void sl__conn_release(sl_conn_t *c);
+/* A connection handed from another process, on fd, speaking the transport's protocol: reads
+ * what sl__conn_export wrote, then the protocol's state (proto_adopt), and starts watching the
+ * socket. NULL when out of memory or the record is bad (fd then closed, ticket given back). */
+sl_conn_t *sl__conn_adopt(sl_transport_t *t, int fd, struct sl_wire_reader_s *in, uint32_t ticket);
+
+/* The same, for every connection of a transport. Quiesce asks each protocol to take no new
+ * request; busy counts those still reading or answering one. Export freezes each connection
+ * that can go and hands cb its socket and record (cb copies what it keeps; a negative return
+ * stops the export with that error). Release lets go of every frozen connection (the other
+ * process took them), returning how many; thaw brings every one back (the hand-off failed). */
+typedef int (*sl_conn_export_cb)(void *arg, int fd, const struct sl_wire_s *record);
+void sl__transport_quiesce(sl_transport_t *t);
+size_t sl__transport_busy(sl_transport_t *t);
+int sl__transport_export(sl_transport_t *t, sl_conn_export_cb cb, void *arg);
+size_t sl__transport_release(sl_transport_t *t);
+void sl__transport_release_all(sl_transport_t *t); /* every connection, frozen or not */
+void sl__transport_thaw(sl_transport_t *t);
 
 /* Reading stops (the protocol has enough to answer) until sl__conn_resume_read. */
 void sl__conn_pause_read(sl_conn_t *c);

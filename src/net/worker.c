@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -29,6 +30,7 @@
 #define NO_DRAIN_YET UINT64_MAX  /* delivered_at_drain before the drain began here */
 
 static void worker_check_done(sl_worker_t *w);
+static void close_listener_fds(sl_worker_t *w);
 
 /* "HOST:PORT", "[V6]:PORT" or "localhost:PORT" into a socket address. */
 static int parse_listen(const char *spec, struct sockaddr_storage *ss) {
@@ -59,8 +61,12 @@ static socklen_t addr_len(const struct sockaddr_storage *ss) {
 }
 
 /* SO_REUSEPORT would let this hub share a port another process (a second sluice started by
- * mistake) already listens on, silently splitting its clients. A plain bind tells: it fails on a
- * port with a listener, and SO_REUSEADDR keeps TIME_WAIT from a previous run out of the way. */
+ * mistake) already listens on, silently splitting its clients. Two guards. A plain bind tells
+ * whether any program listens there: it fails on a port with a listener, and SO_REUSEADDR keeps
+ * TIME_WAIT from a previous run out of the way. And a lock that no two sluices can hold at once,
+ * taken before that check: an abstract Unix socket named after the address (in the network
+ * namespace, as ports are; gone with the process), so two hubs started at the same instant cannot
+ * both pass the check. A live hand-off passes the lock to the new process with the sockets. */
 static int port_taken(const struct sockaddr_storage *ss) {
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -74,8 +80,41 @@ static int port_taken(const struct sockaddr_storage *ss) {
   return taken;
 }
 
+static int port_of(const struct sockaddr_storage *ss) {
+  return ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                                   : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* The lock on a fixed address: its descriptor, or -EADDRINUSE when another sluice holds it. */
+static int take_port_lock(const struct sockaddr_storage *ss) {
+  char host[INET6_ADDRSTRLEN] = "";
+  const void *a = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                                            : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+  inet_ntop(ss->ss_family, a, host, sizeof host);
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  int n = snprintf(un.sun_path + 1, sizeof un.sun_path - 1, "sluice/listen/%s/%d", host,
+                   port_of(ss));
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (bind(fd, (struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n))) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
 static int bind_listener(struct sockaddr_storage *ss, char *err, size_t errlen, const char *spec,
-                         int first) {
+                         int first, int *lock) {
+  if (first && port_of(ss) != 0) {
+    int l = take_port_lock(ss);
+    if (l == -EADDRINUSE) {
+      snprintf(err, errlen, "cannot listen on %s: another sluice serves this address", spec);
+      return -EADDRINUSE;
+    }
+    *lock = l; /* any other failure: the check below still tells */
+  }
   if (first && port_taken(ss)) {
     snprintf(err, errlen, "cannot listen on %s: the address is already in use (another sluice?)",
              spec);
@@ -210,9 +249,27 @@ static void conn_freed(sl_transport_t *t) {
     worker_check_done(w);
 }
 
-static int init_listeners(sl_worker_t *w, const sl_worker_t *first, char *err, size_t errlen) {
+static int watch_listener(sl_worker_t *w, unsigned i, int fd) {
+  w->listen_fds[i] = fd;
+  w->listen_count = i + 1;
+  int r = uv_poll_init_socket(&w->loop, &w->listeners[i], fd);
+  if (r)
+    return r;
+  w->listeners[i].data = &w->listen_fds[i];
+  return 0;
+}
+
+static int init_listeners(sl_worker_t *w, const sl_worker_t *first, const sl_listen_fds_t *adopt,
+                          char *err, size_t errlen) {
   const sl_config_t *cfg = w->cfg;
   for (unsigned i = 0; i < cfg->listen_count; i++) {
+    int r;
+    if (adopt) {
+      /* A live hand-off: the sockets the old process listened on, backlog and all. */
+      if ((r = watch_listener(w, i, adopt->listen[i])))
+        return r;
+      continue;
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     if (parse_listen(cfg->listen[i], &ss)) {
@@ -228,15 +285,11 @@ static int init_listeners(sl_worker_t *w, const sl_worker_t *first, char *err, s
       else
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     }
-    int fd = bind_listener(&ss, err, errlen, cfg->listen[i], first == NULL);
+    int fd = bind_listener(&ss, err, errlen, cfg->listen[i], first == NULL, &w->lock_fds[i]);
     if (fd < 0)
       return fd;
-    w->listen_fds[i] = fd;
-    w->listen_count = i + 1;
-    int r = uv_poll_init_socket(&w->loop, &w->listeners[i], fd);
-    if (r)
+    if ((r = watch_listener(w, i, fd)))
       return r;
-    w->listeners[i].data = &w->listen_fds[i];
   }
   w->listeners_open = 1;
   return 0;
@@ -244,7 +297,8 @@ static int init_listeners(sl_worker_t *w, const sl_worker_t *first, char *err, s
 
 int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_pacer_t *pacer,
                     sl_admission_t *admission, const sl_worker_t *first,
-                    sl_worker_drained_cb drained, void *arg, char *err, size_t errlen) {
+                    const sl_listen_fds_t *adopt, sl_worker_drained_cb drained, void *arg,
+                    char *err, size_t errlen) {
   assert(admission != NULL);
   memset(w, 0, sizeof *w);
   w->admission = admission;
@@ -255,7 +309,12 @@ int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_p
   atomic_init(&w->delivered_at_drain, NO_DRAIN_YET);
   w->epfd = -1;
   for (unsigned i = 0; i < SL_MAX_LISTEN; i++)
-    w->listen_fds[i] = -1;
+    w->listen_fds[i] = w->lock_fds[i] = -1;
+  /* Handed sockets are the worker's from here on, whatever happens next. */
+  for (unsigned i = 0; adopt && i < cfg->listen_count; i++) {
+    w->listen_fds[i] = adopt->listen[i];
+    w->lock_fds[i] = adopt->lock[i];
+  }
   int r = uv_loop_init(&w->loop);
   if (r)
     goto fail;
@@ -278,7 +337,7 @@ int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_p
     goto fail_transport;
   if ((r = uv_timer_init(&w->loop, &w->sweep)) || (r = uv_idle_init(&w->loop, &w->reaper)) ||
       (r = uv_poll_init(&w->loop, &w->epoll_watch, w->epfd)) ||
-      (r = init_listeners(w, first, err, errlen)))
+      (r = init_listeners(w, first, adopt, err, errlen)))
     goto fail_delivery;
   return 0;
 fail_delivery:
@@ -288,9 +347,7 @@ fail_transport:
 fail_mutex:
   uv_mutex_destroy(&w->inbox_lock);
 fail_loop:
-  for (unsigned i = 0; i < w->listen_count; i++)
-    if (w->listen_fds[i] >= 0)
-      close(w->listen_fds[i]);
+  close_listener_fds(w);
   w->listen_count = 0;
   /* Handles initialised on the loop must be closed before the loop can be. */
   uv_walk(&w->loop, close_walk, NULL);
@@ -407,10 +464,12 @@ static void close_listeners(sl_worker_t *w) {
 }
 
 static void close_listener_fds(sl_worker_t *w) {
-  for (unsigned i = 0; i < w->listen_count; i++) {
+  for (unsigned i = 0; i < SL_MAX_LISTEN; i++) {
     if (w->listen_fds[i] >= 0)
       close(w->listen_fds[i]);
-    w->listen_fds[i] = -1;
+    if (w->lock_fds[i] >= 0)
+      close(w->lock_fds[i]);
+    w->listen_fds[i] = w->lock_fds[i] = -1;
   }
 }
 
@@ -488,11 +547,75 @@ static void on_wakeup(uv_async_t *h) {
     stop_handles(w);
 }
 
+/* --- the live hand-off: the worker's part, each step on its own thread ---------------------- */
+
+void sl__worker_handoff_quiesce(sl_worker_t *w) {
+  if (w->listeners_open)
+    for (unsigned i = 0; i < w->listen_count; i++)
+      uv_poll_stop(&w->listeners[i]); /* new connections wait in the backlog, which goes along */
+  w->handing_off = 1;
+  sl__transport_quiesce(&w->net);
+}
+
+size_t sl__worker_handoff_busy(sl_worker_t *w) {
+  return sl__transport_busy(&w->net);
+}
+
+int sl__worker_handoff_export(sl_worker_t *w, sl_conn_export_cb cb, void *arg) {
+  /* What waits for the flush window goes into the records too: export takes every byte queued. */
+  return sl__transport_export(&w->net, cb, arg);
+}
+
+size_t sl__worker_handoff_release(sl_worker_t *w) {
+  size_t n = sl__transport_release(&w->net);
+  turn_end(w);
+  return n;
+}
+
+void sl__worker_handoff_giveback(sl_worker_t *w) {
+  sl__transport_release_all(&w->net);
+}
+
+void sl__worker_handoff_thaw(sl_worker_t *w) {
+  w->handing_off = 0;
+  sl__transport_thaw(&w->net);
+  if (w->listeners_open && !w->accept_paused)
+    for (unsigned i = 0; i < w->listen_count; i++)
+      if (uv_poll_start(&w->listeners[i], UV_READABLE, on_accept))
+        w->accept_paused = 1; /* the sweep tries again */
+  turn_end(w);
+}
+
+int sl__worker_adopt(sl_worker_t *w, int fd, struct sl_wire_reader_s *record) {
+  /* Counted like an accepted one, so that the caps hold in this process too. */
+  struct sockaddr_storage peer;
+  socklen_t len = sizeof peer;
+  uint32_t ticket = 0;
+  if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0)
+    (void)sl__admission_admit(w->admission, (struct sockaddr *)&peer, &ticket);
+  sl_conn_t *c = sl__conn_adopt(&w->net, fd, record, ticket);
+  if (c == NULL)
+    return -EPROTO;
+  sl__metric_add(&w->metrics.adopted_total, 1);
+  return 0;
+}
+
+/* What the worker adopted is written once its loop runs: the bytes that were queued there, then
+ * whatever the protocol does next (parse what waited, page a replay). */
+static void flush_adopted(sl_worker_t *w) {
+  sl_conn_t *next;
+  for (sl_conn_t *c = w->net.conns; c; c = next) {
+    next = c->next;
+    sl__conn_flush(c);
+  }
+  turn_end(w);
+}
+
 static void on_sweep(uv_timer_t *t) {
   sl_worker_t *w = t->loop->data;
   uint64_t now = uv_now(&w->loop);
   sl__transport_sweep(&w->net, now);
-  if (w->accept_paused && w->listeners_open) {
+  if (w->accept_paused && w->listeners_open && !w->handing_off) {
     w->accept_paused = 0;
     for (unsigned i = 0; i < w->listen_count; i++) {
       int r = uv_poll_start(&w->listeners[i], UV_READABLE, on_accept);
@@ -518,6 +641,8 @@ static void worker_main(void *arg) {
   char name[THREAD_NAME_MAX];
   snprintf(name, sizeof name, "sluice-w%u", w->index);
   pthread_setname_np(pthread_self(), name);
+  if (w->net.conn_count > 0)
+    flush_adopted(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   sl__transport_reap(&w->net); /* nothing should be left; if something is, it is not leaked */
   close_listener_fds(w);

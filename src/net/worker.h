@@ -55,6 +55,7 @@ struct sl_worker_s {
   int thread_started;
   uv_poll_t listeners[SL_MAX_LISTEN];
   int listen_fds[SL_MAX_LISTEN];
+  int lock_fds[SL_MAX_LISTEN];   /* the first worker's: the lock on each fixed address (-1) */
   unsigned listen_count;
   int listeners_open;
   int accept_paused;             /* out of descriptors: listeners stopped until the next sweep */
@@ -89,14 +90,24 @@ struct sl_worker_s {
                                               UINT64_MAX before (read by the control thread) */
   uint64_t resume_window_start;  /* loop ms when the current one-second window began */
   uint64_t resume_window_base;   /* resumes_total at that moment */
+  int handing_off;               /* a live hand-off quiesced it: not accepting */
 };
 
+/* A worker's listening sockets handed over by a live hand-off, one per configured address, and
+ * (the first worker's) the lock on each (-1 where none). */
+typedef struct sl_listen_fds_s {
+  int listen[SL_MAX_LISTEN];
+  int lock[SL_MAX_LISTEN];
+} sl_listen_fds_t;
+
 /* Creates the worker's loop and handles and binds its listeners; a worker after the first binds
- * the ports first got (they differ from the configuration only with port 0). 0 or a negative
+ * the ports first got (they differ from the configuration only with port 0). With adopt, it
+ * binds nothing and listens on those sockets instead (owned from then on). 0 or a negative
  * errno, with a message in err. */
 int sl__worker_init(sl_worker_t *w, unsigned index, const sl_config_t *cfg, sl_pacer_t *pacer,
                     sl_admission_t *admission, const sl_worker_t *first,
-                    sl_worker_drained_cb drained, void *arg, char *err, size_t errlen);
+                    const sl_listen_fds_t *adopt, sl_worker_drained_cb drained, void *arg,
+                    char *err, size_t errlen);
 int sl__worker_start(sl_worker_t *w);
 void sl__worker_join(sl_worker_t *w);
 void sl__worker_destroy(sl_worker_t *w);
@@ -117,6 +128,26 @@ void sl__worker_seed(sl_worker_t *w, uint64_t seq);
 /* From any thread: close every connection hard at the next wake-up; stop the loop once drained. */
 void sl__worker_force(sl_worker_t *w);
 void sl__worker_stop(sl_worker_t *w);
+
+/* The live hand-off, each on the worker's thread (the caller posts a call there). Quiesce stops
+ * accepting (the listening sockets stay open: their backlog goes along) and asks every
+ * connection to take no new request; busy counts those still reading or answering one. Export
+ * freezes every connection that can go and hands cb each socket and record (transport, then
+ * protocol). Release lets the exported ones go (the receiver took them), returning how many; those
+ * that stayed (ending) end here. Thaw undoes quiesce and export: the hand-off failed, and the
+ * worker goes on as before. */
+void sl__worker_handoff_quiesce(sl_worker_t *w);
+size_t sl__worker_handoff_busy(sl_worker_t *w);
+int sl__worker_handoff_export(sl_worker_t *w, sl_conn_export_cb cb, void *arg);
+size_t sl__worker_handoff_release(sl_worker_t *w);
+void sl__worker_handoff_thaw(sl_worker_t *w);
+/* The receiving side, before the worker's thread runs: a connection handed over on fd, with its
+ * record. 0, or -EPROTO (the connection was given back untouched: fd closed here only). Its
+ * queued bytes are written when the worker starts. */
+int sl__worker_adopt(sl_worker_t *w, int fd, struct sl_wire_reader_s *record);
+/* The hand-off failed on the receiving side: every adopted connection is let go untouched (the
+ * sending process serves them on). */
+void sl__worker_handoff_giveback(sl_worker_t *w);
 
 /* Update frames written since this worker's drain began. */
 uint64_t sl__worker_drain_flushed(sl_worker_t *w);

@@ -18,6 +18,12 @@ Steps:
     default reconnect spread, event: close, data: server_shutdown), the chunked terminator and a
     clean end-of-stream; the callback's report says 2 streams drained, 2 connections closed,
     0 forced; sl_hub_wait() returns 0 and the process exits 0.
+ 5. The application upgrades itself (sl_hub_handoff, the example's "handoff" command): it starts
+    itself again with one end of a socket pair, hands the hub over and exits 0 ("handed pid N",
+    an empty drain, "wait 0"), while the new process, reading the same stdin, serves the same
+    port: two subscribers keep their streams (no close frame, no end), get the update published
+    before and the one the new process publishes after, once each, in order; its drain then ends
+    them as in step 3.
  4. A forced drain: a subscriber that never reads (4 KiB SO_RCVBUF) while about 3.4 MiB of
     updates are published (under the default 4 MiB max_queue, so it is never cut as a slow
     consumer), next to one that reads; "shutdown 1": the reader ends cleanly, the report says
@@ -412,6 +418,66 @@ def test_clean_drain(build, label, path):
 
 
 # ---------------------------------------------------------------------------------------------
+# 5. The application upgrades itself
+
+
+def test_handoff(build, label, path):
+    ex = Embed(build, path)
+    subs = []
+    try:
+        port = ex.start()
+        if not t.check(port, f"{label}: the example prints the bound port", ex.log_tail()):
+            return
+        for _ in range(2):
+            subs.append(ht.SSEStream(port, ht.sub_query([TOPIC], param="topic")))
+        t.check(all(s.status == 200 and s.wait_open() for s in subs) and
+                wait_subscribers(port, 2, build.slow), f"{label}: two subscribers are open")
+        ids = []
+        ex.command(f"publish {TOPIC} before the upgrade")
+        m = re.fullmatch(r"id (urn:uuid:[0-9a-f-]{36})", ex.reply() or "")
+        if not t.check(m, f"{label}: the first update is published"):
+            return
+        ids.append(m.group(1))
+        ex.command("handoff")
+        lines = [ex.reply(20) for _ in range(4)]
+        handed = [ln for ln in lines if ln and ln.startswith("handed pid ")]
+        t.check(handed and f"port {port}" in lines and "wait 0" in lines and
+                any(parse_report(ln) for ln in lines),
+                f"{label}: the old process hands over and ends (handed, an empty drain, wait 0); "
+                "the new one serves the same port", f"{lines}\n{ex.log_tail()}")
+        rep = next((parse_report(ln) for ln in lines if parse_report(ln)), None)
+        # (connections_closed may count a /metrics probe's connection the old process was still
+        # ending: only streams and forced ones matter here.)
+        t.check(rep is not None and rep["drained"] == 0 and rep["forced"] == 0,
+                f"{label}: no stream was left to drain in the old process, none forced", lines)
+        t.eq(ex.wait(10 * build.slow), 0, f"{label}: the old process exits 0")
+        ex.command(f"publish {TOPIC} after the upgrade")
+        m = re.fullmatch(r"id (urn:uuid:[0-9a-f-]{36})", ex.reply() or "")
+        if not t.check(m, f"{label}: the new process publishes", ex.log_tail()):
+            return
+        ids.append(m.group(1))
+        for n, st in enumerate(subs):
+            st.wait(lambda x: len(x.events) >= 2, 10)
+            t.eq([e.id for e in st.events], ids,
+                 f"{label}: subscriber {n} got both updates on the same stream, once, in order")
+            t.check(not any(e.type == "close" for e in st.events) and not st.eof,
+                    f"{label}: subscriber {n}'s stream never ended")
+        ex.command("shutdown 5")
+        for n, st in enumerate(subs):
+            check_stream_end(st, f"{label}: subscriber {n} (new process)", ids, build.slow)
+        report = parse_report(ex.reply(10))
+        t.check(report is not None and report["drained"] == 2 and report["forced"] == 0,
+                f"{label}: the new process drains the 2 streams it took over")
+        t.eq(ex.reply(10), "wait 0", f"{label}: its sl_hub_wait() returns 0")
+        t.eq(ex.reply(10 * build.slow), None, f"{label}: the new process exits (its output ends)")
+        check_sanitizers(ex, label)
+    finally:
+        for s in subs:
+            s.close()
+        ex.stop()
+
+
+# ---------------------------------------------------------------------------------------------
 # 4. A forced drain
 
 
@@ -501,6 +567,8 @@ def main():
         for label, path in build.binaries[:1]:
             t.section(f"{label}: a subscriber that never reads is forced", test_forced_drain,
                       build, label, path)
+            t.section(f"{label}: the application upgrades itself (sl_hub_handoff)",
+                      test_handoff, build, label, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"info total {time.monotonic() - t0:.1f}s", flush=True)

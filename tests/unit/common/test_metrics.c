@@ -20,7 +20,7 @@
 
 /* Every counter of sl_metrics_t by name, so a sum is checked per field, not per offset. */
 #define SCALAR_FIELDS(X)                                                                         \
-  X(connections) X(subscribers) X(accepted_total) X(published_total) X(delivered_total)          \
+  X(connections) X(subscribers) X(accepted_total) X(adopted_total) X(published_total) X(delivered_total)          \
   X(bytes_out_total) X(writes_total) X(slow_disconnects_total) X(lost_update_ends_total)        \
   X(resumes_total) X(resumes_last_second)                                                         \
   X(replayed_total) X(replay_checks_total) X(replays_overtaken_total) X(queued_bytes)          \

@@ -68,7 +68,7 @@ static void start(sl_history_t *h) {
   F.members[0] = &F.w.dlv;
   char err[256];
   assert_int_equal(sl__admission_init(&F.admission, 0, 0), 0);
-  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, &F.admission, NULL, NULL, NULL, err,
+  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, &F.admission, NULL, NULL, NULL, NULL, err,
                                    sizeof err), 0);
   F.h = h;
   assert_int_equal(sl__bus_init(&F.bus, h), 0);
@@ -576,7 +576,7 @@ static int setup_feeding(void **state) {
   F.members[0] = &F.w.dlv;
   char err[256];
   assert_int_equal(sl__admission_init(&F.admission, 0, 0), 0);
-  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, &F.admission, NULL, NULL, NULL, err,
+  assert_int_equal(sl__worker_init(&F.w, 0, &F.cfg, &F.pacer, &F.admission, NULL, NULL, NULL, NULL, err,
                                    sizeof err), 0);
   F.h = &feeding.base;
   assert_int_equal(sl__bus_init(&F.bus, F.h), 0);

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/wire.h"
 #include "net/conn.h"
 
 #define BIG (1 << 20) /* more than any small socket buffer holds */
@@ -471,78 +472,100 @@ static void test_cork_holds_writes(void **state) {
   assert_int_equal(sl__metric_get(&F.metrics.writes_total), 1);
 }
 
-/* --- detach -------------------------------------------------------------------------------- */
+/* --- the hand-off -------------------------------------------------------------------------- */
 
-static void test_detach_hands_out_socket_and_queue(void **state) {
+static int p_export(sl_conn_t *c, sl_wire_t *out) {
+  (void)c;
+  if (out)
+    sl__wire_str(out, "proto-state");
+  return 1;
+}
+
+static int p_adopt(sl_conn_t *c, sl_wire_reader_t *in) {
+  char *s = sl__wire_get_strdup(in);
+  int ok = s && strcmp(s, "proto-state") == 0;
+  free(s);
+  rec_of(c)->data_calls += 100; /* seen by the test: the protocol's part was read */
+  return ok ? 0 : -EPROTO;
+}
+
+static void test_handoff_freeze_export_release_adopt(void **state) {
   (void)state;
+  static sl_conn_cbs_t cbs; /* outlives the test: teardown closes through it */
+  cbs = proto;
+  cbs.on_export = p_export;
+  sl__transport_set_protocol(&F.t, &cbs, sizeof(sl_conn_t), NULL, &F);
+  F.t.proto_adopt = p_adopt;
   sl_conn_t *c = accept_pair();
   small_sndbuf(c);
-  int fd = c->fd;
   sl_frame_t *f1 = big_frame(BIG, 'd');
-  sl_frame_t *f2 = sl__frame_raw("second", 6);
-  sl_frame_t *f3 = sl__frame_raw("third", 5);
+  push_unref(c, sl__frame_raw("x", 1)); /* written whole before the freeze */
+  sl__conn_flush(c);
   assert_int_equal(sl__conn_push(c, f1), 0);
-  assert_int_equal(sl__conn_push(c, f2), 0);
-  assert_int_equal(sl__conn_push(c, f3), 0);
+  push_unref(c, sl__frame_raw("second", 6));
+  push_unref(c, sl__frame_raw("third", 5));
   sl__conn_flush(c);
   uint32_t written = c->q_off;
   assert_true(written > 0 && written < BIG);
 
-  sl_frame_t **pending = NULL;
-  size_t npending = 0, offset = 0;
-  int got = sl__conn_detach(c, &pending, &npending, &offset);
-  assert_int_equal(got, fd);
-  assert_int_equal(F.rec.close_calls, 1);
-  assert_int_equal(npending, 3);
-  assert_int_equal(offset, written);
-  assert_ptr_equal(pending[0], f1);
-  assert_ptr_equal(pending[1], f2);
-  assert_ptr_equal(pending[2], f3);
-  assert_true(c->flags & SL_CONN_DETACHED);
-  assert_int_equal(c->fd, -1);
-  /* Out of the epoll set, and detaching twice is refused. */
+  /* Frozen: out of the epoll set, and nothing more is written. */
+  int fd = c->fd;
+  sl__conn_freeze(c);
   assert_int_equal(epoll_ctl(F.epfd, EPOLL_CTL_DEL, fd, NULL), -1);
   assert_int_equal(errno, ENOENT);
-  sl_frame_t **p2;
-  size_t n2, o2;
-  assert_int_equal(sl__conn_detach(c, &p2, &n2, &o2), -EBADF);
-  sl__conn_close(c);
-  assert_int_equal(F.rec.close_calls, 1);
+  uint64_t writes = sl__metric_get(&F.metrics.writes_total);
+  sl__conn_flush(c);
+  assert_int_equal(sl__metric_get(&F.metrics.writes_total), writes);
 
-  /* The socket still works: the new owner writes the rest, the client gets every byte once. */
-  assert_true(fcntl(fd, F_GETFD) >= 0);
-  size_t total = BIG + 6 + 5;
+  /* The record: the unwritten rest of the half-written frame first, then the whole ones. */
+  sl_wire_t rec = {0};
+  assert_int_equal(sl__conn_export(c, &rec), 1);
+  /* What SCM_RIGHTS gives the other process: another descriptor of the same socket. */
+  int theirs = dup(fd);
+  assert_true(theirs >= 0);
+  sl__conn_release(c);
+  assert_int_equal(F.rec.close_calls, 1);
+  assert_true(c->flags & SL_CONN_DETACHED);
+  sl__transport_reap(&F.t);
+  assert_int_equal(F.t.conn_count, 0);
+
+  /* Adopted: the client gets every byte once, in order, and never saw an end. */
+  sl_wire_reader_t in;
+  sl__wire_reader(&in, rec.buf, rec.len);
+  sl_conn_t *n = sl__conn_adopt(&F.t, theirs, &in, 0);
+  assert_non_null(n);
+  assert_int_equal(F.rec.data_calls, 100);
+  assert_int_equal(n->q_bytes, (size_t)(BIG - written) + 6 + 5);
+  size_t total = 1 + BIG + 6 + 5;
   char *want = malloc(total), *buf = malloc(total);
   assert_non_null(want);
   assert_non_null(buf);
-  memcpy(want, f1->wire, BIG);
-  memcpy(want + BIG, "second", 6);
-  memcpy(want + BIG + 6, "third", 5);
-  size_t sent = written, len = 0;
+  want[0] = 'x';
+  memcpy(want + 1, f1->wire, BIG);
+  memcpy(want + 1 + BIG, "second", 6);
+  memcpy(want + 1 + BIG + 6, "third", 5);
+  size_t len = 0;
   for (int rounds = 0; len < total && rounds < 1000000; rounds++) {
-    if (sent < total) {
-      ssize_t n = send(fd, want + sent, total - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0)
-        sent += (size_t)n;
-      else
-        assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
-    }
+    sl__conn_flush(n);
+    if (n->flags & SL_CONN_WANT_WRITE)
+      sl__conn_io(n, EPOLLOUT);
     peer_read(buf, total, &len);
   }
   assert_int_equal(len, total);
   assert_memory_equal(buf, want, total);
   free(want);
   free(buf);
-
-  for (size_t i = 0; i < npending; i++)
-    sl__frame_unref(pending[i]);
-  free(pending);
+  sl__wire_free(&rec);
   sl__frame_unref(f1);
-  sl__frame_unref(f2);
-  sl__frame_unref(f3);
-  sl__transport_reap(&F.t);
-  assert_int_equal(F.t.conn_count, 0);
-  close(fd);
+
+  /* A bad record is refused, and the socket given back untouched (closed here only). */
+  int again = dup(theirs);
+  sl_wire_reader_t bad;
+  sl__wire_reader(&bad, "\x01", 1);
+  assert_null(sl__conn_adopt(&F.t, again, &bad, 0));
+  char probe;
+  assert_int_equal(recv(F.peer, &probe, 1, MSG_DONTWAIT), -1); /* no FIN reached the client */
+  assert_int_equal(errno, EAGAIN);
 }
 
 /* --- the sweep ----------------------------------------------------------------------------- */
@@ -618,7 +641,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_hard_close_with_unsent_output_resets, setup, teardown),
     cmocka_unit_test_setup_teardown(test_plain_close_after_queue_written_is_clean, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cork_holds_writes, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_detach_hands_out_socket_and_queue, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_handoff_freeze_export_release_adopt, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sweep_linger_after_fin, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sweep_calls_protocol_timeout, setup, teardown),
     cmocka_unit_test_setup_teardown(test_sweep_write_stall_closes_hard, setup, teardown),
