@@ -298,7 +298,7 @@ peer_stop() {
   # Processes that left the peer's session (W12's daemonized nginx, a hub's upgraded process),
   # by their pid files.
   for f in "$PEER_DIR"/nginx.pid "$PEER_DIR"/nginx.pid.oldbin "$PEER_DIR"/sluice.pid; do
-    [ -n "$PEER_DIR" ] && [ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    [ -n "$PEER_DIR" ] && [ -s "$f" ] && kill -TERM "$(cat "$f" 2>/dev/null)" 2>/dev/null
   done
   for pid in "${PEER_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
   for _ in $(seq 1 50); do
