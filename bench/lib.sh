@@ -173,9 +173,11 @@ peer_start() {
         local conf
         conf=$(python3 "$SRC/deploy/nginx_local.py" "$SRC/deploy/nginx.conf" "$PEER_DIR" "$port" \
                "$hub_port") || return 1
-        # One nginx worker (nginx_local.py's choice) holds two connections per subscriber:
-        # 10,000 streams need more than the example's 16,384 (a bench-only change).
-        sed -i -e 's/worker_connections [0-9]*;/worker_connections 24000;/' \
+        # Each proxied stream holds two connections in nginx, and a process may open 20,000
+        # files here: two workers (the example's `auto` on two cores; nginx_local.py renders
+        # one), each with room for all of them (a bench-only change).
+        sed -i -e 's/^worker_processes [0-9]*;/worker_processes 2;/' \
+          -e 's/worker_connections [0-9]*;/worker_connections 20000;/' \
           -e 's/worker_rlimit_nofile [0-9]*;/worker_rlimit_nofile 20000;/' "$conf"
         # Daemonized, as nginx runs in production: a master started with `daemon off` refuses
         # the binary upgrade (it takes its parent for an old master). It leaves the session, so
