@@ -15,6 +15,7 @@ enum {
   O_URL = 256, O_SUB_URL, O_PUB_URL, O_RECONNECT_URL, O_JWT, O_SUB_JWT, O_TOPIC_PREFIX,
   O_TOPIC_PARAM, O_PUB_MODE, O_SUBSCRIBERS, O_EVENTS, O_RATE, O_PIPELINE, O_SIZE, O_TOPICS,
   O_DRAIN_WAIT, O_TIMEOUT, O_IDLE, O_CHURN, O_END_TIMEOUT, O_CONNECT_TIMEOUT, O_SIGNAL_AFTER,
+  O_UPGRADE_AFTER,
   O_RESUME, O_RECONNECT_NOW, O_KEEP_PUBLISHING, O_SERVER_PID, O_JSON, O_QUIET, O_WORKERS, O_SOURCES,
   O_CONCURRENCY, O_SELF_TEST, O_HELP,
 };
@@ -42,6 +43,7 @@ static const struct option long_opts[] = {
   {"end-timeout", required_argument, NULL, O_END_TIMEOUT},
   {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
   {"signal-after", required_argument, NULL, O_SIGNAL_AFTER},
+  {"upgrade-after", required_argument, NULL, O_UPGRADE_AFTER},
   {"resume", no_argument, NULL, O_RESUME},
   {"reconnect-now", no_argument, NULL, O_RECONNECT_NOW},
   {"keep-publishing", no_argument, NULL, O_KEEP_PUBLISHING},
@@ -81,6 +83,8 @@ void bench_opts_usage(FILE *out) {
     "                          when (ms after the signal) each stream ended\n"
     "  --end-timeout S [30]    --resume  --reconnect-url URL  --reconnect-now\n"
     "  --keep-publishing       after --signal-after, publish on to the restarted server\n"
+    "  --upgrade-after N       SIGUSR2 the first --server-pid after N acks (a live upgrade)\n"
+    "                          and go on publishing; streams that end are disconnects\n"
     "report:\n"
     "  --server-pid PID        (repeatable) server CPU and memory from /proc\n"
     "  --json  --quiet  --self-test  --help\n"
@@ -174,6 +178,7 @@ int bench_opts_parse(bench_config_t *c, int argc, char **argv, char *err, size_t
     case O_END_TIMEOUT: rc = parse_seconds(a, 86400, &c->end_timeout); break;
     case O_CONNECT_TIMEOUT: rc = parse_seconds(a, 3600, &c->connect_timeout); break;
     case O_SIGNAL_AFTER: rc = parse_u64(a, UINT32_MAX, &c->signal_after); if (!rc && c->signal_after == 0) rc = -EINVAL; break;
+    case O_UPGRADE_AFTER: rc = parse_u64(a, UINT32_MAX, &c->upgrade_after); if (!rc && c->upgrade_after == 0) rc = -EINVAL; break;
     case O_RESUME: c->resume = 1; break;
     case O_RECONNECT_NOW: c->reconnect_now = 1; break;
     case O_KEEP_PUBLISHING: c->keep_publishing = 1; break;
@@ -216,8 +221,9 @@ int bench_opts_parse(bench_config_t *c, int argc, char **argv, char *err, size_t
       return fail(err, errlen, "--events cannot be combined with %s",
                   c->mode == BENCH_MODE_IDLE ? "--idle" : "--churn");
     c->events = 0;
-    if (c->signal_after || c->resume)
-      return fail(err, errlen, "--signal-after and --resume need a publishing run, not %s",
+    if (c->signal_after || c->resume || c->upgrade_after)
+      return fail(err, errlen, "--signal-after, --upgrade-after and --resume need a publishing "
+                  "run, not %s",
                   c->mode == BENCH_MODE_IDLE ? "--idle" : "--churn");
   }
   if (c->mode != BENCH_MODE_RUN && c->idle_seconds + c->churn_seconds + 5 > c->timeout)
@@ -232,10 +238,19 @@ int bench_opts_parse(bench_config_t *c, int argc, char **argv, char *err, size_t
     if (c->signal_after > c->events)
       return fail(err, errlen, "--signal-after exceeds --events");
   }
+  if (c->upgrade_after) {
+    if (c->n_server_pids == 0)
+      return fail(err, errlen, "--upgrade-after needs --server-pid PID (the process to SIGUSR2)");
+    if (c->upgrade_after > c->events)
+      return fail(err, errlen, "--upgrade-after exceeds --events");
+    if (c->signal_after)
+      return fail(err, errlen, "--upgrade-after and --signal-after are separate runs");
+  }
   if (c->keep_publishing && !c->signal_after)
     return fail(err, errlen, "--keep-publishing needs --signal-after N");
-  if (c->resume && !c->signal_after && c->reconnect_url == NULL)
-    return fail(err, errlen, "--resume needs --signal-after N or --reconnect-url URL");
+  if (c->resume && !c->signal_after && !c->upgrade_after && c->reconnect_url == NULL)
+    return fail(err, errlen, "--resume needs --signal-after N, --upgrade-after N or "
+                "--reconnect-url URL");
   if (c->pub_mode == BENCH_PUB_MERCURE && c->jwt == NULL && c->events > 0)
     return fail(err, errlen, "--pub-mode mercure needs --jwt TOKEN (or use --pub-mode form)");
   return 0;

@@ -47,6 +47,7 @@ typedef struct bench_config_s {
   double end_timeout;         /* --end-timeout: seconds */
   double connect_timeout;     /* --connect-timeout: seconds */
   uint64_t signal_after;      /* --signal-after: acks before SIGTERM; 0 = never */
+  uint64_t upgrade_after;     /* --upgrade-after: acks before SIGUSR2 (a live upgrade); 0 = never */
   int resume;                 /* --resume */
   int reconnect_now;          /* --reconnect-now: ignore retry:, reconnect at once */
   int keep_publishing;        /* --keep-publishing: after the SIGTERM, the publisher reconnects

@@ -44,6 +44,8 @@ static const char *mode_name(const bench_config_t *c) {
     return "idle";
   if (c->mode == BENCH_MODE_CHURN)
     return "churn";
+  if (c->upgrade_after)
+    return "upgrade";
   return c->signal_after ? "shutdown" : "run";
 }
 
@@ -94,7 +96,10 @@ void bench_report_json(FILE *out, const bench_report_t *p) {
       fprintf(out, "\"cpu_us_per_connection\":%.3f,",
               r->churn_accepted ? p->server_cpu_seconds * 1e6 / (double)r->churn_accepted : 0.0);
   }
-  if (p->cfg->signal_after || p->cfg->resume) {
+  if (p->cfg->upgrade_after)
+    fprintf(out, "\"upgraded\":%s,\"disconnects\":%" PRIu64 ",", p->upgraded ? "true" : "false",
+            r->ended_clean + r->ended_partial + r->ended_reset);
+  if (p->cfg->signal_after || p->cfg->resume || p->cfg->upgrade_after) {
     fprintf(out, "\"signaled\":%s,\"ended_clean\":%" PRIu64 ",\"ended_partial\":%" PRIu64
             ",\"ended_reset\":%" PRIu64 ",\"ended_timeout\":%" PRIu64 ",\"partial_frames\":%" PRIu64
             ",\"partial_bytes\":%" PRIu64 ",\"close_frames\":%" PRIu64 ",\"drain_seconds\":%.6f,"
@@ -150,7 +155,11 @@ void bench_report_text(FILE *out, const bench_report_t *p) {
     fprintf(out, "churn         %" PRIu64 " accepted in %.1f s (%.0f/s), %" PRIu64 " errors\n",
             r->churn_accepted, p->cfg->churn_seconds,
             per_sec(r->churn_accepted, p->cfg->churn_seconds), r->churn_errors);
-  if (p->cfg->signal_after || p->cfg->resume) {
+  if (p->cfg->upgrade_after)
+    fprintf(out, "upgrade       SIGUSR2 %s after %" PRIu64 " acks; %" PRIu64 " streams ended "
+            "(disconnects)\n", p->upgraded ? "sent" : "NOT sent", p->cfg->upgrade_after,
+            r->ended_clean + r->ended_partial + r->ended_reset);
+  if (p->cfg->signal_after || p->cfg->resume || p->cfg->upgrade_after) {
     fprintf(out, "stream ends   clean %" PRIu64 ", partial %" PRIu64 ", reset %" PRIu64
             ", timeout %" PRIu64 "; %" PRIu64 " close frames, drain %.3f s\n",
             r->ended_clean, r->ended_partial, r->ended_reset, r->ended_timeout, r->close_frames,

@@ -21,6 +21,7 @@ typedef struct bench_report_s {
   int workers_lost;             /* workers that died before reporting */
   int timed_out;                /* the global deadline cut the run short */
   int signaled;                 /* SIGTERM was sent */
+  int upgraded;                 /* SIGUSR2 was sent (--upgrade-after) */
   double connect_seconds;
   double publish_seconds;       /* first send → last ack */
   double duration_seconds;      /* first send → last delivery or ack (idle/churn: their length) */

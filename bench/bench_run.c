@@ -65,6 +65,7 @@ typedef struct run_s {
   int progress;
   int timed_out;
   int signaled;
+  int upgraded;               /* --upgrade-after: SIGUSR2 was sent */
   int pub_started;
   uint64_t t_start_ns;
   uint64_t t_connected_ns;
@@ -204,8 +205,25 @@ static void on_deadline(uv_timer_t *t) {
   enter_collect(r, 1);
 }
 
+/* --upgrade-after: SIGUSR2 once, and publishing goes on; a publish connection the server (or,
+ * for nginx, its old worker) closes is opened again, as often as it takes. */
+static void upgrade_on_ack(run_t *r, bench_pub_t *p) {
+  if (r->upgraded || p->acked < r->cfg->upgrade_after)
+    return;
+  /* The server's counters now: the process measured may be gone once it handed over. */
+  sample_end(r);
+  r->upgraded = 1;
+  p->keep_trying = 1;
+  if (kill(r->cfg->server_pids[0], SIGUSR2) < 0)
+    bench_warn("SIGUSR2 to %d: %s", (int)r->cfg->server_pids[0], strerror(errno));
+}
+
 static void on_ack(bench_pub_t *p) {
   run_t *r = p->data;
+  if (r->cfg->upgrade_after) {
+    upgrade_on_ack(r, p);
+    return;
+  }
   if (r->cfg->signal_after == 0 || r->signaled || p->acked < r->cfg->signal_after)
     return;
   /* Read the server's counters now: after SIGTERM it may be gone. */
@@ -350,6 +368,7 @@ static void build_report(run_t *r, bench_report_t *rep) {
   rep->sources = r->nsources;
   rep->timed_out = r->timed_out;
   rep->signaled = r->signaled;
+  rep->upgraded = r->upgraded;
   for (uint32_t i = 0; i < r->nworkers; i++) {
     if (r->w[i].reported)
       bench_result_merge(&rep->r, &r->w[i].result);

@@ -384,6 +384,27 @@ def section_w8(runs, workload="W8"):
                   "server CPU s", "exit"], rows)
 
 
+def section_w12(runs):
+    """W12: what a live upgrade costs the streams: disconnects, losses, the delivery gap (max
+    latency) and the reconnections, per peer."""
+    rows = []
+    for p, l, g in groups(runs, "W12"):
+        rec = merge_hist(hists(g, "reconnect_ms_hist"))
+        rows.append([p, l, g.cell("connected"), g.cell("disconnects"), g.cell("reconnected"),
+                     g.cell("reconnect_failed"), "%s/%s" % (g.cell("acked"), g.cell("published")),
+                     g.cell("publish_errors"), loss_cell(g), g.cell("latency_us.p99", MS, "%.1f"),
+                     g.cell("latency_us.max", MS, "%.0f"),
+                     fmt_ms(hist_quantile(rec, 0.9)) if rec else "–", g.exits()])
+    return table(["peer", "run", "subscribers", "disconnects", "reconnected", "failed attempts",
+                  "acked/published", "publish errors", "lost/dup/ooo", "latency p99 ms",
+                  "delivery gap (max latency) ms", "reconnect p90 ms", "exit"], rows) + (
+        "\n\nsluice-upgrade: SIGUSR2 to the hub (the live hand-off); nginx-upgrade: nginx's "
+        "binary upgrade in front of the hub (its old workers cut their streams at "
+        "worker_shutdown_timeout and the clients reconnect with Last-Event-ID); "
+        "nginx-sluice-upgrade: the hub behind nginx upgraded. The delivery gap is the largest "
+        "publish-to-receive latency of any update to any subscriber over the run.")
+
+
 SECTIONS = [
     ("W1", "Idle connections: memory per connection", section_w1),
     ("W2", "Broadcast: 1000 subscribers, 100-byte events, by publish rate", section_w2),
@@ -399,6 +420,8 @@ SECTIONS = [
      lambda r: section_w6(r, "W6S")),
     ("W7", "Drain under load", section_w7),
     ("W7R", "Drain and come back: reconnection to a restarted hub (sluice)", section_w7r),
+    ("W12", "Live upgrade under load: streams handed to a new process, or drained by nginx's "
+     "binary upgrade", section_w12),
     ("W8", "Publish throughput", section_w8),
     ("W8D", "Publish throughput, durable history (sluice-disk: --data-dir) against in memory",
      lambda r: section_w8(r, "W8D")),

@@ -67,6 +67,8 @@ have_peer() {
   case "$1" in
     sluice|sluice-1w|sluice-disk|sluice-disk-1w) [ -x "$BUILD/sluice" ] ;;
     sluice-redis|sluice-redis-1w) [ -x "$BUILD/sluice" ] && command -v redis-server >/dev/null ;;
+    sluice-upgrade) [ -x "$BUILD/sluice" ] ;;
+    nginx-upgrade|nginx-sluice-upgrade) [ -x "$BUILD/sluice" ] && [ -x /usr/sbin/nginx ] ;;
     sluice-base|sluice-base-1w|sluice-base-disk) [ -n "${SLUICE_BASE_BIN:-}" ] && [ -x "$SLUICE_BASE_BIN" ] ;;
     recipe) command -v go >/dev/null ;;
     nchan) command -v nginx >/dev/null && [ -n "$(nchan_module)" ] ;;
@@ -141,6 +143,82 @@ peer_start() {
       PEER_ARGS=(--url "http://127.0.0.1:$port/.well-known/mercure" --jwt "$token")
       PEER_SUB_URL="http://127.0.0.1:$port/.well-known/mercure?topic={topic}"
       ;;
+    sluice-upgrade|nginx-upgrade|nginx-sluice-upgrade)
+      # W12, the live upgrade (bench/workloads/w12_upgrade.sh): sluice-bench's --upgrade-after
+      # sends SIGUSR2 to PEER_SIGNAL_PID. sluice-upgrade: that is the hub itself, which hands
+      # its connections to a new process of the same binary. nginx-*: deploy/nginx.conf in front
+      # of the hub, and a relay gets the SIGUSR2: nginx-upgrade upgrades nginx's binary (USR2 to
+      # its master, then WINCH and QUIT to the old master once the new one runs: the old workers
+      # keep their streams until worker_shutdown_timeout, 30 s, and cut them then);
+      # nginx-sluice-upgrade passes SIGUSR2 on to the hub behind nginx.
+      local key token hub_port=$port
+      [ "$name" != sluice-upgrade ] && { next_port hub_port || return 1; }
+      key="bench-key-$(date +%s%N)-0123456789abcdef0123456789abcdef"
+      token=$("$BUILD/sluice" token --key "$key" --publish '*' --exp 86400 --issuer sluice-bench \
+              --audience "http://127.0.0.1:$hub_port/.well-known/mercure") || return 1
+      PEER_RESTART_CMD=("$BUILD/sluice" --listen "127.0.0.1:$hub_port" --jwt-key "$key" \
+        --anonymous --workers 2)
+      # The hub that is upgraded names its serving process in a pid file.
+      [ "$name" != nginx-upgrade ] && PEER_RESTART_CMD+=(--pid-file "$PEER_DIR/sluice.pid")
+      spawn "$PEER_DIR/sluice.log" "${PEER_RESTART_CMD[@]}"
+      local hub_pid=$LAST_PID
+      PEER_SERVER_PIDS=("$hub_pid")
+      PEER_SIGNAL_PID=$hub_pid
+      # shellcheck disable=SC2034  # read by bench/workloads/w12_upgrade.sh
+      PEER_KEY=$key
+      PEER_ARGS=(--url "http://127.0.0.1:$port/.well-known/mercure" --jwt "$token")
+      PEER_SUB_URL="http://127.0.0.1:$port/.well-known/mercure?topic={topic}"
+      if [ "$name" != sluice-upgrade ]; then
+        wait_http "$hub_port" || return 1
+        local conf
+        conf=$(python3 "$SRC/deploy/nginx_local.py" "$SRC/deploy/nginx.conf" "$PEER_DIR" "$port" \
+               "$hub_port") || return 1
+        # Each proxied stream holds two connections in nginx, and a process may open 20,000
+        # files here: two workers (the example's `auto` on two cores; nginx_local.py renders
+        # one), each with room for all of them (a bench-only change).
+        sed -i -e 's/^worker_processes [0-9]*;/worker_processes 2;/' \
+          -e 's/worker_connections [0-9]*;/worker_connections 20000;/' \
+          -e 's/worker_rlimit_nofile [0-9]*;/worker_rlimit_nofile 20000;/' "$conf"
+        # Daemonized, as nginx runs in production: a master started with `daemon off` refuses
+        # the binary upgrade (it takes its parent for an old master). It leaves the session, so
+        # peer_stop finds it by its pid file.
+        spawn "$PEER_DIR/nginx.out" /usr/sbin/nginx -p "$PEER_DIR/" -c "$conf" -e stderr
+        local master=""
+        for _ in $(seq 1 100); do
+          master=$(cat "$PEER_DIR/nginx.pid" 2>/dev/null) && [ -n "$master" ] && break
+          sleep 0.05
+        done
+        [ -n "$master" ] || { echo "bench: nginx wrote no pid file" >&2; return 1; }
+        if [ "$name" = nginx-upgrade ]; then
+          # shellcheck disable=SC2016  # expanded by the relay's shell: $0 prefix, $1 nginx binary
+          spawn "$PEER_DIR/relay.out" bash -c '
+            up() {
+              local old new=""
+              old=$(cat "$0/nginx.pid")
+              kill -USR2 "$old"
+              for _ in $(seq 1 200); do
+                new=$(cat "$0/nginx.pid" 2>/dev/null)
+                [ -n "$new" ] && [ "$new" != "$old" ] && [ -e "$0/nginx.pid.oldbin" ] && break
+                sleep 0.05
+              done
+              sleep 0.5
+              kill -WINCH "$old"; kill -QUIT "$old"
+              echo "$(date +%s.%N) nginx upgrade: old master $old, new master $new"
+            }
+            trap up USR2
+            trap "kill -QUIT \$(cat \"\$0/nginx.pid\"); exit 0" TERM
+            while :; do sleep 86400 & wait $!; done' "$PEER_DIR"
+        else
+          # shellcheck disable=SC2016
+          spawn "$PEER_DIR/relay.out" bash -c '
+            trap "kill -USR2 \$0; echo \$(date +%s.%N) SIGUSR2 to the hub \$0" USR2
+            trap "exit 0" TERM
+            while :; do sleep 86400 & wait $!; done' "$hub_pid"
+        fi
+        PEER_SIGNAL_PID=$LAST_PID
+        PEER_SERVER_PIDS=("$master" "$hub_pid")
+      fi
+      ;;
     recipe)
       build_recipe || return 1
       PEER_RESTART_CMD=("$BUILD/bench-peers/recipe" -listen "127.0.0.1:$port" -shutdown-timeout 25s)
@@ -210,7 +288,7 @@ peer_start() {
     [ $ok = 1 ] || { echo "bench: $name not ready (Redis)" >&2; peer_stop; return 1; }
   fi
   # nginx and Pushpin do their work in child processes of the one started: count those too.
-  if [ "$name" = nchan ] || [ "$name" = pushpin ]; then
+  if [ "$name" = nchan ] || [ "$name" = pushpin ] || [[ "$name" == nginx-*upgrade ]]; then
     local child
     for child in $(pgrep -P "${PEER_SERVER_PIDS[0]}"); do PEER_SERVER_PIDS+=("$child"); done
   fi
@@ -218,7 +296,12 @@ peer_start() {
 
 # Stops every process the current peer started: a polite TERM to each session, then KILL.
 peer_stop() {
-  local pid
+  local pid f
+  # Processes that left the peer's session (W12's daemonized nginx, a hub's upgraded process),
+  # by their pid files.
+  for f in "$PEER_DIR"/nginx.pid "$PEER_DIR"/nginx.pid.oldbin "$PEER_DIR"/sluice.pid; do
+    [ -n "$PEER_DIR" ] && [ -s "$f" ] && kill -TERM "$(cat "$f" 2>/dev/null)" 2>/dev/null
+  done
   for pid in "${PEER_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
   for _ in $(seq 1 50); do
     local alive=0

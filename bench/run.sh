@@ -18,7 +18,7 @@
 set -uo pipefail
 
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
-  echo "usage: bench/run.sh BUILD_DIR [W1 ... W9 W4U W4P W6S W7R W8D W8R W10 W11]" >&2
+  echo "usage: bench/run.sh BUILD_DIR [W1 ... W9 W4U W4P W6S W7R W8D W8R W10 W11 W12]" >&2
   exit 2
 fi
 BUILD=$(cd "$1" && pwd)
@@ -50,7 +50,7 @@ if [ ! -x "$BUILD/sluice-bench" ]; then
 fi
 for w in "${WORKLOADS[@]}"; do
   if ! declare -F "workload_$w" >/dev/null; then
-    echo "bench: unknown workload '$w' (W1..W9, W4U, W4P, W6S, W7R, W8D, W8R, W10, W11)" >&2
+    echo "bench: unknown workload '$w' (W1..W9, W4U, W4P, W6S, W7R, W8D, W8R, W10, W11, W12)" >&2
     exit 2
   fi
 done

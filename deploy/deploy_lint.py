@@ -116,8 +116,13 @@ def lint_service(c):
     timeout = float(conf.get("shutdown-timeout", 25))
     want = {
         "Type": "notify",
-        "ExecStart": "/usr/local/bin/sluice --config /etc/sluice/sluice.conf",
-        "ExecReload": "/bin/kill -HUP $MAINPID",
+        "ExecStart": "/usr/local/bin/sluice --config /etc/sluice/sluice.conf --pid-file "
+                     "/run/sluice/sluice.pid",
+        # The live upgrade; the new process's MAINPID= needs NotifyAccess=all.
+        "ExecReload": "/usr/local/bin/sluice upgrade --pid-file /run/sluice/sluice.pid --timeout 30",
+        "PIDFile": "/run/sluice/sluice.pid",
+        "NotifyAccess": "all",
+        "RuntimeDirectory": "sluice",
         "KillMode": "mixed",
         "KillSignal": "SIGTERM",
         "TimeoutStopSec": str(int(timeout + SHUTDOWN_MARGIN)),

@@ -7,8 +7,10 @@ behaves the way each file relies on.
 2. Each rule can fail: validate.sh run on altered copies of the files reports the alteration.
 3. The daemon, run the way each file runs it:
    - systemd: the unit's ExecStart with deploy/sluice.conf, its EnvironmentFile, a NOTIFY_SOCKET:
-     READY=1 only once it serves; ExecReload (SIGHUP) reopens --log-file and leaves streams
-     alone; KillSignal (SIGTERM) sends STOPPING=1 and ends with exit 0 within TimeoutStopSec.
+     READY=1 only once it serves; ExecReload (`sluice upgrade --pid-file`) hands the stream to
+     a new process, which sends MAINPID=<its pid> and READY=1 and rewrites PIDFile=; SIGHUP to
+     it reopens --log-file and leaves streams alone; KillSignal (SIGTERM) sends STOPPING=1 and
+     ends with exit 0 within TimeoutStopSec.
    - the config file is read (a bad value in it is refused, naming the file).
    - Kubernetes: the manifest's environment (key from the "Secret"): /readyz 503 and /healthz 200
      for the whole drain delay while a stream stays served, exit 0 within the grace period.
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import ctypes
 
 SOURCE = os.environ.get("SLUICE_SOURCE") or os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))
@@ -213,8 +216,13 @@ def unit_values():
 def check_systemd_contract(tmp):
     svc = unit_values()
     conf = os.path.join(DEPLOY, "sluice.conf")
-    argv = [BIN if a == "/usr/local/bin/sluice" else conf if a == "/etc/sluice/sluice.conf" else a
-            for a in shlex.split(svc["ExecStart"])]
+    pid_file = os.path.join(tmp, "sluice.pid")
+    paths = {"/usr/local/bin/sluice": BIN, "/etc/sluice/sluice.conf": conf,
+             svc.get("PIDFile"): pid_file}
+    argv = [paths.get(a, a) for a in shlex.split(svc["ExecStart"])]
+    # The upgraded process is the old one's child: as a child subreaper, this test inherits it
+    # when the old one exits and can collect its exit status.
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     expect(argv[0] == BIN and conf in argv, "ExecStart runs the daemon with the sample config",
            f"{svc['ExecStart']}")
     port = free_port()
@@ -239,6 +247,7 @@ def check_systemd_contract(tmp):
             pass
         return any(state in m.split("\n") for m in messages)
     stream = None
+    main = 0
     try:
         ready = wait_until(lambda: got("READY=1") or hub.poll() is not None, 10, step=0)
         ready = ready and got("READY=1")
@@ -249,24 +258,51 @@ def check_systemd_contract(tmp):
         expect(stream.wait_for("\r\n\r\n") and publish(port, "before-hup") == 200
                and stream.wait_for("data: before-hup"), "a stream receives an update")
 
+        expect(svc.get("PIDFile") and open(pid_file).read().strip() == str(hub.pid),
+               "PIDFile= names the daemon at start")
+        reload_argv = [paths.get(a, a) for a in shlex.split(svc["ExecReload"])]
+        messages.clear()
+        r = subprocess.run(reload_argv, timeout=60, capture_output=True, text=True)
+        expect(r.returncode == 0, f"ExecReload (the upgrade) runs: {svc['ExecReload']}",
+               f"exit {r.returncode}: {r.stdout} {r.stderr}")
+        try:
+            old_rc = hub.wait(10)
+        except subprocess.TimeoutExpired:
+            old_rc = None
+        expect(old_rc == 0, "the old process exits 0 after the upgrade", f"exit {old_rc}")
+        main = int(open(pid_file).read().strip() or 0) if os.path.exists(pid_file) else 0
+        expect(main and main != hub.pid, "PIDFile= names the new process", f"{main}")
+        expect(wait_until(lambda: got(f"MAINPID={main}") and got("READY=1"), 5, step=0),
+               "the new process sends MAINPID=<its pid> and READY=1 (NotifyAccess=all)",
+               f"messages {messages}")
+        expect(publish(port, "after-upgrade") == 200 and stream.wait_for("data: after-upgrade")
+               and not stream.eof, "the stream survives the upgrade and still receives updates")
+        if not main or main == hub.pid:
+            return
+
         rotated = log + ".1"
         os.rename(log, rotated)
-        reload_cmd = svc["ExecReload"].replace("$MAINPID", str(hub.pid))
-        r = subprocess.run(shlex.split(reload_cmd), timeout=10)
-        expect(r.returncode == 0, f"ExecReload runs: {reload_cmd}")
+        os.kill(main, signal.SIGHUP)
         expect(wait_until(lambda: os.path.exists(log), 5), "SIGHUP reopens --log-file "
                "(a new file appears after the old one was renamed)")
         expect(publish(port, "after-hup") == 200 and stream.wait_for("data: after-hup")
                and not stream.eof, "the stream is untouched by SIGHUP and still receives updates")
 
-        os.kill(hub.pid, signal.Signals[svc["KillSignal"]])
+        os.kill(main, signal.Signals[svc["KillSignal"]])
         t0 = time.monotonic()
         expect(wait_until(lambda: got("STOPPING=1"), 5, step=0), "SIGTERM: the daemon sends "
                "STOPPING=1", f"messages {messages}")
-        try:
-            code = hub.wait(float(svc["TimeoutStopSec"]))
-        except subprocess.TimeoutExpired:
-            code = None
+        code = None
+        deadline = time.monotonic() + float(svc["TimeoutStopSec"])
+        while time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(main, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = 0, 0   # not yet reparented to this test
+            if pid:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.02)
         expect(code == 0, f"exit 0 within TimeoutStopSec={svc['TimeoutStopSec']} "
                f"({time.monotonic() - t0:.2f} s)", f"exit {code}")
         expect(stream.wait_for("data: server_shutdown") and wait_until(
@@ -280,6 +316,12 @@ def check_systemd_contract(tmp):
         if hub.poll() is None:
             hub.kill()
             hub.wait()
+        if main and main != hub.pid:
+            try:
+                os.kill(main, signal.SIGKILL)
+                os.waitpid(main, 0)
+            except (OSError, ChildProcessError):
+                pass
         ns.close()
         if failures:
             print("---- daemon stderr\n" + hub.stderr.read().decode()[-2000:])

@@ -1,0 +1,282 @@
+"""test_handoff_failures — upgrades that cannot succeed, and upgrades that meet a shutdown.
+
+Sections (each with its own hub, 60 subscribers and a publisher at 20/s throughout):
+ 1. The new binary fails at start, four ways in a row, on one hub: it exits 1; it dies of
+    SIGABRT; the real sluice refuses its arguments (a flag it does not know); it hangs (sleeps)
+    and --upgrade-timeout 3 applies. Each time: `upgrade failed: <why>; still serving` is logged,
+    the old pid still serves and the pid file still names it, the hung process does not outlive
+    the failure, and no subscriber notices (no stream ends, every acknowledged update arrives
+    once, in order, no publish refused). Then a working new binary: the upgrade succeeds and
+    the same streams go on.
+ 2. SIGTERM 0.3 s after SIGUSR2 while a slow new binary starts (it sleeps 1.5 s first): the safe
+    thing is to finish or abort the upgrade and then drain. Asserted: the log says what happened
+    to the upgrade, every stream ends with the drain's close frame after every acknowledged
+    update, every process exits 0, none is left running. Printed: which way it went.
+ 3. SIGUSR2 during a drain (--drain-delay 2): no new process takes over, the log says the
+    upgrade was refused, the drain completes as usual, exit 0.
+ 4. --redis (when redis-server is installed): SIGUSR2 is either refused cleanly (logged, the old
+    pid serves on, the stream continues) or the upgrade succeeds; which one is printed.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hubtest as ht  # noqa: E402
+import handofftest as hx  # noqa: E402
+
+t = ht.Checker("test_handoff_failures")
+TOPICS = ["urn:handoff:fail:a", "urn:handoff:fail:b"]
+SUBS = 60
+UPGRADE_TIMEOUT = 3
+
+
+def next_binary(tmp):
+    """A stand-in new binary whose behaviour is read from tmp/mode at each start."""
+    mode = os.path.join(tmp, "mode")
+    hung = os.path.join(tmp, "hung.pid")
+    return hx.write_script(os.path.join(tmp, "sluice-next"), f"""\
+mode=$(cat "{mode}" 2>/dev/null)
+echo "sluice-next: mode '$mode', pid $$" >&2
+case "$mode" in
+  exit1) exit 1 ;;
+  abort) kill -ABRT $$; exit 99 ;;
+  badflag) exec "{ht.BIN}" "$@" --no-such-flag-for-this-test ;;
+  hang) echo $$ > "{hung}"; exec sleep 600 ;;
+  slow) sleep 1.5; exec "{ht.BIN}" "$@" ;;
+  *) exec "{ht.BIN}" "$@" ;;
+esac"""), mode, hung
+
+
+def set_mode(path, mode):
+    with open(path, "w") as f:
+        f.write(mode)
+
+
+def test_failing_binaries():
+    tmp = tempfile.mkdtemp(prefix="sluice-handoff-fail-")
+    script, mode, hung = next_binary(tmp)
+    hub = hx.start_hub(t, tmp, exec_path=script, upgrade_timeout=UPGRADE_TIMEOUT, anonymous=True,
+                       workers=2, heartbeat=0)
+    load = hx.Load(t, hub.port, SUBS, TOPICS)
+    if not load.ok_open():
+        return
+    load.start()
+    load.sleep(1)
+    for m in ("exit1", "abort", "badflag", "hang"):
+        set_mode(mode, m)
+        before = len(hx.FAILED_RE.findall(hub.log_text()))
+        t_sig = time.monotonic()
+        hub.proc.send_signal(signal.SIGUSR2)
+        logged = load.run(lambda: len(hx.FAILED_RE.findall(hub.log_text())) > before
+                          or not hub.alive(), UPGRADE_TIMEOUT + 10)
+        took = time.monotonic() - t_sig
+        why = hx.FAILED_RE.findall(hub.log_text())[before:] if logged else []
+        print(f"info new binary '{m}': {took:.2f} s to `upgrade failed: {why[0] if why else '?'}`",
+              flush=True)
+        if not t.check(logged and hub.alive(), f"'{m}': `upgrade failed: <why>; still serving` "
+                       "is logged and the old pid still runs",
+                       f"alive {hub.alive()} (exit {hub.proc.returncode}); log tail:\n"
+                       f"{hub.log_tail(8)}"):
+            break
+        if m == "hang":
+            t.check(UPGRADE_TIMEOUT * 0.9 <= took <= UPGRADE_TIMEOUT + 5 * ht.SLOW,
+                    f"'hang': the failure comes after --upgrade-timeout {UPGRADE_TIMEOUT} s "
+                    f"({took:.2f} s)")
+            pid = hx.read_pid(hung)
+            gone = pid is not None and ht.wait_until(lambda: not hx.alive(pid), 5 * ht.SLOW)
+            t.check(gone, "'hang': the new process that never took over does not outlive the "
+                    "failed upgrade", f"pid {pid} alive {hx.alive(pid) if pid else None}")
+        if hub.pid_file:
+            t.eq(hx.read_pid(hub.pid_file), hub.pid, f"'{m}': the pid file still names the old pid")
+        load.sleep(0.7)   # publishes go on after the failure
+    # Finally a good binary: the same streams carry on in the new process.
+    set_mode(mode, "ok")
+    t_sig = time.monotonic()
+    hub.proc.send_signal(signal.SIGUSR2)
+    load.run(lambda: not hub.alive(), 30)
+    t_up = time.monotonic()
+    load.sleep(1)
+    caught_up = load.stop()
+    res = hx.upgrade(hub, timeout=1, sig_at=t_sig, exited_at=t_up)
+    new = hx.check_upgraded(t, hub, res, "after four failed upgrades, a working binary",
+                            streams=SUBS)
+    t.check(caught_up, "every subscriber caught up with the last acknowledged update")
+    load.judge()
+    load.close()
+    hx.clean_stop(t, new)
+
+
+def test_sigterm_during_upgrade():
+    tmp = tempfile.mkdtemp(prefix="sluice-handoff-term-")
+    script, mode, _ = next_binary(tmp)
+    set_mode(mode, "slow")
+    hub = hx.start_hub(t, tmp, exec_path=script, upgrade_timeout=10, anonymous=True, workers=2,
+                       heartbeat=0, drain_delay=0, reconnect_spread=1)
+    load = hx.Load(t, hub.port, SUBS, TOPICS)
+    if not load.ok_open():
+        return
+    load.start()
+    load.sleep(1)
+    log_from = len(hub.log_text())
+    hub.proc.send_signal(signal.SIGUSR2)
+    load.sleep(0.3)
+    t_term = time.monotonic()
+    hub.proc.send_signal(signal.SIGTERM)
+    seen = set()
+
+    def watch():
+        for p in hx.children_of(hub.pid) if hub.alive() else []:
+            seen.add(p)
+        return not hub.alive() and all(s.ended() for s in load.subs)
+
+    load.run(watch, 40)
+    rc = ht.wait_exit(hub.proc, 10 * ht.SLOW)
+    hub.rc = rc
+    if hub in ht._hubs:
+        ht._hubs.remove(hub)
+    # Did a new process take over? Follow it: it must drain and exit too.
+    new_pid = hx.read_pid(hub.pid_file) if hub.pid_file else None
+    new = None
+    if new_pid and new_pid != hub.pid and hx.alive(new_pid):
+        new = hx.adopt_hub(hub, new_pid)
+        load.run(lambda: not new.alive() and all(s.ended() for s in load.subs), 40)
+    load.stop(catch_up=1)
+    log = hub.log_text()[log_from:]
+    lines = [ln for ln in log.splitlines() if "upgrade" in ln.lower()]
+    way = ("finished, then the new process drained" if new is not None or hx.TOOK_OVER_RE.search(log)
+           else "aborted, then the old process drained")
+    print(f"info SIGTERM during the upgrade: {way}; new processes seen: {sorted(seen)}; upgrade "
+          f"log lines:\n     " + "\n     ".join(lines[-6:]), flush=True)
+    t.check(any(re.search(r"abort|cancel|SIGTERM|drain|shut|stop", ln, re.I) for ln in lines),
+            "the log says what became of the upgrade when SIGTERM arrived", "\n".join(lines[-6:]))
+    t.check(rc == 0, f"the old pid exits 0 ({time.monotonic() - t_term:.1f} s after SIGTERM)",
+            f"exit {rc}; log tail:\n{hub.log_tail(10)}")
+    if new is not None:
+        t.check(new.proc.poll() == 0, "the new process, having taken over, drains and exits 0 "
+                "(the SIGTERM is not lost)", f"exit {new.proc.poll()}")
+    left = [p for p in seen | ({new_pid} if new_pid else set()) if p != hub.pid and hx.alive(p)]
+    t.check(not left, "no process is left running after the SIGTERM", left)
+    closed = [s for s in load.subs if s.closes == 1 and s.terminated]
+    t.check(len(closed) == SUBS, f"all {SUBS} streams end with the drain's close frame and the "
+            "terminator", f"{SUBS - len(closed)} did not; e.g. "
+            f"{next((s.how_ended() for s in load.subs if s not in closed), '')}")
+    hx.judge(t, load.subs, load.pubs, label="subscribers (SIGTERM during the upgrade)",
+             must_stay_open=False)
+    load.close()
+
+
+def test_upgrade_during_drain():
+    tmp = tempfile.mkdtemp(prefix="sluice-handoff-drain-")
+    hub = hx.start_hub(t, tmp, upgrade_timeout=10, anonymous=True, workers=2, heartbeat=0,
+                       drain_delay=2, reconnect_spread=1)
+    load = hx.Load(t, hub.port, SUBS, TOPICS)
+    if not load.ok_open():
+        return
+    load.start()
+    load.sleep(0.5)
+    log_from = len(hub.log_text())
+    hub.proc.send_signal(signal.SIGTERM)
+    load.sleep(0.3)
+    hub.proc.send_signal(signal.SIGUSR2)
+    seen = set()
+
+    def watch():
+        if hub.alive():
+            seen.update(hx.children_of(hub.pid))
+        return not hub.alive() and all(s.ended() for s in load.subs)
+
+    load.run(watch, 40)
+    rc = ht.wait_exit(hub.proc, 10 * ht.SLOW)
+    hub.rc = rc
+    if hub in ht._hubs:
+        ht._hubs.remove(hub)
+    load.stop(catch_up=1)
+    log = hub.log_text()[log_from:]
+    lines = [ln for ln in log.splitlines() if "upgrade" in ln.lower()]
+    print(f"info SIGUSR2 during the drain: new processes seen {sorted(seen)}; upgrade log "
+          f"lines:\n     " + "\n     ".join(lines[-4:]), flush=True)
+    t.check(rc == 0, "the hub exits 0 at the end of its drain", f"exit {rc}; log tail:\n"
+            f"{hub.log_tail(10)}")
+    t.check(not hx.TOOK_OVER_RE.search(log) and not [p for p in seen if hx.alive(p)],
+            "no new process takes over during a drain, none is left running", sorted(seen))
+    t.check(any(re.search(r"refus|ignor|drain|shut|not", ln, re.I) for ln in lines),
+        "the log says the upgrade was refused because the hub is draining", "\n".join(lines))
+    closed = [s for s in load.subs if s.closes == 1 and s.terminated]
+    t.check(len(closed) == SUBS, f"all {SUBS} streams end with the drain's close frame",
+            f"{SUBS - len(closed)} did not")
+    hx.judge(t, load.subs, load.pubs, label="subscribers (SIGUSR2 during the drain)",
+             must_stay_open=False)
+    load.close()
+
+
+def test_redis():
+    redis = shutil.which("redis-server")
+    if not redis:
+        print("skip --redis: redis-server is not installed (scripts/deps.sh)", flush=True)
+        return
+    tmp = tempfile.mkdtemp(prefix="sluice-handoff-redis-")
+    rport = ht.free_port()
+    rlog = open(os.path.join(tmp, "redis.log"), "wb")
+    rproc = subprocess.Popen([redis, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                              "--dir", tmp, "--daemonize", "no", "--appendonly", "no"],
+                             stdin=subprocess.DEVNULL, stdout=rlog, stderr=rlog,
+                             preexec_fn=ht._die_with_parent)
+    try:
+        ht.wait_until(lambda: not ht.refused(rport) and rproc.poll() is None, 10)
+        hub = hx.start_hub(t, tmp, upgrade_timeout=5, anonymous=True, heartbeat=0,
+                           redis=f"redis://127.0.0.1:{rport}", redis_stream="handoff")
+        ht.wait_until(lambda: ht.request(hub.port, "GET", "/readyz").status == 200, 10 * ht.SLOW)
+        load = hx.Load(t, hub.port, 20, TOPICS, rate=10)
+        if not load.ok_open("--redis: "):
+            return
+        load.start()
+        load.sleep(1)
+        res = None
+        t_sig = time.monotonic()
+        hub.proc.send_signal(signal.SIGUSR2)
+        load.run(lambda: hx.FAILED_RE.search(hub.log_text()) or not hub.alive(), 20)
+        load.sleep(1)
+        caught_up = load.stop()
+        if hub.alive():
+            why = hx.FAILED_RE.search(hub.log_text()) or re.search(
+                r"^.*(SIGUSR2|upgrade).*still serving.*$", hub.log_text(), re.M)
+            print(f"info --redis: SIGUSR2 refused: {why.group(0) if why else '(no line)'}",
+                  flush=True)
+            t.check(why is not None, "--redis: the refusal is logged (`upgrade failed: <why>; "
+                    "still serving`, or a line saying why and that it still serves)",
+                    hub.log_tail(6))
+            t.check(hub.pid_file is None or hx.read_pid(hub.pid_file) == hub.pid,
+                    "--redis: the pid file still names the old pid")
+            final = hub
+        else:
+            res = hx.upgrade(hub, timeout=1, sig_at=t_sig)
+            print(f"info --redis: the old pid exited ({res.old_rc}): the upgrade was carried out "
+                  f"if a new pid serves ({res.new_pid})", flush=True)
+            final = hx.check_upgraded(t, hub, res, "--redis", streams=20)
+        t.check(caught_up, "--redis: every subscriber caught up")
+        load.judge("--redis subscribers")
+        load.close()
+        hx.clean_stop(t, final)
+    finally:
+        rproc.terminate()
+        try:
+            rproc.wait(10)
+        except subprocess.TimeoutExpired:
+            rproc.kill()
+        rlog.close()
+
+
+t.section("new binaries that fail at start, then one that works", test_failing_binaries)
+t.section("SIGTERM during an upgrade", test_sigterm_during_upgrade)
+t.section("SIGUSR2 during a drain", test_upgrade_during_drain)
+t.section("--redis and SIGUSR2", test_redis)
+strays = hx.reap_strays()
+t.check(not strays, "no process of ours was left running", strays)
+t.finish()
