@@ -568,7 +568,7 @@ def test_paging_while_live():
     hc = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=100)
     t.check(ht.wait_until(lambda: ready(ha).status == 200 and ready(hc).status == 200,
                           10 * ht.SLOW), "hubs A and C ready")
-    big = "x" * 2000
+    big = "x" * 3000  # 4.5 MB: more than a socket's send buffer grows to (4 MiB here)
     ids = publish_many(ha.port, [f"pg-{i}" for i in range(1500)], big)
     hb = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=10000)
     t.check(ht.wait_until(lambda: ready(hb).status == 200, 10 * ht.SLOW), "hub B ready")
