@@ -116,9 +116,9 @@ static void on_stop_signal(uv_signal_t *h, int signum) {
   daemon_t *d = h->data;
   if (d->upgrading && d->signals == 0) {
     d->stop_after_upgrade = 1;
-    sl__log(SL_LOG_WARN, "%s during a live upgrade: the upgrade finishes first, then this "
-            "process ends (if the new one took over, it serves on: send it %s to stop it)",
-            strsignal(signum), strsignal(signum));
+    sl__log(SL_LOG_WARN, "%s during a live upgrade: the upgrade finishes first, then the "
+            "stop applies to whichever process serves (the new one drains if it took over)",
+            strsignal(signum));
     return;
   }
   if (d->signals++ == 0) {
@@ -154,6 +154,12 @@ static void on_handed_main(uv_async_t *h) {
     d->handed_off = 1;
     sl__log(SL_LOG_INFO, "upgrade: pid %d serves now; this process ends once the connections "
             "that stayed (already ending) are done", d->child_pid);
+    if (d->stop_after_upgrade) {
+      /* The stop asked during the upgrade is the service's, not only this process's. */
+      sl__log(SL_LOG_INFO, "upgrade: passing the stop asked meanwhile on to pid %d",
+              d->child_pid);
+      kill(d->child_pid, SIGTERM);
+    }
     d->signals++;
     stop(d);
     return;
