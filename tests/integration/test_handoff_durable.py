@@ -1,6 +1,8 @@
 """test_handoff_durable — an upgrade with the durable history (--data-dir, LMDB).
 
-Updates published before, during (a publisher at 20/s keeps going through the upgrade) and
+Updates published before, during (a publisher, up to 200/s, keeps going through the upgrade: an
+update committed between the new process opening the LMDB and the old one pausing the order must
+be seen by the new one too) and
 after a SIGUSR2 upgrade; the new process reads the same LMDB. Asserted: a live subscriber
 (resumed from an early id before the upgrade) gets every acknowledged update once, in order, and
 its stream does not end; nothing is refused; after the upgrade a resume from an id of before it
@@ -44,7 +46,7 @@ def test_durable():
                     resume_from="d4")
     swarm = ht.Swarm()
     swarm.add(live)
-    pub = hx.SteadyPublisher(hub.port, ht.mint_token(), [TOPIC], "p", 20)
+    pub = hx.SteadyPublisher(hub.port, ht.mint_token(), [TOPIC], "p", 200)
     swarm.run(lambda: "d19" in live.ids, 15)
     pub.start()
     swarm.run(lambda: pub.count >= 20, 20)
