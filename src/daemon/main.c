@@ -43,6 +43,7 @@ typedef struct daemon_s {
   int handed_off;
   int handoff_err;               /* written on a hub thread before handed is sent */
   uv_process_t child;
+  int child_handle;              /* child is initialised and not yet closed */
   int child_running;
   int child_pid;
 } daemon_t;
@@ -63,6 +64,11 @@ static void on_drained(sl_hub_t *hub, const sl_drain_report_t *rep, void *arg) {
   uv_async_send(&d->drained);
 }
 
+static void on_child_closed(uv_handle_t *h) {
+  daemon_t *d = h->data;
+  d->child_handle = 0;
+}
+
 static void on_drained_main(uv_async_t *h) {
   daemon_t *d = h->data;
   uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -72,8 +78,8 @@ static void on_drained_main(uv_async_t *h) {
   uv_close((uv_handle_t *)&d->drained, NULL);
   uv_close((uv_handle_t *)&d->handed, NULL);
   /* A new process that took over is not this one's to end: its handle goes, it runs on. */
-  if (d->child_running && !uv_is_closing((uv_handle_t *)&d->child))
-    uv_close((uv_handle_t *)&d->child, NULL);
+  if (d->child_handle && !uv_is_closing((uv_handle_t *)&d->child))
+    uv_close((uv_handle_t *)&d->child, on_child_closed);
 }
 
 /* The pid file names this process (written whole, then renamed over the old one, so a reader
@@ -144,7 +150,7 @@ static void on_child_exit(uv_process_t *p, int64_t status, int signum) {
   if (!d->handed_off)
     sl__log(SL_LOG_WARN, "upgrade: the new process (pid %d) ended (%s %d)", d->child_pid,
             signum ? "signal" : "status", signum ? signum : (int)status);
-  uv_close((uv_handle_t *)p, NULL);
+  uv_close((uv_handle_t *)p, on_child_closed);
 }
 
 static void on_handed_main(uv_async_t *h) {
@@ -180,8 +186,9 @@ static void on_handed_main(uv_async_t *h) {
 static void on_sigusr2(uv_signal_t *h, int signum) {
   daemon_t *d = h->data;
   (void)signum;
-  if (d->upgrading || d->handed_off) {
-    sl__log(SL_LOG_WARN, "SIGUSR2: an upgrade is already under way; ignored");
+  if (d->upgrading || d->handed_off || d->child_handle) {
+    sl__log(SL_LOG_WARN, "SIGUSR2: an upgrade is already under way (or its new process still "
+            "ending); ignored");
     return;
   }
   if (d->signals > 0) {
@@ -236,12 +243,15 @@ static void on_sigusr2(uv_signal_t *h, int signum) {
   if (r) {
     sl__log(SL_LOG_ERROR, "upgrade failed: cannot start %s: %s; still serving", d->exec_path,
             uv_strerror(r));
-    if (spawned) /* initialised even when it failed */
-      uv_close((uv_handle_t *)&d->child, NULL);
+    if (spawned) { /* initialised even when it failed */
+      d->child_handle = 1;
+      uv_close((uv_handle_t *)&d->child, on_child_closed);
+    }
     close(sv[0]);
     return;
   }
   d->child_running = 1;
+  d->child_handle = 1;
   d->child_pid = d->child.pid;
   sl__log(SL_LOG_INFO, "upgrade: started %s (pid %d); handing over within %.0f s",
           d->exec_path, d->child_pid, d->upgrade_timeout);
