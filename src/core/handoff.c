@@ -748,10 +748,15 @@ static int adopt_state(sl_hub_t *hub, int sock, uint64_t deadline) {
     if (r == 0)
       r = sl__history_memory_set_marks(hub->history, last, dropped);
   }
+  /* A data dir opened before the old process's last commits: read where it stands now. */
+  if (r == 0 && hub->cfg.data_dir && (r = sl__history_lmdb_refresh(hub->history)))
+    refuse(sock, "the data dir could not be read again after the running process's last commit");
   if (r == 0 && sl__history_last_seq(hub->history) != seq) {
-    sl__log(SL_LOG_ERROR, "upgrade: the history here ends at %" PRIu64 ", the running process's "
-            "at %" PRIu64, sl__history_last_seq(hub->history), seq);
-    r = -EPROTO;
+    char why[REASON_MAX];
+    snprintf(why, sizeof why, "the history here ends at %" PRIu64 ", the running process's at "
+             "%" PRIu64, sl__history_last_seq(hub->history), seq);
+    refuse(sock, why);
+    r = -ESTALE;
   }
   if (r == 0) /* every worker goes on from there */
     sl__bus_attach(&hub->bus, hub->workers, hub->worker_count);

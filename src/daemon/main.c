@@ -110,8 +110,26 @@ static void remove_pid_file(const char *path) {
       pid = -1;
     fclose(f);
   }
-  if (pid == (long)getpid())
+  if (pid == (long)getpid()) {
     unlink(path);
+    char status[PATH_MAX];
+    if (snprintf(status, sizeof status, "%s" SL_UPGRADE_STATUS_SUFFIX, path) < (int)sizeof status)
+      unlink(status);
+  }
+}
+
+/* Why the upgrade failed, beside the pid file, for `sluice upgrade` to tell at once. */
+static void upgrade_failed(daemon_t *d, const char *why) {
+  if (d->pid_file == NULL)
+    return;
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s" SL_UPGRADE_STATUS_SUFFIX, d->pid_file) >= (int)sizeof path)
+    return;
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fprintf(f, "upgrade failed: %s\n", why);
+    fclose(f);
+  }
 }
 
 static void stop(daemon_t *d) {
@@ -171,6 +189,10 @@ static void on_handed_main(uv_async_t *h) {
     return;
   }
   /* It failed and this process serves on: a new process still running is of no use. */
+  upgrade_failed(d, d->handoff_err == -EPIPE ? "the new process ended before it took over"
+                    : d->handoff_err == -ETIMEDOUT ? "the new process did not take over within "
+                                                     "--upgrade-timeout"
+                    : sl_strerror(d->handoff_err));
   if (d->child_running)
     uv_process_kill(&d->child, SIGKILL);
   if (d->stop_after_upgrade) {
@@ -193,11 +215,13 @@ static void on_sigusr2(uv_signal_t *h, int signum) {
   }
   if (d->signals > 0) {
     sl__log(SL_LOG_WARN, "SIGUSR2 during a drain: no upgrade (the drain goes on)");
+    upgrade_failed(d, "the hub is draining");
     return;
   }
   if (d->redis) {
     sl__log(SL_LOG_WARN, "SIGUSR2: a live upgrade does not hand over a --redis hub yet; still "
             "serving (restart it with SIGTERM instead: its clients resume from Redis)");
+    upgrade_failed(d, "a --redis hub is not handed over yet");
     return;
   }
   int sv[2];
@@ -243,6 +267,7 @@ static void on_sigusr2(uv_signal_t *h, int signum) {
   if (r) {
     sl__log(SL_LOG_ERROR, "upgrade failed: cannot start %s: %s; still serving", d->exec_path,
             uv_strerror(r));
+    upgrade_failed(d, uv_strerror(r));
     if (spawned) { /* initialised even when it failed */
       d->child_handle = 1;
       uv_close((uv_handle_t *)&d->child, on_child_closed);

@@ -50,6 +50,8 @@ const char *sl__options_shown(const char *v, char *buf, size_t cap);
 int sl__options_parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
 
 #define SL_DEFAULT_UPGRADE_TIMEOUT 10.0
+/* Beside the pid file, the daemon writes why an upgrade failed, for `sluice upgrade`. */
+#define SL_UPGRADE_STATUS_SUFFIX ".upgrade-failed"
 
 /* `sluice upgrade --pid-file F` (upgrade.c): asks the hub in F for a live upgrade and waits for
  * its end. Returns the exit code (0 upgraded, 1 failed, 2 bad usage). */

@@ -35,6 +35,18 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* 1 and the line the hub wrote when an upgrade failed, 0 when there is none (yet). */
+static int read_status(const char *path, char *out, size_t cap) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  int got = fgets(out, (int)cap, f) != NULL;
+  fclose(f);
+  if (got)
+    out[strcspn(out, "\n")] = '\0';
+  return got && out[0];
+}
+
 static int usage(FILE *errout, const char *why) {
   fprintf(errout, "sluice upgrade: %s\nusage: sluice upgrade --pid-file FILE [--timeout SECONDS]\n",
           why);
@@ -66,6 +78,10 @@ int sl__upgrade_command(int argc, char **argv, FILE *out, FILE *errout) {
     fprintf(errout, "sluice upgrade: %s names no process\n", pid_file);
     return 1;
   }
+  char status[4096];
+  if (snprintf(status, sizeof status, "%s" SL_UPGRADE_STATUS_SUFFIX, pid_file) >= (int)sizeof status)
+    return usage(errout, "--pid-file: the path is too long");
+  unlink(status); /* an earlier upgrade's */
   if (kill((pid_t)old, SIGUSR2)) {
     fprintf(errout, "sluice upgrade: cannot signal pid %ld: %s\n", old, strerror(errno));
     return 1;
@@ -76,6 +92,12 @@ int sl__upgrade_command(int argc, char **argv, FILE *out, FILE *errout) {
     if (pid > 0 && pid != old && alive(pid)) {
       fprintf(out, "upgraded: pid %ld -> %ld\n", old, pid);
       return 0;
+    }
+    /* The hub says when an upgrade failed (and serves on): no need to wait for the timeout. */
+    char why[512];
+    if (read_status(status, why, sizeof why)) {
+      fprintf(errout, "sluice upgrade: %s; pid %ld still serves (see its log)\n", why, old);
+      return 1;
     }
     if (!alive(old) && (pid <= 0 || pid == old)) {
       fprintf(errout, "sluice upgrade: pid %ld ended and nothing took over (see its log)\n", old);

@@ -138,6 +138,9 @@ typedef struct sl_history_lmdb_opts_s {
 int sl__history_lmdb_new(sl_history_t **h, const sl_history_lmdb_opts_t *o);
 /* The descriptor of the lock the history holds on its directory, for a live hand-off. */
 int sl__history_lmdb_lock_fd(sl_history_t *h);
+/* A live hand-off's receiving side, before its writer stores anything: reads again where the
+ * order stands, as the sending process left it after its last commit. 0 or a negative errno. */
+int sl__history_lmdb_refresh(sl_history_t *h);
 
 /* The shared log in Redis Streams (redis.c): every hub on the stream XADDs its updates and reads
  * the stream back (a feeding backend). Appends complete once Redis acknowledged them; -EAGAIN (at

@@ -1041,6 +1041,27 @@ static int lock_dir(lmdb_history_t *h, const char *dir) {
   return 0;
 }
 
+int sl__history_lmdb_refresh(sl_history_t *hist) {
+  lmdb_history_t *h = (lmdb_history_t *)hist;
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn);
+  if (rc == MDB_MAP_RESIZED && (rc = mdb_env_set_mapsize(h->env, 0)) == 0)
+    rc = mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn); /* the other process grew the map */
+  if (rc)
+    return mdb_err(rc);
+  uint64_t last = 0, format = 0;
+  rc = meta_get_u64(h, txn, "last_seq", &last);
+  if (rc == 0)
+    rc = meta_get_u64(h, txn, "format", &format);
+  if (rc == 0) {
+    update_usage(h, txn);
+    atomic_store(&h->last_seq, last);
+    h->format = format;
+  }
+  mdb_txn_abort(txn);
+  return rc ? mdb_err(rc) : 0;
+}
+
 int sl__history_lmdb_lock_fd(sl_history_t *hist) {
   return ((lmdb_history_t *)hist)->lock_fd;
 }
