@@ -78,7 +78,7 @@
  * (about 2 us an update there), and a trim (TRIM_CHUNK a call) keeps up with any batch. */
 #define BATCH_MAX 128
 #define BATCH_BYTES (256 * 1024)
-#define APPEND_ARGS 11               /* EVALSHA, sha, key count, 4 keys, 4 values; then 3 an update */
+#define APPEND_ARGS 11               /* EVALSHA, sha, key count, 4 keys, 4 values; 3 an update */
 
 /* KEYS: stream, index, trimmed, hubs. ARGV: max entries, slack, chunk, hub entries, then three
  * per update of the batch, in order: its id, its record, "1" for a hub update (a subscription
@@ -403,6 +403,7 @@ typedef struct redis_history_s {
   uv_loop_t loop;
   uv_async_t wake;
   uv_timer_t tick;
+  uv_prepare_t flush;                /* writes what this loop turn asked for (on_flush) */
 
   uv_mutex_t lock;                   /* guards queue, stop, feeding, why */
   op_t *queue, *queue_tail;          /* appends not yet sent */
@@ -878,6 +879,8 @@ typedef struct glue_s {
   uv_poll_t poll;
   redisAsyncContext *ac;            /* NULL once hiredis let go of it */
   int events;
+  int write_due;                    /* commands wait in hiredis's buffer: on_flush writes them */
+  int flushing;                     /* in on_flush: a write that leaves bytes over polls instead */
 } glue_t;
 
 static void glue_poll(uv_poll_t *p, int status, int events) {
@@ -907,8 +910,36 @@ static void glue_update(glue_t *g, int add, int remove) {
 static void glue_add_read(void *d) { glue_update(d, UV_READABLE, 0); }
 static void glue_del_read(void *d) { glue_update(d, 0, UV_READABLE); }
 
-static void glue_add_write(void *d) { glue_update(d, UV_WRITABLE, 0); }
-static void glue_del_write(void *d) { glue_update(d, 0, UV_WRITABLE); }
+/* hiredis asks to write after every command. A connected socket can almost always take the bytes
+ * at once, so polling it for writable first costs two epoll_ctl calls and a loop turn per command
+ * (a batch, an XREAD): instead the commands of a loop turn are written together with one write(2)
+ * just before the loop polls (on_flush, a prepare handle). Only a connect in progress, or a
+ * write that left bytes over (the socket's buffer full), polls for writable. */
+static void glue_add_write(void *d) {
+  glue_t *g = d;
+  if (g->ac && (g->ac->c.flags & REDIS_CONNECTED) && !g->flushing)
+    g->write_due = 1;
+  else
+    glue_update(g, UV_WRITABLE, 0);
+}
+
+static void glue_del_write(void *d) {
+  glue_t *g = d;
+  g->write_due = 0;
+  glue_update(g, 0, UV_WRITABLE);
+}
+
+/* Writes the commands a connection's callbacks queued in this loop turn. hiredis may fail the
+ * connection in there (its disconnect callback runs); g stays valid until its close callback. */
+static void glue_write_due(redisAsyncContext *ac) {
+  glue_t *g = ac ? ac->ev.data : NULL;
+  if (g == NULL || !g->write_due)
+    return;
+  g->write_due = 0;
+  g->flushing = 1;
+  redisAsyncHandleWrite(ac);
+  g->flushing = 0;
+}
 
 static void glue_closed(uv_handle_t *handle) {
   free(handle->data);
@@ -1092,6 +1123,7 @@ static void stop_loop(redis_history_t *h) {
   fail_queued(h, -ECANCELED);
   uv_close((uv_handle_t *)&h->wake, NULL);
   uv_close((uv_handle_t *)&h->tick, NULL);
+  uv_close((uv_handle_t *)&h->flush, NULL);
 }
 
 static void on_wake(uv_async_t *a) {
@@ -1166,11 +1198,20 @@ static void on_tick(uv_timer_t *t) {
   }
 }
 
+/* Before the loop polls: every connection writes what was asked of it in this turn. */
+static void on_flush(uv_prepare_t *p) {
+  redis_history_t *h = p->data;
+  glue_write_due(h->w.ac);
+  glue_write_due(h->r.ac);
+  glue_write_due(h->p.ac);
+}
+
 static void loop_main(void *arg) {
   redis_history_t *h = arg;
   link_connect(h, &h->w);
   link_connect(h, &h->p);
   uv_timer_start(&h->tick, on_tick, TICK_MS, TICK_MS);
+  uv_prepare_start(&h->flush, on_flush);
   uv_run(&h->loop, UV_RUN_DEFAULT);
 }
 
@@ -1788,6 +1829,8 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   h->wake.data = h;
   uv_timer_init(&h->loop, &h->tick);
   h->tick.data = h;
+  uv_prepare_init(&h->loop, &h->flush);
+  h->flush.data = h;
   if ((r = uv_thread_create(&h->thread, loop_main, h)))
     goto fail_handles;
   *out = &h->base;
@@ -1795,6 +1838,7 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
 fail_handles:
   uv_close((uv_handle_t *)&h->wake, NULL);
   uv_close((uv_handle_t *)&h->tick, NULL);
+  uv_close((uv_handle_t *)&h->flush, NULL);
   uv_run(&h->loop, UV_RUN_DEFAULT);
 fail_loop:
   uv_loop_close(&h->loop);
