@@ -1187,6 +1187,7 @@ static void on_tick(uv_timer_t *t) {
   check_link(h, &h->w, now, REPLY_TIMEOUT_MS);
   check_link(h, &h->r, now, REPLY_TIMEOUT_MS + READ_BLOCK_MS);
   check_link(h, &h->p, now, REPLY_TIMEOUT_MS);
+  send_queued(h);
   if (h->w.state == LINK_UP && h->sha[0] && now - h->usage_at >= USAGE_EVERY_MS) {
     h->usage_at = now;
     redisAsyncCommand(h->w.ac, on_entries, h, "XLEN %s", h->stream);
@@ -1217,7 +1218,8 @@ static void loop_main(void *arg) {
 
 /* --- the interface --------------------------------------------------------------------------- */
 
-static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+static int enqueue(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg,
+                   int wake) {
   redis_history_t *h = (redis_history_t *)base;
   assert(f != NULL && f->id != NULL && done != NULL);
   if (!atomic_load(&h->writer_up))
@@ -1240,9 +1242,29 @@ static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb do
     h->queue = op;
   h->queue_tail = op;
   uv_mutex_unlock(&h->lock);
-  if (first)
+  if (first && wake)
     uv_async_send(&h->wake);
   return 0;
+}
+
+static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+  return enqueue(base, f, done, arg, 1);
+}
+
+/* Left queued until the kick: the publishes a worker read in one turn go to Redis as one batch.
+ * One that no kick follows is sent at the loop's next tick (TICK_MS). */
+static int redis_append_held(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done,
+                             void *arg) {
+  return enqueue(base, f, done, arg, 0);
+}
+
+static void redis_kick(sl_history_t *base) {
+  redis_history_t *h = (redis_history_t *)base;
+  uv_mutex_lock(&h->lock);
+  int queued = h->queue != NULL;
+  uv_mutex_unlock(&h->lock);
+  if (queued)
+    uv_async_send(&h->wake);
 }
 
 static uint64_t redis_last_seq(sl_history_t *base) {
@@ -1784,6 +1806,8 @@ static const sl_history_ops_t redis_ops = {
   .cursor_close = redis_cursor_close,
   .feed = redis_feed,
   .health = redis_health,
+  .append_held = redis_append_held,
+  .kick = redis_kick,
   .destroy = redis_destroy,
 };
 
