@@ -73,28 +73,41 @@
 #define MIN_RETAINED 1024            /* the stream keeps at least this many (a lagging reader) */
 #define AGE_CHECK_MS 1000            /* how often the writer drops updates past --history-max-age */
 #define AGE_CHUNKS 16                /* TRIM_CHUNKs one age check drops at most (the rest: next) */
+/* One append script call takes at most this many updates, or this many bytes of records (one more
+ * when the first alone is larger): a call runs alone in Redis, so a batch is bounded in time
+ * (about 2 us an update there), and a trim (TRIM_CHUNK a call) keeps up with any batch. */
+#define BATCH_MAX 128
+#define BATCH_BYTES (256 * 1024)
+#define APPEND_ARGS 11               /* EVALSHA, sha, key count, 4 keys, 4 values; 3 an update */
 
-/* KEYS: stream, index, trimmed, hubs. ARGV: max entries, slack, chunk, id, record, hub entries,
- * "1" for a hub update (a subscription event). The entry's id is returned. HSETNX: the first copy
- * of a repeated id is the one a resume finds, as the protocol wants. Hub updates carry a field "h"
- * and are counted in "hubs", so that retention counts the application's updates apart: the stream
- * keeps max of them, and hub updates on top, up to hub entries of them; past either, the oldest
- * entries go, from the head only (a stream without holes, one order on every hub). The trim
- * removes an index field only when it still names the entry dropped, and records the newest entry
- * it dropped, so that a reader can tell whether it missed any (XINFO's max-deleted-entry-id counts
- * XDEL only, not trimming). */
+/* KEYS: stream, index, trimmed, hubs. ARGV: max entries, slack, chunk, hub entries, then three
+ * per update of the batch, in order: its id, its record, "1" for a hub update (a subscription
+ * event). The entries' ids are returned, in the same order. One call takes a pipelined batch of
+ * appends (up to BATCH_MAX): Redis's cost per call (the script's run, its arguments' strings, the
+ * count and the trim check) is then paid once per batch, not once per update. HSETNX: the first
+ * copy of a repeated id is the one a resume finds, as the protocol wants. Hub updates carry a
+ * field "h" and are counted in "hubs", so that retention counts the application's updates apart:
+ * the stream keeps max of them, and hub updates on top, up to hub entries of them; past either,
+ * the oldest entries go, from the head only (a stream without holes, one order on every hub). The
+ * trim removes an index field only when it still names the entry dropped, and records the newest
+ * entry it dropped, so that a reader can tell whether it missed any (XINFO's max-deleted-entry-id
+ * counts XDEL only, not trimming). */
 static const char APPEND_SCRIPT[] =
-    "local hub = ARGV[7] == '1'\n"
-    "local e\n"
-    "if hub then\n"
-    "  e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5], 'h', '1')\n"
-    "  redis.call('INCR', KEYS[4])\n"
-    "else\n"
-    "  e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[4], 'u', ARGV[5])\n"
+    "local ids, added = {}, 0\n"
+    "for j = 5, #ARGV - 2, 3 do\n"
+    "  local e\n"
+    "  if ARGV[j + 2] == '1' then\n"
+    "    e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[j], 'u', ARGV[j + 1], 'h', '1')\n"
+    "    added = added + 1\n"
+    "  else\n"
+    "    e = redis.call('XADD', KEYS[1], '*', 'i', ARGV[j], 'u', ARGV[j + 1])\n"
+    "  end\n"
+    "  redis.call('HSETNX', KEYS[2], ARGV[j], e)\n"
+    "  ids[#ids + 1] = e\n"
     "end\n"
-    "redis.call('HSETNX', KEYS[2], ARGV[4], e)\n"
+    "if added > 0 then redis.call('INCRBY', KEYS[4], added) end\n"
     "local max, slack = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local cap = max + tonumber(ARGV[6])\n"
+    "local cap = max + tonumber(ARGV[4])\n"
     "local n = redis.call('XLEN', KEYS[1])\n"
     "local hubs = tonumber(redis.call('GET', KEYS[4]) or '0')\n"
     "if n - hubs > max + slack or n > cap + slack then\n"
@@ -121,7 +134,7 @@ static const char APPEND_SCRIPT[] =
     "    if gone > 0 then redis.call('DECRBY', KEYS[4], gone) end\n"
     "  end\n"
     "end\n"
-    "return e\n";
+    "return ids\n";
 
 /* KEYS: stream, index, trimmed, hubs. ARGV: max age in ms, chunk, chunks. Drops the entries older
  * than the max age by Redis's clock (an entry id's first part is the time XADD gave it, in ms), a chunk
@@ -361,6 +374,8 @@ typedef struct op_s {
   int replied;                       /* its answer came (or it failed before it was sent) */
   int err;
   uint64_t sent_ms;
+  unsigned batch;                    /* the first of a batch sent: how many the call carries */
+  size_t rec_len;                    /* its record's length, while its batch is formatted */
 } op_t;
 
 typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_UP } link_state_t;
@@ -388,6 +403,7 @@ typedef struct redis_history_s {
   uv_loop_t loop;
   uv_async_t wake;
   uv_timer_t tick;
+  uv_prepare_t flush;                /* writes what this loop turn asked for (on_flush) */
 
   uv_mutex_t lock;                   /* guards queue, stop, feeding, why */
   op_t *queue, *queue_tail;          /* appends not yet sent */
@@ -403,6 +419,8 @@ typedef struct redis_history_s {
   unsigned pager_inflight;
   op_t *sent, *sent_tail;            /* in flight (and failed ones), oldest first */
   char sha[41];                      /* the script's, once loaded on the writer */
+  char *cmd;                         /* a batch's command, as sent (RESP), reused */
+  size_t cmd_cap;
   int reading;                       /* feed set: the reader runs */
   int have_start;                    /* start and last are known */
   sid_t last;                        /* the last entry delivered */
@@ -492,25 +510,88 @@ static void sent_push(redis_history_t *h, op_t *op) {
   h->sent_tail = op;
 }
 
+/* The answer to one batch: the ids of its entries, one per update, in order. */
 static void on_appended(redisAsyncContext *ac, void *reply, void *privdata) {
   (void)ac;
   op_t *op = privdata;
   redis_history_t *h = op->h;
   redisReply *rep = reply;
-  op->replied = 1;
+  unsigned n = op->batch;
+  int err = 0;
   if (rep == NULL) {
-    op->err = -EAGAIN; /* the connection went: stored or not, the publisher retries */
+    err = -EAGAIN; /* the connection went: stored or not, the publishers retry */
   } else if (rep->type == REDIS_REPLY_ERROR) {
-    sl__log(SL_LOG_ERROR, "redis: an update was refused: %.200s", rep->str);
-    op->err = -EAGAIN;
+    sl__log(SL_LOG_ERROR, "redis: %u update(s) refused: %.200s", n, rep->str);
+    err = -EAGAIN;
     if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && h->w.ac)
       redisAsyncDisconnect(h->w.ac); /* Redis lost the script (restart, SCRIPT FLUSH): reload */
-  } else {
-    op->err = 0;
+  } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+    sl__log(SL_LOG_ERROR, "redis: the append script answered %u update(s) with a reply of type "
+            "%d and %zu element(s); failed", n, rep->type,
+            rep->type == REDIS_REPLY_ARRAY ? rep->elements : (size_t)0);
+    err = -EAGAIN;
+  }
+  for (unsigned i = 0; i < n; i++, op = op->next) {
+    op->replied = 1;
+    op->err = err;
   }
   complete_ready(h);
 }
 
+/* Appends "$<len>\r\n<bytes>\r\n" at p (RESP's bulk string); returns the end. */
+static char *resp_bulk(char *p, const void *s, size_t len) {
+  p += sprintf(p, "$%zu\r\n", len);
+  memcpy(p, s, len);
+  p += len;
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
+}
+
+#define RESP_BULK_HEAD 26            /* "$", up to 20 digits, "\r\n", the "\r\n" after, a NUL */
+
+/* Sends the batch of n ops from first (sent_push'ed already) as one EVALSHA, formatted here with
+ * each record encoded in place (no copy per update); bytes: their records' lengths in all.
+ * 0, or -ENOMEM / -EAGAIN (then nothing was sent). */
+static int send_batch(redis_history_t *h, op_t *first, unsigned n, size_t bytes,
+                      const char *const values[4]) {
+  const char *head[] = {"EVALSHA", h->sha, "4", h->stream, h->index, h->trimmed_key, h->hubs_key,
+                        values[0], values[1], values[2], values[3]};
+  size_t need = 32 + (size_t)(APPEND_ARGS + 3 * n) * RESP_BULK_HEAD + bytes + 2 * n;
+  for (size_t i = 0; i < APPEND_ARGS; i++)
+    need += strlen(head[i]);
+  op_t *op = first;
+  for (unsigned i = 0; i < n; i++, op = op->next)
+    need += op->frame->id_len;
+  if (need > h->cmd_cap) {
+    char *c = realloc(h->cmd, need);
+    if (c == NULL)
+      return -ENOMEM;
+    h->cmd = c;
+    h->cmd_cap = need;
+  }
+  char *p = h->cmd + sprintf(h->cmd, "*%u\r\n", APPEND_ARGS + 3 * n);
+  for (size_t i = 0; i < APPEND_ARGS; i++)
+    p = resp_bulk(p, head[i], strlen(head[i]));
+  op = first;
+  for (unsigned i = 0; i < n; i++, op = op->next) {
+    p = resp_bulk(p, op->frame->id, op->frame->id_len);
+    p += sprintf(p, "$%zu\r\n", op->rec_len);
+    p += sl__redis_record_encode(op->frame, (unsigned char *)p, op->rec_len);
+    *p++ = '\r';
+    *p++ = '\n';
+    p = resp_bulk(p, op->frame->flags & SL_FRAME_HUB ? "1" : "0", 1);
+  }
+  assert((size_t)(p - h->cmd) <= need);
+  first->batch = n;
+  if (redisAsyncFormattedCommand(h->w.ac, on_appended, first, h->cmd, (size_t)(p - h->cmd)) !=
+      REDIS_OK)
+    return -EAGAIN;
+  return 0;
+}
+
+/* Sends what was queued, a batch (one script call) at a time, pipelined behind what is in flight:
+ * the publishers of a batch are answered together, once Redis has all of it. */
 static void send_queued(redis_history_t *h) {
   uv_mutex_lock(&h->lock);
   op_t *ops = h->queue;
@@ -522,38 +603,31 @@ static void send_queued(redis_history_t *h) {
   snprintf(hubmax, sizeof hubmax, "%zu", h->hub_entries);
   snprintf(slack, sizeof slack, "%d", TRIM_SLACK);
   snprintf(chunk, sizeof chunk, "%d", TRIM_CHUNK);
-  unsigned char stack[4096];
+  const char *values[4] = {maxs, slack, chunk, hubmax};
+  uint64_t now = loop_ms(h);
+  int up = h->w.state == LINK_UP && h->sha[0] != '\0';
   while (ops) {
-    op_t *op = ops;
-    ops = op->next;
-    sent_push(h, op);
-    op->sent_ms = loop_ms(h);
-    if (h->w.state != LINK_UP || h->sha[0] == '\0') {
-      op->replied = 1;
-      op->err = -EAGAIN;
-      continue;
+    op_t *first = ops;
+    unsigned n = 0;
+    size_t bytes = 0;
+    do {
+      op_t *op = ops;
+      op->rec_len = sl__redis_record_encode(op->frame, NULL, 0);
+      if (n > 0 && bytes + op->rec_len > BATCH_BYTES)
+        break;
+      ops = op->next;
+      sent_push(h, op);
+      op->sent_ms = now;
+      bytes += op->rec_len;
+      n++;
+    } while (ops && n < BATCH_MAX);
+    int r = up ? send_batch(h, first, n, bytes, values) : -EAGAIN;
+    if (r) {
+      for (op_t *op = first; n > 0; n--, op = op->next) {
+        op->replied = 1;
+        op->err = r;
+      }
     }
-    size_t n = sl__redis_record_encode(op->frame, NULL, 0);
-    unsigned char *rec = n <= sizeof stack ? stack : malloc(n);
-    if (rec == NULL) {
-      op->replied = 1;
-      op->err = -ENOMEM;
-      continue;
-    }
-    sl__redis_record_encode(op->frame, rec, n);
-    const char *hub = op->frame->flags & SL_FRAME_HUB ? "1" : "0";
-    const char *argv[] = {"EVALSHA", h->sha, "4", h->stream, h->index, h->trimmed_key,
-                          h->hubs_key, maxs, slack, chunk, op->frame->id, (const char *)rec,
-                          hubmax, hub};
-    size_t lens[] = {7, 40, 1, strlen(h->stream), strlen(h->index), strlen(h->trimmed_key),
-                     strlen(h->hubs_key), strlen(maxs), strlen(slack), strlen(chunk),
-                     op->frame->id_len, n, strlen(hubmax), 1};
-    if (redisAsyncCommandArgv(h->w.ac, on_appended, op, 14, argv, lens) != REDIS_OK) {
-      op->replied = 1;
-      op->err = -EAGAIN;
-    }
-    if (rec != stack)
-      free(rec);
   }
   complete_ready(h);
 }
@@ -805,6 +879,8 @@ typedef struct glue_s {
   uv_poll_t poll;
   redisAsyncContext *ac;            /* NULL once hiredis let go of it */
   int events;
+  int write_due;                    /* commands wait in hiredis's buffer: on_flush writes them */
+  int flushing;                     /* in on_flush: a write that leaves bytes over polls instead */
 } glue_t;
 
 static void glue_poll(uv_poll_t *p, int status, int events) {
@@ -833,8 +909,37 @@ static void glue_update(glue_t *g, int add, int remove) {
 
 static void glue_add_read(void *d) { glue_update(d, UV_READABLE, 0); }
 static void glue_del_read(void *d) { glue_update(d, 0, UV_READABLE); }
-static void glue_add_write(void *d) { glue_update(d, UV_WRITABLE, 0); }
-static void glue_del_write(void *d) { glue_update(d, 0, UV_WRITABLE); }
+
+/* hiredis asks to write after every command. A connected socket can almost always take the bytes
+ * at once, so polling it for writable first costs two epoll_ctl calls and a loop turn per command
+ * (a batch, an XREAD): instead the commands of a loop turn are written together with one write(2)
+ * just before the loop polls (on_flush, a prepare handle). Only a connect in progress, or a
+ * write that left bytes over (the socket's buffer full), polls for writable. */
+static void glue_add_write(void *d) {
+  glue_t *g = d;
+  if (g->ac && (g->ac->c.flags & REDIS_CONNECTED) && !g->flushing)
+    g->write_due = 1;
+  else
+    glue_update(g, UV_WRITABLE, 0);
+}
+
+static void glue_del_write(void *d) {
+  glue_t *g = d;
+  g->write_due = 0;
+  glue_update(g, 0, UV_WRITABLE);
+}
+
+/* Writes the commands a connection's callbacks queued in this loop turn. hiredis may fail the
+ * connection in there (its disconnect callback runs); g stays valid until its close callback. */
+static void glue_write_due(redisAsyncContext *ac) {
+  glue_t *g = ac ? ac->ev.data : NULL;
+  if (g == NULL || !g->write_due)
+    return;
+  g->write_due = 0;
+  g->flushing = 1;
+  redisAsyncHandleWrite(ac);
+  g->flushing = 0;
+}
 
 static void glue_closed(uv_handle_t *handle) {
   free(handle->data);
@@ -1018,6 +1123,7 @@ static void stop_loop(redis_history_t *h) {
   fail_queued(h, -ECANCELED);
   uv_close((uv_handle_t *)&h->wake, NULL);
   uv_close((uv_handle_t *)&h->tick, NULL);
+  uv_close((uv_handle_t *)&h->flush, NULL);
 }
 
 static void on_wake(uv_async_t *a) {
@@ -1081,6 +1187,7 @@ static void on_tick(uv_timer_t *t) {
   check_link(h, &h->w, now, REPLY_TIMEOUT_MS);
   check_link(h, &h->r, now, REPLY_TIMEOUT_MS + READ_BLOCK_MS);
   check_link(h, &h->p, now, REPLY_TIMEOUT_MS);
+  send_queued(h);
   if (h->w.state == LINK_UP && h->sha[0] && now - h->usage_at >= USAGE_EVERY_MS) {
     h->usage_at = now;
     redisAsyncCommand(h->w.ac, on_entries, h, "XLEN %s", h->stream);
@@ -1092,17 +1199,27 @@ static void on_tick(uv_timer_t *t) {
   }
 }
 
+/* Before the loop polls: every connection writes what was asked of it in this turn. */
+static void on_flush(uv_prepare_t *p) {
+  redis_history_t *h = p->data;
+  glue_write_due(h->w.ac);
+  glue_write_due(h->r.ac);
+  glue_write_due(h->p.ac);
+}
+
 static void loop_main(void *arg) {
   redis_history_t *h = arg;
   link_connect(h, &h->w);
   link_connect(h, &h->p);
   uv_timer_start(&h->tick, on_tick, TICK_MS, TICK_MS);
+  uv_prepare_start(&h->flush, on_flush);
   uv_run(&h->loop, UV_RUN_DEFAULT);
 }
 
 /* --- the interface --------------------------------------------------------------------------- */
 
-static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+static int enqueue(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg,
+                   int wake) {
   redis_history_t *h = (redis_history_t *)base;
   assert(f != NULL && f->id != NULL && done != NULL);
   if (!atomic_load(&h->writer_up))
@@ -1125,9 +1242,29 @@ static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb do
     h->queue = op;
   h->queue_tail = op;
   uv_mutex_unlock(&h->lock);
-  if (first)
+  if (first && wake)
     uv_async_send(&h->wake);
   return 0;
+}
+
+static int redis_append(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done, void *arg) {
+  return enqueue(base, f, done, arg, 1);
+}
+
+/* Left queued until the kick: the publishes a worker read in one turn go to Redis as one batch.
+ * One that no kick follows is sent at the loop's next tick (TICK_MS). */
+static int redis_append_held(sl_history_t *base, sl_frame_t *f, sl_history_done_cb done,
+                             void *arg) {
+  return enqueue(base, f, done, arg, 0);
+}
+
+static void redis_kick(sl_history_t *base) {
+  redis_history_t *h = (redis_history_t *)base;
+  uv_mutex_lock(&h->lock);
+  int queued = h->queue != NULL;
+  uv_mutex_unlock(&h->lock);
+  if (queued)
+    uv_async_send(&h->wake);
 }
 
 static uint64_t redis_last_seq(sl_history_t *base) {
@@ -1650,6 +1787,7 @@ static void redis_destroy(sl_history_t *base) {
   uv_rwlock_destroy(&h->ring_lock);
   uv_mutex_destroy(&h->lock);
   free(h->ring);
+  free(h->cmd);
   free(h->stream);
   free(h->index);
   free(h->trimmed_key);
@@ -1668,6 +1806,8 @@ static const sl_history_ops_t redis_ops = {
   .cursor_close = redis_cursor_close,
   .feed = redis_feed,
   .health = redis_health,
+  .append_held = redis_append_held,
+  .kick = redis_kick,
   .destroy = redis_destroy,
 };
 
@@ -1713,6 +1853,8 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   h->wake.data = h;
   uv_timer_init(&h->loop, &h->tick);
   h->tick.data = h;
+  uv_prepare_init(&h->loop, &h->flush);
+  h->flush.data = h;
   if ((r = uv_thread_create(&h->thread, loop_main, h)))
     goto fail_handles;
   *out = &h->base;
@@ -1720,6 +1862,7 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
 fail_handles:
   uv_close((uv_handle_t *)&h->wake, NULL);
   uv_close((uv_handle_t *)&h->tick, NULL);
+  uv_close((uv_handle_t *)&h->flush, NULL);
   uv_run(&h->loop, UV_RUN_DEFAULT);
 fail_loop:
   uv_loop_close(&h->loop);

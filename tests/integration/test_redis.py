@@ -21,6 +21,8 @@ page does not hold the worker; a stream closed while its page is held is freed);
 answer the id lookup gets resumes refused with 503 at once. kill -9 of a hub three times during
 publishes: resumes from earliest on the restarted hub and another get every acknowledged update
 once, in order. --history-max-age drops older entries; subscription events have their own budget.
+Pipelined publishes are appended a batch per script call, each update keeping its own entry,
+index field (the first copy of an id repeated within a batch), order and count.
 Also: a hub started while Redis is down is up but
 not ready, and becomes ready when Redis comes; rediss:// and --redis with --data-dir are refused
 with a message. Give test function names as arguments to run only those (by hand).
@@ -897,6 +899,72 @@ def test_start_without_redis_and_refusals():
     late.stop()
 
 
+def evalsha_calls(r):
+    """How many EVALSHA calls Redis ran since its statistics were reset."""
+    for line in r.cmd("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_batched_appends():
+    """Pipelined publishes are appended a batch per script call, and each update of a batch keeps
+    what it had alone: its own entry, in publish order, its id in the index (the first copy of an
+    id repeated inside one batch is the one a resume finds), retention, and the hub-update count."""
+    r = redis("batch")
+    sub_tok = ht.mint_token(publish=(), subscribe=("*",))
+    h = ht.start_hub(redis=r.url, redis_stream="batch", history_size=1024, subscriptions=True)
+    t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
+    live = sub(h.port, sub_tok)
+    live.wait_open()
+    r.cmd("CONFIG", "RESETSTAT")
+    uids = [f"batch-{i}" for i in range(1600)]
+    uids[20] = uids[21] = "batch-dup"  # twice within one pipelined batch of 50
+    publish_many(h.port, uids, "b")
+    calls = evalsha_calls(r)
+    t.check(0 < calls <= len(uids) // 2, "1600 pipelined publishes, all answered 200, took at most "
+            "800 script calls (a batch per call, not one per update)", calls)
+    live.wait(lambda s: len([i for i in s.ids() if i.startswith("batch-")]) >= len(uids), 20)
+    t.eq([i for i in live.ids() if i.startswith("batch-")], uids,
+         "the subscriber got every update once, in publish order")
+    entries = r.cmd("XRANGE", "batch", "-", "+")
+    fields = [dict(zip(e[1][::2], e[1][1::2])) for e in entries]
+    app = [(e[0], f[b"i"].decode()) for e, f in zip(entries, fields) if b"h" not in f]
+    t.eq([u for _, u in app], uids[-len(app):], "the stream holds the newest updates, in order")
+    t.check(1024 <= len(app) <= 1024 + 256, "retention held across batches (--history-size 1024 "
+            "and its slack)", len(app))
+    t.check(all(r.cmd("HGET", "batch:ids", u) == e for e, u in app[-100:]),
+            "each update of a batch has its own entry in the index")
+    many = [sub(h.port, sub_tok) for _ in range(30)]
+    for x in many:
+        x.wait_open()
+    for x in many:
+        x.close()
+    t.check(ht.wait_until(lambda: int(r.cmd("GET", "batch:hubs") or 0) >= 60, 10 * ht.SLOW),
+            "30 subscribers at once came and went: their events are counted",
+            r.cmd("GET", "batch:hubs"))
+    hubs = sum(1 for e in r.cmd("XRANGE", "batch", "-", "+") if b"h" in e[1][::2])
+    t.eq(int(r.cmd("GET", "batch:hubs")), hubs,
+         "the hub-update count is the stream's subscription events, batches or not")
+    live.close()
+    small = ht.start_hub(redis=r.url, redis_stream="dup", history_size=1024)
+    t.check(ht.wait_until(lambda: ready(small).status == 200, 10 * ht.SLOW), "second hub ready")
+    dups = [f"dup-{i}" for i in range(40)]
+    dups[5] = dups[30] = "dup-x"
+    publish_many(small.port, dups, "d")
+    first = [e[0] for e in r.cmd("XRANGE", "dup", "-", "+")
+             if dict(zip(e[1][::2], e[1][1::2]))[b"i"] == b"dup-x"]
+    t.eq(len(first), 2, "an id repeated inside one batch: two entries")
+    t.eq(r.cmd("HGET", "dup:ids", "dup-x"), first[0], "the index names the first copy")
+    res = sub(small.port, sub_tok, last_event_id="dup-x")
+    res.wait(lambda s: dups[-1] in s.ids(), 10)
+    t.eq(res.ids(), dups[6:], "a resume from it gets what followed the first copy, once")
+    res.close()
+    t.stop_hub(small)
+    t.stop_hub(h)
+    r.stop()
+
+
 ONLY = sys.argv[1:]  # test function names to run alone (by hand); none: all
 
 
@@ -925,6 +993,8 @@ try:
             test_subscription_events_budget)
     section("a resume's pages fetched off its worker", test_replay_off_the_worker)
     section("a hub whose Redis is down; refused settings", test_start_without_redis_and_refusals)
+    section("pipelined publishes appended a batch per script call, each update intact",
+            test_batched_appends)
 finally:
     ht.stop_all_hubs()
     for r in _redises:
