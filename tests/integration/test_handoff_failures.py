@@ -256,7 +256,7 @@ def test_redis():
                 opened and not any(s.ended() for s in theirs),
                 "--redis: 10 subscribers on the second hub opened"):
             return
-        pub_b = hx.SteadyPublisher(other.port, load.token, TOPICS, "b", 20)
+        pub_b = hx.SteadyPublisher(other.port, load.token, TOPICS, "b", 250)
         load.pubs.append(pub_b)
         load.start()
         pub_b.start()
