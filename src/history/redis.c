@@ -31,7 +31,13 @@
  * the caller joins the live flow right after it. Entries older than this hub's start (or than
  * the ring) get, in a cursor, the seq after the previous frame's: increasing, and below the
  * feed's. An id this hub has not read yet (another hub's update of an instant ago) puts the
- * position at the seq the feed will give it, counted from the stream. */
+ * position at the seq the feed will give it, counted from the stream.
+ *
+ * A live hand-off (history.h's feed_hold, feed_at, feed_release): the old process's reader stops
+ * before an entry (feed_lock is held across each feed call, so the hold waits for the one in
+ * progress), and the entry fed last and its seq go to the new process, whose reader starts after
+ * that entry with start_seq (the seq of start) set to it instead of SEQ_BASE: its feed goes on at
+ * the next seq and its cursors number as the old process's did (older entries below start_seq). */
 #include "history/history.h"
 
 #include <assert.h>
