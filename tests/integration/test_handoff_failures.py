@@ -219,6 +219,27 @@ def test_upgrade_during_drain():
     load.close()
 
 
+PAGE_TOPIC = "urn:handoff:fail:page"
+
+
+def publish_many(port, topic, uids, data, batch=50):
+    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200."""
+    conn = ht.HTTPConn(port)
+    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    for k in range(0, len(uids), batch):
+        part = uids[k:k + batch]
+        conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
+                                      ht.form(ht.publish_fields(topic, data=data, id=u)))
+                           for u in part))
+        got = [conn.read_response("POST") for _ in part]
+        bad = [(r.status, r.text) for r in got if r.status != 200]
+        if bad:
+            raise AssertionError(f"publishes refused: {bad[:3]}")
+    conn.close()
+    return list(uids)
+
+
 def test_redis():
     redis = shutil.which("redis-server")
     if not redis:
@@ -237,12 +258,21 @@ def test_redis():
         # Two hubs on one stream: the upgraded one (two workers) and a second one, which goes on
         # appending while the first hands over.
         hub = hx.start_hub(t, tmp, upgrade_timeout=10, anonymous=True, heartbeat=0, workers=2,
-                           redis=url, redis_stream="handoff")
+                           redis=url, redis_stream="handoff", history_size=10000,
+                           max_queue=65536)
         other = ht.start_hub(anonymous=True, heartbeat=0, workers=1, redis=url,
-                             redis_stream="handoff")
+                             redis_stream="handoff", history_size=10000)
         for h in (hub, other):
             ht.wait_until(lambda: ht.request(h.port, "GET", "/readyz").status == 200,
                           10 * ht.SLOW)
+        # A resume that is still paging its replay when the upgrade comes (4.5 MB of history,
+        # more than the socket takes, read by nobody until after it): handed as "after the last
+        # id read", its next page is fetched by the new process.
+        big = [f"pg{i}" for i in range(1500)]
+        publish_many(other.port, PAGE_TOPIC, big, "x" * 3000)
+        paging = ht.SSEStream(hub.port, ht.sub_query([PAGE_TOPIC], param="topic"),
+                              headers={"Last-Event-ID": big[0]}, rcvbuf=4096)
+        t.eq(paging.status, 200, "--redis: a resume from the first of 1500 updates of 3 kB opens")
         load = hx.Load(t, hub.port, 20, TOPICS, rate=20, prefix="a")
         # Subscribers on the second hub, in the same swarm, and its own publisher.
         theirs = []
@@ -264,13 +294,16 @@ def test_redis():
         # An id acknowledged before the upgrade, for a resume on the new process afterwards.
         resume_tp = TOPICS[0]
         resume_id = load.pub.acked[resume_tp][len(load.pub.acked[resume_tp]) // 2]
+        replayed = ht.metric(hub.metrics(), "sluice_replayed_total")
+        t.check(replayed is not None and replayed < len(big) - 1, "--redis: the resume is still "
+                f"paging when the upgrade begins ({replayed} of {len(big) - 1} queued)")
         t_sig = time.monotonic()
         hub.proc.send_signal(signal.SIGUSR2)
         load.run(lambda: hx.FAILED_RE.search(hub.log_text()) or not hub.alive(), 30 * ht.SLOW)
         t_up = time.monotonic()
         load.sleep(1.5)
         res = hx.upgrade(hub, timeout=1, sig_at=t_sig, exited_at=t_up)
-        new = hx.check_upgraded(t, hub, res, "--redis", streams=20)
+        new = hx.check_upgraded(t, hub, res, "--redis", streams=21)
         if new is None:
             load.stop(catch_up=2)
             load.close()
@@ -283,6 +316,18 @@ def test_redis():
         load.swarm.add(late)
         load.sleep(1)
         caught_up = load.stop()
+        after = publish_many(hub.port, PAGE_TOPIC, ["pg-after-0", "pg-after-1"], "after")
+        deadline = time.monotonic() + 30 * ht.SLOW
+        while time.monotonic() < deadline and not (paging.eof or after[-1] in paging.ids()):
+            paging.pump(0.05)
+        got = paging.ids()
+        t.check(got == big[1:] + after and not paging.eof,
+                "--redis: the resume paging across the upgrade gets the rest of its replay, then "
+                "what came after, once each, in order, and its stream goes on",
+                f"got {len(got)} of {len(big) - 1 + len(after)}, {len(got) - len(set(got))} "
+                f"twice, eof {paging.eof}; first difference at "
+                f"{next((i for i, (a, b) in enumerate(zip(got, big[1:] + after)) if a != b), '-')}")
+        paging.close()
         load.run(lambda: late.ids and late.ids[-1:] == [x for x in theirs if x.topic ==
                                                             resume_tp][0].ids[-1:], 10 * ht.SLOW)
         gap, lat = hx.delivery_gap(load.subs + theirs, t_sig, t_up + 1)
