@@ -1186,6 +1186,8 @@ static void redis_feed(sl_history_t *base, sl_history_feed_cb cb, void *arg) {
   uv_async_send(&h->wake);
 }
 
+static void redis_feed_release(sl_history_t *base);
+
 /* The position record: the stream's key (the same log on both sides), whether this hub knew where
  * it stood (it had reached Redis), the entry fed last (or the one it started after) and its seq. */
 static int redis_feed_hold(sl_history_t *base, sl_wire_t *pos) {
@@ -1203,7 +1205,11 @@ static int redis_feed_hold(sl_history_t *base, sl_wire_t *pos) {
   sl__wire_u64(pos, at.ms);
   sl__wire_u64(pos, at.n);
   sl__wire_u64(pos, seq);
-  return pos->failed ? -ENOMEM : 0;
+  if (pos->failed) {
+    redis_feed_release(base); /* not held after all */
+    return -ENOMEM;
+  }
+  return 0;
 }
 
 static int redis_feed_at(sl_history_t *base, sl_wire_reader_t *pos) {
