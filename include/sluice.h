@@ -272,7 +272,8 @@ typedef void (*sl_handoff_cb)(sl_hub_t *hub, int err, void *arg);
  * publish is refused (publishes wait in their sockets until the new process reads them; only
  * sl_hub_publish() returns -EAGAIN meanwhile). The protocol is versioned, and described in
  * docs/handoff.md. 0 when started; -EINVAL when the hub is not started; -EALREADY while a
- * hand-off or a drain is under way; -ENOTSUP with a Redis history. */
+ * hand-off or a drain is under way. With a Redis history (redis_url) the history stays in
+ * Redis: the other process reads the stream on after the entry this one delivered last. */
 SL_EXTERN int sl_hub_handoff(sl_hub_t *hub, int sock, double timeout, sl_handoff_cb cb, void *arg);
 
 /* Blocks until every worker thread has ended (after a shutdown). Returns 0 when no connection had

@@ -36,7 +36,7 @@ enum {
   MSG_ABORT,     /* old -> new: the hand-off failed; give them back untouched */
 };
 
-enum { HISTORY_MEMORY = 0, HISTORY_LMDB = 1 };
+enum { HISTORY_MEMORY = 0, HISTORY_LMDB = 1, HISTORY_REDIS = 2 };
 
 #define PACKET_MAX (60 * 1024)      /* bytes of one packet: a message is one or more */
 #define BATCH_FDS 200               /* connections per CONNS message */
@@ -304,6 +304,15 @@ static int is_lmdb(const sl_hub_t *hub) {
   return hub->cfg.data_dir != NULL;
 }
 
+/* Where the hub keeps its history, as PLAN says it. */
+static uint8_t history_kind(const sl_hub_t *hub) {
+  return hub->cfg.redis_url ? HISTORY_REDIS : is_lmdb(hub) ? HISTORY_LMDB : HISTORY_MEMORY;
+}
+
+static const char *history_name(uint8_t kind) {
+  return kind == HISTORY_REDIS ? "in Redis" : kind == HISTORY_LMDB ? "in a data dir" : "in memory";
+}
+
 /* PLAN, then one LISTEN per worker. */
 static int send_plan(handoff_t *h, uint64_t deadline) {
   sl_hub_t *hub = h->hub;
@@ -313,7 +322,7 @@ static int send_plan(handoff_t *h, uint64_t deadline) {
   sl__wire_u32(&w, (uint32_t)getpid());
   sl__wire_u32(&w, hub->worker_count);
   sl__wire_u32(&w, hub->cfg.listen_count);
-  sl__wire_u8(&w, is_lmdb(hub) ? HISTORY_LMDB : HISTORY_MEMORY);
+  sl__wire_u8(&w, history_kind(hub));
   sl__wire_u8(&w, lock >= 0);
   int r = w.failed ? -ENOMEM : send_msg(h->sock, MSG_PLAN, &w, &lock, lock >= 0, deadline);
   for (unsigned i = 0; r == 0 && i < hub->worker_count; i++) {
@@ -336,19 +345,22 @@ static int send_plan(handoff_t *h, uint64_t deadline) {
   return r;
 }
 
-/* STATE (where the order stands), and with the memory history HISTORY (all it retains). */
-static int send_state(handoff_t *h, uint64_t seq, uint64_t deadline) {
+/* STATE (where the order stands, and with a feeding history where its feed stands: pos), and
+ * with the memory history HISTORY (all it retains). */
+static int send_state(handoff_t *h, uint64_t seq, const sl_wire_t *pos, uint64_t deadline) {
   sl_hub_t *hub = h->hub;
   sl_wire_t w = {0};
   uint64_t last = seq, dropped[2] = {0, 0};
-  if (!is_lmdb(hub))
+  int memory = history_kind(hub) == HISTORY_MEMORY;
+  if (memory)
     sl__history_memory_marks(hub->history, &last, dropped);
   sl__wire_u64(&w, seq);
   sl__wire_u64(&w, last);
   sl__wire_u64(&w, dropped[0]);
   sl__wire_u64(&w, dropped[1]);
+  sl__wire_bytes(&w, pos->buf, pos->len);
   int r = w.failed ? -ENOMEM : send_msg(h->sock, MSG_STATE, &w, NULL, 0, deadline);
-  if (r || is_lmdb(hub)) {
+  if (r || !memory) {
     sl__wire_free(&w);
     return r;
   }
@@ -438,8 +450,8 @@ static int expect(handoff_t *h, uint8_t want, const char *what, uint64_t deadlin
   return r;
 }
 
-static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, int *exported,
-                   int *committed) {
+static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, int *held,
+                   int *exported, int *committed) {
   sl_hub_t *hub = h->hub;
   sl_wire_t body = {0};
   int fds[SL_FDPASS_MAX_FDS];
@@ -490,8 +502,21 @@ static int old_run(handoff_t *h, uint64_t deadline, int *quiesced, int *paused, 
             "%d ms stay here and end after their answer", busy, QUIESCE_MAX_MS);
   uint64_t seq = sl__bus_pause(&hub->bus);
   *paused = 1;
-  run_step(h, STEP_SYNC);
-  if ((r = send_state(h, seq, deadline)))
+  sl_wire_t pos = {0};
+  if (hub->bus.feeds) {
+    /* A shared log: other hubs go on appending, and this one's feed would go on delivering what
+     * they append. It stops at an entry, whose seq is D; the new process reads on after it. */
+    if ((r = hub->history->ops->feed_hold(hub->history, &pos))) {
+      sl__wire_free(&pos);
+      goto out;
+    }
+    *held = 1;
+    seq = sl__history_last_seq(hub->history);
+  }
+  run_step(h, STEP_SYNC); /* every update fed before is dispatched */
+  r = send_state(h, seq, &pos, deadline);
+  sl__wire_free(&pos);
+  if (r)
     goto out;
   post_step(h, STEP_EXPORT);
   *exported = 1;
@@ -523,8 +548,8 @@ static void old_main(void *arg) {
   handoff_t *h = arg;
   sl_hub_t *hub = h->hub;
   uint64_t deadline = sl__fdpass_now_ms() + (uint64_t)(h->timeout * MS_PER_S);
-  int quiesced = 0, paused = 0, exported = 0, committed = 0;
-  int r = old_run(h, deadline, &quiesced, &paused, &exported, &committed);
+  int quiesced = 0, paused = 0, held = 0, exported = 0, committed = 0;
+  int r = old_run(h, deadline, &quiesced, &paused, &held, &exported, &committed);
   if (!committed) {
     if (exported || paused)
       send_msg(h->sock, MSG_ABORT, NULL, NULL, 0, sl__fdpass_now_ms() + ABORT_WAIT_MS);
@@ -532,6 +557,8 @@ static void old_main(void *arg) {
       run_step(h, STEP_THAW);
     if (paused)
       sl__bus_resume(&hub->bus);
+    if (held) /* the feed goes on after the entry it stopped at: no gap, no duplicate */
+      hub->history->ops->feed_release(hub->history);
     if (r == -EPIPE)
       sl__log(SL_LOG_ERROR, "upgrade failed: the new process went away before it took over (it "
               "exited or crashed: see its lines above); still serving");
@@ -575,7 +602,7 @@ int sl__handoff_begin(sl_hub_t *hub, int sock, double timeout, sl_handoff_cb cb,
     return -EALREADY;
   if (hub->handed_off)
     return -EALREADY;
-  if (hub->cfg.redis_url)
+  if (hub->bus.feeds && !sl__history_feed_handable(hub->history))
     return -ENOTSUP;
   sl__handoff_free(hub);
   handoff_t *h = calloc(1, sizeof *h);
@@ -666,10 +693,9 @@ static int adopt_plan(sl_hub_t *hub, int sock, uint64_t deadline, unsigned *work
   else if (listens != hub->cfg.listen_count)
     snprintf(why, sizeof why, "the running process listens on %" PRIu32 " addresses, this one "
              "on %u: the same --listen options are needed", listens, hub->cfg.listen_count);
-  else if (kind != (hub->cfg.data_dir ? HISTORY_LMDB : HISTORY_MEMORY))
+  else if (kind != history_kind(hub))
     snprintf(why, sizeof why, "the running process keeps its history %s, this one %s",
-             kind == HISTORY_LMDB ? "in a data dir" : "in memory",
-             hub->cfg.data_dir ? "in a data dir" : "in memory");
+             history_name(kind), history_name(history_kind(hub)));
   else
     why[0] = '\0';
   if (why[0]) {
@@ -728,11 +754,27 @@ static int adopt_state(sl_hub_t *hub, int sock, uint64_t deadline) {
   sl__wire_reader(&rd, body.buf, body.len);
   uint64_t seq = sl__wire_get_u64(&rd), last = sl__wire_get_u64(&rd);
   uint64_t dropped[2] = {sl__wire_get_u64(&rd), sl__wire_get_u64(&rd)};
+  size_t pos_len;
+  const unsigned char *pos = sl__wire_get_bytes(&rd, &pos_len);
   if (type != MSG_STATE || rd.bad) {
     r = type == MSG_ABORT ? -ECANCELED : -EPROTO;
     goto out;
   }
-  if (!hub->cfg.data_dir) {
+  int feeds = hub->bus.feeds;
+  if (feeds) {
+    /* The shared log: this process reads it on after the entry the old one's feed stopped at,
+     * numbering from its seq; nothing is fed before the workers start there. */
+    sl_wire_reader_t prd;
+    sl__wire_reader(&prd, pos, pos_len);
+    if ((r = hub->history->ops->feed_at(hub->history, &prd))) {
+      refuse(sock, r == -EINVAL ? "this process is set to another Redis stream (--redis-stream)"
+                                : "the running process's place in the Redis stream could not "
+                                  "be read");
+      r = -ECONNREFUSED;
+      goto out;
+    }
+    sl__bus_feed_moved(&hub->bus);
+  } else if (history_kind(hub) == HISTORY_MEMORY) {
     if ((r = recv_msg(sock, deadline, &type, &body, fds, &nfds)))
       goto out;
     close_all(fds, nfds);
@@ -760,6 +802,8 @@ static int adopt_state(sl_hub_t *hub, int sock, uint64_t deadline) {
   }
   if (r == 0) /* every worker goes on from there */
     sl__bus_attach(&hub->bus, hub->workers, hub->worker_count);
+  if (r == 0 && feeds) /* what other hubs appended meanwhile reaches the inboxes, in order */
+    hub->history->ops->feed_release(hub->history);
 out:
   sl__wire_free(&body);
   return r;
@@ -937,7 +981,7 @@ int sl__handoff_adopt(sl_hub_t *hub, const sl_handoff_hooks_t *hooks) {
     r = adopt_plan(hub, sock, deadline, &n, &listen, &lock, &old_pid);
   if (r)
     goto fail;
-  if ((r = hooks->open_history(hub, lock))) {
+  if ((r = hooks->open_history(hub, lock, 1))) {
     refuse(sock, "the history could not be opened here (see this process's log)");
     goto fail;
   }

@@ -20,8 +20,9 @@ struct sl_hub_s;
 /* How the new side builds the hub around what it is given. Each returns 0 or a negative errno. */
 typedef struct sl_handoff_hooks_s {
   /* The history (and the bus over it): lmdb_lock_fd is the old process's lock on the data dir
-   * (-1 when it has none). */
-  int (*open_history)(struct sl_hub_s *hub, int lmdb_lock_fd);
+   * (-1 when it has none); handoff 1: a feeding history (Redis) waits for the old process's
+   * position (history.h's feed_at), which STATE brings. */
+  int (*open_history)(struct sl_hub_s *hub, int lmdb_lock_fd, int handoff);
   /* n workers listening on adopt[i]'s sockets, their contexts, their endpoints, attached to the
    * bus (starting at history's last seq). */
   int (*make_workers)(struct sl_hub_s *hub, unsigned n, const sl_listen_fds_t *adopt);
@@ -30,7 +31,8 @@ typedef struct sl_handoff_hooks_s {
 } sl_handoff_hooks_t;
 
 /* The old side: starts handing everything over on sock (see sl_hub_handoff). 0, -EALREADY while
- * one is under way, -ENOTSUP with a Redis history, -ENOMEM or a thread's error. */
+ * one is under way, -ENOTSUP with a feeding history that cannot say where its feed stands,
+ * -ENOMEM or a thread's error. */
 int sl__handoff_begin(struct sl_hub_s *hub, int sock, double timeout, sl_handoff_cb cb, void *arg);
 /* Joins the old side's thread, if any, and frees its state; for sl_hub_free. */
 void sl__handoff_free(struct sl_hub_s *hub);

@@ -181,8 +181,9 @@ static int check_config(const sl_config_t *c) {
 }
 
 
-/* The Redis history: its URL parsed, the password from redis_password when the URL has none. */
-static int new_redis(sl_hub_t *hub) {
+/* The Redis history: its URL parsed, the password from redis_password when the URL has none;
+ * handoff: a live hand-off's new process (its feed waits for the old one's position). */
+static int new_redis(sl_hub_t *hub, int handoff) {
   sl_redis_url_t url;
   const char *why;
   int r = sl__redis_url_parse(hub->cfg.redis_url, &url, &why);
@@ -203,6 +204,7 @@ static int new_redis(sl_hub_t *hub) {
     .max_entries = hub->cfg.history_size,
     .hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0,
     .max_age = hub->cfg.history_max_age,
+    .handoff = handoff,
   };
   r = sl__history_redis_new(&hub->history, &o);
   memset(&url, 0, sizeof url); /* the password */
@@ -426,15 +428,16 @@ static int new_auth(sl_hub_t *hub) {
 }
 
 /* The history, the bus over it and the registry of active subscriptions. lmdb_lock_fd: -1, or in
- * a live hand-off the old process's lock on the data dir, taken over. 0 or a negative errno
- * (nothing left open). */
-static int open_history(sl_hub_t *hub, int lmdb_lock_fd) {
+ * a live hand-off the old process's lock on the data dir, taken over; handoff: a live hand-off's
+ * new process (a Redis feed waits for the old one's position). 0 or a negative errno (nothing
+ * left open). */
+static int open_history(sl_hub_t *hub, int lmdb_lock_fd, int handoff) {
   int r;
   /* Subscription events are kept apart, under their own budget: a storm of them (a drain, its
    * reconnects) must not push the application's updates out of history. */
   size_t hub_entries = hub->cfg.subscriptions ? hub->cfg.subscriptions_history : 0;
   if (hub->cfg.redis_url) {
-    r = new_redis(hub);
+    r = new_redis(hub, handoff);
   } else if (hub->cfg.data_dir) {
     sl_history_lmdb_opts_t o = {
       .dir = hub->cfg.data_dir,
@@ -552,7 +555,7 @@ int sl_hub_new(const sl_config_t *cfg, sl_hub_t **out) {
   sl__auth_set_topic_base(hub->auth, hub->cfg.public_url); /* relative URL patterns in grants */
   if (hub->cfg.history_max_bytes == 0)
     hub->cfg.history_max_bytes = default_history_bytes();
-  if (hub->cfg.handoff_fd < 0 && (r = open_history(hub, -1)))
+  if (hub->cfg.handoff_fd < 0 && (r = open_history(hub, -1, 0)))
     goto fail;
   if ((r = sl__shutdown_init(&hub->shutdown, hub, &drain_ops, hub)))
     goto fail;

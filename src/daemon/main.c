@@ -38,7 +38,6 @@ typedef struct daemon_s {
   const char *pid_file;
   double upgrade_timeout;
   int upgrading;                 /* a hand-off under way */
-  int redis;                     /* --redis: not handed over (docs/handoff.md) */
   int stop_after_upgrade;        /* SIGTERM came during it */
   int handed_off;
   int handoff_err;               /* written on a hub thread before handed is sent */
@@ -216,12 +215,6 @@ static void on_sigusr2(uv_signal_t *h, int signum) {
   if (d->signals > 0) {
     sl__log(SL_LOG_WARN, "SIGUSR2 during a drain: no upgrade (the drain goes on)");
     upgrade_failed(d, "the hub is draining");
-    return;
-  }
-  if (d->redis) {
-    sl__log(SL_LOG_WARN, "SIGUSR2: a live upgrade does not hand over a --redis hub yet; still "
-            "serving (restart it with SIGTERM instead: its clients resume from Redis)");
-    upgrade_failed(d, "a --redis hub is not handed over yet");
     return;
   }
   int sv[2];
@@ -419,7 +412,6 @@ int main(int argc, char **argv) {
   d.argv = argv;
   d.pid_file = opt.pid_file;
   d.upgrade_timeout = opt.upgrade_timeout;
-  d.redis = cfg->redis_url != NULL;
   if (find_exec(&d, opt.exec_path))
     sl__log(SL_LOG_WARN, "cannot tell this binary's path: SIGUSR2 needs --exec");
   opt.hub.handoff_fd = handoff_fd;

@@ -13,6 +13,8 @@
 #include "common/frame.h"
 
 typedef struct sl_history_s sl_history_t;
+struct sl_wire_s;
+struct sl_wire_reader_s;
 typedef struct sl_history_cursor_s sl_history_cursor_t;
 
 /* Called once the backend has stored frame (err 0) or failed (negative errno). The backend sets
@@ -69,6 +71,19 @@ typedef struct sl_history_ops_s {
    * reports on entry. Called once, before any append. An append's done then only says the log
    * has the update (its frame->seq is 0): the update reaches this hub through cb. */
   void (*feed)(sl_history_t *h, sl_history_feed_cb cb, void *arg);
+  /* Optional, together, for a feeding backend's live hand-off (NULL: such a hub cannot be handed
+   * over). The old process: feed_hold stops calling the feed's cb at an entry boundary (it returns
+   * once no call is running and none will start: every frame fed went through cb, whose seq
+   * last_seq() now says) and appends to pos where the feed stands (the entry last fed and its
+   * seq), for the new process's feed_at; 0 or a negative errno (not held then). feed_release
+   * goes on where it stopped (the hand-off failed). The new process's backend, opened to wait
+   * for that position (sl_history_redis_opts_t.handoff), feeds nothing and cursors refuse until
+   * feed_at reads pos (0, or a negative errno, logged: not the same log): last_seq() then says
+   * the old process's, and cursors number as there; feed_release then feeds the entries after
+   * that one, numbered on from its seq. Any thread but the feed's. */
+  int (*feed_hold)(sl_history_t *h, struct sl_wire_s *pos);
+  int (*feed_at)(sl_history_t *h, struct sl_wire_reader_s *pos);
+  void (*feed_release)(sl_history_t *h);
   /* Optional (NULL: always usable). 0 when the backend can store and read now; else a negative
    * errno, and why (cap bytes) says what is wrong, for /readyz. Any thread. */
   int (*health)(sl_history_t *h, char *why, size_t cap);
@@ -174,6 +189,8 @@ typedef struct sl_history_redis_opts_s {
   size_t hub_entries;            /* hub updates (SL_FRAME_HUB) retained on top of those, at most */
   double max_age;                /* seconds an update is retained at most (by Redis's clock,
                                     checked every second); 0 = no limit */
+  int handoff;                   /* the new process of a live hand-off: the feed waits for the
+                                    old one's position (feed_at, then feed_release) */
 } sl_history_redis_opts_t;
 
 /* Starts the backend: its thread connects (and reconnects, with backoff) on its own, so a Redis
@@ -218,6 +235,12 @@ static inline int sl__history_cursor_notify(sl_history_cursor_t *c, void (*ready
 
 static inline void sl__history_cursor_close(sl_history_cursor_t *c) {
   c->history->ops->cursor_close(c);
+}
+
+/* The live hand-off of a feeding backend (history_ops' feed_hold, feed_at, feed_release); 1 when
+ * h is one that can be handed. */
+static inline int sl__history_feed_handable(const sl_history_t *h) {
+  return h->ops->feed_hold != NULL;
 }
 
 static inline int sl__history_health(sl_history_t *h, char *why, size_t cap) {

@@ -31,7 +31,13 @@
  * the caller joins the live flow right after it. Entries older than this hub's start (or than
  * the ring) get, in a cursor, the seq after the previous frame's: increasing, and below the
  * feed's. An id this hub has not read yet (another hub's update of an instant ago) puts the
- * position at the seq the feed will give it, counted from the stream. */
+ * position at the seq the feed will give it, counted from the stream.
+ *
+ * A live hand-off (history.h's feed_hold, feed_at, feed_release): the old process's reader stops
+ * before an entry (feed_lock is held across each feed call, so the hold waits for the one in
+ * progress), and the entry fed last and its seq go to the new process, whose reader starts after
+ * that entry with start_seq (the seq of start) set to it instead of SEQ_BASE: its feed goes on at
+ * the next seq and its cursors number as the old process's did (older entries below start_seq). */
 #include "history/history.h"
 
 #include <assert.h>
@@ -47,10 +53,12 @@
 #include <uv.h>
 
 #include "common/log.h"
+#include "common/wire.h"
 
 #define RECORD_VERSION 1
 #define RECORD_HEAD 12               /* version, flags, topic count, id length, payload length */
-#define SEQ_BASE (1ull << 32)        /* this hub's seq when it starts: the live ones follow */
+#define SEQ_BASE (1ull << 32)        /* this hub's seq when it starts (unless a live hand-off
+                                        gave it the old process's): the live ones follow */
 #define RING_MIN 4096                /* live entries whose ids are remembered, at least */
 #define READ_COUNT 1024              /* entries one XREAD takes at most */
 #define READ_BLOCK_MS 1000           /* how long an XREAD waits for an entry */
@@ -422,6 +430,7 @@ typedef struct redis_history_s {
   char *cmd;                         /* a batch's command, as sent (RESP), reused */
   size_t cmd_cap;
   int reading;                       /* feed set: the reader runs */
+  int parked;                        /* held: no XREAD in flight; feed_release reads again */
   int have_start;                    /* start and last are known */
   sid_t last;                        /* the last entry delivered */
   int gap;                           /* entries after last were lost: skip a seq (check_gap) */
@@ -432,13 +441,21 @@ typedef struct redis_history_s {
 
   /* Seqs: the reader writes, cursors read, under ring_lock. */
   uv_rwlock_t ring_lock;
-  sid_t start;                       /* the entry at SEQ_BASE: the top when the reader began */
+  sid_t start;                       /* the entry at start_seq: the top when the reader began,
+                                        or the one a live hand-off's old process fed last */
+  uint64_t start_seq;                /* SEQ_BASE, or the old process's seq of start */
   sid_t *ring;                       /* ring[s % ring_cap]: the entry of live seq s */
   size_t ring_cap;
   atomic_uint_fast64_t seq;          /* the last seq given (SEQ_BASE before any) */
   atomic_int started;                /* start is known */
 
   atomic_int writer_up, reader_up;
+
+  /* The live hand-off: held stops the feed at an entry boundary. feed_lock is held across each
+   * feed call and by feed_hold, so that once held is set no call runs and none starts. */
+  uv_mutex_t feed_lock;
+  atomic_int held;
+  int handoff;                       /* opened held, waiting for feed_at */
   atomic_uint_fast64_t entries, bytes;
 
   uv_mutex_t pool_lock;
@@ -686,7 +703,14 @@ static sl_frame_t *entry_frame(const redisReply *e, sid_t *id) {
   return f;
 }
 
-static void deliver(redis_history_t *h, sid_t id, sl_frame_t *f) {
+/* Feeds the entry id (frame f) with the next seq. 0; 1 when the feed is held (a live hand-off):
+ * nothing was done, and the reader stops before this entry. */
+static int deliver(redis_history_t *h, sid_t id, sl_frame_t *f) {
+  uv_mutex_lock(&h->feed_lock);
+  if (atomic_load(&h->held)) {
+    uv_mutex_unlock(&h->feed_lock);
+    return 1;
+  }
   uv_rwlock_wrlock(&h->ring_lock);
   uint64_t seq = atomic_load(&h->seq) + 1;
   if (h->gap) {
@@ -704,6 +728,8 @@ static void deliver(redis_history_t *h, sid_t id, sl_frame_t *f) {
   void *arg = h->feed_arg;
   uv_mutex_unlock(&h->lock);
   cb(f, arg);
+  uv_mutex_unlock(&h->feed_lock);
+  return 0;
 }
 
 static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -741,8 +767,12 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
           h->last = id; /* skipped, not read again */
         continue;
       }
-      deliver(h, id, f);
+      int held = deliver(h, id, f);
       sl__frame_unref(f);
+      if (held) {
+        h->parked = 1; /* read again after h->last, the entry before this one, when released */
+        return;
+      }
     }
   }
   read_next(h);
@@ -750,6 +780,9 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata) {
 
 static void read_next(redis_history_t *h) {
   if (h->r.state != LINK_UP)
+    return;
+  h->parked = atomic_load(&h->held);
+  if (h->parked)
     return;
   char after[48], count[16], block[16];
   sid_str(h->last, after, sizeof after);
@@ -1136,9 +1169,13 @@ static void on_wake(uv_async_t *a) {
     stop_loop(h);
     return;
   }
-  if (feeding && !h->reading) {
+  int held = atomic_load(&h->held);
+  if (feeding && !h->reading && !(held && h->handoff)) {
     h->reading = 1;
     link_connect(h, &h->r);
+  } else if (h->parked && !held) {
+    h->check = 1; /* retention may have overtaken the hold: look before reading on */
+    read_next(h); /* released: on after the last entry fed */
   }
   send_queued(h);
   send_fetches(h);
@@ -1286,6 +1323,75 @@ static void redis_feed(sl_history_t *base, sl_history_feed_cb cb, void *arg) {
   uv_async_send(&h->wake);
 }
 
+static void redis_feed_release(sl_history_t *base);
+
+/* The position record: the stream's key (the same log on both sides), whether this hub knew where
+ * it stood (it had reached Redis), the entry fed last (or the one it started after) and its seq. */
+static int redis_feed_hold(sl_history_t *base, sl_wire_t *pos) {
+  redis_history_t *h = (redis_history_t *)base;
+  uv_mutex_lock(&h->feed_lock); /* a feed call in progress ends first */
+  atomic_store(&h->held, 1);
+  uv_rwlock_rdlock(&h->ring_lock);
+  uint64_t seq = atomic_load(&h->seq);
+  int known = atomic_load(&h->started);
+  sid_t at = seq == h->start_seq ? h->start : h->ring[seq % h->ring_cap];
+  uv_rwlock_rdunlock(&h->ring_lock);
+  uv_mutex_unlock(&h->feed_lock);
+  sl__wire_str(pos, h->stream);
+  sl__wire_u8(pos, (uint8_t)known);
+  sl__wire_u64(pos, at.ms);
+  sl__wire_u64(pos, at.n);
+  sl__wire_u64(pos, seq);
+  if (pos->failed) {
+    redis_feed_release(base); /* not held after all */
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+static int redis_feed_at(sl_history_t *base, sl_wire_reader_t *pos) {
+  redis_history_t *h = (redis_history_t *)base;
+  size_t len;
+  const unsigned char *key = sl__wire_get_bytes(pos, &len);
+  uint8_t known = sl__wire_get_u8(pos);
+  sid_t at;
+  at.ms = sl__wire_get_u64(pos);
+  at.n = sl__wire_get_u64(pos);
+  uint64_t seq = sl__wire_get_u64(pos);
+  if (pos->bad || seq < SEQ_BASE || !h->handoff || atomic_load(&h->started)) {
+    sl__log(SL_LOG_ERROR, "redis: the running process's feed position cannot be read");
+    return -EPROTO;
+  }
+  if (len != strlen(h->stream) || memcmp(key, h->stream, len) != 0) {
+    sl__log(SL_LOG_ERROR, "redis: the running process reads the stream '%.*s', this one '%s': "
+            "the same --redis-stream is needed", (int)(len > 200 ? 200 : len), (const char *)key,
+            h->stream);
+    return -EINVAL;
+  }
+  uv_rwlock_wrlock(&h->ring_lock);
+  h->start_seq = seq;
+  atomic_store(&h->seq, seq);
+  if (known)
+    h->start = at;
+  uv_rwlock_wrunlock(&h->ring_lock);
+  /* Read by the loop thread after feed_release's wake-up (under lock, as on_wake takes it). */
+  uv_mutex_lock(&h->lock);
+  if (known) {
+    h->last = at;
+    h->have_start = 1; /* its first XINFO checks that nothing after at was trimmed meanwhile */
+  }
+  uv_mutex_unlock(&h->lock);
+  if (known)
+    atomic_store(&h->started, 1);
+  return 0;
+}
+
+static void redis_feed_release(sl_history_t *base) {
+  redis_history_t *h = (redis_history_t *)base;
+  atomic_store(&h->held, 0);
+  uv_async_send(&h->wake);
+}
+
 static int redis_health(sl_history_t *base, char *why, size_t cap) {
   redis_history_t *h = (redis_history_t *)base;
   if (atomic_load(&h->writer_up) && atomic_load(&h->reader_up) && atomic_load(&h->started))
@@ -1408,9 +1514,9 @@ static uint64_t ring_seq(redis_history_t *h, sid_t id) {
   uv_rwlock_rdlock(&h->ring_lock);
   if (sid_cmp(id, h->start) > 0) {
     uint64_t last = atomic_load(&h->seq);
-    uint64_t lo = last - SEQ_BASE < h->ring_cap ? SEQ_BASE + 1 : last - h->ring_cap + 1;
+    uint64_t lo = last - h->start_seq < h->ring_cap ? h->start_seq + 1 : last - h->ring_cap + 1;
     uint64_t hi = last;
-    while (lo <= hi && lo > SEQ_BASE) {
+    while (lo <= hi && lo > h->start_seq) {
       uint64_t mid = lo + (hi - lo) / 2;
       int cmp = sid_cmp(h->ring[mid % h->ring_cap], id);
       if (cmp == 0) {
@@ -1437,11 +1543,11 @@ static int cursor_bound(redis_history_t *h, const redis_cursor_t *c, sid_t *boun
   uv_rwlock_rdlock(&h->ring_lock);
   uint64_t last = atomic_load(&h->seq);
   uint64_t upto = c->limit < last ? c->limit : last;
-  if (upto < SEQ_BASE)
+  if (upto < h->start_seq)
     r = 1;
   else if (last - upto >= h->ring_cap)
     r = -EAGAIN;
-  *bound = upto == SEQ_BASE ? h->start : h->ring[upto % h->ring_cap];
+  *bound = upto == h->start_seq ? h->start : h->ring[upto % h->ring_cap];
   *bound_seq = upto;
   uv_rwlock_rdunlock(&h->ring_lock);
   return r;
@@ -1784,6 +1890,7 @@ static void redis_destroy(sl_history_t *base) {
   for (size_t i = 0; i < h->pool_len; i++)
     redisFree(h->pool[i]);
   uv_mutex_destroy(&h->pool_lock);
+  uv_mutex_destroy(&h->feed_lock);
   uv_rwlock_destroy(&h->ring_lock);
   uv_mutex_destroy(&h->lock);
   free(h->ring);
@@ -1805,6 +1912,9 @@ static const sl_history_ops_t redis_ops = {
   .cursor_notify = redis_cursor_notify,
   .cursor_close = redis_cursor_close,
   .feed = redis_feed,
+  .feed_hold = redis_feed_hold,
+  .feed_at = redis_feed_at,
+  .feed_release = redis_feed_release,
   .health = redis_health,
   .append_held = redis_append_held,
   .kick = redis_kick,
@@ -1836,6 +1946,9 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
   snprintf(h->trimmed_key, sl + sizeof ":trimmed", "%s:trimmed", o->stream);
   snprintf(h->hubs_key, sl + sizeof ":hubs", "%s:hubs", o->stream);
   atomic_init(&h->seq, SEQ_BASE);
+  h->start_seq = SEQ_BASE;
+  h->handoff = o->handoff;
+  atomic_init(&h->held, o->handoff);
   h->w = (link_t){.name = "writer", .backoff = BACKOFF_MIN_MS};
   h->r = (link_t){.name = "reader", .backoff = BACKOFF_MIN_MS};
   h->p = (link_t){.name = "pager", .backoff = BACKOFF_MIN_MS};
@@ -1844,6 +1957,10 @@ int sl__history_redis_new(sl_history_t **out, const sl_history_redis_opts_t *o) 
     goto fail_alloc;
   if ((r = uv_mutex_init(&h->pool_lock)))
     goto fail_lock;
+  if ((r = uv_mutex_init(&h->feed_lock))) {
+    uv_mutex_destroy(&h->pool_lock);
+    goto fail_lock;
+  }
   if ((r = uv_rwlock_init(&h->ring_lock)))
     goto fail_pool;
   if ((r = uv_loop_init(&h->loop)))
@@ -1869,6 +1986,7 @@ fail_loop:
 fail_ring:
   uv_rwlock_destroy(&h->ring_lock);
 fail_pool:
+  uv_mutex_destroy(&h->feed_lock);
   uv_mutex_destroy(&h->pool_lock);
 fail_lock:
   uv_mutex_destroy(&h->lock);

@@ -379,6 +379,10 @@ static int stream_export(sl_http_stream_t *s, sl_conn_t *c, sl_wire_t *out) {
   }
   sl__wire_u64(out, (uint64_t)sub->exp);
   sl__wire_u8(out, (uint8_t)sub->has_token);
+  /* Live, it has every update up to D, and with a shared log maybe some beyond it: a client that
+   * resumed here from an id another hub gave it an instant ago, before this hub read that far,
+   * has those already (the cursor counted them ahead); the other process must not send them. */
+  sl__wire_u64(out, sub->last_seq);
   sl__wire_u8(out, st->paging != NULL);
   if (st->paging) {
     sl__wire_u8(out, st->paging->last_id != NULL);
@@ -467,6 +471,7 @@ int sl__mercure_adopt_stream(sl_conn_t *c, sl_wire_reader_t *in, void *data,
     e = adopt_grants(in, m->cfg->public_url, &grants);
   grants.exp = (int64_t)sl__wire_get_u64(in);
   grants.has_token = sl__wire_get_u8(in);
+  uint64_t had = sl__wire_get_u64(in);
   uint8_t paging = sl__wire_get_u8(in);
   char *after = NULL;
   if (paging) {
@@ -507,6 +512,8 @@ int sl__mercure_adopt_stream(sl_conn_t *c, sl_wire_reader_t *in, void *data,
   }
   sl__metric_add(&m->metrics->subscribers, 1);
   sub->last_seq = d->dispatched_seq; /* live: every update up to here was the other process's */
+  if (had > sub->last_seq)
+    sub->last_seq = had; /* and those it had beyond (a shared log's, counted ahead) */
   *out = &stream->base;
   if (!paging) {
     free(after);

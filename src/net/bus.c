@@ -115,6 +115,13 @@ void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count) {
   uv_mutex_unlock(&b->lock);
 }
 
+void sl__bus_feed_moved(sl_bus_t *b) {
+  uv_mutex_lock(&b->lock);
+  if (b->feeds)
+    b->fed_seq = sl__history_last_seq(b->history);
+  uv_mutex_unlock(&b->lock);
+}
+
 /* Protocol rules a publish through the API must follow too. */
 static int check_update(const sl_bus_t *b, const sl_update_t *u, const char **why) {
   const char *hub_path = b->hub_path ? b->hub_path : "/.well-known/mercure";

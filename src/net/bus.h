@@ -74,6 +74,9 @@ void sl__bus_destroy(sl_bus_t *b);
 /* Before the workers run: the workers updates go to (NULL, 0 to detach before they are freed).
  * Each starts at history's last seq, so that the order continues across a restart. */
 void sl__bus_attach(sl_bus_t *b, sl_worker_t *workers, unsigned count);
+/* A live hand-off's new process: the feeding history was put where the old process's feed stood
+ * (feed_at), and has fed nothing yet: the order goes on from its last seq (sl__bus_attach next). */
+void sl__bus_feed_moved(sl_bus_t *b);
 
 /* Validates and publishes one update: its id (generated when the update has none) is written to
  * id; *seq (may be NULL) gets its place in the global order. Returns once history stored it (or

@@ -14,8 +14,11 @@ Sections (each with its own hub, 60 subscribers and a publisher at 20/s througho
     update, every process exits 0, none is left running. Printed: which way it went.
  3. SIGUSR2 during a drain (--drain-delay 2): no new process takes over, the log says the
     upgrade was refused, the drain completes as usual, exit 0.
- 4. --redis (when redis-server is installed): SIGUSR2 is either refused cleanly (logged, the old
-    pid serves on, the stream continues) or the upgrade succeeds; which one is printed.
+ 4. --redis (when redis-server is installed): two hubs on one Redis stream, 20 subscribers on
+    the upgraded one (two workers) and 10 on the other, a publisher on each at 20/s throughout;
+    SIGUSR2 to the first: the upgrade succeeds, and every subscriber on both hubs gets every
+    acknowledged update once, in order, no stream ends; then a resume on the new process from
+    an id acknowledged before the upgrade gets exactly what followed it in the stream.
 """
 
 import os
@@ -216,6 +219,27 @@ def test_upgrade_during_drain():
     load.close()
 
 
+PAGE_TOPIC = "urn:handoff:fail:page"
+
+
+def publish_many(port, topic, uids, data, batch=50):
+    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200."""
+    conn = ht.HTTPConn(port)
+    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    for k in range(0, len(uids), batch):
+        part = uids[k:k + batch]
+        conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
+                                      ht.form(ht.publish_fields(topic, data=data, id=u)))
+                           for u in part))
+        got = [conn.read_response("POST") for _ in part]
+        bad = [(r.status, r.text) for r in got if r.status != 200]
+        if bad:
+            raise AssertionError(f"publishes refused: {bad[:3]}")
+    conn.close()
+    return list(uids)
+
+
 def test_redis():
     redis = shutil.which("redis-server")
     if not redis:
@@ -228,42 +252,106 @@ def test_redis():
                               "--dir", tmp, "--daemonize", "no", "--appendonly", "no"],
                              stdin=subprocess.DEVNULL, stdout=rlog, stderr=rlog,
                              preexec_fn=ht._die_with_parent)
+    url = f"redis://127.0.0.1:{rport}"
     try:
         ht.wait_until(lambda: not ht.refused(rport) and rproc.poll() is None, 10)
-        hub = hx.start_hub(t, tmp, upgrade_timeout=5, anonymous=True, heartbeat=0,
-                           redis=f"redis://127.0.0.1:{rport}", redis_stream="handoff")
-        ht.wait_until(lambda: ht.request(hub.port, "GET", "/readyz").status == 200, 10 * ht.SLOW)
-        load = hx.Load(t, hub.port, 20, TOPICS, rate=10)
-        if not load.ok_open("--redis: "):
+        # Two hubs on one stream: the upgraded one (two workers) and a second one, which goes on
+        # appending while the first hands over.
+        hub = hx.start_hub(t, tmp, upgrade_timeout=10, anonymous=True, heartbeat=0, workers=2,
+                           redis=url, redis_stream="handoff", history_size=10000,
+                           max_queue=65536)
+        other = ht.start_hub(anonymous=True, heartbeat=0, workers=1, redis=url,
+                             redis_stream="handoff", history_size=10000)
+        for h in (hub, other):
+            ht.wait_until(lambda: ht.request(h.port, "GET", "/readyz").status == 200,
+                          10 * ht.SLOW)
+        # A resume that is still paging its replay when the upgrade comes (4.5 MB of history,
+        # more than the socket takes, read by nobody until after it): handed as "after the last
+        # id read", its next page is fetched by the new process.
+        big = [f"pg{i}" for i in range(1500)]
+        publish_many(other.port, PAGE_TOPIC, big, "x" * 3000)
+        paging = ht.SSEStream(hub.port, ht.sub_query([PAGE_TOPIC], param="topic"),
+                              headers={"Last-Event-ID": big[0]}, rcvbuf=4096)
+        t.eq(paging.status, 200, "--redis: a resume from the first of 1500 updates of 3 kB opens")
+        load = hx.Load(t, hub.port, 20, TOPICS, rate=20, prefix="a")
+        # Subscribers on the second hub, in the same swarm, and its own publisher.
+        theirs = []
+        for i in range(10):
+            tp = TOPICS[i % len(TOPICS)]
+            s = hx.UpSub(other.port, ht.sub_query([tp], param="topic"), tp)
+            theirs.append(s)
+            load.swarm.add(s)
+        opened = load.swarm.run(lambda: all(s.opened or s.ended() for s in theirs), 30)
+        if not load.ok_open("--redis: ") or not t.check(
+                opened and not any(s.ended() for s in theirs),
+                "--redis: 10 subscribers on the second hub opened"):
             return
+        pub_b = hx.SteadyPublisher(other.port, load.token, TOPICS, "b", 250)
+        load.pubs.append(pub_b)
         load.start()
-        load.sleep(1)
-        res = None
+        pub_b.start()
+        load.sleep(1.5)
+        # An id acknowledged before the upgrade, for a resume on the new process afterwards.
+        resume_tp = TOPICS[0]
+        resume_id = load.pub.acked[resume_tp][len(load.pub.acked[resume_tp]) // 2]
+        replayed = ht.metric(hub.metrics(), "sluice_replayed_total")
+        t.check(replayed is not None and replayed < len(big) - 1, "--redis: the resume is still "
+                f"paging when the upgrade begins ({replayed} of {len(big) - 1} queued)")
         t_sig = time.monotonic()
         hub.proc.send_signal(signal.SIGUSR2)
-        load.run(lambda: hx.FAILED_RE.search(hub.log_text()) or not hub.alive(), 20)
+        load.run(lambda: hx.FAILED_RE.search(hub.log_text()) or not hub.alive(), 30 * ht.SLOW)
+        t_up = time.monotonic()
+        load.sleep(1.5)
+        res = hx.upgrade(hub, timeout=1, sig_at=t_sig, exited_at=t_up)
+        new = hx.check_upgraded(t, hub, res, "--redis", streams=21)
+        if new is None:
+            load.stop(catch_up=2)
+            load.close()
+            return
+        # A resume on the new process from an id the old one acknowledged: exactly what followed
+        # it in the stream, as a subscriber on the other hub, live all along, got it.
+        late = hx.UpSub(hub.port, ht.sub_query([resume_tp], param="topic",
+                                               last_event_id=resume_id), resume_tp,
+                        resume_from=resume_id)
+        load.swarm.add(late)
         load.sleep(1)
         caught_up = load.stop()
-        if hub.alive():
-            why = hx.FAILED_RE.search(hub.log_text()) or re.search(
-                r"^.*(SIGUSR2|upgrade).*still serving.*$", hub.log_text(), re.M)
-            print(f"info --redis: SIGUSR2 refused: {why.group(0) if why else '(no line)'}",
-                  flush=True)
-            t.check(why is not None, "--redis: the refusal is logged (`upgrade failed: <why>; "
-                    "still serving`, or a line saying why and that it still serves)",
-                    hub.log_tail(6))
-            t.check(hub.pid_file is None or hx.read_pid(hub.pid_file) == hub.pid,
-                    "--redis: the pid file still names the old pid")
-            final = hub
-        else:
-            res = hx.upgrade(hub, timeout=1, sig_at=t_sig)
-            print(f"info --redis: the old pid exited ({res.old_rc}): the upgrade was carried out "
-                  f"if a new pid serves ({res.new_pid})", flush=True)
-            final = hx.check_upgraded(t, hub, res, "--redis", streams=20)
-        t.check(caught_up, "--redis: every subscriber caught up")
-        load.judge("--redis subscribers")
+        after = publish_many(hub.port, PAGE_TOPIC, ["pg-after-0", "pg-after-1"], "after")
+        deadline = time.monotonic() + 30 * ht.SLOW
+        while time.monotonic() < deadline and not (paging.eof or after[-1] in paging.ids()):
+            paging.pump(0.05)
+        got = paging.ids()
+        t.check(got == big[1:] + after and not paging.eof,
+                "--redis: the resume paging across the upgrade gets the rest of its replay, then "
+                "what came after, once each, in order, and its stream goes on",
+                f"got {len(got)} of {len(big) - 1 + len(after)}, {len(got) - len(set(got))} "
+                f"twice, eof {paging.eof}; first difference at "
+                f"{next((i for i, (a, b) in enumerate(zip(got, big[1:] + after)) if a != b), '-')}")
+        paging.close()
+        load.run(lambda: late.ids and late.ids[-1:] == [x for x in theirs if x.topic ==
+                                                            resume_tp][0].ids[-1:], 10 * ht.SLOW)
+        gap, lat = hx.delivery_gap(load.subs + theirs, t_sig, t_up + 1)
+        print(f"info --redis: upgrade in {res.seconds:.2f} s; delivery gap {gap * 1000:.0f} ms, "
+              f"worst latency of an update sent meanwhile {lat * 1000:.0f} ms; acknowledged "
+              f"{load.pub.count} on the upgraded hub, {pub_b.count} on the other", flush=True)
+        t.check(caught_up, "--redis: every subscriber on both hubs caught up")
+        load.judge("--redis subscribers of the upgraded hub")
+        t.check(not pub_b.refused and not pub_b.maybe and pub_b.error is None and pub_b.count > 0,
+                f"--redis: every publish to the second hub ({pub_b.count}) answered 200",
+                f"refused {pub_b.refused[:3]}, no answer {sorted(pub_b.maybe)[:3]}, "
+                f"error {pub_b.error}")
+        hx.judge(t, theirs, load.pubs, label="--redis subscribers of the second hub")
+        ref = next(x for x in theirs if x.topic == resume_tp)
+        want = ref.ids[ref.ids.index(resume_id) + 1:] if resume_id in ref.ids else None
+        t.check(want is not None and late.ids == want and not late.ended(),
+                f"--redis: a resume on the new process from {resume_id} (acknowledged before the "
+                f"upgrade) gets exactly the {len(want or [])} updates that followed it, in the "
+                "stream's order",
+                f"got {len(late.ids)}: {late.ids[:3]}...{late.ids[-2:]}; want "
+                f"{(want or [])[:3]}...{(want or [])[-2:]}; {late.how_ended()}")
         load.close()
-        hx.clean_stop(t, final)
+        hx.clean_stop(t, new)
+        hx.clean_stop(t, other, "the second hub exits 0 on SIGTERM")
     finally:
         rproc.terminate()
         try:
@@ -273,10 +361,18 @@ def test_redis():
         rlog.close()
 
 
-t.section("new binaries that fail at start, then one that works", test_failing_binaries)
-t.section("SIGTERM during an upgrade", test_sigterm_during_upgrade)
-t.section("SIGUSR2 during a drain", test_upgrade_during_drain)
-t.section("--redis and SIGUSR2", test_redis)
+ONLY = sys.argv[1:]  # test function names to run alone (by hand); none: all
+
+
+def section(title, fn):
+    if not ONLY or fn.__name__ in ONLY:
+        t.section(title, fn)
+
+
+section("new binaries that fail at start, then one that works", test_failing_binaries)
+section("SIGTERM during an upgrade", test_sigterm_during_upgrade)
+section("SIGUSR2 during a drain", test_upgrade_during_drain)
+section("--redis: an upgrade while another hub publishes", test_redis)
 strays = hx.reap_strays()
 t.check(not strays, "no process of ours was left running", strays)
 t.finish()
