@@ -195,6 +195,9 @@ def start_hub(t, tmpdir, exec_path=None, upgrade_timeout=None, **flags):
         hub.pid_file = None
         return hub
     hub.pid_file = pid_file
+    # The daemon writes its pid file once it serves, just after it starts answering: a slow
+    # (sanitized) build may answer /healthz an instant before the file is there.
+    ht.wait_until(lambda: read_pid(pid_file) == hub.pid, 10 * ht.SLOW)
     return hub
 
 
