@@ -156,8 +156,8 @@ static void paging_free(paging_t *p) {
   sl__sub_filter_free(&p->filter);
   free(p->last_id);
   p->last_id = NULL;
-  if (p->waiting && atomic_load(&p->posted)) {
-    p->orphaned = 1; /* the call on its way to the worker frees it */
+  if (atomic_load(&p->posted)) {
+    p->orphaned = 1; /* the call on its way to the worker frees it (waiting or not) */
     return;
   }
   free(p);
@@ -166,7 +166,11 @@ static void paging_free(paging_t *p) {
 /* The backend's thread: the page a non-blocking cursor fetched came. */
 static void paging_ready(void *arg) {
   paging_t *p = arg;
-  atomic_store(&p->posted, 1);
+  /* Once: a page can come while the call for an earlier one still waits in the worker's queue
+   * (the stream's on_writable took that page meanwhile and asked for the next); posting the same
+   * call twice would link it into the queue twice. The call queued reads whatever came. */
+  if (atomic_exchange(&p->posted, 1))
+    return;
   if (sl__worker_post_call(p->m->worker, &p->call))
     sl__worker_wake(p->m->worker);
 }
