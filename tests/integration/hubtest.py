@@ -1201,3 +1201,22 @@ def metric(samples, name):
         return samples[name]
     vals = [v for k, v in samples.items() if k.startswith(name + "{")]
     return sum(vals) if vals else None
+
+
+def publish_many(port, topic, uids, data, batch=50):
+    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200
+    (an AssertionError names the first refusals). Returns the ids."""
+    conn = HTTPConn(port)
+    hdrs = {"Authorization": f"Bearer {mint_token()}",
+            "Content-Type": "application/x-www-form-urlencoded"}
+    for k in range(0, len(uids), batch):
+        part = uids[k:k + batch]
+        conn.send(b"".join(conn.build("POST", HUB_PATH, hdrs,
+                                      form(publish_fields(topic, data=data, id=u)))
+                           for u in part))
+        got = [conn.read_response("POST") for _ in part]
+        bad = [(r.status, r.text) for r in got if r.status != 200]
+        if bad:
+            raise AssertionError(f"publishes refused: {bad[:3]}")
+    conn.close()
+    return list(uids)

@@ -222,24 +222,6 @@ def test_upgrade_during_drain():
 PAGE_TOPIC = "urn:handoff:fail:page"
 
 
-def publish_many(port, topic, uids, data, batch=50):
-    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200."""
-    conn = ht.HTTPConn(port)
-    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
-            "Content-Type": "application/x-www-form-urlencoded"}
-    for k in range(0, len(uids), batch):
-        part = uids[k:k + batch]
-        conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
-                                      ht.form(ht.publish_fields(topic, data=data, id=u)))
-                           for u in part))
-        got = [conn.read_response("POST") for _ in part]
-        bad = [(r.status, r.text) for r in got if r.status != 200]
-        if bad:
-            raise AssertionError(f"publishes refused: {bad[:3]}")
-    conn.close()
-    return list(uids)
-
-
 def test_redis():
     redis = shutil.which("redis-server")
     if not redis:
@@ -269,7 +251,7 @@ def test_redis():
         # more than the socket takes, read by nobody until after it): handed as "after the last
         # id read", its next page is fetched by the new process.
         big = [f"pg{i}" for i in range(1500)]
-        publish_many(other.port, PAGE_TOPIC, big, "x" * 3000)
+        ht.publish_many(other.port, PAGE_TOPIC, big, "x" * 3000)
         paging = ht.SSEStream(hub.port, ht.sub_query([PAGE_TOPIC], param="topic"),
                               headers={"Last-Event-ID": big[0]}, rcvbuf=4096)
         t.eq(paging.status, 200, "--redis: a resume from the first of 1500 updates of 3 kB opens")
@@ -316,7 +298,7 @@ def test_redis():
         load.swarm.add(late)
         load.sleep(1)
         caught_up = load.stop()
-        after = publish_many(hub.port, PAGE_TOPIC, ["pg-after-0", "pg-after-1"], "after")
+        after = ht.publish_many(hub.port, PAGE_TOPIC, ["pg-after-0", "pg-after-1"], "after")
         deadline = time.monotonic() + 30 * ht.SLOW
         while time.monotonic() < deadline and not (paging.eof or after[-1] in paging.ids()):
             paging.pump(0.05)

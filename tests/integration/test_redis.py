@@ -541,24 +541,6 @@ def test_resume_ahead_of_reader():
     r.stop()
 
 
-def publish_many(port, uids, data, batch=50):
-    """Publishes one update per id, pipelined batch at a time on one connection; all must be 200."""
-    conn = ht.HTTPConn(port)
-    hdrs = {"Authorization": f"Bearer {ht.mint_token()}",
-            "Content-Type": "application/x-www-form-urlencoded"}
-    for k in range(0, len(uids), batch):
-        part = uids[k:k + batch]
-        conn.send(b"".join(conn.build("POST", ht.HUB_PATH, hdrs,
-                                      ht.form(ht.publish_fields(TOPIC, data=data, id=u)))
-                           for u in part))
-        got = [conn.read_response("POST") for _ in part]
-        bad = [(r.status, r.text) for r in got if r.status != 200]
-        if bad:
-            raise AssertionError(f"publishes refused: {bad[:3]}")
-    conn.close()
-    return list(uids)
-
-
 def test_paging_while_live():
     """A resume paged slowly (a client that reads late) while updates keep coming: it joins the
     live flow without a hole and without a duplicate, on the hub that saw everything live, on a
@@ -571,16 +553,16 @@ def test_paging_while_live():
     t.check(ht.wait_until(lambda: ready(ha).status == 200 and ready(hc).status == 200,
                           10 * ht.SLOW), "hubs A and C ready")
     big = "x" * 3000  # 4.5 MB: more than a socket's send buffer grows to (4 MiB here)
-    ids = publish_many(ha.port, [f"pg-{i}" for i in range(1500)], big)
+    ids = ht.publish_many(ha.port, TOPIC, [f"pg-{i}" for i in range(1500)], big)
     hb = ht.start_hub(redis=r.url, redis_stream="paging", max_queue=65536, history_size=10000)
     t.check(ht.wait_until(lambda: ready(hb).status == 200, 10 * ht.SLOW), "hub B ready")
-    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1500, 1520)], big)
+    ids += ht.publish_many(ha.port, TOPIC, [f"pg-{i}" for i in range(1500, 1520)], big)
     slow = [ht.SSEStream(h.port, ht.sub_query([TOPIC]), token=sub_tok,
                          headers={"Last-Event-ID": ids[0]}, rcvbuf=4096) for h in (ha, hb, hc)]
     t.eq([s.status for s in slow], [200] * 3, "three resumes, one per hub, that read nothing yet")
     time.sleep(0.3)
-    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1520, 1570)], "live", batch=1)
-    ids += publish_many(ha.port, [f"pg-{i}" for i in range(1570, 5800)], "live")
+    ids += ht.publish_many(ha.port, TOPIC, [f"pg-{i}" for i in range(1520, 1570)], "live", batch=1)
+    ids += ht.publish_many(ha.port, TOPIC, [f"pg-{i}" for i in range(1570, 5800)], "live")
     replayed = [ht.metric(h.metrics(), "sluice_replayed_total") for h in (ha, hb, hc)]
     t.check(all(n is not None and n < 1519 for n in replayed),
             "the replays were still paging when the live updates came (fewer than the 1519 "
@@ -795,7 +777,7 @@ def test_subscription_events_budget():
     h = ht.start_hub(redis=r.url, redis_stream="subsev", subscriptions=True, history_size=1024,
                      subscriptions_history=5000)
     t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
-    ids = publish_many(h.port, [f"ev-{i}" for i in range(1100)], "app")
+    ids = ht.publish_many(h.port, TOPIC, [f"ev-{i}" for i in range(1100)], "app")
     for _ in range(700):
         s = sub(h.port, sub_tok)
         s.wait_open()
@@ -824,7 +806,7 @@ def test_replay_off_the_worker():
     sub_tok = ht.mint_token(publish=(), subscribe=("*",))
     h = ht.start_hub(redis=px.url, redis_stream="offworker", workers=1)
     t.check(ht.wait_until(lambda: ready(h).status == 200, 10 * ht.SLOW), "hub ready")
-    ids = publish_many(h.port, [f"ow-{i}" for i in range(300)], "o" * 500)
+    ids = ht.publish_many(h.port, TOPIC, [f"ow-{i}" for i in range(300)], "o" * 500)
     live = sub(h.port, sub_tok)
     live.wait_open()
     px.hold_cursor.set()
@@ -920,7 +902,7 @@ def test_batched_appends():
     r.cmd("CONFIG", "RESETSTAT")
     uids = [f"batch-{i}" for i in range(1600)]
     uids[20] = uids[21] = "batch-dup"  # twice within one pipelined batch of 50
-    publish_many(h.port, uids, "b")
+    ht.publish_many(h.port, TOPIC, uids, "b")
     calls = evalsha_calls(r)
     t.check(0 < calls <= len(uids) // 2, "1600 pipelined publishes, all answered 200, took at most "
             "800 script calls (a batch per call, not one per update)", calls)
@@ -951,7 +933,7 @@ def test_batched_appends():
     t.check(ht.wait_until(lambda: ready(small).status == 200, 10 * ht.SLOW), "second hub ready")
     dups = [f"dup-{i}" for i in range(40)]
     dups[5] = dups[30] = "dup-x"
-    publish_many(small.port, dups, "d")
+    ht.publish_many(small.port, TOPIC, dups, "d")
     first = [e[0] for e in r.cmd("XRANGE", "dup", "-", "+")
              if dict(zip(e[1][::2], e[1][1::2]))[b"i"] == b"dup-x"]
     t.eq(len(first), 2, "an id repeated inside one batch: two entries")
